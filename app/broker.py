@@ -1,0 +1,90 @@
+"""Start a Mosquitto with the project's mosquitto.conf on a chosen port (demo, tests, load)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT_CONF = Path(__file__).resolve().parent.parent / "mosquitto.conf"
+START_TIMEOUT_S = 10.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_port(host: str, port: int, timeout: float = START_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not port_open(host, port):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+        time.sleep(0.05)
+
+
+class Broker:
+    """A mosquitto process; stops with the object (or the context manager)."""
+
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1", extra: str = "") -> None:
+        if shutil.which("mosquitto") is None:
+            raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
+        self.host = host
+        self.port = port or free_port(host)
+        self._dir = tempfile.TemporaryDirectory(prefix="mosquitto-")
+        conf = PROJECT_CONF.read_text()
+        conf = re.sub(r"(?m)^listener\s+\d+.*$", f"listener {self.port} {host}", conf)
+        self.conf_path = Path(self._dir.name) / "mosquitto.conf"
+        self.conf_path.write_text(conf + "\n" + extra)
+        self.log_path = Path(self._dir.name) / "mosquitto.log"
+        self._log = self.log_path.open("wb")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Broker:
+        self.process = subprocess.Popen(
+            ["mosquitto", "-c", str(self.conf_path)], stdout=self._log, stderr=self._log
+        )
+        try:
+            wait_port(self.host, self.port)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"mosquitto failed to start: {self.log_path.read_text()}") from None
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        self._log.close()
+        self._dir.cleanup()
+
+    def __enter__(self) -> Broker:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

@@ -1,0 +1,66 @@
+"""The FastAPI application and its lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from app.ops_router import router as ops_router
+from app.runtime import Runtime
+from areas.router import router as areas_router
+from broadcast.router import router as broadcast_router
+from core.clock import Clock
+from core.errors import AppError
+from core.settings import Settings, get_settings
+from devices.router import router as devices_router
+from media.router import router as media_router
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime.build(settings, clock)
+        app.state.runtime = runtime
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="Provincial loudspeaker broadcast control",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    for router in (areas_router, devices_router, media_router, broadcast_router, ops_router):
+        app.include_router(router)
+
+    @app.exception_handler(AppError)
+    async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
+        return JSONResponse(
+            {"error": exc.message, "detail": exc.detail}, status_code=exc.status_code
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors: list[dict[str, Any]] = [
+            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "error": e["msg"]}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": "", "error": "invalid request"}
+        return JSONResponse(
+            {"error": f"{first['field']}: {first['error']}", "detail": errors}, status_code=422
+        )
+
+    return app

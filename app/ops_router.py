@@ -1,0 +1,41 @@
+"""Operational endpoints: health, readiness, ingest counters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import text
+
+from app.deps import RuntimeDep
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def ready(runtime: RuntimeDep) -> dict[str, Any]:
+    async with runtime.engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+    return {"database": "ok", "mqtt": "ok" if runtime.mqtt and runtime.mqtt.connected else "down"}
+
+
+@router.get("/api/v1/ingest")
+async def ingest_stats(runtime: RuntimeDep) -> dict[str, Any]:
+    """What arrived from devices and what was refused (malformed, unknown device, ...)."""
+    return {
+        "counts": dict(runtime.stats.counts),
+        "backlog": {
+            "acks": runtime.acks.backlog if runtime.acks else 0,
+            "link": runtime.link.backlog if runtime.link else 0,
+        },
+        "mqtt_reconnects": runtime.mqtt.reconnects if runtime.mqtt else 0,
+        "recent_rejects": [
+            {"at": r.at.isoformat(), "topic": r.topic, "reason": r.reason, "payload": r.payload}
+            for r in runtime.stats.recent
+        ],
+    }

@@ -1,0 +1,150 @@
+"""Everything the control plane holds while it runs, built and disposed by the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from broadcast import jobs as broadcast_jobs
+from broadcast import repository as broadcast_repository
+from broadcast.dispatch import Dispatcher
+from broadcast.ingest import IncomingAck, apply_acks
+from core.batching import BatchConsumer
+from core.clock import Clock, SystemClock
+from core.database import create_engine, create_session_maker, session_scope
+from core.ingest_stats import IngestStats
+from core.mqtt import MqttService
+from core.settings import Settings
+from devices import protocol
+from devices.handlers import LinkMessage, apply_link_batch
+from scheduler.leader import LeaderLock
+from scheduler.runner import JobRunner
+
+log = logging.getLogger(__name__)
+
+MQTT_CONNECT_TIMEOUT_S = 10.0
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    stats: IngestStats = field(default_factory=IngestStats)
+    # SQLite has one writer; within a process, delivery writers take turns here so an ack
+    # batch never overwrites a cancel it did not see. PostgreSQL adds row locks on top.
+    write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    mqtt: MqttService | None = None
+    dispatcher: Dispatcher | None = None
+    acks: BatchConsumer[IncomingAck] | None = None
+    link: BatchConsumer[LinkMessage] | None = None
+    jobs: JobRunner | None = None
+
+    @classmethod
+    def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
+        engine = create_engine(settings.database_url)
+        return cls(settings, clock or SystemClock(), engine, create_session_maker(engine))
+
+    def require_dispatcher(self) -> Dispatcher:
+        assert self.dispatcher is not None, "runtime not started"
+        return self.dispatcher
+
+    async def start(self, *, run_jobs: bool | None = None) -> None:
+        s = self.settings
+        self.acks = BatchConsumer(
+            "acks", self._handle_acks, max_batch=s.ack_batch_max, window_s=s.ack_batch_window_s
+        )
+        self.link = BatchConsumer(
+            "link", self._handle_link, max_batch=s.ack_batch_max, window_s=s.ack_batch_window_s
+        )
+        self.mqtt = MqttService(
+            s,
+            {
+                protocol.ACK_FILTER: self._on_ack,
+                protocol.STATUS_FILTER: self._on_status,
+                protocol.HEARTBEAT_FILTER: self._on_heartbeat,
+            },
+        )
+        self.dispatcher = Dispatcher(self.mqtt, s, self.clock)
+        self.acks.start()
+        self.link.start()
+        await self.mqtt.start()
+        try:
+            await self.mqtt.wait_connected(MQTT_CONNECT_TIMEOUT_S)
+        except TimeoutError:
+            log.warning(
+                "broker %s:%s not reachable yet; retrying in the background",
+                s.mqtt_host,
+                s.mqtt_port,
+            )
+        if s.run_jobs_in_api if run_jobs is None else run_jobs:
+            self.start_jobs()
+
+    def start_jobs(self) -> None:
+        dispatcher = self.require_dispatcher()
+
+        async def sweep() -> None:
+            await broadcast_jobs.sweep_deliveries(
+                sessions=self.sessions,
+                dispatcher=dispatcher,
+                clock=self.clock,
+                write_lock=self.write_lock,
+            )
+
+        self.jobs = JobRunner(
+            {"sweep_deliveries": sweep},
+            interval_s=self.settings.sweep_interval_s,
+            leader=LeaderLock(self.engine),
+        )
+        self.jobs.start()
+
+    async def stop(self) -> None:
+        if self.jobs is not None:
+            await self.jobs.stop()
+        if self.mqtt is not None:
+            await self.mqtt.stop()
+        for consumer in (self.acks, self.link):
+            if consumer is not None:
+                await consumer.stop()
+        await self.engine.dispose()
+
+    async def drained(self) -> None:
+        """Every device message received so far has been written."""
+        for consumer in (self.acks, self.link):
+            if consumer is not None:
+                await consumer.drained()
+
+    # --- MQTT in: enqueue only; the batch consumers do the work ---------------------------
+
+    def _on_ack(self, topic: str, payload: bytes) -> None:
+        code = protocol.cluster_code_from_topic(topic)
+        assert self.acks is not None
+        self.acks.submit(IncomingAck(topic, code or "", payload, self.clock.now()))
+
+    def _on_status(self, topic: str, payload: bytes) -> None:
+        self._link("status", topic, payload)
+
+    def _on_heartbeat(self, topic: str, payload: bytes) -> None:
+        self._link("hb", topic, payload)
+
+    def _link(self, kind: str, topic: str, payload: bytes) -> None:
+        code = protocol.cluster_code_from_topic(topic)
+        assert self.link is not None
+        self.link.submit(LinkMessage(kind, topic, code or "", payload, self.clock.now()))
+
+    async def _handle_acks(self, batch: list[IncomingAck]) -> None:
+        async with self.write_lock, session_scope(self.sessions) as session:
+            await apply_acks(session, batch, settings=self.settings, stats=self.stats)
+
+    async def _handle_link(self, batch: list[LinkMessage]) -> None:
+        async def resend_soon(session: AsyncSession, cluster_ids: list[int]) -> None:
+            await broadcast_repository.resend_soon_for_clusters(
+                session, cluster_ids=cluster_ids, at=self.clock.now()
+            )
+
+        async with self.write_lock, session_scope(self.sessions) as session:
+            await apply_link_batch(session, batch, stats=self.stats, on_online=resend_soon)

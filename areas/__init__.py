@@ -1,0 +1,1 @@
+"""The administrative area tree (province, district, commune, hamlet), as data."""

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, UploadFile, status
+
+from app.deps import RuntimeDep, SessionDep
+from areas import service
+from areas.schemas import AreaCreate, AreaRead, AreaUpdate
+from core.schemas import ImportReport, Limit, Offset, Page
+from core.uploads import read_csv_upload
+
+router = APIRouter(prefix="/api/v1/areas", tags=["areas"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_area(data: AreaCreate, session: SessionDep, runtime: RuntimeDep) -> AreaRead:
+    return await service.create(session=session, clock=runtime.clock, data=data)
+
+
+@router.get("")
+async def list_areas(
+    session: SessionDep,
+    under: Annotated[str | None, Query(description="only this area's subtree")] = None,
+    parent: Annotated[str | None, Query(description="only direct children")] = None,
+    level: str | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Page[AreaRead]:
+    return await service.list_page(
+        session=session, under=under, parent=parent, level=level, limit=limit, offset=offset
+    )
+
+
+@router.post("/import")
+async def import_areas(file: UploadFile, session: SessionDep, runtime: RuntimeDep) -> ImportReport:
+    text = await read_csv_upload(file)
+    return await service.import_csv(session=session, clock=runtime.clock, text=text)
+
+
+@router.get("/{code}")
+async def read_area(code: str, session: SessionDep) -> AreaRead:
+    return await service.read(session=session, code=code)
+
+
+@router.patch("/{code}")
+async def update_area(code: str, data: AreaUpdate, session: SessionDep) -> AreaRead:
+    return await service.update(session=session, code=code, data=data)
+
+
+@router.delete("/{code}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_area(code: str, session: SessionDep) -> None:
+    await service.delete(session=session, code=code)

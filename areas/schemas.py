@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from core.schemas import CodeStr, ORMModel
+
+
+class AreaCreate(BaseModel):
+    code: CodeStr
+    name: str = Field(min_length=1, max_length=200)
+    level: str = Field(min_length=1, max_length=32, examples=["province", "commune"])
+    parent_code: CodeStr | None = None
+
+
+class AreaUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    level: str | None = Field(default=None, min_length=1, max_length=32)
+    parent_code: CodeStr | None = None
+
+
+class AreaRead(ORMModel):
+    code: str
+    name: str
+    level: str
+    parent_code: str | None
+    path: str
+    depth: int
+    created_at: datetime

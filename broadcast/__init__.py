@@ -1,0 +1,1 @@
+"""Broadcasts and their per-cluster deliveries: the emergency path."""

@@ -1,0 +1,80 @@
+"""Publishing commands: the first fan-out, cancels, and re-sends with backoff."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from broadcast import repository
+from broadcast.commands import cancel_command, fan_out_targets, play_command
+from broadcast.models import Broadcast
+from broadcast.service import retry_delay_s
+from broadcast.states import DeliveryState
+from core.clock import Clock
+from core.mqtt import MqttService, Outgoing
+from core.settings import Settings
+from devices import protocol
+from devices.protocol import Command, Target
+from media.models import MediaFile
+
+RESEND_BATCH = 5000  # per sweep; a province's worth, so a reconnect storm drains in seconds
+
+
+class Dispatcher:
+    def __init__(self, mqtt: MqttService, settings: Settings, clock: Clock) -> None:
+        self._mqtt = mqtt
+        self._settings = settings
+        self._clock = clock
+
+    def _outgoing(self, topic: str, command: Command) -> Outgoing:
+        expiry = protocol.message_expiry_s(command.expires_at, self._clock.now())
+        return Outgoing(topic, command.to_json(), expiry_s=expiry)
+
+    def _media_url(self, media: MediaFile | None) -> str | None:
+        return self._settings.media_url(media.sha256) if media else None
+
+    async def publish_play(self, broadcast: Broadcast, media: MediaFile | None) -> None:
+        url = self._media_url(media)
+        await self._mqtt.publish_many(
+            [
+                self._outgoing(topic, play_command(broadcast, media, target, media_url=url))
+                for topic, target in fan_out_targets(broadcast)
+            ]
+        )
+
+    async def publish_cancel(self, broadcast: Broadcast) -> None:
+        now = self._clock.now()
+        await self._mqtt.publish_many(
+            [
+                self._outgoing(topic, cancel_command(broadcast, target, now))
+                for topic, target in fan_out_targets(broadcast)
+            ]
+        )
+
+    async def resend_due(self, session: AsyncSession) -> int:
+        """Re-send to each cluster, on its own topic, what it has not answered in time."""
+        now = self._clock.now()
+        rows = await repository.due_for_resend(session, now=now, limit=RESEND_BATCH)
+        if not rows:
+            return 0
+        outgoing, reschedule, queued = [], [], []
+        for delivery, code, broadcast, media in rows:
+            target = Target(cluster=code)
+            if delivery.state == DeliveryState.CANCELED:
+                command = cancel_command(broadcast, target, now)
+            else:
+                command = play_command(broadcast, media, target, media_url=self._media_url(media))
+            outgoing.append(self._outgoing(protocol.cluster_command_topic(code), command))
+            attempts = delivery.attempts + 1
+            delay = timedelta(seconds=retry_delay_s(attempts, self._settings))
+            reschedule.append(
+                {"id": delivery.id, "attempts": attempts, "next_attempt_at": now + delay}
+            )
+            if delivery.state == DeliveryState.QUEUED:
+                queued.append(delivery.id)
+        # If the broker is down this raises, the transaction rolls back, the next sweep retries.
+        await self._mqtt.publish_many(outgoing)
+        await repository.reschedule(session, reschedule)
+        await repository.mark_sent(session, delivery_ids=queued, broadcast_id=None, at=now)
+        return len(outgoing)

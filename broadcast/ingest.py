@@ -1,0 +1,238 @@
+"""Acknowledgement ingest: parse, match, apply the state machine, write once per batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from broadcast import repository
+from broadcast.models import Broadcast, Delivery
+from broadcast.states import ACK_TO_STATE, TERMINAL, DeliveryState, Outcome, transition
+from core.ingest_stats import IngestStats
+from core.settings import Settings
+from devices import repository as device_repository
+from devices.models import Cluster
+from devices.protocol import Ack, AckStage, ProtocolError, parse_ack
+from media.models import MediaFile
+
+S = DeliveryState
+
+_ROW_COLUMNS = (
+    "state",
+    "delivered_at",
+    "playing_at",
+    "played_at",
+    "ended_at",
+    "reason",
+    "next_attempt_at",
+    "stop_confirmed_at",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingAck:
+    topic: str
+    topic_cluster: str
+    payload: bytes
+    received_at: datetime
+
+
+@dataclass(slots=True)
+class _Match:
+    delivery_id: int
+    values: dict[str, Any]
+    command_id: str
+    cancel_command_id: str | None
+    play_s: float | None  # how long one full playback takes, None for an open stream
+    expires_at: datetime
+    changed: bool = False
+
+
+def _parse(batch: list[IncomingAck], stats: IngestStats) -> list[tuple[IncomingAck, Ack]]:
+    parsed = []
+    for item in batch:
+        try:
+            ack = parse_ack(item.payload)
+        except ProtocolError as exc:
+            stats.reject(
+                "malformed",
+                at=item.received_at,
+                topic=item.topic,
+                reason=str(exc),
+                payload=item.payload,
+            )
+            continue
+        if ack.cluster != item.topic_cluster:
+            # A cluster may only speak for itself: the topic is what the broker vouched for.
+            stats.reject(
+                "topic_mismatch",
+                at=item.received_at,
+                topic=item.topic,
+                reason=f"payload names cluster {ack.cluster!r}",
+                payload=item.payload,
+            )
+            continue
+        parsed.append((item, ack))
+    return parsed
+
+
+async def _load(session: AsyncSession, acks: list[Ack]) -> dict[tuple[str, str], _Match]:
+    query = (
+        select(
+            Delivery.id,
+            Delivery.broadcast_id,
+            Cluster.code,
+            *(getattr(Delivery, c) for c in _ROW_COLUMNS),
+            Broadcast.command_id,
+            Broadcast.cancel_command_id,
+            Broadcast.expires_at,
+            Broadcast.repeat,
+            Broadcast.stream_url,
+            MediaFile.duration_ms,
+        )
+        .join(Cluster, Delivery.cluster_id == Cluster.id)
+        .join(Broadcast, Delivery.broadcast_id == Broadcast.id)
+        .outerjoin(MediaFile, Broadcast.media_sha256 == MediaFile.sha256)
+        .where(
+            Delivery.broadcast_id.in_({a.broadcast for a in acks}),
+            Cluster.code.in_({a.cluster for a in acks}),
+        )
+        .order_by(Delivery.id)
+        .with_for_update(of=Delivery)  # PostgreSQL: replicas serialise per delivery
+    )
+    matches = {}
+    for row in (await session.execute(query)).all():
+        values = dict(zip(_ROW_COLUMNS, row[3 : 3 + len(_ROW_COLUMNS)], strict=True))
+        command_id, cancel_id, expires_at, repeat, stream_url, duration_ms = row[
+            3 + len(_ROW_COLUMNS) :
+        ]
+        play_s = None if stream_url or duration_ms is None else duration_ms * repeat / 1000
+        matches[(row[1], row[2])] = _Match(
+            row[0], values, command_id, cancel_id, play_s, expires_at
+        )
+    return matches
+
+
+def _next_attempt(
+    match: _Match, state: DeliveryState, now: datetime, settings: Settings
+) -> datetime | None:
+    """When to ask again if nothing more is heard: past the end of playback plus a grace."""
+    if state in TERMINAL:
+        return None
+    if match.play_s is None:
+        return match.expires_at
+    started = match.values["playing_at"] or now
+    return started + timedelta(seconds=match.play_s + settings.played_grace_s)
+
+
+def _apply(
+    match: _Match,
+    ack: Ack,
+    item: IncomingAck,
+    settings: Settings,
+    events: list[dict[str, Any]],
+    stats: IngestStats,
+) -> None:
+    values, now = match.values, item.received_at
+    if ack.cmd == match.cancel_command_id:
+        if ack.stage is AckStage.CANCELED and values["stop_confirmed_at"] is None:
+            values["stop_confirmed_at"] = now
+            values["next_attempt_at"] = None
+            match.changed = True
+            stats.count("stop_confirmed")
+        else:
+            stats.count("ack_duplicate")
+        return
+    if ack.cmd != match.command_id:
+        stats.reject(
+            "unknown_command",
+            at=now,
+            topic=item.topic,
+            reason=f"command {ack.cmd!r} is not of broadcast {ack.broadcast!r}",
+            payload=item.payload,
+        )
+        return
+    current = S(values["state"])
+    new = ACK_TO_STATE[ack.stage]
+    outcome = transition(current, new)
+    stats.count(f"ack_{outcome.value}")
+    if outcome is not Outcome.APPLIED:
+        if outcome is Outcome.DUPLICATE and current not in TERMINAL:
+            values["next_attempt_at"] = _next_attempt(match, current, now, settings)
+            match.changed = True
+        return
+    values["state"] = new.value
+    if new is S.PLAYING:
+        values["playing_at"] = now
+    if new is S.PLAYED:
+        values["played_at"] = now
+    if new in (S.DELIVERED, S.PLAYING, S.PLAYED, S.PREEMPTED) and values["delivered_at"] is None:
+        values["delivered_at"] = now  # a lost "received" is implied by any later stage
+    if new in TERMINAL:
+        values["ended_at"] = now
+    if ack.reason:
+        values["reason"] = ack.reason[:300]
+    values["next_attempt_at"] = _next_attempt(match, new, now, settings)
+    match.changed = True
+    events.append(
+        {
+            "delivery_id": match.delivery_id,
+            "state": new.value,
+            "at": now,
+            "device_at": ack.at,
+            "reason": ack.reason,
+        }
+    )
+
+
+async def apply_acks(
+    session: AsyncSession, batch: list[IncomingAck], *, settings: Settings, stats: IngestStats
+) -> None:
+    """Apply one batch of acknowledgements in the caller's transaction."""
+    stats.count("acks_received", len(batch))
+    parsed = _parse(batch, stats)
+    if not parsed:
+        return
+    matches = await _load(session, [ack for _, ack in parsed])
+    events: list[dict[str, Any]] = []
+    missing: list[tuple[IncomingAck, Ack]] = []
+    for item, ack in parsed:
+        match = matches.get((ack.broadcast, ack.cluster))
+        if match is None:
+            missing.append((item, ack))
+            continue
+        _apply(match, ack, item, settings, events, stats)
+    if missing:
+        await _reject_unmatched(session, missing, stats)
+    changed = [{"id": m.delivery_id, **m.values} for m in matches.values() if m.changed]
+    if changed:
+        await repository.reschedule(session, changed)
+    if events:
+        await repository.insert_events(session, events)
+
+
+async def _reject_unmatched(
+    session: AsyncSession, missing: list[tuple[IncomingAck, Ack]], stats: IngestStats
+) -> None:
+    known = await device_repository.ids_by_code(session, {ack.cluster for _, ack in missing})
+    for item, ack in missing:
+        if ack.cluster not in known:
+            stats.reject(
+                "unknown_device",
+                at=item.received_at,
+                topic=item.topic,
+                reason=f"cluster {ack.cluster!r} is not registered",
+                payload=item.payload,
+            )
+        else:
+            stats.reject(
+                "unknown_command",
+                at=item.received_at,
+                topic=item.topic,
+                reason=f"no delivery of broadcast {ack.broadcast!r} to {ack.cluster!r}",
+                payload=item.payload,
+            )

@@ -1,0 +1,33 @@
+"""Named background jobs of the broadcast domain, run by scheduler.runner."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from broadcast import service
+from broadcast.dispatch import Dispatcher
+from core.clock import Clock
+from core.database import session_scope
+
+log = logging.getLogger(__name__)
+
+
+async def sweep_deliveries(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    dispatcher: Dispatcher,
+    clock: Clock,
+    write_lock: asyncio.Lock,
+) -> None:
+    """Expire what is past its time, then re-send what is due."""
+    async with write_lock, session_scope(sessions) as session:
+        expired = await service.expire_due(session=session, clock=clock)
+        if expired:
+            log.info("expired broadcasts %s", expired)
+    async with write_lock, session_scope(sessions) as session:
+        sent = await dispatcher.resend_due(session)
+        if sent:
+            log.info("re-sent %d commands", sent)

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.database import Base, BigIntPK, UTCDateTime
+
+
+class Broadcast(Base):
+    __tablename__ = "broadcasts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    cls: Mapped[str] = mapped_column("class", String(16))
+    level: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # active | canceled | expired
+    media_sha256: Mapped[str | None] = mapped_column(ForeignKey("media_files.sha256"))
+    stream_url: Mapped[str | None] = mapped_column(Text)
+    repeat: Mapped[int] = mapped_column(Integer, default=1)
+    target_areas: Mapped[list[str]] = mapped_column(JSON)
+    target_clusters: Mapped[list[str]] = mapped_column(JSON)
+    command_id: Mapped[str] = mapped_column(String(36))
+    cancel_command_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_broadcasts_status_expires_at", "status", "expires_at"),)
+
+
+class Delivery(Base):
+    """One broadcast to one cluster, moved through broadcast.states by acknowledgements."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    broadcast_id: Mapped[str] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"))
+    # The cluster's area when the broadcast was sent: rollups stay true after a move.
+    area_id: Mapped[int] = mapped_column(ForeignKey("areas.id"))
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    playing_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    played_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reason: Mapped[str | None] = mapped_column(String(300))
+    # When the cluster confirmed it stopped after a cancel (it may have been mid-playback).
+    stop_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("broadcast_id", "cluster_id"),
+        Index("ix_deliveries_broadcast_id_state", "broadcast_id", "state"),
+        Index("ix_deliveries_next_attempt_at", "next_attempt_at"),
+        Index("ix_deliveries_cluster_id", "cluster_id"),
+    )
+
+
+class DeliveryEvent(Base):
+    """Append-only record of every applied transition: who confirmed what, when."""
+
+    __tablename__ = "delivery_events"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())  # when the control plane learnt it
+    device_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the cluster's clock
+    reason: Mapped[str | None] = mapped_column(String(300))
+
+    __table_args__ = (Index("ix_delivery_events_delivery_id", "delivery_id"),)

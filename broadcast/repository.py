@@ -1,0 +1,232 @@
+"""SQL for broadcasts and deliveries. Set-based updates carry a state guard, so they
+never move a delivery that something else has already moved."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, func, insert, literal, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from areas.models import Area
+from broadcast.models import Broadcast, Delivery, DeliveryEvent
+from broadcast.states import ACTIVE, UNCONFIRMED, DeliveryState
+from core.database import chunked
+from devices.models import Cluster
+from media.models import MediaFile
+
+S = DeliveryState
+
+
+async def get(session: AsyncSession, broadcast_id: str) -> Broadcast | None:
+    return await session.get(Broadcast, broadcast_id)
+
+
+async def insert_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    for chunk in chunked(rows, columns_per_row=len(rows[0]) if rows else 1):
+        await session.execute(insert(Delivery), chunk)
+
+
+async def insert_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    for chunk in chunked(rows, columns_per_row=5):
+        await session.execute(insert(DeliveryEvent), chunk)
+
+
+async def log_transition_for_all(
+    session: AsyncSession,
+    *,
+    broadcast_ids: Sequence[str],
+    from_states: Iterable[DeliveryState],
+    to_state: DeliveryState,
+    at: datetime,
+) -> None:
+    """Record an event for every delivery about to make a set-based transition."""
+    source = select(
+        Delivery.id, literal(to_state.value), literal(at, type_=DeliveryEvent.at.type)
+    ).where(Delivery.broadcast_id.in_(list(broadcast_ids)), Delivery.state.in_(list(from_states)))
+    await session.execute(insert(DeliveryEvent).from_select(["delivery_id", "state", "at"], source))
+
+
+async def move_all(
+    session: AsyncSession,
+    *,
+    broadcast_ids: Sequence[str],
+    from_states: Iterable[DeliveryState],
+    to_state: DeliveryState,
+    at: datetime,
+    next_attempt_at: datetime | None = None,
+) -> None:
+    await log_transition_for_all(
+        session, broadcast_ids=broadcast_ids, from_states=from_states, to_state=to_state, at=at
+    )
+    await session.execute(
+        update(Delivery)
+        .where(
+            Delivery.broadcast_id.in_(list(broadcast_ids)), Delivery.state.in_(list(from_states))
+        )
+        .values(state=to_state, ended_at=at, next_attempt_at=next_attempt_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def mark_sent(
+    session: AsyncSession,
+    *,
+    delivery_ids: Sequence[int] | None,
+    broadcast_id: str | None,
+    at: datetime,
+) -> None:
+    """QUEUED -> SENT once the broker took the command (guarded: acks may have overtaken)."""
+    condition = Delivery.state == S.QUEUED
+    if broadcast_id is not None:
+        condition = and_(condition, Delivery.broadcast_id == broadcast_id)
+    if delivery_ids is not None:
+        for chunk in chunked(list(delivery_ids), 1):
+            await session.execute(
+                update(Delivery)
+                .where(condition, Delivery.id.in_(chunk))
+                .values(state=S.SENT, sent_at=at)
+                .execution_options(synchronize_session=False)
+            )
+        return
+    await session.execute(
+        update(Delivery)
+        .where(condition)
+        .values(state=S.SENT, sent_at=at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def counts_by_state(session: AsyncSession, broadcast_id: str) -> dict[DeliveryState, int]:
+    query = (
+        select(Delivery.state, func.count())
+        .where(Delivery.broadcast_id == broadcast_id)
+        .group_by(Delivery.state)
+    )
+    return {S(state): n for state, n in (await session.execute(query)).all()}
+
+
+async def stops_confirmed(session: AsyncSession, broadcast_id: str) -> int:
+    query = select(func.count()).where(
+        Delivery.broadcast_id == broadcast_id, Delivery.stop_confirmed_at.is_not(None)
+    )
+    return (await session.execute(query)).scalar_one()
+
+
+async def counts_by_area(
+    session: AsyncSession, broadcast_id: str
+) -> Sequence[Row[tuple[str, str, int]]]:
+    """(area path, state, count) for the areas the clusters stood in when it was sent."""
+    query = (
+        select(Area.path, Delivery.state, func.count())
+        .join(Area, Delivery.area_id == Area.id)
+        .where(Delivery.broadcast_id == broadcast_id)
+        .group_by(Area.path, Delivery.state)
+    )
+    return (await session.execute(query)).all()
+
+
+async def unconfirmed(
+    session: AsyncSession, broadcast_id: str, *, limit: int
+) -> tuple[Sequence[Row[Any]], int]:
+    condition = and_(Delivery.broadcast_id == broadcast_id, Delivery.state.in_(list(UNCONFIRMED)))
+    total = (await session.execute(select(func.count()).where(condition))).scalar_one()
+    query = (
+        select(
+            Cluster.code,
+            Area.code,
+            Delivery.state,
+            Delivery.attempts,
+            Cluster.online,
+            Cluster.last_seen_at,
+        )
+        .join(Cluster, Delivery.cluster_id == Cluster.id)
+        .join(Area, Delivery.area_id == Area.id)
+        .where(condition)
+        .order_by(Area.path, Cluster.code)
+        .limit(limit)
+    )
+    return (await session.execute(query)).all(), total
+
+
+async def areas_by_path_codes(session: AsyncSession, codes: Iterable[str]) -> dict[str, Area]:
+    rows = await session.execute(select(Area).where(Area.code.in_(list(set(codes)))))
+    return {a.code: a for a in rows.scalars()}
+
+
+async def list_page(
+    session: AsyncSession, *, status: str | None, limit: int, offset: int
+) -> tuple[list[Broadcast], int]:
+    query = select(Broadcast)
+    if status is not None:
+        query = query.where(Broadcast.status == status)
+    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    rows = await session.execute(
+        query.order_by(Broadcast.created_at.desc()).limit(limit).offset(offset)
+    )
+    return list(rows.scalars()), total
+
+
+async def due_for_resend(
+    session: AsyncSession, *, now: datetime, limit: int
+) -> Sequence[Row[tuple[Delivery, str, Broadcast, MediaFile | None]]]:
+    """Deliveries whose retry time has come: not yet confirmed, confirmed but silent past
+    the media's end, or cancelled without the cluster confirming it stopped."""
+    active_play = and_(Delivery.state.in_(list(ACTIVE)), Broadcast.status == "active")
+    pending_stop = and_(Delivery.state == S.CANCELED, Delivery.stop_confirmed_at.is_(None))
+    query = (
+        select(Delivery, Cluster.code, Broadcast, MediaFile)
+        .join(Cluster, Delivery.cluster_id == Cluster.id)
+        .join(Broadcast, Delivery.broadcast_id == Broadcast.id)
+        .outerjoin(MediaFile, Broadcast.media_sha256 == MediaFile.sha256)
+        .where(
+            Delivery.next_attempt_at <= now,
+            Broadcast.expires_at > now,
+            or_(active_play, pending_stop),
+        )
+        .order_by(Delivery.next_attempt_at)
+        .limit(limit)
+    )
+    return (await session.execute(query)).all()
+
+
+async def reschedule(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Write attempts and next retry time for deliveries just re-sent (by primary key)."""
+    if rows:
+        await session.execute(update(Delivery), rows)
+
+
+async def resend_soon_for_clusters(
+    session: AsyncSession, *, cluster_ids: Sequence[int], at: datetime
+) -> None:
+    """A cluster came back online: whatever it still owes an answer for goes out now."""
+    for chunk in chunked(list(cluster_ids), 1):
+        await session.execute(
+            update(Delivery)
+            .where(
+                Delivery.cluster_id.in_(chunk),
+                Delivery.next_attempt_at.is_not(None),
+                or_(
+                    Delivery.state.in_(list(UNCONFIRMED)),
+                    and_(Delivery.state == S.CANCELED, Delivery.stop_confirmed_at.is_(None)),
+                ),
+            )
+            .values(next_attempt_at=at)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def expired_active(session: AsyncSession, *, now: datetime) -> list[Broadcast]:
+    query = select(Broadcast).where(Broadcast.status == "active", Broadcast.expires_at <= now)
+    return list((await session.execute(query)).scalars())
+
+
+async def stop_retrying(session: AsyncSession, broadcast_ids: Sequence[str]) -> None:
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.broadcast_id.in_(list(broadcast_ids)))
+        .values(next_attempt_at=None)
+        .execution_options(synchronize_session=False)
+    )

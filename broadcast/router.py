@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from app.deps import RuntimeDep, SessionDep
+from broadcast import repository, service
+from broadcast.schemas import BroadcastCreate, BroadcastRead, BroadcastSummary
+from core.database import session_scope
+from core.schemas import Limit, Offset, Page
+from media.models import MediaFile
+
+router = APIRouter(prefix="/api/v1/broadcasts", tags=["broadcasts"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model_by_alias=True)
+async def send_broadcast(data: BroadcastCreate, runtime: RuntimeDep) -> BroadcastRead:
+    """Send a broadcast now: write one delivery per cluster, commit, then publish.
+
+    Publishing after the commit means an acknowledgement can never arrive for a delivery
+    that does not exist yet; if the process dies in between, the sweep sends it.
+    """
+    async with session_scope(runtime.sessions) as session:
+        broadcast, _ = await service.create(
+            session=session, clock=runtime.clock, settings=runtime.settings, data=data
+        )
+        media = (
+            await session.get(MediaFile, broadcast.media_sha256) if broadcast.media_sha256 else None
+        )
+    await runtime.require_dispatcher().publish_play(broadcast, media)
+    async with session_scope(runtime.sessions) as session:
+        await repository.mark_sent(
+            session, delivery_ids=None, broadcast_id=broadcast.id, at=runtime.clock.now()
+        )
+    async with session_scope(runtime.sessions) as session:
+        return await service.read(session=session, broadcast_id=broadcast.id, unconfirmed_limit=0)
+
+
+@router.get("")
+async def list_broadcasts(
+    session: SessionDep, status: str | None = None, limit: Limit = 50, offset: Offset = 0
+) -> Page[BroadcastSummary]:
+    rows, total = await repository.list_page(session, status=status, limit=limit, offset=offset)
+    items = [
+        BroadcastSummary(
+            id=b.id,
+            title=b.title,
+            cls=b.cls,  # type: ignore[arg-type]
+            status=b.status,
+            created_at=b.created_at,
+            expires_at=b.expires_at,
+        )
+        for b in rows
+    ]
+    return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/{broadcast_id}", response_model_by_alias=True)
+async def read_broadcast(
+    broadcast_id: str,
+    session: SessionDep,
+    rollup_depth: Annotated[int, Query(ge=0, le=10, description="0 = province")] = 1,
+    unconfirmed_limit: Annotated[int, Query(ge=0, le=100_000)] = 200,
+) -> BroadcastRead:
+    """Progress: counts per state, a rollup per area (worst first), who has not confirmed."""
+    return await service.read(
+        session=session,
+        broadcast_id=broadcast_id,
+        rollup_depth=rollup_depth,
+        unconfirmed_limit=unconfirmed_limit,
+    )
+
+
+@router.post("/{broadcast_id}/cancel", response_model_by_alias=True)
+async def cancel_broadcast(broadcast_id: str, runtime: RuntimeDep) -> BroadcastRead:
+    """Stop it everywhere, including clusters that are playing it now."""
+    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        broadcast = await service.cancel(
+            session=session,
+            clock=runtime.clock,
+            settings=runtime.settings,
+            broadcast_id=broadcast_id,
+        )
+    await runtime.require_dispatcher().publish_cancel(broadcast)
+    async with session_scope(runtime.sessions) as session:
+        return await service.read(session=session, broadcast_id=broadcast_id, unconfirmed_limit=0)

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AnyHttpUrl, BaseModel, Field, model_validator
+
+from broadcast.states import DeliveryState
+from core.schemas import CodeStr
+from devices.protocol import CommandClass, SenderLevel
+
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class BroadcastCreate(BaseModel):
+    title: str = Field(min_length=1, max_length=300)
+    cls: CommandClass = Field(default=CommandClass.EMERGENCY, alias="class")
+    level: SenderLevel = SenderLevel.PROVINCE
+    areas: list[CodeStr] = Field(default_factory=list, max_length=5000)
+    clusters: list[CodeStr] = Field(default_factory=list, max_length=100_000)
+    media_sha256: Sha256 | None = None
+    stream_url: AnyHttpUrl | None = None
+    expires_at: datetime | None = Field(
+        default=None, description="UTC; defaults to now + BROADCAST_DEFAULT_EXPIRY_S"
+    )
+    repeat: int = Field(default=1, ge=1, le=100)
+
+    model_config = {"populate_by_name": True}
+
+    @model_validator(mode="after")
+    def _one_source_some_targets(self) -> BroadcastCreate:
+        if (self.media_sha256 is None) == (self.stream_url is None):
+            raise ValueError("give exactly one of media_sha256 or stream_url")
+        if not self.areas and not self.clusters:
+            raise ValueError("give at least one target in areas or clusters")
+        if self.expires_at is not None and self.expires_at.tzinfo is None:
+            raise ValueError("expires_at must carry a time zone (UTC: ...Z)")
+        return self
+
+
+class AreaRollup(BaseModel):
+    area_code: str
+    area_name: str
+    total: int
+    confirmed: int
+    counts: dict[DeliveryState, int]
+
+
+class UnconfirmedCluster(BaseModel):
+    cluster: str
+    area_code: str
+    state: DeliveryState
+    attempts: int
+    online: bool
+    last_seen_at: datetime | None
+
+
+class BroadcastRead(BaseModel):
+    id: str
+    title: str
+    cls: CommandClass = Field(serialization_alias="class")
+    level: SenderLevel
+    status: str
+    media_sha256: str | None
+    stream_url: str | None
+    target_areas: list[str]
+    target_clusters: list[str]
+    created_at: datetime
+    expires_at: datetime
+    canceled_at: datetime | None
+    total: int
+    confirmed: int
+    counts: dict[DeliveryState, int]
+    stops_confirmed: int = 0
+    areas: list[AreaRollup] = []
+    unconfirmed: list[UnconfirmedCluster] = []
+    unconfirmed_total: int = 0
+
+
+class BroadcastSummary(BaseModel):
+    id: str
+    title: str
+    cls: CommandClass = Field(serialization_alias="class")
+    status: str
+    created_at: datetime
+    expires_at: datetime

@@ -1,0 +1,261 @@
+"""Broadcast logic: create, cancel, read progress, expire. Services flush, never commit."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from areas import repository as area_repository
+from areas.models import Area
+from areas.service import AreaNotFound
+from broadcast import repository
+from broadcast.models import Broadcast, Delivery
+from broadcast.schemas import (
+    AreaRollup,
+    BroadcastCreate,
+    BroadcastRead,
+    UnconfirmedCluster,
+)
+from broadcast.states import ACTIVE, UNCONFIRMED, DeliveryState
+from core.clock import Clock
+from core.errors import Conflict, InvalidInput, NotFound
+from core.settings import Settings
+from devices import repository as device_repository
+from devices.service import ClusterNotFound
+from media import service as media_service
+
+S = DeliveryState
+# States in which the cluster has told us it has the bulletin.
+CONFIRMED = frozenset({S.DELIVERED, S.PLAYING, S.PLAYED, S.PREEMPTED})
+
+
+class BroadcastNotFound(NotFound):
+    def __init__(self, broadcast_id: str) -> None:
+        super().__init__(
+            f"broadcast {broadcast_id!r} not found", detail={"broadcast": broadcast_id}
+        )
+
+
+def retry_delay_s(attempts: int, settings: Settings) -> float:
+    """Exponential backoff: base, 2*base, 4*base ... capped."""
+    return float(min(settings.resend_cap_s, settings.resend_base_s * 2 ** max(0, attempts - 1)))
+
+
+def _minimal_cover(areas: list[Area]) -> list[Area]:
+    """Drop areas that lie under another targeted area: their topic is already covered."""
+    kept: list[Area] = []
+    for area in sorted(areas, key=lambda a: len(a.path)):
+        if not any(area.path.startswith(k.path) for k in kept):
+            kept.append(area)
+    return kept
+
+
+async def create(
+    *, session: AsyncSession, clock: Clock, settings: Settings, data: BroadcastCreate
+) -> tuple[Broadcast, int]:
+    """Write the broadcast and one QUEUED delivery per target cluster."""
+    now = clock.now()
+    expires_at = data.expires_at or now + timedelta(seconds=settings.default_expiry_s)
+    if expires_at <= now:
+        raise InvalidInput(
+            "expires_at is in the past: an expired broadcast cannot be sent",
+            detail={"field": "expires_at"},
+        )
+    if data.media_sha256 is not None:
+        await media_service.get(session=session, sha256=data.media_sha256)
+
+    found = await area_repository.get_many_by_code(session, data.areas)
+    for code in data.areas:
+        if code not in found:
+            raise AreaNotFound(code)
+    cover = _minimal_cover(list(found.values()))
+    in_areas = await device_repository.targets_in_subtrees(session, [a.path for a in cover])
+    named = await device_repository.targets_by_code(session, data.clusters)
+    named_codes = {code for _, code, _ in named}
+    for code in data.clusters:
+        if code not in named_codes:
+            raise ClusterNotFound(code)
+    covered = {cid for cid, _, _ in in_areas}
+    extra = [row for row in named if row[0] not in covered]
+    targets = {cid: area_id for cid, _, area_id in [*in_areas, *extra]}
+    if not targets:
+        raise InvalidInput("no clusters under the given targets", detail={"field": "areas"})
+
+    broadcast = Broadcast(
+        id=str(uuid.uuid4()),
+        title=data.title,
+        cls=data.cls.value,
+        level=data.level.value,
+        status="active",
+        media_sha256=data.media_sha256,
+        stream_url=str(data.stream_url) if data.stream_url else None,
+        repeat=data.repeat,
+        target_areas=[a.code for a in cover],
+        target_clusters=sorted({code for _, code, _ in extra}),
+        command_id=str(uuid.uuid4()),
+        created_at=now,
+        expires_at=expires_at,
+    )
+    session.add(broadcast)
+    await session.flush()
+    first_retry = now + timedelta(seconds=retry_delay_s(1, settings))
+    await repository.insert_deliveries(
+        session,
+        [
+            {
+                "broadcast_id": broadcast.id,
+                "cluster_id": cid,
+                "area_id": area_id,
+                "state": S.QUEUED.value,
+                "attempts": 1,
+                "next_attempt_at": first_retry,
+            }
+            for cid, area_id in targets.items()
+        ],
+    )
+    return broadcast, len(targets)
+
+
+async def get(*, session: AsyncSession, broadcast_id: str) -> Broadcast:
+    broadcast = await repository.get(session, broadcast_id)
+    if broadcast is None:
+        raise BroadcastNotFound(broadcast_id)
+    return broadcast
+
+
+async def cancel(
+    *, session: AsyncSession, clock: Clock, settings: Settings, broadcast_id: str
+) -> Broadcast:
+    """Mark it cancelled now; the cancel command is re-sent until each cluster confirms."""
+    broadcast = await get(session=session, broadcast_id=broadcast_id)
+    now = clock.now()
+    if broadcast.status != "active":
+        raise Conflict(
+            f"broadcast {broadcast_id!r} is already {broadcast.status}",
+            detail={"broadcast": broadcast_id, "status": broadcast.status},
+        )
+    if broadcast.expires_at <= now:
+        raise Conflict(
+            f"broadcast {broadcast_id!r} has expired", detail={"broadcast": broadcast_id}
+        )
+    broadcast.status = "canceled"
+    broadcast.canceled_at = now
+    broadcast.cancel_command_id = str(uuid.uuid4())
+    await repository.move_all(
+        session,
+        broadcast_ids=[broadcast.id],
+        from_states=ACTIVE,
+        to_state=S.CANCELED,
+        at=now,
+        next_attempt_at=now + timedelta(seconds=retry_delay_s(1, settings)),
+    )
+    await session.flush()
+    return broadcast
+
+
+async def expire_due(*, session: AsyncSession, clock: Clock) -> list[str]:
+    """Close broadcasts past their expiry: never reached -> EXPIRED, reached but not
+    confirmed played -> TIMED_OUT."""
+    now = clock.now()
+    due = await repository.expired_active(session, now=now)
+    ids = [b.id for b in due]
+    if ids:
+        await repository.move_all(
+            session, broadcast_ids=ids, from_states=UNCONFIRMED, to_state=S.EXPIRED, at=now
+        )
+        await repository.move_all(
+            session,
+            broadcast_ids=ids,
+            from_states={S.DELIVERED, S.PLAYING},
+            to_state=S.TIMED_OUT,
+            at=now,
+        )
+        for b in due:
+            b.status = "expired"
+    await session.execute(
+        update(Delivery)
+        .where(
+            Delivery.next_attempt_at.is_not(None),
+            Delivery.broadcast_id.in_(
+                Broadcast.__table__.select()
+                .with_only_columns(Broadcast.id)
+                .where(Broadcast.status == "canceled", Broadcast.expires_at <= now)
+                .scalar_subquery()
+            ),
+        )
+        .values(next_attempt_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    await session.flush()
+    return ids
+
+
+async def read(
+    *,
+    session: AsyncSession,
+    broadcast_id: str,
+    rollup_depth: int = 1,
+    unconfirmed_limit: int = 200,
+) -> BroadcastRead:
+    broadcast = await get(session=session, broadcast_id=broadcast_id)
+    counts = await repository.counts_by_state(session, broadcast_id)
+    unconfirmed_rows, unconfirmed_total = await repository.unconfirmed(
+        session, broadcast_id, limit=unconfirmed_limit
+    )
+    return BroadcastRead(
+        id=broadcast.id,
+        title=broadcast.title,
+        cls=broadcast.cls,  # type: ignore[arg-type]
+        level=broadcast.level,  # type: ignore[arg-type]
+        status=broadcast.status,
+        media_sha256=broadcast.media_sha256,
+        stream_url=broadcast.stream_url,
+        target_areas=broadcast.target_areas,
+        target_clusters=broadcast.target_clusters,
+        created_at=broadcast.created_at,
+        expires_at=broadcast.expires_at,
+        canceled_at=broadcast.canceled_at,
+        total=sum(counts.values()),
+        confirmed=sum(n for s, n in counts.items() if s in CONFIRMED),
+        counts=counts,
+        stops_confirmed=await repository.stops_confirmed(session, broadcast_id),
+        areas=await _rollup(session, broadcast_id, rollup_depth),
+        unconfirmed=[
+            UnconfirmedCluster(
+                cluster=code,
+                area_code=area_code,
+                state=S(state),
+                attempts=attempts,
+                online=online,
+                last_seen_at=last_seen_at,
+            )
+            for code, area_code, state, attempts, online, last_seen_at in unconfirmed_rows
+        ],
+        unconfirmed_total=unconfirmed_total,
+    )
+
+
+async def _rollup(session: AsyncSession, broadcast_id: str, depth: int) -> list[AreaRollup]:
+    """Counts per area at one depth of the tree (0 = province), worst first."""
+    per_path = await repository.counts_by_area(session, broadcast_id)
+    buckets: dict[str, dict[DeliveryState, int]] = {}
+    for path, state, n in per_path:
+        codes = [c for c in path.split("/") if c]
+        key = codes[min(depth, len(codes) - 1)]
+        bucket = buckets.setdefault(key, {})
+        bucket[S(state)] = bucket.get(S(state), 0) + n
+    names = await repository.areas_by_path_codes(session, buckets)
+    rollups = [
+        AreaRollup(
+            area_code=code,
+            area_name=names[code].name if code in names else code,
+            total=sum(c.values()),
+            confirmed=sum(n for s, n in c.items() if s in CONFIRMED),
+            counts=c,
+        )
+        for code, c in buckets.items()
+    ]
+    return sorted(rollups, key=lambda r: (r.confirmed / r.total, r.area_code))

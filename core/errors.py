@@ -1,0 +1,30 @@
+"""Domain errors. Services raise these; one handler maps them to HTTP."""
+
+from __future__ import annotations
+
+
+class AppError(Exception):
+    status_code = 400
+
+    def __init__(self, message: str, *, detail: object | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class NotFound(AppError):
+    status_code = 404
+
+
+class Conflict(AppError):
+    status_code = 409
+
+
+class InvalidInput(AppError):
+    status_code = 422
+
+
+class Gone(AppError):
+    """The thing exists but can no longer be acted on (an expired broadcast)."""
+
+    status_code = 410

@@ -1,0 +1,247 @@
+"""The device protocol (MQTT 5), version 1: topics, payloads and their limits.
+
+Pure module: standard library and pydantic only, imported by both the control plane and
+the simulator. docs/protocol.md is the normative prose; this module is its code.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PROTOCOL_VERSION = 1
+TOPIC_ROOT = "bc/v1"
+QOS = 1  # every message: at-least-once, deduplicated by id at the receiver
+
+MAX_PAYLOAD_BYTES = 64 * 1024  # commands carry URLs, never media
+CODE_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+Code = Annotated[str, Field(pattern=CODE_PATTERN)]
+
+
+class CommandClass(StrEnum):
+    EMERGENCY = "emergency"
+    PRIORITY = "priority"
+    NORMAL = "normal"
+
+
+CLASS_RANK = {CommandClass.EMERGENCY: 3, CommandClass.PRIORITY: 2, CommandClass.NORMAL: 1}
+
+
+class SenderLevel(StrEnum):
+    CENTRAL = "central"
+    PROVINCE = "province"
+    DISTRICT = "district"
+    COMMUNE = "commune"
+
+
+LEVEL_RANK = {
+    SenderLevel.CENTRAL: 4,
+    SenderLevel.PROVINCE: 3,
+    SenderLevel.DISTRICT: 2,
+    SenderLevel.COMMUNE: 1,
+}
+
+
+class CommandKind(StrEnum):
+    PLAY = "play"  # play media or relay a stream
+    CANCEL = "cancel"  # stop a broadcast, also mid-playback
+    PROBE = "probe"  # answer "received" at once; measures the bare round trip
+
+
+class AckStage(StrEnum):
+    RECEIVED = "received"  # command verified and media ready (downloaded, sha256 checked)
+    PLAYING = "playing"
+    PLAYED = "played"
+    FAILED = "failed"  # with reason
+    REJECTED = "rejected"  # with reason: expired, malformed, unsupported version, ...
+    PREEMPTED = "preempted"  # cut off by a higher-priority broadcast
+    CANCELED = "canceled"  # stopped (or dropped before playing) by a cancel command
+
+
+# --- topics -----------------------------------------------------------------------------
+
+
+def cluster_command_topic(cluster_code: str) -> str:
+    return f"{TOPIC_ROOT}/cluster/{cluster_code}/cmd"
+
+
+def area_command_topic(area_code: str) -> str:
+    return f"{TOPIC_ROOT}/area/{area_code}/cmd"
+
+
+def ack_topic(cluster_code: str) -> str:
+    return f"{TOPIC_ROOT}/cluster/{cluster_code}/ack"
+
+
+def status_topic(cluster_code: str) -> str:
+    return f"{TOPIC_ROOT}/cluster/{cluster_code}/status"
+
+
+def heartbeat_topic(cluster_code: str) -> str:
+    return f"{TOPIC_ROOT}/cluster/{cluster_code}/hb"
+
+
+ACK_FILTER = f"{TOPIC_ROOT}/cluster/+/ack"
+STATUS_FILTER = f"{TOPIC_ROOT}/cluster/+/status"
+HEARTBEAT_FILTER = f"{TOPIC_ROOT}/cluster/+/hb"
+
+
+def shared(group: str, topic_filter: str) -> str:
+    """An MQTT 5 shared subscription: each message goes to one member of the group."""
+    return f"$share/{group}/{topic_filter}"
+
+
+def cluster_code_from_topic(topic: str) -> str | None:
+    """The cluster code of bc/v1/cluster/{code}/{leaf}, or None for any other topic."""
+    parts = topic.split("/")
+    if len(parts) == 5 and f"{parts[0]}/{parts[1]}" == TOPIC_ROOT and parts[2] == "cluster":
+        return parts[3]
+    return None
+
+
+# --- payloads ---------------------------------------------------------------------------
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    v: Literal[1] = PROTOCOL_VERSION
+
+
+class MediaRef(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    url: str
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    size: int
+    duration_ms: int
+    format: str = "mp3"
+
+
+class StreamRef(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    url: str
+    ends_at: datetime | None = None
+
+
+class Target(BaseModel):
+    """Whom a command was published to; a cluster checks that it is one of them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    area: Code | None = None
+    cluster: Code | None = None
+
+
+class Command(_Message):
+    """Control plane to cluster, on a cluster or area command topic."""
+
+    id: str
+    kind: CommandKind
+    broadcast: str
+    cls: CommandClass = Field(alias="class")
+    level: SenderLevel = SenderLevel.PROVINCE
+    issued_at: datetime
+    expires_at: datetime
+    target: Target
+    title: str = ""
+    media: MediaRef | None = None
+    stream: StreamRef | None = None
+    repeat: Annotated[int, Field(ge=1, le=100)] = 1
+    # Ed25519 signature over the canonical payload; reserved in v1 until keys are
+    # provisioned (see docs/protocol.md, "Signatures").
+    sig: str | None = None
+
+    def is_expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+
+class Ack(_Message):
+    """Cluster to control plane: the application-level acknowledgement of one command."""
+
+    cmd: str
+    broadcast: str
+    cluster: Code
+    stage: AckStage
+    at: datetime
+    reason: str | None = None
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+class Status(_Message):
+    """Retained birth message ("online": true) and Last Will ("online": false)."""
+
+    cluster: Code
+    online: bool
+    fw: str | None = None
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+class Heartbeat(_Message):
+    cluster: Code
+    at: datetime
+    seq: int = 0
+    playing: str | None = None  # broadcast id
+    volume: int | None = None
+    rssi: int | None = None
+    supply_v: float | None = None
+    power: Literal["mains", "battery"] | None = None
+    uptime_s: int | None = None
+    fw: str | None = None
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class ProtocolError(ValueError):
+    """A payload that is not a valid v1 message; the text says why."""
+
+
+def parse_command(payload: bytes) -> Command:
+    return _validated(Command, payload)
+
+
+def parse_ack(payload: bytes) -> Ack:
+    return _validated(Ack, payload)
+
+
+def parse_status(payload: bytes) -> Status:
+    return _validated(Status, payload)
+
+
+def parse_heartbeat(payload: bytes) -> Heartbeat:
+    return _validated(Heartbeat, payload)
+
+
+def _validated(model: type[_M], payload: bytes) -> _M:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ProtocolError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    try:
+        return model.model_validate_json(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "payload"
+        raise ProtocolError(f"{where}: {first.get('msg')}") from None
+
+
+def message_expiry_s(expires_at: datetime, now: datetime) -> int:
+    """MQTT 5 Message Expiry Interval for a command (at least 1 s; 0 would mean never)."""
+    return max(1, int((expires_at - now).total_seconds()))
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

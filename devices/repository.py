@@ -1,0 +1,115 @@
+"""SQL for the cluster registry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import Row, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from areas.models import Area
+from devices.models import Cluster
+
+
+async def get_by_code(session: AsyncSession, code: str) -> Cluster | None:
+    query = select(Cluster).where(Cluster.code == code)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def count_in_areas(session: AsyncSession, area_ids: Sequence[int]) -> int:
+    query = select(func.count(Cluster.id)).where(Cluster.area_id.in_(list(area_ids)))
+    return (await session.execute(query)).scalar_one()
+
+
+async def list_page(
+    session: AsyncSession,
+    *,
+    under: Area | None,
+    kind: str | None,
+    online: bool | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[tuple[Cluster, str]], int]:
+    query = select(Cluster, Area.code).join(Area, Cluster.area_id == Area.id)
+    if under is not None:
+        query = query.where(Area.path.startswith(under.path, autoescape=True))
+    if kind is not None:
+        query = query.where(Cluster.kind == kind)
+    if online is not None:
+        query = query.where(Cluster.online == online)
+    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    rows = await session.execute(query.order_by(Cluster.code).limit(limit).offset(offset))
+    return [(row[0], row[1]) for row in rows.all()], total
+
+
+async def targets_in_subtrees(
+    session: AsyncSession, paths: Sequence[str]
+) -> Sequence[Row[tuple[int, str, int]]]:
+    """(cluster id, code, area id) of every cluster under any of the given area paths."""
+    if not paths:
+        return []
+    condition = Area.path.startswith(paths[0], autoescape=True)
+    for path in paths[1:]:
+        condition = condition | Area.path.startswith(path, autoescape=True)
+    query = (
+        select(Cluster.id, Cluster.code, Cluster.area_id)
+        .join(Area, Cluster.area_id == Area.id)
+        .where(condition)
+    )
+    return (await session.execute(query)).all()
+
+
+async def targets_by_code(
+    session: AsyncSession, codes: Sequence[str]
+) -> Sequence[Row[tuple[int, str, int]]]:
+    if not codes:
+        return []
+    query = select(Cluster.id, Cluster.code, Cluster.area_id).where(Cluster.code.in_(list(codes)))
+    return (await session.execute(query)).all()
+
+
+async def provisioning(session: AsyncSession, under: Area | None) -> list[tuple[str, str, str]]:
+    """(code, kind, area path) of every cluster, for devices and the simulator."""
+    query = select(Cluster.code, Cluster.kind, Area.path).join(Area, Cluster.area_id == Area.id)
+    if under is not None:
+        query = query.where(Area.path.startswith(under.path, autoescape=True))
+    rows = await session.execute(query.order_by(Cluster.code))
+    return [(row[0], row[1], row[2]) for row in rows.all()]
+
+
+async def ids_by_code(session: AsyncSession, codes: Iterable[str]) -> dict[str, int]:
+    codes = list(codes)
+    if not codes:
+        return {}
+    rows = await session.execute(select(Cluster.code, Cluster.id).where(Cluster.code.in_(codes)))
+    return {row[0]: row[1] for row in rows.all()}
+
+
+async def mark_seen(
+    session: AsyncSession,
+    *,
+    seen: dict[int, datetime],
+    online: set[int],
+    offline: dict[int, datetime],
+) -> None:
+    """Write a batch of link-state observations: last seen, online, off since."""
+    if seen:
+        await session.execute(
+            update(Cluster),
+            [{"id": cid, "last_seen_at": at} for cid, at in seen.items()],
+        )
+    if online:
+        await session.execute(
+            update(Cluster)
+            .where(Cluster.id.in_(list(online)))
+            .values(online=True, offline_since=None)
+            .execution_options(synchronize_session=False)
+        )
+    for cid, at in offline.items():
+        await session.execute(
+            update(Cluster)
+            .where(Cluster.id == cid)
+            .values(online=False, offline_since=at)
+            .execution_options(synchronize_session=False)
+        )

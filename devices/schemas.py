@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from core.schemas import CodeStr, ORMModel
+
+
+class ClusterKind(StrEnum):
+    SPEAKER_CLUSTER = "speaker_cluster"
+    EBOARD = "eboard"
+
+
+Latitude = Field(default=None, ge=-90, le=90)
+Longitude = Field(default=None, ge=-180, le=180)
+
+
+class ClusterCreate(BaseModel):
+    code: CodeStr
+    name: str = Field(min_length=1, max_length=200)
+    kind: ClusterKind = ClusterKind.SPEAKER_CLUSTER
+    area_code: CodeStr
+    latitude: float | None = Latitude
+    longitude: float | None = Longitude
+    speakers: int = Field(default=0, ge=0, le=64)
+    firmware: str | None = Field(default=None, max_length=64)
+    installed_on: date | None = None
+
+
+class ClusterUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    kind: ClusterKind | None = None
+    area_code: CodeStr | None = None
+    latitude: float | None = Latitude
+    longitude: float | None = Longitude
+    speakers: int | None = Field(default=None, ge=0, le=64)
+    firmware: str | None = Field(default=None, max_length=64)
+    installed_on: date | None = None
+
+
+class ClusterRead(ORMModel):
+    code: str
+    name: str
+    kind: ClusterKind
+    area_code: str
+    latitude: float | None
+    longitude: float | None
+    speakers: int
+    firmware: str | None
+    installed_on: date | None
+    online: bool
+    last_seen_at: datetime | None
+    offline_since: datetime | None
+
+
+class ProvisionedCluster(BaseModel):
+    """What a device (or the simulator) needs to join: its code and area topics."""
+
+    code: str
+    kind: ClusterKind
+    areas: list[str]  # codes from the root down to the cluster's own area

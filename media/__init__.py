@@ -1,0 +1,1 @@
+"""Content-addressed media: upload, validation, storage by sha256, HTTP serving."""

@@ -1,0 +1,1 @@
+"""Simulated loudspeaker clusters speaking only the device protocol (no database)."""

@@ -1,0 +1,71 @@
+"""A one-request HTTP/1.1 GET on asyncio streams, one connection per download.
+
+A real cluster opens its own connection to fetch media. httpx's shared pool re-scans every
+queued request on each assignment, which turns 1,600 simultaneous downloads from one
+process into quadratic CPU; this costs one socket and a few kilobytes per download.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit
+
+MAX_HEADER_BYTES = 64 * 1024
+MAX_BODY_BYTES = 256 * 1024 * 1024
+
+
+class HttpLiteError(Exception):
+    pass
+
+
+async def get(url: str, *, timeout: float = 30.0) -> tuple[int, bytes]:
+    """(status, body) of a GET; raises HttpLiteError on a broken or oversized response."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise HttpLiteError(f"unsupported URL {url!r}")
+    port = parts.port or 80
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection(parts.hostname, port)
+        try:
+            writer.write(
+                f"GET {target} HTTP/1.1\r\nHost: {parts.hostname}:{port}\r\n"
+                "User-Agent: loa-simulator\r\nConnection: close\r\n\r\n".encode()
+            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            if len(head) > MAX_HEADER_BYTES:
+                raise HttpLiteError("response headers too large")
+            status_line, *header_lines = head.decode("latin-1").split("\r\n")
+            status = int(status_line.split(" ", 2)[1])
+            headers = {}
+            for line in header_lines:
+                if ":" in line:
+                    name, value = line.split(":", 1)
+                    headers[name.strip().lower()] = value.strip()
+            if headers.get("transfer-encoding", "").lower() == "chunked":
+                body = await _read_chunked(reader)
+            elif "content-length" in headers:
+                length = int(headers["content-length"])
+                if length > MAX_BODY_BYTES:
+                    raise HttpLiteError("response body too large")
+                body = await reader.readexactly(length)
+            else:
+                body = await reader.read(MAX_BODY_BYTES)
+            return status, body
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+            raise HttpLiteError(f"malformed response: {exc.__class__.__name__}") from None
+        finally:
+            writer.close()
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    body = bytearray()
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+        if size == 0:
+            await reader.readuntil(b"\r\n")
+            return bytes(body)
+        body += await reader.readexactly(size)
+        await reader.readexactly(2)
+        if len(body) > MAX_BODY_BYTES:
+            raise HttpLiteError("response body too large")

@@ -1,0 +1,22 @@
+"""Where a fleet learns which clusters to be: the control plane's provisioning list."""
+
+from __future__ import annotations
+
+import httpx
+
+from simulator.device import DeviceSpec
+
+
+def specs_from_json(items: list[dict[str, object]]) -> list[DeviceSpec]:
+    return [
+        DeviceSpec(code=str(i["code"]), kind=str(i["kind"]), areas=tuple(i["areas"]))  # type: ignore[arg-type]
+        for i in items
+    ]
+
+
+async def fetch_specs(api_url: str, *, area: str | None = None) -> list[DeviceSpec]:
+    params = {"area": area} if area else {}
+    async with httpx.AsyncClient(base_url=api_url, timeout=60) as client:
+        response = await client.get("/api/v1/clusters/provisioning", params=params)
+        response.raise_for_status()
+        return specs_from_json(response.json())

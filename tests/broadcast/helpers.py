@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from app.seed import seed_demo
+from broadcast.models import Delivery, DeliveryEvent
+from core.database import session_scope
+from simulator.device import DeviceSpec
+from simulator.provisioning import fetch_specs
+from tests.support import Stack
+
+
+async def seed_province(stack: Stack) -> list[DeviceSpec]:
+    async with session_scope(stack.runtime.sessions) as session:
+        await seed_demo(session, stack.runtime.clock)
+    return await fetch_specs(stack.settings.public_base_url)
+
+
+async def upload(stack: Stack, path: Path) -> dict[str, Any]:
+    with path.open("rb") as f:
+        response = await stack.client.post("/api/v1/media", files={"file": (path.name, f)})
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+async def send(stack: Stack, **body: Any) -> dict[str, Any]:
+    body.setdefault("title", "Cảnh báo lũ khẩn cấp")
+    response = await stack.client.post("/api/v1/broadcasts", json=body)
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+async def event_counts(stack: Stack, broadcast_id: str) -> dict[str, int]:
+    """How many recorded transitions of each kind, straight from the event log."""
+    async with session_scope(stack.runtime.sessions) as session:
+        rows = await session.execute(
+            select(DeliveryEvent.state, func.count())
+            .join(Delivery, DeliveryEvent.delivery_id == Delivery.id)
+            .where(Delivery.broadcast_id == broadcast_id)
+            .group_by(DeliveryEvent.state)
+        )
+        return {state: n for state, n in rows.all()}

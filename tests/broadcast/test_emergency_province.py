@@ -1,0 +1,90 @@
+"""A province-wide emergency on the demo province, end to end: real broker, real HTTP,
+real database, 1,639 simulated clusters plus the e-boards."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from simulator.device import Faults
+from simulator.fleet import Fleet
+from tests.broadcast.helpers import event_counts, seed_province, send, upload
+from tests.support import Stack, counts
+
+pytestmark = pytest.mark.slow
+
+PROVINCE = "70"
+
+
+async def test_every_cluster_plays_a_province_wide_emergency_once(
+    stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
+) -> None:
+    specs = await seed_province(stack)
+    assert sum(1 for s in specs if s.kind == "speaker_cluster") == 1639
+    fleet = fleet_factory(specs)
+    await fleet.start()
+    media = await upload(stack, tone_mp3)
+
+    sent = await send(stack, areas=[PROVINCE], media_sha256=media["sha256"])
+    assert sent["total"] == len(specs)
+    assert sent["target_areas"] == [PROVINCE]
+
+    done = await stack.wait_broadcast(
+        sent["id"], lambda b: counts(b, "played") == len(specs), what="every cluster PLAYED"
+    )
+    assert done["unconfirmed_total"] == 0
+    assert done["confirmed"] == len(specs)
+    assert sum(a["total"] for a in done["areas"]) == len(specs)
+    assert len(done["areas"]) == 11  # rollup by district
+    assert all(n == 1 for n in fleet.play_counts(sent["id"]).values()), "a cluster played twice"
+    events = await event_counts(stack, sent["id"])
+    assert events["played"] == len(specs)
+
+
+async def test_clusters_offline_at_send_time_play_it_when_they_return(
+    stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
+) -> None:
+    specs = await seed_province(stack)
+    fleet = fleet_factory(specs)
+    offline, online = fleet.split(0.10)
+    await fleet.start(online)
+    media = await upload(stack, tone_mp3)
+
+    sent = await send(stack, areas=[PROVINCE], media_sha256=media["sha256"])
+    partial = await stack.wait_broadcast(
+        sent["id"],
+        lambda b: counts(b, "played") == len(online),
+        what="every online cluster PLAYED",
+    )
+    assert partial["unconfirmed_total"] == len(offline)
+    assert {u["cluster"] for u in partial["unconfirmed"]} <= set(offline)
+
+    await fleet.start(offline)
+    done = await stack.wait_broadcast(
+        sent["id"], lambda b: counts(b, "played") == len(specs), what="returning clusters PLAYED"
+    )
+    assert done["unconfirmed_total"] == 0
+    assert all(n == 1 for n in fleet.play_counts(sent["id"]).values())
+
+
+async def test_lost_acknowledgements_are_recovered_by_resending(
+    stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
+) -> None:
+    specs = await seed_province(stack)
+    fleet = fleet_factory(specs, faults=Faults(ack_loss=0.20))
+    await fleet.start()
+    media = await upload(stack, tone_mp3)
+
+    sent = await send(stack, areas=[PROVINCE], media_sha256=media["sha256"])
+    done = await stack.wait_broadcast(
+        sent["id"],
+        lambda b: counts(b, "played") == len(specs),
+        timeout=60,
+        what="every cluster PLAYED despite 20% lost acks",
+    )
+    assert done["confirmed"] == len(specs)
+    dropped = sum(d.acks_dropped for d in fleet.devices.values())
+    assert dropped > 0.1 * 3 * len(specs)  # the fault really was injected
+    assert all(n == 1 for n in fleet.play_counts(sent["id"]).values()), "a re-send replayed it"

@@ -1,0 +1,180 @@
+"""Real parts: a Mosquitto with the project's configuration on a free port, SQLite and
+PostgreSQL (the PostgreSQL leg is skipped, saying so, when no server answers), ffmpeg."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+
+from app.broker import Broker, free_port
+from app.main import create_app
+from core.database import Base, create_engine
+from core.migrate import upgrade
+from core.models import import_all_models
+from core.settings import Settings
+from simulator.device import DeviceSpec, Faults
+from simulator.fleet import Fleet
+from tests.support import Stack, start_stack
+
+PG_ADMIN_DSN = os.environ.get(
+    "BROADCAST_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[Broker]:
+    with Broker() as running:
+        yield running
+
+
+async def _pg_available() -> str | None:
+    try:
+        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        return f"{exc.__class__.__name__}: {exc}"
+    await conn.close()
+    return None
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """A migrated, empty database on each backend, made once per session."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / "test.db"
+        url = f"sqlite+aiosqlite:///{path}"
+        engine = create_engine(url)
+        await upgrade(engine)
+        await engine.dispose()
+        yield url
+        return
+    problem = await _pg_available()
+    if problem is not None:
+        pytest.skip(f"PostgreSQL leg skipped: no server answers at {PG_ADMIN_DSN} ({problem})")
+    name = f"broadcast_test_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    url = f"{base}/{name}"
+    engine = create_engine(url)
+    await upgrade(engine)
+    await engine.dispose()
+    try:
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def clean_db(database_url: str) -> str:
+    """Empty every table before the test (schema stays migrated)."""
+    import_all_models()
+    engine = create_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE areas SET parent_id = NULL"))  # self-reference
+        for table in reversed(Base.metadata.sorted_tables):
+            await conn.execute(text(f'DELETE FROM "{table.name}"'))
+    await engine.dispose()
+    return database_url
+
+
+@pytest.fixture
+def settings_factory(clean_db: str, broker: Broker, tmp_path: Path) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        port = overrides.pop("http_port", None) or free_port()
+        values: dict[str, Any] = {
+            "environment": "test",
+            "database_url": clean_db,
+            "mqtt_host": broker.host,
+            "mqtt_port": broker.port,
+            "public_base_url": f"http://127.0.0.1:{port}",
+            "media_dir": tmp_path / "media",
+            "resend_base_s": 1.0,
+            "resend_cap_s": 4.0,
+            "played_grace_s": 2.0,
+            "sweep_interval_s": 0.2,
+            "mqtt_share_group": f"g{uuid.uuid4().hex[:8]}",  # tests never steal each other's acks
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+async def stack(settings_factory: Callable[..., Settings]) -> AsyncIterator[Stack]:
+    settings = settings_factory()
+    port = int(settings.public_base_url.rsplit(":", 1)[1])
+    running = await start_stack(create_app(settings), settings, port)
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+@pytest.fixture
+async def fleet_factory(broker: Broker) -> AsyncIterator[Callable[..., Fleet]]:
+    fleets: list[Fleet] = []
+
+    def make(specs: list[DeviceSpec], **options: Any) -> Fleet:
+        options.setdefault("faults", Faults())
+        fleet = Fleet(specs, host=broker.host, port=broker.port, seed=7, **options)
+        fleets.append(fleet)
+        return fleet
+
+    yield make
+    await asyncio.gather(*(f.close() for f in fleets))
+
+
+def _ffmpeg_tone(path: Path, seconds: float, fmt: str) -> Path:
+    args = [
+        "ffmpeg",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"sine=frequency=440:duration={seconds}",
+        "-ac",
+        "1",
+        "-ar",
+        "16000",
+    ]
+    if fmt == "mp3":
+        args += ["-b:a", "16k"]
+    subprocess.run([*args, str(path)], check=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("audio")
+
+
+@pytest.fixture(scope="session")
+def tone_mp3(audio_dir: Path) -> Path:
+    """One second of 440 Hz, as MP3: a short bulletin."""
+    return _ffmpeg_tone(audio_dir / "tone-1s.mp3", 1, "mp3")
+
+
+@pytest.fixture(scope="session")
+def long_mp3(audio_dir: Path) -> Path:
+    """Thirty seconds: long enough to cancel mid-playback."""
+    return _ffmpeg_tone(audio_dir / "tone-30s.mp3", 30, "mp3")
+
+
+@pytest.fixture(scope="session")
+def tone_wav(audio_dir: Path) -> Path:
+    return _ffmpeg_tone(audio_dir / "tone-1s.wav", 1, "wav")

@@ -1,0 +1,99 @@
+"""Helpers for tests: a running stack (uvicorn + runtime), waiting on conditions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from app.runtime import Runtime
+from core.settings import Settings
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT_S = 30.0
+POLL_S = 0.05  # how often a condition is re-checked; the wait ends as soon as it holds
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    condition: Callable[[T], bool],
+    *,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    what: str = "condition",
+) -> T:
+    """Re-check `condition(await probe())` until it holds; fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if condition(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {value!r}")
+        await asyncio.sleep(POLL_S)
+
+
+@dataclass
+class Stack:
+    """The control plane serving real HTTP on a free port, with its runtime exposed."""
+
+    app: FastAPI
+    settings: Settings
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+    client: httpx.AsyncClient
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime: Runtime = self.app.state.runtime
+        return runtime
+
+    async def broadcast(self, broadcast_id: str, **params: Any) -> dict[str, Any]:
+        response = await self.client.get(f"/api/v1/broadcasts/{broadcast_id}", params=params)
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
+
+    async def wait_broadcast(
+        self,
+        broadcast_id: str,
+        condition: Callable[[dict[str, Any]], bool],
+        *,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        what: str = "broadcast state",
+    ) -> dict[str, Any]:
+        return await eventually(
+            lambda: self.broadcast(broadcast_id, unconfirmed_limit=5),
+            condition,
+            timeout=timeout,
+            what=what,
+        )
+
+    async def stop(self) -> None:
+        await self.client.aclose()
+        self.server.should_exit = True
+        await self.task
+
+
+async def start_stack(app: FastAPI, settings: Settings, port: int) -> Stack:
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("uvicorn stopped before starting")
+        await asyncio.sleep(0.01)
+    client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    return Stack(app, settings, server, task, client)
+
+
+def counts(data: dict[str, Any], state: str) -> int:
+    value: int = data["counts"].get(state, 0)
+    return value
