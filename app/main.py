@@ -19,6 +19,7 @@ from core.clock import Clock
 from core.errors import AppError
 from core.settings import Settings, get_settings
 from devices.router import router as devices_router
+from media.asgi import MediaApp
 from media.router import router as media_router
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,13 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.settings = settings
     for router in (areas_router, devices_router, media_router, broadcast_router, ops_router):
         app.include_router(router)
+    app.mount(
+        "/media",
+        MediaApp(
+            lambda: app.state.runtime.settings.media_dir, lambda: app.state.runtime.media_cache
+        ),
+        name="media-files",
+    )
 
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:

@@ -20,6 +20,7 @@ from core.mqtt import MqttService
 from core.settings import Settings
 from devices import protocol
 from devices.handlers import LinkMessage, apply_link_batch
+from media.cache import HotMediaCache
 from scheduler.leader import LeaderLock
 from scheduler.runner import JobRunner
 
@@ -38,6 +39,7 @@ class Runtime:
     # SQLite has one writer; within a process, delivery writers take turns here so an ack
     # batch never overwrites a cancel it did not see. PostgreSQL adds row locks on top.
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    media_cache: HotMediaCache = field(default_factory=HotMediaCache)
     mqtt: MqttService | None = None
     dispatcher: Dispatcher | None = None
     acks: BatchConsumer[IncomingAck] | None = None

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from areas.models import Area
 from core.clock import Clock
+from core.database import chunked
 from devices.models import Cluster
 
 PROVINCE_CODE = 70  # Tỉnh Bình Phước in the national code list
@@ -76,8 +77,17 @@ def _speaker_counts(rng: random.Random, n: int, total: int) -> list[int]:
     return counts
 
 
-async def seed_demo(session: AsyncSession, clock: Clock) -> SeedReport:
-    """Build Bình Phước; does nothing if the province is already there."""
+async def seed_demo(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    clusters: int = CLUSTERS_TOTAL,
+    eboards: bool = True,
+) -> SeedReport:
+    """Build Bình Phước; does nothing if the province is already there.
+
+    `clusters` other than 1,639 scales the fleet (load tests); speakers scale with it.
+    """
     tree = _province_tree()
     code = str(tree["code"])
     districts: list[dict[str, object]] = tree["districts"]  # type: ignore[assignment]
@@ -135,12 +145,14 @@ async def seed_demo(session: AsyncSession, clock: Clock) -> SeedReport:
     await session.flush()
 
     # Clusters: every commune gets at least 8, the rest spread at random (wards more).
-    per_commune = [8] * len(commune_rows)
-    for _ in range(CLUSTERS_TOTAL - sum(per_commune)):
+    base = min(8, clusters // len(commune_rows))
+    per_commune = [base] * len(commune_rows)
+    for _ in range(clusters - sum(per_commune)):
         per_commune[rng.randrange(len(commune_rows))] += 1
-    speakers = _speaker_counts(rng, CLUSTERS_TOTAL, SPEAKERS_TOTAL)
+    speakers = _speaker_counts(rng, clusters, round(clusters * SPEAKERS_TOTAL / CLUSTERS_TOTAL))
     installed = date(2021, 6, 1)
-    rows, eboards = [], 0
+    rows: list[dict[str, object]] = []
+    eboard_count = 0
     k = 0
     for (area, ward, (lat, lon)), n in zip(commune_rows, per_commune, strict=True):
         for i in range(1, n + 1):
@@ -159,7 +171,7 @@ async def seed_demo(session: AsyncSession, clock: Clock) -> SeedReport:
                 )
             )
             k += 1
-        if str(ward["name"]).startswith(URBAN_PREFIXES):  # towns and wards have an e-board
+        if eboards and str(ward["name"]).startswith(URBAN_PREFIXES):  # towns, wards: e-boards
             rows.append(
                 _cluster_row(
                     f"EB-{area.code}",
@@ -174,16 +186,17 @@ async def seed_demo(session: AsyncSession, clock: Clock) -> SeedReport:
                     now,
                 )
             )
-            eboards += 1
-    await session.execute(insert(Cluster), rows)
+            eboard_count += 1
+    for chunk in chunked(rows, columns_per_row=len(rows[0])):
+        await session.execute(insert(Cluster), chunk)
     await session.flush()
     return SeedReport(
         str(tree["name"]),
         len(districts),
         len(communes),
-        CLUSTERS_TOTAL,
+        clusters,
         sum(speakers),
-        eboards,
+        eboard_count,
         True,
     )
 

@@ -52,13 +52,18 @@ class Dispatcher:
             ]
         )
 
-    async def resend_due(self, session: AsyncSession) -> int:
-        """Re-send to each cluster, on its own topic, what it has not answered in time."""
+    async def plan_resends(self, session: AsyncSession) -> list[Outgoing]:
+        """Pick what is due, book the next attempt, and return the messages to publish.
+
+        The booking is committed before anything is published (the caller publishes after
+        its transaction): a crash in between only delays that attempt by one backoff step,
+        and no lock or transaction is held while the broker is slow.
+        """
         now = self._clock.now()
         rows = await repository.due_for_resend(session, now=now, limit=RESEND_BATCH)
-        if not rows:
-            return 0
-        outgoing, reschedule, queued = [], [], []
+        outgoing: list[Outgoing] = []
+        reschedule: list[dict[str, object]] = []
+        queued: list[int] = []
         for delivery, code, broadcast, media in rows:
             target = Target(cluster=code)
             if delivery.state == DeliveryState.CANCELED:
@@ -73,8 +78,9 @@ class Dispatcher:
             )
             if delivery.state == DeliveryState.QUEUED:
                 queued.append(delivery.id)
-        # If the broker is down this raises, the transaction rolls back, the next sweep retries.
-        await self._mqtt.publish_many(outgoing)
         await repository.reschedule(session, reschedule)
         await repository.mark_sent(session, delivery_ids=queued, broadcast_id=None, at=now)
-        return len(outgoing)
+        return outgoing
+
+    async def publish(self, messages: list[Outgoing]) -> None:
+        await self._mqtt.publish_many(messages)

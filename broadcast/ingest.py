@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,7 +49,12 @@ class _Match:
     cancel_command_id: str | None
     play_s: float | None  # how long one full playback takes, None for an open stream
     expires_at: datetime
-    changed: bool = False
+    dirty: set[str] = field(default_factory=set)
+
+    def set(self, column: str, value: Any) -> None:
+        if self.values[column] != value:
+            self.values[column] = value
+            self.dirty.add(column)
 
 
 def _parse(batch: list[IncomingAck], stats: IngestStats) -> list[tuple[IncomingAck, Ack]]:
@@ -140,9 +145,8 @@ def _apply(
     values, now = match.values, item.received_at
     if ack.cmd == match.cancel_command_id:
         if ack.stage is AckStage.CANCELED and values["stop_confirmed_at"] is None:
-            values["stop_confirmed_at"] = now
-            values["next_attempt_at"] = None
-            match.changed = True
+            match.set("stop_confirmed_at", now)
+            match.set("next_attempt_at", None)
             stats.count("stop_confirmed")
         else:
             stats.count("ack_duplicate")
@@ -162,22 +166,21 @@ def _apply(
     stats.count(f"ack_{outcome.value}")
     if outcome is not Outcome.APPLIED:
         if outcome is Outcome.DUPLICATE and current not in TERMINAL:
-            values["next_attempt_at"] = _next_attempt(match, current, now, settings)
-            match.changed = True
+            # Still alive and saying so: push the next "are you there?" further out.
+            match.set("next_attempt_at", _next_attempt(match, current, now, settings))
         return
-    values["state"] = new.value
+    match.set("state", new.value)
     if new is S.PLAYING:
-        values["playing_at"] = now
+        match.set("playing_at", now)
     if new is S.PLAYED:
-        values["played_at"] = now
+        match.set("played_at", now)
     if new in (S.DELIVERED, S.PLAYING, S.PLAYED, S.PREEMPTED) and values["delivered_at"] is None:
-        values["delivered_at"] = now  # a lost "received" is implied by any later stage
+        match.set("delivered_at", now)  # a lost "received" is implied by any later stage
     if new in TERMINAL:
-        values["ended_at"] = now
+        match.set("ended_at", now)
     if ack.reason:
-        values["reason"] = ack.reason[:300]
-    values["next_attempt_at"] = _next_attempt(match, new, now, settings)
-    match.changed = True
+        match.set("reason", ack.reason[:300])
+    match.set("next_attempt_at", _next_attempt(match, new, now, settings))
     events.append(
         {
             "delivery_id": match.delivery_id,
@@ -208,9 +211,10 @@ async def apply_acks(
         _apply(match, ack, item, settings, events, stats)
     if missing:
         await _reject_unmatched(session, missing, stats)
-    changed = [{"id": m.delivery_id, **m.values} for m in matches.values() if m.changed]
-    if changed:
-        await repository.reschedule(session, changed)
+    await repository.update_columns(
+        session,
+        [(m.delivery_id, {c: m.values[c] for c in m.dirty}) for m in matches.values() if m.dirty],
+    )
     if events:
         await repository.insert_events(session, events)
 

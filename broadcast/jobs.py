@@ -28,6 +28,7 @@ async def sweep_deliveries(
         if expired:
             log.info("expired broadcasts %s", expired)
     async with write_lock, session_scope(sessions) as session:
-        sent = await dispatcher.resend_due(session)
-        if sent:
-            log.info("re-sent %d commands", sent)
+        messages = await dispatcher.plan_resends(session)
+    if messages:
+        await dispatcher.publish(messages)
+        log.info("re-sent %d commands", len(messages))

@@ -7,7 +7,18 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from areas.models import Area
@@ -18,6 +29,17 @@ from devices.models import Cluster
 from media.models import MediaFile
 
 S = DeliveryState
+
+
+def locked_in_id_order(condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    """Deliveries matching `condition`, row-locked in primary-key order (PostgreSQL).
+
+    Every writer of deliveries (ack batches, send, cancel, expiry, re-send) takes its row
+    locks in the same order, so two writers wait for each other instead of deadlocking.
+    SQLite has one writer at a time and ignores FOR UPDATE.
+    """
+    ordered = select(Delivery.id).where(condition).order_by(Delivery.id).with_for_update()
+    return Delivery.id.in_(ordered.scalar_subquery())
 
 
 async def get(session: AsyncSession, broadcast_id: str) -> Broadcast | None:
@@ -61,11 +83,12 @@ async def move_all(
     await log_transition_for_all(
         session, broadcast_ids=broadcast_ids, from_states=from_states, to_state=to_state, at=at
     )
+    condition = and_(
+        Delivery.broadcast_id.in_(list(broadcast_ids)), Delivery.state.in_(list(from_states))
+    )
     await session.execute(
         update(Delivery)
-        .where(
-            Delivery.broadcast_id.in_(list(broadcast_ids)), Delivery.state.in_(list(from_states))
-        )
+        .where(locked_in_id_order(condition))
         .values(state=to_state, ended_at=at, next_attempt_at=next_attempt_at)
         .execution_options(synchronize_session=False)
     )
@@ -86,14 +109,14 @@ async def mark_sent(
         for chunk in chunked(list(delivery_ids), 1):
             await session.execute(
                 update(Delivery)
-                .where(condition, Delivery.id.in_(chunk))
+                .where(locked_in_id_order(and_(condition, Delivery.id.in_(chunk))))
                 .values(state=S.SENT, sent_at=at)
                 .execution_options(synchronize_session=False)
             )
         return
     await session.execute(
         update(Delivery)
-        .where(condition)
+        .where(locked_in_id_order(condition))
         .values(state=S.SENT, sent_at=at)
         .execution_options(synchronize_session=False)
     )
@@ -195,7 +218,24 @@ async def due_for_resend(
 async def reschedule(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Write attempts and next retry time for deliveries just re-sent (by primary key)."""
     if rows:
-        await session.execute(update(Delivery), rows)
+        await session.execute(update(Delivery), sorted(rows, key=lambda r: int(r["id"])))
+
+
+async def update_columns(session: AsyncSession, changes: list[tuple[int, dict[str, Any]]]) -> None:
+    """Write only what changed, one executemany per set of changed columns (a burst of
+    the same stage is one statement), by primary key."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for delivery_id, values in sorted(changes, key=lambda c: c[0]):
+        columns = tuple(sorted(values))
+        groups.setdefault(columns, []).append({"_id": delivery_id, **values})
+    table = Delivery.__table__
+    for columns, rows in groups.items():
+        statement = (
+            table.update()
+            .where(table.c.id == bindparam("_id"))
+            .values({c: bindparam(c) for c in columns})
+        )
+        await session.execute(statement, rows)
 
 
 async def resend_soon_for_clusters(
@@ -206,12 +246,18 @@ async def resend_soon_for_clusters(
         await session.execute(
             update(Delivery)
             .where(
-                Delivery.cluster_id.in_(chunk),
-                Delivery.next_attempt_at.is_not(None),
-                or_(
-                    Delivery.state.in_(list(UNCONFIRMED)),
-                    and_(Delivery.state == S.CANCELED, Delivery.stop_confirmed_at.is_(None)),
-                ),
+                locked_in_id_order(
+                    and_(
+                        Delivery.cluster_id.in_(chunk),
+                        Delivery.next_attempt_at.is_not(None),
+                        or_(
+                            Delivery.state.in_(list(UNCONFIRMED)),
+                            and_(
+                                Delivery.state == S.CANCELED, Delivery.stop_confirmed_at.is_(None)
+                            ),
+                        ),
+                    )
+                )
             )
             .values(next_attempt_at=at)
             .execution_options(synchronize_session=False)
@@ -223,10 +269,23 @@ async def expired_active(session: AsyncSession, *, now: datetime) -> list[Broadc
     return list((await session.execute(query)).scalars())
 
 
-async def stop_retrying(session: AsyncSession, broadcast_ids: Sequence[str]) -> None:
+async def stop_retrying_expired_cancels(session: AsyncSession, *, now: datetime) -> None:
+    """A cancelled broadcast past its expiry needs no more stop confirmations."""
+    expired_cancels = (
+        select(Broadcast.id)
+        .where(Broadcast.status == "canceled", Broadcast.expires_at <= now)
+        .scalar_subquery()
+    )
     await session.execute(
         update(Delivery)
-        .where(Delivery.broadcast_id.in_(list(broadcast_ids)))
+        .where(
+            locked_in_id_order(
+                and_(
+                    Delivery.next_attempt_at.is_not(None),
+                    Delivery.broadcast_id.in_(expired_cancels),
+                )
+            )
+        )
         .values(next_attempt_at=None)
         .execution_options(synchronize_session=False)
     )

@@ -5,14 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from areas import repository as area_repository
 from areas.models import Area
 from areas.service import AreaNotFound
 from broadcast import repository
-from broadcast.models import Broadcast, Delivery
+from broadcast.models import Broadcast
 from broadcast.schemas import (
     AreaRollup,
     BroadcastCreate,
@@ -175,20 +174,7 @@ async def expire_due(*, session: AsyncSession, clock: Clock) -> list[str]:
         )
         for b in due:
             b.status = "expired"
-    await session.execute(
-        update(Delivery)
-        .where(
-            Delivery.next_attempt_at.is_not(None),
-            Delivery.broadcast_id.in_(
-                Broadcast.__table__.select()
-                .with_only_columns(Broadcast.id)
-                .where(Broadcast.status == "canceled", Broadcast.expires_at <= now)
-                .scalar_subquery()
-            ),
-        )
-        .values(next_attempt_at=None)
-        .execution_options(synchronize_session=False)
-    )
+    await repository.stop_retrying_expired_cancels(session, now=now)
     await session.flush()
     return ids
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -10,6 +11,10 @@ from datetime import datetime
 log = logging.getLogger("ingest")
 
 RECENT_REJECTS = 50  # enough for a technician to see the pattern, small enough to keep
+# A misconfigured fleet can send thousands of bad messages a second; log the first few of
+# each kind per window and then one line saying how many were not logged.
+LOG_WINDOW_S = 60.0
+LOGS_PER_WINDOW = 10
 
 
 @dataclass
@@ -21,9 +26,17 @@ class Reject:
 
 
 @dataclass
+class _LogBudget:
+    window_start: float = 0.0
+    logged: int = 0
+    suppressed: int = 0
+
+
+@dataclass
 class IngestStats:
     counts: Counter[str] = field(default_factory=Counter)
     recent: deque[Reject] = field(default_factory=lambda: deque(maxlen=RECENT_REJECTS))
+    _budgets: dict[str, _LogBudget] = field(default_factory=dict)
 
     def count(self, key: str, n: int = 1) -> None:
         self.counts[key] += n
@@ -33,4 +46,16 @@ class IngestStats:
         self.counts[kind] += 1
         text = payload[:200].decode("utf-8", errors="replace")
         self.recent.append(Reject(at=at, topic=topic, reason=reason, payload=text))
-        log.warning("rejected %s on %s: %s", kind, topic, reason)
+        budget = self._budgets.setdefault(kind, _LogBudget())
+        now = time.monotonic()
+        if now - budget.window_start > LOG_WINDOW_S:
+            if budget.suppressed:
+                log.warning(
+                    "%d more %s messages rejected without a log line", budget.suppressed, kind
+                )
+            budget.window_start, budget.logged, budget.suppressed = now, 0, 0
+        if budget.logged < LOGS_PER_WINDOW:
+            budget.logged += 1
+            log.warning("rejected %s on %s: %s", kind, topic, reason)
+        else:
+            budget.suppressed += 1

@@ -24,8 +24,12 @@ class Settings(BaseSettings):
     # Shared-subscription group: every API replica joins it so each device message is
     # handled by exactly one replica.
     mqtt_share_group: str = "control"
-    # Base URL at which clusters reach this API (media downloads are built on it).
+    # Base URL at which clients and clusters reach this API.
     public_base_url: str = "http://127.0.0.1:8000"
+    # Where clusters download media. Default: this API's /media. In production a separate
+    # media server (`broadcast media-serve`, nginx or a CDN over the media directory) takes
+    # the province-wide download burst off the control plane's event loop.
+    media_base_url: str | None = None
     media_dir: Path = Path("./var/media")
     max_upload_bytes: int = 200 * 1024 * 1024
     secret_key: str = PLACEHOLDER_SECRET
@@ -58,7 +62,8 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
     def media_url(self, sha256: str) -> str:
-        return f"{self.public_base_url.rstrip('/')}/media/{sha256}"
+        base = self.media_base_url or self.public_base_url
+        return f"{base.rstrip('/')}/media/{sha256}"
 
 
 @lru_cache(maxsize=1)

@@ -149,9 +149,16 @@ class SimulatedCluster:
             self._hb_seq += 1
             playing = self._current.command.broadcast if self._current else None
             hb = Heartbeat(
-                cluster=self.spec.code, at=datetime.now(UTC), seq=self._hb_seq, playing=playing,
-                volume=self.volume, rssi=-70, supply_v=220.0, power="mains", fw=self.spec.firmware,
-            )  # fmt: skip
+                cluster=self.spec.code,
+                at=datetime.now(UTC),
+                seq=self._hb_seq,
+                playing=playing,
+                volume=self.volume,
+                rssi=-70,
+                supply_v=220.0,
+                power="mains",
+                fw=self.spec.firmware,
+            )
             try:
                 self.client.publish(protocol.heartbeat_topic(self.spec.code), hb.to_json(), qos=0)
             except MqttLiteError:
@@ -175,9 +182,13 @@ class SimulatedCluster:
             self.acks_dropped += 1
             return
         ack = Ack(
-            cmd=cmd, broadcast=broadcast, cluster=self.spec.code, stage=stage,
-            at=datetime.now(UTC), reason=reason,
-        ).to_json()  # fmt: skip
+            cmd=cmd,
+            broadcast=broadcast,
+            cluster=self.spec.code,
+            stage=stage,
+            at=datetime.now(UTC),
+            reason=reason,
+        ).to_json()
         topic = protocol.ack_topic(self.spec.code)
 
         def publish() -> None:

@@ -1,0 +1,234 @@
+"""The `broadcast` command. Heavy imports stay inside commands so `simulate` stays lean."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Provincial loudspeaker broadcast control.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+seed_app = typer.Typer(help="Demo data.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(seed_app, name="seed")
+
+
+def _logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    jobs: Annotated[bool, typer.Option(help="run the background jobs in this process")] = True,
+    access_log: Annotated[bool, typer.Option(help="log every HTTP request")] = False,
+) -> None:
+    """Run the HTTP API (and, by default, the background jobs)."""
+    import uvicorn
+
+    from app.main import create_app
+    from core.settings import get_settings
+
+    _logging()
+    settings = get_settings().model_copy(update={"run_jobs_in_api": jobs})
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=access_log)
+
+
+@app.command("media-serve")
+def media_serve(host: str = "127.0.0.1", port: int = 8001) -> None:
+    """Serve the media directory to clusters (stateless; run as many as needed)."""
+    import uvicorn
+
+    from core.settings import get_settings
+    from media.asgi import standalone_app
+
+    _logging()
+    uvicorn.run(
+        standalone_app(get_settings().media_dir),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations to the configured database."""
+    from core.database import create_engine
+    from core.migrate import upgrade
+    from core.settings import get_settings
+
+    async def main() -> None:
+        engine = create_engine(get_settings().database_url)
+        await upgrade(engine, revision)
+        await engine.dispose()
+
+    asyncio.run(main())
+    typer.echo(f"database at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to a revision ("base" for none)."""
+    from core.database import create_engine
+    from core.migrate import downgrade
+    from core.settings import get_settings
+
+    async def main() -> None:
+        engine = create_engine(get_settings().database_url)
+        await downgrade(engine, revision)
+        await engine.dispose()
+
+    asyncio.run(main())
+
+
+@seed_app.command("demo")
+def seed_demo_command(
+    clusters: Annotated[int, typer.Option(help="speaker clusters to create")] = 1639,
+    eboards: Annotated[bool, typer.Option(help="also create public e-boards")] = True,
+) -> None:
+    """Build Bình Phước (11 district-level units, 111 communes) with its clusters."""
+    from app.seed import seed_demo
+    from core.clock import SystemClock
+    from core.database import create_engine, create_session_maker, session_scope
+    from core.settings import get_settings
+
+    async def main() -> None:
+        engine = create_engine(get_settings().database_url)
+        async with session_scope(create_session_maker(engine)) as session:
+            report = await seed_demo(session, SystemClock(), clusters=clusters, eboards=eboards)
+        await engine.dispose()
+        if report.created:
+            typer.echo(
+                f"{report.province}: {report.districts} districts, {report.communes} communes, "
+                f"{report.clusters} clusters with {report.speakers} speakers, "
+                f"{report.eboards} e-boards"
+            )
+        else:
+            typer.echo(f"{report.province} is already seeded")
+
+    asyncio.run(main())
+
+
+@app.command()
+def simulate(
+    clusters: Annotated[
+        int | None, typer.Option(help="how many (default: all provisioned)")
+    ] = None,
+    api: Annotated[str | None, typer.Option(help="control plane URL")] = None,
+    area: Annotated[str | None, typer.Option(help="only clusters under this area")] = None,
+    processes: int = 1,
+    offline: Annotated[float, typer.Option(help="share that never connects")] = 0.0,
+    ack_loss: Annotated[float, typer.Option(help="share of acks dropped")] = 0.0,
+    latency: Annotated[float, typer.Option(help="max extra ack delay, seconds")] = 0.0,
+    churn: Annotated[float, typer.Option(help="share dropping their link per minute")] = 0.0,
+    time_compression: float = 1.0,
+    heartbeat: float = 60.0,
+) -> None:
+    """Run simulated clusters against the broker until interrupted."""
+    from core.settings import get_settings
+    from simulator.runner import SimulateOptions, run
+
+    settings = get_settings()
+    _logging("WARNING")
+    run(
+        SimulateOptions(
+            api_url=api or settings.public_base_url,
+            broker_host=settings.mqtt_host,
+            broker_port=settings.mqtt_port,
+            clusters=clusters,
+            area=area,
+            processes=processes,
+            offline=offline,
+            ack_loss=ack_loss,
+            latency_s=latency,
+            churn_per_min=churn,
+            time_compression=time_compression,
+            heartbeat_s=heartbeat,
+        )
+    )
+
+
+@app.command()
+def alert(
+    area: Annotated[list[str] | None, typer.Option(help="target area code (repeatable)")] = None,
+    cluster: Annotated[list[str] | None, typer.Option(help="target cluster (repeatable)")] = None,
+    media: Annotated[Path | None, typer.Option(exists=True, dir_okay=False)] = None,
+    stream: Annotated[str | None, typer.Option(help="stream URL to relay")] = None,
+    title: str = "Thông báo khẩn cấp",
+    cls: Annotated[
+        str, typer.Option("--class", help="emergency, priority or normal")
+    ] = "emergency",
+    expires_in: Annotated[int, typer.Option(help="seconds until it expires")] = 3600,
+    timeout: Annotated[float, typer.Option(help="seconds to watch")] = 120.0,
+    api: Annotated[str | None, typer.Option(help="control plane URL")] = None,
+) -> None:
+    """Send a broadcast and show live progress until every cluster confirmed."""
+    from app.alert import AlertRequest, send_and_watch
+    from core.settings import get_settings
+
+    if (media is None) == (stream is None):
+        raise typer.BadParameter("give exactly one of --media or --stream")
+    if not area and not cluster:
+        raise typer.BadParameter("give at least one --area or --cluster")
+    ok = send_and_watch(
+        AlertRequest(
+            api_url=api or get_settings().public_base_url,
+            areas=area or [],
+            clusters=cluster or [],
+            media=media,
+            stream=stream,
+            title=title,
+            cls=cls,
+            expires_in_s=expires_in,
+            timeout_s=timeout,
+        )
+    )
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def demo(
+    port: int = 8000,
+    send_alert: Annotated[bool, typer.Option(help="send a province-wide emergency")] = True,
+    processes: Annotated[int, typer.Option(help="simulator processes")] = 2,
+) -> None:
+    """Everything at once: broker, database, demo province, API, simulated fleet."""
+    from app.demo import run_demo
+
+    _logging("WARNING")
+    run_demo(port=port, send_alert=send_alert, processes=processes)
+
+
+@app.command()
+def loadtest(
+    clusters: int = 1639,
+    json_path: Annotated[Path, typer.Option("--json", help="where to write the results")] = Path(
+        "loadtest.json"
+    ),
+    processes: Annotated[int, typer.Option(help="simulator processes")] = 2,
+    database_url: Annotated[str | None, typer.Option(help="default: a fresh SQLite file")] = None,
+    timeout: float = 60.0,
+) -> None:
+    """Full stack in separate processes; one province-wide emergency; JSON results."""
+    from app.loadtest import LoadtestOptions, run_loadtest
+
+    _logging("WARNING")
+    run_loadtest(
+        LoadtestOptions(
+            clusters=clusters,
+            json_path=json_path,
+            processes=processes,
+            database_url=database_url,
+            timeout_s=timeout,
+        )
+    )
+
+
+def main() -> None:
+    app()

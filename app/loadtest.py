@@ -1,0 +1,315 @@
+"""`broadcast loadtest`: the full stack in separate processes, one province-wide emergency.
+
+Measures the control plane against the floor: the same fleet answering one bare MQTT
+publish with no control plane in its path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import platform
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from app.broker import Broker, free_port
+from app.orchestrate import (
+    StackProcesses,
+    run_module,
+    stack_env,
+    start_api,
+    start_media_server,
+    start_simulator,
+    wait_until,
+)
+from broadcast.models import Delivery
+from core.database import create_engine
+from devices import protocol
+from devices.protocol import Command, CommandKind, Target
+from simulator.mqtt_lite import LiteClient
+
+PROVINCE = "70"
+FLOOR_RUNS = 3
+MEDIA_SECONDS = 5
+POLL_S = 0.25  # as an operator's screen would; polling is not free for the API
+
+
+@dataclass(frozen=True)
+class LoadtestOptions:
+    clusters: int
+    json_path: Path
+    processes: int = 2
+    database_url: str | None = None
+    timeout_s: float = 60.0
+
+
+class RssSampler(threading.Thread):
+    """Peak resident memory of a process, sampled every 50 ms."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self._process = psutil.Process(pid)
+        self.peak = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(0.05):
+            try:
+                self.peak = max(self.peak, self._process.memory_info().rss)
+            except psutil.Error:
+                return
+
+    def stop(self) -> float:
+        self._stop_event.set()
+        return self.peak / 2**20
+
+
+async def measure_floor(host: str, port: int, expected: int, timeout: float) -> float:
+    """Seconds from one probe published on the province topic to every cluster's ack."""
+    probe_id = str(uuid.uuid4())
+    acked: set[str] = set()
+    done = asyncio.Event()
+
+    def on_message(_topic: str, payload: bytes) -> None:
+        try:
+            ack = protocol.parse_ack(payload)
+        except protocol.ProtocolError:
+            return
+        if ack.cmd == probe_id:
+            acked.add(ack.cluster)
+            if len(acked) >= expected:
+                done.set()
+
+    client = LiteClient(f"floor-{probe_id[:8]}", on_message)
+    await client.connect(host, port)
+    await client.subscribe([protocol.ACK_FILTER])
+    now = datetime.now(UTC)
+    command = Command.model_validate(
+        {
+            "id": probe_id,
+            "kind": CommandKind.PROBE,
+            "broadcast": f"probe-{probe_id}",
+            "class": "emergency",
+            "issued_at": now,
+            "expires_at": now + timedelta(minutes=1),
+            "target": Target(area=PROVINCE),
+        }
+    )
+    started = time.perf_counter()
+    client.publish(protocol.area_command_topic(PROVINCE), command.to_json(), expiry_s=60)
+    try:
+        await asyncio.wait_for(done.wait(), timeout)
+    finally:
+        await client.disconnect()
+    return time.perf_counter() - started
+
+
+async def delivery_times(database_url: str, broadcast_id: str) -> list[datetime | None]:
+    engine = create_engine(database_url)
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(Delivery.delivered_at).where(Delivery.broadcast_id == broadcast_id)
+        )
+        times = [row[0] for row in rows.all()]
+    await engine.dispose()
+    return times
+
+
+def _media(path: Path) -> Path:
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=660:duration={MEDIA_SECONDS}",
+            "-ac",
+            "1",
+            "-ar",
+            "22050",
+            "-b:a",
+            "32k",
+            str(path),
+        ],
+        check=True,
+    )
+    return path
+
+
+def _ingest_idle(api_url: str) -> bool:
+    """The floor probes' acks (unknown to the control plane) have all been judged."""
+    stats = httpx.get(f"{api_url}/api/v1/ingest", timeout=5).json()
+    return not any(stats["backlog"].values())
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
+    console = Console()
+    work = Path(tempfile.mkdtemp(prefix="loadtest-"))
+    database_url = options.database_url or f"sqlite+aiosqlite:///{work}/loadtest.db"
+    broker = Broker().start()
+    api_port, media_port = free_port(), free_port()
+    env = stack_env(
+        database_url=database_url,
+        mqtt_host=broker.host,
+        mqtt_port=broker.port,
+        api_port=api_port,
+        media_dir=work / "media",
+        media_port=media_port,
+    )
+    stack = StackProcesses(env=env, api_url=f"http://127.0.0.1:{api_port}", broker=broker)
+    try:
+        run_module("app", "db", "upgrade", env=env)
+        run_module(
+            "app", "seed", "demo", "--clusters", str(options.clusters), "--no-eboards", env=env
+        )
+        start_api(stack, api_port, log=work / "api.log")
+        start_media_server(stack, media_port)
+        console.print(
+            f"API up; starting {options.clusters} clusters in {options.processes} "
+            "simulator processes"
+        )
+        start_simulator(
+            stack,
+            "--processes",
+            str(options.processes),
+            "--heartbeat",
+            "60",
+            expected=options.clusters,
+            log=work / "simulator.log",
+        )
+        floors = [
+            asyncio.run(
+                measure_floor(broker.host, broker.port, options.clusters, options.timeout_s)
+            )
+            for _ in range(FLOOR_RUNS)
+        ]
+        wait_until(lambda: _ingest_idle(stack.api_url), timeout=30, what="the API's ingest")
+        result = _emergency(options, stack, database_url, _media(work / "alert.mp3"), console)
+        result["floor_all_acked_s"] = round(statistics.median(floors), 3)
+        result["floor_runs_s"] = [round(f, 3) for f in floors]
+        result["control_plane_over_floor"] = round(
+            result["trigger_to_all_delivered_s"] / result["floor_all_acked_s"], 2
+        )
+    finally:
+        stack.stop()
+    result["machine"] = {
+        "cpus": psutil.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    result["date"] = datetime.now(UTC).isoformat(timespec="seconds")
+    result["database"] = database_url.split(":", 1)[0]
+    options.json_path.write_text(json.dumps(result, indent=2))
+    _report(console, result, options.json_path)
+    return result
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children (the simulator runs one child per shard)."""
+    try:
+        process = psutil.Process(pid)
+        total = sum(process.cpu_times()[:2])
+        for child in process.children(recursive=True):
+            total += sum(child.cpu_times()[:2])
+        return float(total)
+    except psutil.Error:
+        return 0.0
+
+
+def _emergency(
+    options: LoadtestOptions,
+    stack: StackProcesses,
+    database_url: str,
+    media: Path,
+    console: Console,
+) -> dict[str, Any]:
+    assert stack.api is not None and stack.simulator is not None and stack.broker is not None
+    assert stack.broker.process is not None
+    parts = {
+        "api": stack.api.pid,
+        "simulator": stack.simulator.pid,
+        "broker": stack.broker.process.pid,
+    }
+    cpu_before = {name: _cpu_seconds(pid) for name, pid in parts.items()}
+    sampler = RssSampler(stack.api.pid)
+    sampler.start()
+    with httpx.Client(base_url=stack.api_url, timeout=60) as client:
+        with media.open("rb") as f:
+            sha = client.post("/api/v1/media", files={"file": ("alert.mp3", f)}).json()["sha256"]
+        body = {
+            "title": "Load test: province-wide emergency",
+            "areas": [PROVINCE],
+            "media_sha256": sha,
+        }
+        trigger = datetime.now(UTC)
+        started = time.perf_counter()
+        response = client.post("/api/v1/broadcasts", json=body)
+        response.raise_for_status()
+        accepted_s = time.perf_counter() - started
+        broadcast_id = response.json()["id"]
+        state: dict[str, Any] = {}
+        deadline = started + options.timeout_s
+        while time.perf_counter() < deadline:
+            state = client.get(
+                f"/api/v1/broadcasts/{broadcast_id}", params={"unconfirmed_limit": 0}
+            ).json()
+            if state["counts"].get("played", 0) == options.clusters:
+                break
+            time.sleep(POLL_S)
+        all_played_s = time.perf_counter() - started
+    peak_rss = sampler.stop()
+    cpu = {
+        f"cpu_{name}_s": round(_cpu_seconds(pid) - cpu_before[name], 3)
+        for name, pid in parts.items()
+    }
+    times = asyncio.run(delivery_times(database_url, broadcast_id))
+    delays = [(t - trigger).total_seconds() for t in times if t is not None]
+    delivered = len(delays)
+    return {
+        "clusters": options.clusters,
+        "delivered": delivered,
+        "played": state.get("counts", {}).get("played", 0),
+        "lost": options.clusters - delivered,
+        "http_accepted_s": round(accepted_s, 3),
+        "trigger_to_all_delivered_s": round(max(delays), 3) if delays else None,
+        "p50_delivered_s": round(_percentile(delays, 0.5), 3) if delays else None,
+        "p99_delivered_s": round(_percentile(delays, 0.99), 3) if delays else None,
+        "trigger_to_all_played_s": round(all_played_s, 3),
+        "media_seconds": MEDIA_SECONDS,
+        "api_peak_rss_mb": round(peak_rss, 1),
+        "simulator_processes": options.processes,
+        **cpu,
+    }
+
+
+def _report(console: Console, result: dict[str, Any], path: Path) -> None:
+    table = Table(title=f"load test: {result['clusters']} clusters ({path})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        if not isinstance(value, dict | list):
+            table.add_row(key, str(value))
+    console.print(table)

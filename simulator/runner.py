@@ -1,0 +1,147 @@
+"""`broadcast simulate`: run simulated clusters until told to stop. No database imports."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from simulator.device import DeviceSpec, Faults
+from simulator.fleet import Fleet
+from simulator.provisioning import fetch_specs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SimulateOptions:
+    api_url: str
+    broker_host: str
+    broker_port: int
+    clusters: int | None = None  # None: every provisioned cluster
+    area: str | None = None
+    processes: int = 1
+    shard: tuple[int, int] = (0, 1)  # (index, count)
+    offline: float = 0.0  # share of clusters that never connect
+    ack_loss: float = 0.0
+    latency_s: float = 0.0
+    churn_per_min: float = 0.0  # share of online clusters that drop their link each minute
+    time_compression: float = 1.0
+    heartbeat_s: float = 60.0
+    bind: str | None = None  # local address, to spread many connections over 127.0.0.x
+    seed: int = 1
+
+
+def shard_specs(specs: list[DeviceSpec], options: SimulateOptions) -> list[DeviceSpec]:
+    chosen = specs[: options.clusters] if options.clusters else specs
+    index, count = options.shard
+    return chosen[index::count]
+
+
+async def run_fleet(options: SimulateOptions, stop: asyncio.Event) -> None:
+    specs = shard_specs(await fetch_specs(options.api_url, area=options.area), options)
+    fleet = Fleet(
+        specs,
+        host=options.broker_host,
+        port=options.broker_port,
+        faults=Faults(ack_loss=options.ack_loss, latency_s=options.latency_s),
+        time_compression=options.time_compression,
+        heartbeat_s=options.heartbeat_s,
+        local_addr=options.bind,
+        seed=options.seed + options.shard[0],
+    )
+    offline, online = fleet.split(options.offline, seed=options.seed)
+    await fleet.start(online)
+    print(f"ready {len(online)} online, {len(offline)} offline", flush=True)
+    churn = asyncio.create_task(_churn(fleet, online, options)) if options.churn_per_min else None
+    try:
+        await stop.wait()
+    finally:
+        if churn is not None:
+            churn.cancel()
+        await fleet.close()
+
+
+async def _churn(fleet: Fleet, codes: list[str], options: SimulateOptions) -> None:
+    """Drop links at random (the broker sends their Last Will); devices reconnect."""
+    rng = fleet.env.rng
+    per_tick = max(1, round(len(codes) * options.churn_per_min / 60))
+    while True:
+        await asyncio.sleep(1.0)
+        for code in rng.sample(codes, min(per_tick, len(codes))):
+            fleet.devices[code].drop_link()
+
+
+def run(options: SimulateOptions) -> None:
+    """Run in this process, or fan out to `processes` child processes (one shard each)."""
+    if options.processes > 1:
+        _run_children(options)
+        return
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_fleet(options, stop)
+
+    try:
+        import uvloop  # installed with uvicorn[standard]; a leaner event loop for many sockets
+    except ImportError:
+        asyncio.run(main())
+    else:
+        uvloop.run(main())
+
+
+def _run_children(options: SimulateOptions) -> None:
+    children = []
+    for i in range(options.processes):
+        args = [
+            sys.executable,
+            "-m",
+            "simulator",
+            "--api",
+            options.api_url,
+            "--broker-host",
+            options.broker_host,
+            "--broker-port",
+            str(options.broker_port),
+            "--shard",
+            f"{i}/{options.processes}",
+            "--offline",
+            str(options.offline),
+            "--ack-loss",
+            str(options.ack_loss),
+            "--latency",
+            str(options.latency_s),
+            "--churn",
+            str(options.churn_per_min),
+            "--time-compression",
+            str(options.time_compression),
+            "--heartbeat",
+            str(options.heartbeat_s),
+            "--seed",
+            str(options.seed),
+            "--bind",
+            f"127.0.0.{2 + i}",
+        ]
+        if options.clusters:
+            args += ["--clusters", str(options.clusters)]
+        if options.area:
+            args += ["--area", options.area]
+        children.append(subprocess.Popen(args, env=os.environ.copy()))
+    try:
+        for child in children:
+            child.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            child.wait()
