@@ -1,0 +1,40 @@
+"""`broadcast alert` against a running stack, watching real clusters confirm."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from io import StringIO
+from pathlib import Path
+
+from rich.console import Console
+
+from app.alert import AlertRequest, send_and_watch
+from simulator.fleet import Fleet
+from tests.broadcast.helpers import seed_province
+from tests.support import Stack
+
+
+async def test_alert_sends_and_reports_every_cluster_confirmed(
+    stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
+) -> None:
+    specs = [s for s in await seed_province(stack) if "690" in s.areas]
+    fleet = fleet_factory(specs[:-3])  # three clusters stay silent
+    await fleet.start()
+    out = StringIO()
+    request = AlertRequest(
+        api_url=stack.settings.public_base_url,
+        areas=["690"],
+        clusters=[],
+        media=tone_mp3,
+        stream=None,
+        title="Diễn tập",
+        timeout_s=8,
+    )
+    ok = await asyncio.to_thread(send_and_watch, request, Console(file=out, width=120))
+    text = out.getvalue()
+    assert ok is False
+    assert f"to {len(specs)} clusters" in text
+    assert "3 not confirmed" in text
+    for silent in specs[-3:]:
+        assert silent.code in text
