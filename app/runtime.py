@@ -55,7 +55,9 @@ class Runtime:
         assert self.dispatcher is not None, "runtime not started"
         return self.dispatcher
 
-    async def start(self, *, run_jobs: bool | None = None) -> None:
+    async def start(self, *, run_jobs: bool | None = None, consume: bool = True) -> None:
+        """Connect and start; `consume=False` for a process that only runs jobs and publishes
+        (it then takes no share of device messages)."""
         s = self.settings
         self.acks = BatchConsumer(
             "acks", self._handle_acks, max_batch=s.ack_batch_max, window_s=s.ack_batch_window_s
@@ -63,14 +65,12 @@ class Runtime:
         self.link = BatchConsumer(
             "link", self._handle_link, max_batch=s.ack_batch_max, window_s=s.ack_batch_window_s
         )
-        self.mqtt = MqttService(
-            s,
-            {
-                protocol.ACK_FILTER: self._on_ack,
-                protocol.STATUS_FILTER: self._on_status,
-                protocol.HEARTBEAT_FILTER: self._on_heartbeat,
-            },
-        )
+        routes = {
+            protocol.ACK_FILTER: self._on_ack,
+            protocol.STATUS_FILTER: self._on_status,
+            protocol.HEARTBEAT_FILTER: self._on_heartbeat,
+        }
+        self.mqtt = MqttService(s, routes if consume else {})
         self.dispatcher = Dispatcher(self.mqtt, s, self.clock)
         self.acks.start()
         self.link.start()
