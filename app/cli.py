@@ -212,7 +212,10 @@ def loadtest(
         "loadtest.json"
     ),
     processes: Annotated[int, typer.Option(help="simulator processes")] = 2,
-    database_url: Annotated[str | None, typer.Option(help="default: a fresh SQLite file")] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help='default: a fresh SQLite file; "postgresql": a fresh local database'),
+    ] = None,
     timeout: float = 60.0,
 ) -> None:
     """Full stack in separate processes; one province-wide emergency; JSON results."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -15,6 +16,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -129,6 +131,27 @@ async def delivery_times(database_url: str, broadcast_id: str) -> list[datetime 
     return times
 
 
+async def fresh_postgres_database() -> tuple[str, Callable[[], Awaitable[None]]]:
+    """A new, empty database on the local PostgreSQL, and the coroutine that drops it."""
+    import asyncpg
+
+    admin_dsn = os.environ.get(
+        "BROADCAST_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+    name = f"broadcast_loadtest_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(admin_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(admin_dsn)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+    base = admin_dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return f"{base}/{name}", drop
+
+
 def _media(path: Path) -> Path:
     subprocess.run(
         [
@@ -168,6 +191,9 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
     console = Console()
     work = Path(tempfile.mkdtemp(prefix="loadtest-"))
     database_url = options.database_url or f"sqlite+aiosqlite:///{work}/loadtest.db"
+    drop_database = None
+    if database_url == "postgresql":
+        database_url, drop_database = asyncio.run(fresh_postgres_database())
     broker = Broker().start()
     api_port, media_port = free_port(), free_port()
     env = stack_env(
@@ -214,6 +240,8 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
         )
     finally:
         stack.stop()
+        if drop_database is not None:
+            asyncio.run(drop_database())
     result["machine"] = {
         "cpus": psutil.cpu_count(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30),
@@ -280,6 +308,7 @@ def _emergency(
                 break
             time.sleep(POLL_S)
         all_played_s = time.perf_counter() - started
+        ingest = client.get("/api/v1/ingest").json()["batches"]
     peak_rss = sampler.stop()
     cpu = {
         f"cpu_{name}_s": round(_cpu_seconds(pid) - cpu_before[name], 3)
@@ -302,6 +331,7 @@ def _emergency(
         "api_peak_rss_mb": round(peak_rss, 1),
         "simulator_processes": options.processes,
         **cpu,
+        "ingest_batches": ingest,
     }
 
 

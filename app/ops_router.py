@@ -33,6 +33,10 @@ async def ingest_stats(runtime: RuntimeDep) -> dict[str, Any]:
             "acks": runtime.acks.backlog if runtime.acks else 0,
             "link": runtime.link.backlog if runtime.link else 0,
         },
+        "batches": {
+            "acks": runtime.acks.summary() if runtime.acks else {},
+            "link": runtime.link.summary() if runtime.link else {},
+        },
         "mqtt_reconnects": runtime.mqtt.reconnects if runtime.mqtt else 0,
         "recent_rejects": [
             {"at": r.at.isoformat(), "topic": r.topic, "reason": r.reason, "payload": r.payload}

@@ -22,11 +22,13 @@ def python_module(
     module: str, *args: str, env: dict[str, str], quiet: bool = False, log: Path | None = None
 ) -> subprocess.Popen[bytes]:
     out = log.open("wb") if log else (subprocess.DEVNULL if quiet else None)
+    # Its own process group, so stopping it also stops whatever it started.
     return subprocess.Popen(
         [sys.executable, "-m", module, *args],
         env=env,
         stdout=out,
         stderr=subprocess.STDOUT if log else None,
+        start_new_session=True,
     )
 
 
@@ -69,17 +71,24 @@ class StackProcesses:
     extra: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def stop(self) -> None:
-        for proc in (self.simulator, *self.extra, self.api):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in (self.simulator, *self.extra, self.api):
-            if proc is not None:
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        procs = [p for p in (self.simulator, *self.extra, self.api) if p is not None]
+        for proc in procs:
+            _signal_group(proc, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait()
         if self.broker is not None:
             self.broker.close()
+
+
+def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
+    try:
+        os.killpg(proc.pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def stack_env(

@@ -95,6 +95,7 @@ class Runtime:
                 dispatcher=dispatcher,
                 clock=self.clock,
                 write_lock=self.write_lock,
+                answers_unread=lambda: self.acks is not None and self.acks.busy,
             )
 
         self.jobs = JobRunner(

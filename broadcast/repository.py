@@ -12,6 +12,7 @@ from sqlalchemy import (
     Row,
     and_,
     bindparam,
+    case,
     func,
     insert,
     literal,
@@ -101,25 +102,26 @@ async def mark_sent(
     broadcast_id: str | None,
     at: datetime,
 ) -> None:
-    """QUEUED -> SENT once the broker took the command (guarded: acks may have overtaken)."""
-    condition = Delivery.state == S.QUEUED
+    """Record that the broker took the command: QUEUED -> SENT, and `sent_at` on rows an
+    ack has already moved on (acks can overtake this update)."""
+    values = {
+        "state": case((Delivery.state == S.QUEUED, S.SENT.value), else_=Delivery.state),
+        "sent_at": func.coalesce(Delivery.sent_at, at),
+    }
     if broadcast_id is not None:
-        condition = and_(condition, Delivery.broadcast_id == broadcast_id)
-    if delivery_ids is not None:
-        for chunk in chunked(list(delivery_ids), 1):
-            await session.execute(
-                update(Delivery)
-                .where(locked_in_id_order(and_(condition, Delivery.id.in_(chunk))))
-                .values(state=S.SENT, sent_at=at)
-                .execution_options(synchronize_session=False)
-            )
-        return
-    await session.execute(
-        update(Delivery)
-        .where(locked_in_id_order(condition))
-        .values(state=S.SENT, sent_at=at)
-        .execution_options(synchronize_session=False)
-    )
+        await session.execute(
+            update(Delivery)
+            .where(locked_in_id_order(Delivery.broadcast_id == broadcast_id))
+            .values(values)
+            .execution_options(synchronize_session=False)
+        )
+    for chunk in chunked(list(delivery_ids or []), 1):
+        await session.execute(
+            update(Delivery)
+            .where(locked_in_id_order(Delivery.id.in_(chunk)))
+            .values(values)
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def counts_by_state(session: AsyncSession, broadcast_id: str) -> dict[DeliveryState, int]:

@@ -29,7 +29,8 @@ async def send_broadcast(data: BroadcastCreate, runtime: RuntimeDep) -> Broadcas
             await session.get(MediaFile, broadcast.media_sha256) if broadcast.media_sha256 else None
         )
     await runtime.require_dispatcher().publish_play(broadcast, media)
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    # No write lock: marking sent only touches rows still QUEUED, which no ack can regress.
+    async with session_scope(runtime.sessions) as session:
         await repository.mark_sent(
             session, delivery_ids=None, broadcast_id=broadcast.id, at=runtime.clock.now()
         )

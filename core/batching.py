@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -35,6 +36,9 @@ class BatchConsumer(Generic[T]):
         self.batches = 0
         self.items = 0
         self.failures = 0
+        self.handle_s = 0.0  # time spent writing batches, to tell a slow database from a flood
+        self.max_handle_s = 0.0
+        self.max_batch = 0
 
     def submit(self, item: T) -> None:
         self._idle.clear()
@@ -43,6 +47,11 @@ class BatchConsumer(Generic[T]):
     @property
     def backlog(self) -> int:
         return self._queue.qsize()
+
+    @property
+    def busy(self) -> bool:
+        """Something accepted is not yet written."""
+        return not self._idle.is_set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"batch-{self.name}")
@@ -56,6 +65,17 @@ class BatchConsumer(Generic[T]):
                 await self._task
             except asyncio.CancelledError:
                 pass
+
+    def summary(self) -> dict[str, float | int]:
+        return {
+            "backlog": self.backlog,
+            "batches": self.batches,
+            "items": self.items,
+            "failures": self.failures,
+            "handle_s": round(self.handle_s, 3),
+            "max_handle_s": round(self.max_handle_s, 3),
+            "max_batch": self.max_batch,
+        }
 
     async def drained(self) -> None:
         await self._idle.wait()
@@ -80,6 +100,7 @@ class BatchConsumer(Generic[T]):
     async def _run(self) -> None:
         while True:
             batch = await self._collect()
+            started = time.perf_counter()
             delay = RETRY_BASE_S
             while True:
                 try:
@@ -94,7 +115,11 @@ class BatchConsumer(Generic[T]):
                     )
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RETRY_CAP_S)
+            elapsed = time.perf_counter() - started
             self.batches += 1
             self.items += len(batch)
+            self.handle_s += elapsed
+            self.max_handle_s = max(self.max_handle_s, elapsed)
+            self.max_batch = max(self.max_batch, len(batch))
             if self._queue.empty():
                 self._idle.set()

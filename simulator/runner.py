@@ -134,10 +134,15 @@ def _run_children(options: SimulateOptions) -> None:
         if options.area:
             args += ["--area", options.area]
         children.append(subprocess.Popen(args, env=os.environ.copy()))
+
+    def forward(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)  # unwinds to `finally`, which stops the children
+
+    signal.signal(signal.SIGTERM, forward)
     try:
         for child in children:
             child.wait()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         pass
     finally:
         for child in children:
