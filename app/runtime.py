@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -45,6 +47,7 @@ class Runtime:
     acks: BatchConsumer[IncomingAck] | None = None
     link: BatchConsumer[LinkMessage] | None = None
     jobs: JobRunner | None = None
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
@@ -105,7 +108,22 @@ class Runtime:
         )
         self.jobs.start()
 
+    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> None:
+        """Run follow-up work off the request path; kept referenced, logged if it fails,
+        finished before shutdown."""
+        task = asyncio.create_task(coro, name=name)
+        self._background.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._background.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("%s failed", name, exc_info=t.exception())
+
+        task.add_done_callback(done)
+
     async def stop(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         if self.jobs is not None:
             await self.jobs.stop()
         if self.mqtt is not None:

@@ -1,15 +1,20 @@
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
+from aiomqtt import MqttError
 from fastapi import APIRouter, Query, status
 
 from app.deps import RuntimeDep, SessionDep
+from app.runtime import Runtime
 from broadcast import repository, service
 from broadcast.schemas import BroadcastCreate, BroadcastRead, BroadcastSummary
 from core.database import session_scope
 from core.schemas import Limit, Offset, Page
 from media.models import MediaFile
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/broadcasts", tags=["broadcasts"])
 
@@ -22,20 +27,28 @@ async def send_broadcast(data: BroadcastCreate, runtime: RuntimeDep) -> Broadcas
     that does not exist yet; if the process dies in between, the sweep sends it.
     """
     async with session_scope(runtime.sessions) as session:
-        broadcast, _ = await service.create(
+        broadcast, total = await service.create(
             session=session, clock=runtime.clock, settings=runtime.settings, data=data
         )
         media = (
             await session.get(MediaFile, broadcast.media_sha256) if broadcast.media_sha256 else None
         )
-    await runtime.require_dispatcher().publish_play(broadcast, media)
-    # No write lock: marking sent only touches rows still QUEUED, which no ack can regress.
+    try:
+        await runtime.require_dispatcher().publish_play(broadcast, media)
+    except MqttError as exc:
+        # Committed but not published: the sweep sends it once the broker is back. Say so;
+        # a 5xx here would make the duty officer send it twice.
+        log.warning("broadcast %s queued, broker unavailable: %s", broadcast.id, exc)
+        return service.just_sent(broadcast, total, published=False)
+    runtime.spawn(_mark_sent(runtime, broadcast.id), name=f"mark-sent-{broadcast.id}")
+    return service.just_sent(broadcast, total, published=True)
+
+
+async def _mark_sent(runtime: Runtime, broadcast_id: str) -> None:
+    """Off the request path: the answer should not wait for acks holding the database."""
+    now = runtime.clock.now()
     async with session_scope(runtime.sessions) as session:
-        await repository.mark_sent(
-            session, delivery_ids=None, broadcast_id=broadcast.id, at=runtime.clock.now()
-        )
-    async with session_scope(runtime.sessions) as session:
-        return await service.read(session=session, broadcast_id=broadcast.id, unconfirmed_limit=0)
+        await repository.mark_sent(session, delivery_ids=None, broadcast_id=broadcast_id, at=now)
 
 
 @router.get("")

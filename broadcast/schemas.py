@@ -72,6 +72,7 @@ class BroadcastRead(BaseModel):
     confirmed: int
     counts: dict[DeliveryState, int]
     stops_confirmed: int = 0
+    published: bool = True  # false: the broker was unreachable; it goes out when it returns
     areas: list[AreaRollup] = []
     unconfirmed: list[UnconfirmedCluster] = []
     unconfirmed_total: int = 0

@@ -179,6 +179,30 @@ async def expire_due(*, session: AsyncSession, clock: Clock) -> list[str]:
     return ids
 
 
+def just_sent(broadcast: Broadcast, total: int, *, published: bool) -> BroadcastRead:
+    """The answer to a send, from what the request knows: no read behind the acks."""
+    state = S.SENT if published else S.QUEUED
+    return BroadcastRead(
+        id=broadcast.id,
+        title=broadcast.title,
+        cls=broadcast.cls,  # type: ignore[arg-type]
+        level=broadcast.level,  # type: ignore[arg-type]
+        status=broadcast.status,
+        media_sha256=broadcast.media_sha256,
+        stream_url=broadcast.stream_url,
+        target_areas=broadcast.target_areas,
+        target_clusters=broadcast.target_clusters,
+        created_at=broadcast.created_at,
+        expires_at=broadcast.expires_at,
+        canceled_at=broadcast.canceled_at,
+        total=total,
+        confirmed=0,
+        counts={state: total},
+        unconfirmed_total=total,
+        published=published,
+    )
+
+
 async def read(
     *,
     session: AsyncSession,
@@ -187,10 +211,15 @@ async def read(
     unconfirmed_limit: int = 200,
 ) -> BroadcastRead:
     broadcast = await get(session=session, broadcast_id=broadcast_id)
-    counts = await repository.counts_by_state(session, broadcast_id)
-    unconfirmed_rows, unconfirmed_total = await repository.unconfirmed(
-        session, broadcast_id, limit=unconfirmed_limit
-    )
+    tally = await repository.tally(session, broadcast_id)
+    counts: dict[DeliveryState, int] = {}
+    per_area: dict[int, dict[DeliveryState, int]] = {}
+    stops = 0
+    for area_id, state, n, stopped in tally:
+        counts[S(state)] = counts.get(S(state), 0) + n
+        per_area.setdefault(area_id, {})[S(state)] = n
+        stops += stopped
+    unconfirmed_rows = await repository.unconfirmed(session, broadcast_id, limit=unconfirmed_limit)
     return BroadcastRead(
         id=broadcast.id,
         title=broadcast.title,
@@ -207,8 +236,8 @@ async def read(
         total=sum(counts.values()),
         confirmed=sum(n for s, n in counts.items() if s in CONFIRMED),
         counts=counts,
-        stops_confirmed=await repository.stops_confirmed(session, broadcast_id),
-        areas=await _rollup(session, broadcast_id, rollup_depth),
+        stops_confirmed=stops,
+        areas=await _rollup(session, per_area, rollup_depth),
         unconfirmed=[
             UnconfirmedCluster(
                 cluster=code,
@@ -220,19 +249,21 @@ async def read(
             )
             for code, area_code, state, attempts, online, last_seen_at in unconfirmed_rows
         ],
-        unconfirmed_total=unconfirmed_total,
+        unconfirmed_total=sum(n for s, n in counts.items() if s in UNCONFIRMED),
     )
 
 
-async def _rollup(session: AsyncSession, broadcast_id: str, depth: int) -> list[AreaRollup]:
+async def _rollup(
+    session: AsyncSession, per_area: dict[int, dict[DeliveryState, int]], depth: int
+) -> list[AreaRollup]:
     """Counts per area at one depth of the tree (0 = province), worst first."""
-    per_path = await repository.counts_by_area(session, broadcast_id)
+    areas = await repository.areas_by_id(session, per_area)
     buckets: dict[str, dict[DeliveryState, int]] = {}
-    for path, state, n in per_path:
-        codes = [c for c in path.split("/") if c]
-        key = codes[min(depth, len(codes) - 1)]
-        bucket = buckets.setdefault(key, {})
-        bucket[S(state)] = bucket.get(S(state), 0) + n
+    for area_id, area_counts in per_area.items():
+        codes = [c for c in areas[area_id].path.split("/") if c]
+        bucket = buckets.setdefault(codes[min(depth, len(codes) - 1)], {})
+        for state, n in area_counts.items():
+            bucket[state] = bucket.get(state, 0) + n
     names = await repository.areas_by_path_codes(session, buckets)
     rollups = [
         AreaRollup(
