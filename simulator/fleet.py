@@ -13,7 +13,7 @@ from simulator.device import DeviceSpec, Environment, Faults, SimulatedCluster
 log = logging.getLogger(__name__)
 
 CONNECT_WAVE = 200  # connections opened at once: the broker's listen backlog is finite
-DOWNLOADS_IN_FLIGHT = 200  # per simulator process: sockets and the server's backlog are finite
+DOWNLOADS_IN_FLIGHT = 50  # per simulator process: more in flight only adds head-of-line waiting
 
 
 class Fleet:
