@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -131,7 +131,7 @@ async def delivery_times(database_url: str, broadcast_id: str) -> list[datetime 
     return times
 
 
-async def fresh_postgres_database() -> tuple[str, Callable[[], Awaitable[None]]]:
+async def fresh_postgres_database() -> tuple[str, Callable[[], Coroutine[Any, Any, None]]]:
     """A new, empty database on the local PostgreSQL, and the coroutine that drops it."""
     import asyncpg
 

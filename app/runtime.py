@@ -18,7 +18,7 @@ from core.batching import BatchConsumer
 from core.clock import Clock, SystemClock
 from core.database import create_engine, create_session_maker, session_scope
 from core.ingest_stats import IngestStats
-from core.mqtt import MqttService
+from core.mqtt import MessageHandler, MqttService
 from core.settings import Settings
 from devices import protocol
 from devices.handlers import LinkMessage, apply_link_batch
@@ -68,12 +68,13 @@ class Runtime:
         self.link = BatchConsumer(
             "link", self._handle_link, max_batch=s.ack_batch_max, window_s=s.ack_batch_window_s
         )
-        routes = {
+        routes: dict[str, MessageHandler] = {
             protocol.ACK_FILTER: self._on_ack,
             protocol.STATUS_FILTER: self._on_status,
             protocol.HEARTBEAT_FILTER: self._on_heartbeat,
         }
-        self.mqtt = MqttService(s, routes if consume else {})
+        no_routes: dict[str, MessageHandler] = {}
+        self.mqtt = MqttService(s, routes if consume else no_routes)
         self.dispatcher = Dispatcher(self.mqtt, s, self.clock)
         self.acks.start()
         self.link.start()

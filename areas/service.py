@@ -165,8 +165,8 @@ async def import_csv(*, session: AsyncSession, clock: Clock, text: str) -> Impor
                     )
                     report.updated += 1
         except (NotFound, InvalidInput, Conflict) as exc:
-            field = "parent_code" if isinstance(exc, NotFound) else None
-            report.errors.append(ImportRowError(row=line_no, field=field, error=exc.message))
+            bad_field = "parent_code" if isinstance(exc, NotFound) else None
+            report.errors.append(ImportRowError(row=line_no, field=bad_field, error=exc.message))
     return report
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Row,
+    Table,
     and_,
     bindparam,
     case,
@@ -124,9 +125,7 @@ async def mark_sent(
         )
 
 
-async def tally(
-    session: AsyncSession, broadcast_id: str
-) -> Sequence[Row[tuple[int, str, int, int]]]:
+async def tally(session: AsyncSession, broadcast_id: str) -> Sequence[Row[int, str, int, int]]:
     """(area id, state, deliveries, stops confirmed): everything the progress view counts,
     in one indexed pass over the broadcast's deliveries."""
     query = (
@@ -146,7 +145,7 @@ async def areas_by_id(session: AsyncSession, ids: Iterable[int]) -> dict[int, Ar
 
 async def unconfirmed(
     session: AsyncSession, broadcast_id: str, *, limit: int
-) -> Sequence[Row[Any]]:
+) -> Sequence[Row[str, str, str, int, bool, datetime | None]]:
     if limit == 0:
         return []
     condition = and_(Delivery.broadcast_id == broadcast_id, Delivery.state.in_(list(UNCONFIRMED)))
@@ -188,7 +187,7 @@ async def list_page(
 
 async def due_for_resend(
     session: AsyncSession, *, now: datetime, limit: int
-) -> Sequence[Row[tuple[Delivery, str, Broadcast, MediaFile | None]]]:
+) -> Sequence[Row[Delivery, str, Broadcast, MediaFile]]:
     """Deliveries whose retry time has come: not yet confirmed, confirmed but silent past
     the media's end, or cancelled without the cluster confirming it stopped."""
     active_play = and_(Delivery.state.in_(list(ACTIVE)), Broadcast.status == "active")
@@ -223,6 +222,7 @@ async def update_columns(session: AsyncSession, changes: list[tuple[int, dict[st
         columns = tuple(sorted(values))
         groups.setdefault(columns, []).append({"_id": delivery_id, **values})
     table = Delivery.__table__
+    assert isinstance(table, Table)
     for columns, rows in groups.items():
         statement = (
             table.update()

@@ -135,6 +135,6 @@ class MqttService:
 def _expiry(seconds: int | None) -> Properties | None:
     if seconds is None:
         return None
-    props = Properties(PacketTypes.PUBLISH)
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     props.MessageExpiryInterval = seconds
     return props

@@ -36,11 +36,12 @@ async def apply_link_batch(
     observations: list[tuple[LinkMessage, bool | None]] = []  # None: heartbeat, no state news
     for msg in batch:
         try:
+            said: bool | None
             if msg.kind == "status":
                 status = parse_status(msg.payload)
-                cluster, online = status.cluster, status.online
+                cluster, said = status.cluster, status.online
             else:
-                cluster, online = parse_heartbeat(msg.payload).cluster, None
+                cluster, said = parse_heartbeat(msg.payload).cluster, None
         except ProtocolError as exc:
             stats.reject(
                 "malformed",
@@ -59,7 +60,7 @@ async def apply_link_batch(
                 payload=msg.payload,
             )
             continue
-        observations.append((msg, online))
+        observations.append((msg, said))
     if not observations:
         return
     ids = await repository.ids_by_code(session, {m.topic_cluster for m, _ in observations})

@@ -108,7 +108,7 @@ def cluster_code_from_topic(topic: str) -> str | None:
 class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
-    v: Literal[1] = PROTOCOL_VERSION
+    v: Literal[1] = 1
 
 
 class MediaRef(BaseModel):

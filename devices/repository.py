@@ -45,7 +45,7 @@ async def list_page(
 
 async def targets_in_subtrees(
     session: AsyncSession, paths: Sequence[str]
-) -> Sequence[Row[tuple[int, str, int]]]:
+) -> Sequence[Row[int, str, int]]:
     """(cluster id, code, area id) of every cluster under any of the given area paths."""
     if not paths:
         return []
@@ -62,7 +62,7 @@ async def targets_in_subtrees(
 
 async def targets_by_code(
     session: AsyncSession, codes: Sequence[str]
-) -> Sequence[Row[tuple[int, str, int]]]:
+) -> Sequence[Row[int, str, int]]:
     if not codes:
         return []
     query = select(Cluster.id, Cluster.code, Cluster.area_id).where(Cluster.code.in_(list(codes)))

@@ -1,0 +1,59 @@
+"""Sending while the broker is down: accepted and queued, delivered when it returns."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from app.broker import Broker
+from app.main import create_app
+from core.settings import Settings
+from simulator.fleet import Fleet
+from tests.broadcast.helpers import seed_province, upload
+from tests.support import Stack, counts, start_stack
+
+
+@pytest.fixture
+async def own_broker() -> AsyncIterator[Broker]:
+    broker = Broker().start()
+    yield broker
+    broker.close()
+
+
+async def test_a_broadcast_sent_during_a_broker_outage_is_delivered_after_it(
+    settings_factory: Callable[..., Settings], own_broker: Broker, tone_mp3: Path
+) -> None:
+    settings = settings_factory(mqtt_port=own_broker.port)
+    port = int(settings.public_base_url.rsplit(":", 1)[1])
+    stack: Stack = await start_stack(create_app(settings), settings, port)
+    fleet = Fleet([], host=own_broker.host, port=own_broker.port)
+    try:
+        specs = [s for s in await seed_province(stack) if "25216" in s.areas]
+        fleet = Fleet(specs, host=own_broker.host, port=own_broker.port, seed=3)
+        await fleet.start()
+        media = await upload(stack, tone_mp3)
+
+        own_broker.stop()
+        response = await stack.client.post(
+            "/api/v1/broadcasts",
+            json={"title": "Bão số 3", "areas": ["25216"], "media_sha256": media["sha256"]},
+        )
+        assert response.status_code == 201, response.text
+        sent = response.json()
+        assert sent["published"] is False
+        assert sent["counts"] == {"queued": len(specs)}
+
+        own_broker.start()  # same port: devices and the control plane reconnect
+        done = await stack.wait_broadcast(
+            sent["id"],
+            lambda b: counts(b, "played") == len(specs),
+            timeout=45,
+            what="delivery after the broker returned",
+        )
+        assert done["confirmed"] == len(specs)
+        assert all(n == 1 for n in fleet.play_counts(sent["id"]).values())
+    finally:
+        await fleet.close()
+        await stack.stop()
