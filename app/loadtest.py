@@ -255,6 +255,20 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
     return result
 
 
+def _start_profiler(pid: int) -> subprocess.Popen[bytes] | None:
+    """With LOADTEST_PROFILE=path, sample the API with py-spy for the send's first seconds."""
+    path = os.environ.get("LOADTEST_PROFILE")
+    if not path:
+        return None
+    proc = subprocess.Popen(
+        ["py-spy", "record", "-p", str(pid), "-d", "3", "-r", "500", "--format", "raw", "-o", path],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.3)  # py-spy attaches
+    return proc
+
+
 def _cpu_seconds(pid: int) -> float:
     """CPU time of a process and its children (the simulator runs one child per shard)."""
     try:
@@ -292,6 +306,7 @@ def _emergency(
             "areas": [PROVINCE],
             "media_sha256": sha,
         }
+        profiler = _start_profiler(stack.api.pid)
         trigger = datetime.now(UTC)
         started = time.perf_counter()
         response = client.post("/api/v1/broadcasts", json=body)
@@ -308,8 +323,11 @@ def _emergency(
                 break
             time.sleep(POLL_S)
         all_played_s = time.perf_counter() - started
-        ingest = client.get("/api/v1/ingest").json()["batches"]
+        ingest_report = client.get("/api/v1/ingest").json()
+        ingest = ingest_report["batches"]
     peak_rss = sampler.stop()
+    if profiler is not None:
+        profiler.wait()
     cpu = {
         f"cpu_{name}_s": round(_cpu_seconds(pid) - cpu_before[name], 3)
         for name, pid in parts.items()
@@ -332,6 +350,7 @@ def _emergency(
         "simulator_processes": options.processes,
         **cpu,
         "ingest_batches": ingest,
+        "ingest_counts": ingest_report["counts"],
     }
 
 
