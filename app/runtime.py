@@ -38,8 +38,9 @@ class Runtime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     stats: IngestStats = field(default_factory=IngestStats)
-    # SQLite has one writer; within a process, delivery writers take turns here so an ack
-    # batch never overwrites a cancel it did not see. PostgreSQL adds row locks on top.
+    # Within a process, database writers take turns here: an ack batch never overwrites a
+    # cancel it did not see, and SQLite's single writer is never contended. PostgreSQL adds
+    # row locks (taken in id order) on top, for several processes.
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     media_cache: HotMediaCache = field(default_factory=HotMediaCache)
     mqtt: MqttService | None = None
@@ -168,5 +169,8 @@ class Runtime:
                 session, cluster_ids=cluster_ids, at=self.clock.now()
             )
 
+        # Correctness would not need the lock here (timestamps only move forward; pulling a
+        # re-send earlier is harmless), but SQLite has one writer: taking turns in-process
+        # beats meeting in SQLite's busy handler, which polls with sleeps.
         async with self.write_lock, session_scope(self.sessions) as session:
             await apply_link_batch(session, batch, stats=self.stats, on_online=resend_soon)

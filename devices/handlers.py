@@ -64,7 +64,8 @@ async def apply_link_batch(
     if not observations:
         return
     ids = await repository.ids_by_code(session, {m.topic_cluster for m, _ in observations})
-    seen: dict[int, datetime] = {}
+    seen: set[int] = set()
+    seen_at: datetime | None = None
     online: set[int] = set()
     offline: dict[int, datetime] = {}
     came_online: list[int] = []
@@ -84,11 +85,12 @@ async def apply_link_batch(
             offline[cid] = msg.received_at
             online.discard(cid)
             continue
-        seen[cid] = msg.received_at
+        seen.add(cid)
+        seen_at = max(seen_at or msg.received_at, msg.received_at)
         online.add(cid)
         offline.pop(cid, None)
         if is_online:
             came_online.append(cid)
-    await repository.mark_seen(session, seen=seen, online=online, offline=offline)
+    await repository.mark_seen(session, seen=seen, seen_at=seen_at, online=online, offline=offline)
     if came_online:
         await on_online(session, came_online)

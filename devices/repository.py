@@ -9,6 +9,7 @@ from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from areas.models import Area
+from core.database import chunked
 from devices.models import Cluster
 
 
@@ -89,24 +90,31 @@ async def ids_by_code(session: AsyncSession, codes: Iterable[str]) -> dict[str, 
 async def mark_seen(
     session: AsyncSession,
     *,
-    seen: dict[int, datetime],
+    seen: set[int],
+    seen_at: datetime | None,
     online: set[int],
     offline: dict[int, datetime],
 ) -> None:
-    """Write a batch of link-state observations: last seen, online, off since."""
-    if seen:
-        await session.execute(
-            update(Cluster),
-            [{"id": cid, "last_seen_at": at} for cid, at in seen.items()],
-        )
-    if online:
+    """Write a batch of link-state observations: last seen, online, off since.
+
+    One batch is a few milliseconds wide, so every cluster seen in it gets the batch's
+    latest time: one statement instead of one per heartbeat.
+    """
+    for chunk in chunked(sorted(seen), 1):
         await session.execute(
             update(Cluster)
-            .where(Cluster.id.in_(list(online)))
+            .where(Cluster.id.in_(chunk))
+            .values(last_seen_at=seen_at)
+            .execution_options(synchronize_session=False)
+        )
+    for chunk in chunked(sorted(online), 1):
+        await session.execute(
+            update(Cluster)
+            .where(Cluster.id.in_(chunk), Cluster.online.is_(False))
             .values(online=True, offline_since=None)
             .execution_options(synchronize_session=False)
         )
-    for cid, at in offline.items():
+    for cid, at in sorted(offline.items()):
         await session.execute(
             update(Cluster)
             .where(Cluster.id == cid)
