@@ -26,7 +26,7 @@ async def send_broadcast(data: BroadcastCreate, runtime: RuntimeDep) -> Broadcas
     Publishing after the commit means an acknowledgement can never arrive for a delivery
     that does not exist yet; if the process dies in between, the sweep sends it.
     """
-    async with session_scope(runtime.sessions) as session:
+    async with runtime.write_lock, session_scope(runtime.sessions) as session:
         broadcast, total = await service.create(
             session=session, clock=runtime.clock, settings=runtime.settings, data=data
         )
@@ -47,7 +47,7 @@ async def send_broadcast(data: BroadcastCreate, runtime: RuntimeDep) -> Broadcas
 async def _mark_sent(runtime: Runtime, broadcast_id: str) -> None:
     """Off the request path: the answer should not wait for acks holding the database."""
     now = runtime.clock.now()
-    async with session_scope(runtime.sessions) as session:
+    async with runtime.write_lock, session_scope(runtime.sessions) as session:
         await repository.mark_sent(session, delivery_ids=None, broadcast_id=broadcast_id, at=now)
 
 
