@@ -65,6 +65,7 @@ def run_demo(*, port: int, send_alert: bool, processes: int) -> None:
         media_dir=settings.media_dir,
     )
     stack = StackProcesses(env=env, api_url=f"http://127.0.0.1:{port}", broker=broker)
+    Path("var").mkdir(exist_ok=True)  # logs and the demo clip live here
     try:
         console.print(run_module("app", "db", "upgrade", env=env))
         console.print(run_module("app", "seed", "demo", env=env))

@@ -48,8 +48,18 @@ class LeaderLock:
         return False
 
     async def release(self) -> None:
-        if self._connection is not None:
-            try:
-                await self._connection.close()
-            finally:
-                self._connection = None
+        """Give up leadership now. Closing a pooled connection would only return it to the
+        pool with the session (and so the lock) still alive: unlock explicitly, and throw
+        a broken connection away rather than pool it."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            await connection.execute(
+                text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY}
+            )
+            await connection.commit()
+        except Exception:
+            await connection.invalidate()
+        finally:
+            await connection.close()

@@ -1,0 +1,51 @@
+"""README's first command: `broadcast demo` brings up a province and an emergency lands."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from app.broker import free_port
+
+pytestmark = pytest.mark.slow
+DEMO_TIMEOUT_S = 240
+
+
+def test_demo_runs_a_province_and_every_cluster_confirms(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "BROADCAST_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/demo.db",
+        "BROADCAST_MQTT_PORT": str(free_port()),  # nothing there: the demo starts Mosquitto
+        "BROADCAST_MEDIA_DIR": str(tmp_path / "media"),
+    }
+    port = free_port()
+    env["BROADCAST_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
+    log = tmp_path / "demo.log"
+    with log.open("wb") as out:
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "app", "demo", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + DEMO_TIMEOUT_S
+            while "Press Ctrl-C to stop" not in log.read_text(errors="replace"):
+                assert demo.poll() is None, log.read_text(errors="replace")
+                assert time.monotonic() < deadline, log.read_text(errors="replace")
+                time.sleep(0.5)
+        finally:
+            demo.send_signal(signal.SIGINT)
+            demo.wait(60)
+    text = log.read_text(errors="replace")
+    assert "started mosquitto with mosquitto.conf" in text
+    assert "1664 clusters online" in text
+    assert "every cluster confirmed" in text
+    assert f"http://127.0.0.1:{port}/docs" in text
