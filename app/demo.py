@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from pathlib import Path
 
 from rich.console import Console
@@ -18,35 +17,9 @@ from app.orchestrate import (
     start_simulator,
 )
 from core.settings import get_settings
+from media.synth import WARNING_TONE, tone
 
 DEMO_AUDIO_S = 8
-
-
-def _demo_audio(path: Path) -> Path:
-    """A two-tone warning, made with ffmpeg (text-to-speech arrives with the content work)."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                "ffmpeg",
-                "-v",
-                "error",
-                "-y",
-                "-f",
-                "lavfi",
-                "-i",
-                f"aevalsrc=0.4*sin(2*PI*(660+220*gt(mod(t\\,1)\\,0.5))*t):d={DEMO_AUDIO_S}",
-                "-ac",
-                "1",
-                "-ar",
-                "22050",
-                "-b:a",
-                "32k",
-                str(path),
-            ],
-            check=True,
-        )
-    return path
 
 
 def run_demo(*, port: int, send_alert: bool, processes: int) -> None:
@@ -75,7 +48,9 @@ def run_demo(*, port: int, send_alert: bool, processes: int) -> None:
         console.print(f"starting {provisioned} simulated clusters in {processes} processes ...")
         start_simulator(stack, "--processes", str(processes), expected=provisioned)
         console.print(f"[green]{provisioned} clusters online[/]")
-        audio = _demo_audio(Path("var/demo-alert.mp3"))
+        audio = Path("var/demo-alert.mp3")
+        if not audio.exists():
+            tone(audio, DEMO_AUDIO_S, source=WARNING_TONE)
         if send_alert:
             send_and_watch(
                 AlertRequest(

@@ -42,6 +42,7 @@ from broadcast.models import Delivery
 from core.database import create_engine
 from devices import protocol
 from devices.protocol import Command, CommandKind, Target
+from media.synth import tone
 from simulator.mqtt_lite import LiteClient
 
 PROVINCE = "70"
@@ -152,30 +153,6 @@ async def fresh_postgres_database() -> tuple[str, Callable[[], Coroutine[Any, An
     return f"{base}/{name}", drop
 
 
-def _media(path: Path) -> Path:
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"sine=frequency=660:duration={MEDIA_SECONDS}",
-            "-ac",
-            "1",
-            "-ar",
-            "22050",
-            "-b:a",
-            "32k",
-            str(path),
-        ],
-        check=True,
-    )
-    return path
-
-
 def _ingest_idle(api_url: str) -> bool:
     """The floor probes' acks (unknown to the control plane) have all been judged."""
     stats = httpx.get(f"{api_url}/api/v1/ingest", timeout=5).json()
@@ -232,7 +209,7 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
             for _ in range(FLOOR_RUNS)
         ]
         wait_until(lambda: _ingest_idle(stack.api_url), timeout=30, what="the API's ingest")
-        clip = _media(work / "alert.mp3")
+        clip = tone(work / "alert.mp3", MEDIA_SECONDS, source="sine=frequency=660")
         result = _emergency(options, stack, database_url, clip, console)
         # The same clip again: every cluster holds it now (a repeated bulletin, a template),
         # so this is the control plane and the broker without the download burst.

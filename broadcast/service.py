@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -179,22 +180,29 @@ async def expire_due(*, session: AsyncSession, clock: Clock) -> list[str]:
     return ids
 
 
+def _header(broadcast: Broadcast) -> dict[str, Any]:
+    """The broadcast's own fields, as every view of it shows them."""
+    return {
+        "id": broadcast.id,
+        "title": broadcast.title,
+        "cls": broadcast.cls,
+        "level": broadcast.level,
+        "status": broadcast.status,
+        "media_sha256": broadcast.media_sha256,
+        "stream_url": broadcast.stream_url,
+        "target_areas": broadcast.target_areas,
+        "target_clusters": broadcast.target_clusters,
+        "created_at": broadcast.created_at,
+        "expires_at": broadcast.expires_at,
+        "canceled_at": broadcast.canceled_at,
+    }
+
+
 def just_sent(broadcast: Broadcast, total: int, *, published: bool) -> BroadcastRead:
     """The answer to a send, from what the request knows: no read behind the acks."""
     state = S.SENT if published else S.QUEUED
     return BroadcastRead(
-        id=broadcast.id,
-        title=broadcast.title,
-        cls=broadcast.cls,  # type: ignore[arg-type]
-        level=broadcast.level,  # type: ignore[arg-type]
-        status=broadcast.status,
-        media_sha256=broadcast.media_sha256,
-        stream_url=broadcast.stream_url,
-        target_areas=broadcast.target_areas,
-        target_clusters=broadcast.target_clusters,
-        created_at=broadcast.created_at,
-        expires_at=broadcast.expires_at,
-        canceled_at=broadcast.canceled_at,
+        **_header(broadcast),
         total=total,
         confirmed=0,
         counts={state: total},
@@ -221,18 +229,7 @@ async def read(
         stops += stopped
     unconfirmed_rows = await repository.unconfirmed(session, broadcast_id, limit=unconfirmed_limit)
     return BroadcastRead(
-        id=broadcast.id,
-        title=broadcast.title,
-        cls=broadcast.cls,  # type: ignore[arg-type]
-        level=broadcast.level,  # type: ignore[arg-type]
-        status=broadcast.status,
-        media_sha256=broadcast.media_sha256,
-        stream_url=broadcast.stream_url,
-        target_areas=broadcast.target_areas,
-        target_clusters=broadcast.target_clusters,
-        created_at=broadcast.created_at,
-        expires_at=broadcast.expires_at,
-        canceled_at=broadcast.canceled_at,
+        **_header(broadcast),
         total=sum(counts.values()),
         confirmed=sum(n for s, n in counts.items() if s in CONFIRMED),
         counts=counts,

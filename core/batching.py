@@ -8,6 +8,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+from core.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -59,12 +61,7 @@ class BatchConsumer(Generic[T]):
     async def stop(self) -> None:
         """Finish what was accepted, then stop."""
         await self.drained()
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     def summary(self) -> dict[str, float | int]:
         return {

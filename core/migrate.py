@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -21,21 +22,19 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    def _upgrade(connection: Connection) -> None:
+async def _run(engine: AsyncEngine, action: Callable[[Config, str], None], revision: str) -> None:
+    def on_connection(connection: Connection) -> None:
         cfg = alembic_config()
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, revision)
+        cfg.attributes["connection"] = connection  # migrations/env.py runs on it
+        action(cfg, revision)
 
     async with engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+        await connection.run_sync(on_connection)
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    await _run(engine, command.upgrade, revision)
 
 
 async def downgrade(engine: AsyncEngine, revision: str = "base") -> None:
-    def _downgrade(connection: Connection) -> None:
-        cfg = alembic_config()
-        cfg.attributes["connection"] = connection
-        command.downgrade(cfg, revision)
-
-    async with engine.begin() as connection:
-        await connection.run_sync(_downgrade)
+    await _run(engine, command.downgrade, revision)

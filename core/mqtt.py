@@ -13,6 +13,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from core.settings import Settings
+from core.tasks import cancel_and_wait
 from devices import protocol
 
 log = logging.getLogger(__name__)
@@ -53,12 +54,7 @@ class MqttService:
         self._task = asyncio.create_task(self._run(), name="mqtt-service")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         self._task = None
 
     async def wait_connected(self, timeout: float) -> None:

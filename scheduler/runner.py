@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from core.tasks import cancel_and_wait
 from scheduler.leader import LeaderLock
 
 log = logging.getLogger(__name__)
@@ -26,12 +27,7 @@ class JobRunner:
         self._task = asyncio.create_task(self.run_forever(), name="job-runner")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         await self._leader.release()
 
     async def run_once(self) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from core.database import Base, create_engine
 from core.migrate import upgrade
 from core.models import import_all_models
 from core.settings import Settings
+from media.synth import tone
 from simulator.device import DeviceSpec, Faults
 from simulator.fleet import Fleet
 from tests.support import Stack, start_stack
@@ -137,27 +137,6 @@ async def fleet_factory(broker: Broker) -> AsyncIterator[Callable[..., Fleet]]:
     await asyncio.gather(*(f.close() for f in fleets))
 
 
-def _ffmpeg_tone(path: Path, seconds: float, fmt: str) -> Path:
-    args = [
-        "ffmpeg",
-        "-v",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        f"sine=frequency=440:duration={seconds}",
-        "-ac",
-        "1",
-        "-ar",
-        "16000",
-    ]
-    if fmt == "mp3":
-        args += ["-b:a", "16k"]
-    subprocess.run([*args, str(path)], check=True)
-    return path
-
-
 @pytest.fixture(scope="session")
 def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("audio")
@@ -166,15 +145,15 @@ def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tone_mp3(audio_dir: Path) -> Path:
     """One second of 440 Hz, as MP3: a short bulletin."""
-    return _ffmpeg_tone(audio_dir / "tone-1s.mp3", 1, "mp3")
+    return tone(audio_dir / "tone-1s.mp3", 1, sample_rate=16000, bitrate="16k")
 
 
 @pytest.fixture(scope="session")
 def long_mp3(audio_dir: Path) -> Path:
     """Thirty seconds: long enough to cancel mid-playback."""
-    return _ffmpeg_tone(audio_dir / "tone-30s.mp3", 30, "mp3")
+    return tone(audio_dir / "tone-30s.mp3", 30, sample_rate=16000, bitrate="16k")
 
 
 @pytest.fixture(scope="session")
 def tone_wav(audio_dir: Path) -> Path:
-    return _ffmpeg_tone(audio_dir / "tone-1s.wav", 1, "wav")
+    return tone(audio_dir / "tone-1s.wav", 1, sample_rate=16000)

@@ -1,0 +1,40 @@
+"""Generated audio with ffmpeg: the demo's warning, load-test clips, test fixtures."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+# Two tones alternating every half second: unmistakably an alert, even on a horn speaker.
+WARNING_TONE = "aevalsrc=0.4*sin(2*PI*(660+220*gt(mod(t\\,1)\\,0.5))*t)"
+
+
+def tone(
+    path: Path,
+    seconds: float,
+    *,
+    source: str = "sine=frequency=440",
+    sample_rate: int = 22050,
+    bitrate: str = "32k",
+) -> Path:
+    """Write `seconds` of a lavfi source, mono, as MP3 or WAV by the file's suffix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    separator = ":" if "=" in source else "="
+    args = [
+        "ffmpeg",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"{source}{separator}d={seconds}",
+        "-ac",
+        "1",
+        "-ar",
+        str(sample_rate),
+    ]
+    if path.suffix == ".mp3":
+        args += ["-b:a", bitrate]
+    subprocess.run([*args, str(path)], check=True)
+    return path
