@@ -7,6 +7,7 @@ import io
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from areas import repository
@@ -103,7 +104,13 @@ async def delete(*, session: AsyncSession, code: str) -> None:
     if await device_repository.count_in_areas(session, [area.id]) > 0:
         raise Conflict(f"area {code!r} still has clusters", detail={"area": code})
     await session.delete(area)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Conflict(
+            f"area {code!r} has broadcast history and cannot be deleted",
+            detail={"area": code},
+        ) from None
 
 
 async def list_page(

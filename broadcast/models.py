@@ -37,9 +37,11 @@ class Delivery(Base):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     broadcast_id: Mapped[str] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
-    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"))
+    # RESTRICT: a cluster or area with broadcast history cannot be deleted; the broadcast
+    # log is reported to the national level and must survive reorganisations.
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id", ondelete="RESTRICT"))
     # The cluster's area when the broadcast was sent: rollups stay true after a move.
-    area_id: Mapped[int] = mapped_column(ForeignKey("areas.id"))
+    area_id: Mapped[int] = mapped_column(ForeignKey("areas.id", ondelete="RESTRICT"))
     state: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

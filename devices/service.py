@@ -6,6 +6,7 @@ import csv
 import io
 
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from areas import repository as area_repository
@@ -83,7 +84,13 @@ async def update(*, session: AsyncSession, code: str, data: ClusterUpdate) -> Cl
 async def delete(*, session: AsyncSession, code: str) -> None:
     cluster = await get(session=session, code=code)
     await session.delete(cluster)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Conflict(
+            f"cluster {code!r} has broadcast history and cannot be deleted",
+            detail={"cluster": code},
+        ) from None
 
 
 async def list_page(

@@ -122,7 +122,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.String(length=300), nullable=True),
         sa.Column("stop_confirmed_at", core.database.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
-            ["area_id"], ["areas.id"], name=op.f("fk_deliveries_area_id_areas")
+            ["area_id"], ["areas.id"], name=op.f("fk_deliveries_area_id_areas"), ondelete="RESTRICT"
         ),
         sa.ForeignKeyConstraint(
             ["broadcast_id"],
@@ -134,7 +134,7 @@ def upgrade() -> None:
             ["cluster_id"],
             ["clusters.id"],
             name=op.f("fk_deliveries_cluster_id_clusters"),
-            ondelete="CASCADE",
+            ondelete="RESTRICT",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_deliveries")),
         sa.UniqueConstraint("broadcast_id", "cluster_id", name=op.f("uq_deliveries_broadcast_id")),

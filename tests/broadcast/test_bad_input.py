@@ -196,3 +196,20 @@ async def test_unknown_targets_are_404_naming_them(stack: Stack, tone_mp3: Path)
     assert (await stack.client.get("/api/v1/broadcasts/nope")).status_code == 404
     total = (await stack.client.get("/api/v1/broadcasts")).json()["total"]
     assert total == 0, "a refused broadcast left a row behind"
+
+
+async def test_clusters_and_areas_with_broadcast_history_cannot_be_deleted(stack: Stack) -> None:
+    specs = [s for s in await seed_province(stack) if "25216" in s.areas]
+    sent = await send(stack, areas=["25216"], stream_url="http://127.0.0.1:9/radio")
+    code = specs[0].code
+    response = await stack.client.delete(f"/api/v1/clusters/{code}")
+    assert response.status_code == 409 and "history" in response.json()["error"]
+    # Move every cluster away: the commune is empty but its broadcast log still points to it.
+    for spec in specs:
+        moved = await stack.client.patch(f"/api/v1/clusters/{spec.code}", json={"area_code": "688"})
+        assert moved.status_code == 200
+    response = await stack.client.delete("/api/v1/areas/25216")
+    assert response.status_code == 409 and "history" in response.json()["error"]
+    after = await stack.broadcast(sent["id"])
+    assert after["total"] == len(specs)
+    assert [a["area_code"] for a in after["areas"]] == ["688"]
