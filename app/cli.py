@@ -176,19 +176,26 @@ def alert(
         raise typer.BadParameter("give exactly one of --media or --stream")
     if not area and not cluster:
         raise typer.BadParameter("give at least one --area or --cluster")
-    ok = send_and_watch(
-        AlertRequest(
-            api_url=api or get_settings().public_base_url,
-            areas=area or [],
-            clusters=cluster or [],
-            media=media,
-            stream=stream,
-            title=title,
-            cls=cls,
-            expires_in_s=expires_in,
-            timeout_s=timeout,
-        )
+    import httpx
+
+    api_url = api or get_settings().public_base_url
+    request = AlertRequest(
+        api_url=api_url,
+        areas=area or [],
+        clusters=cluster or [],
+        media=media,
+        stream=stream,
+        title=title,
+        cls=cls,
+        expires_in_s=expires_in,
+        timeout_s=timeout,
     )
+    try:
+        ok = send_and_watch(request)
+    except httpx.HTTPError as exc:
+        # At 2 a.m. the duty officer needs the reason in one line, not a traceback.
+        typer.echo(f"cannot reach the control plane at {api_url}: {exc!r}", err=True)
+        raise typer.Exit(2) from None
     raise typer.Exit(0 if ok else 1)
 
 

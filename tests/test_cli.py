@@ -38,3 +38,18 @@ async def test_alert_sends_and_reports_every_cluster_confirmed(
     assert "3 not confirmed" in text
     for silent in specs[-3:]:
         assert silent.code in text
+
+
+def test_alert_without_a_reachable_control_plane_says_so_in_one_line() -> None:
+    from typer.testing import CliRunner
+
+    from app.broker import free_port
+    from app.cli import app
+
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    result = CliRunner().invoke(
+        app, ["alert", "--api", url, "--area", "70", "--stream", "http://127.0.0.1:9/radio"]
+    )
+    assert result.exit_code == 2
+    assert f"cannot reach the control plane at {url}" in result.output
+    assert "Traceback" not in result.output
