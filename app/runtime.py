@@ -157,7 +157,7 @@ class Runtime:
     def _link(self, kind: str, topic: str, payload: bytes) -> None:
         code = protocol.cluster_code_from_topic(topic)
         assert self.link is not None
-        self.link.submit(LinkMessage(kind, topic, code or "", payload, self.clock.now()))
+        self.link.submit(LinkMessage(topic, code or "", payload, self.clock.now(), kind=kind))
 
     async def _handle_acks(self, batch: list[IncomingAck]) -> None:
         async with self.write_lock, session_scope(self.sessions) as session:

@@ -15,8 +15,9 @@ from broadcast.states import ACK_TO_STATE, TERMINAL, DeliveryState, Outcome, tra
 from core.ingest_stats import IngestStats
 from core.settings import Settings
 from devices import repository as device_repository
+from devices.inbound import Inbound, accept
 from devices.models import Cluster
-from devices.protocol import Ack, AckStage, ProtocolError, parse_ack
+from devices.protocol import Ack, AckStage, parse_ack
 from media.models import MediaFile
 
 S = DeliveryState
@@ -33,12 +34,7 @@ _ROW_COLUMNS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class IncomingAck:
-    topic: str
-    topic_cluster: str
-    payload: bytes
-    received_at: datetime
+IncomingAck = Inbound  # an acknowledgement as it arrived, before parsing
 
 
 @dataclass(slots=True)
@@ -58,31 +54,7 @@ class _Match:
 
 
 def _parse(batch: list[IncomingAck], stats: IngestStats) -> list[tuple[IncomingAck, Ack]]:
-    parsed = []
-    for item in batch:
-        try:
-            ack = parse_ack(item.payload)
-        except ProtocolError as exc:
-            stats.reject(
-                "malformed",
-                at=item.received_at,
-                topic=item.topic,
-                reason=str(exc),
-                payload=item.payload,
-            )
-            continue
-        if ack.cluster != item.topic_cluster:
-            # A cluster may only speak for itself: the topic is what the broker vouched for.
-            stats.reject(
-                "topic_mismatch",
-                at=item.received_at,
-                topic=item.topic,
-                reason=f"payload names cluster {ack.cluster!r}",
-                payload=item.payload,
-            )
-            continue
-        parsed.append((item, ack))
-    return parsed
+    return [(item, ack) for item in batch if (ack := accept(item, parse_ack, stats)) is not None]
 
 
 async def _load(session: AsyncSession, acks: list[Ack]) -> dict[tuple[str, str], _Match]:
@@ -152,12 +124,8 @@ def _apply(
             stats.count("ack_duplicate")
         return
     if ack.cmd != match.command_id:
-        stats.reject(
-            "unknown_command",
-            at=now,
-            topic=item.topic,
-            reason=f"command {ack.cmd!r} is not of broadcast {ack.broadcast!r}",
-            payload=item.payload,
+        item.refuse(
+            stats, "unknown_command", f"command {ack.cmd!r} is not of broadcast {ack.broadcast!r}"
         )
         return
     current = S(values["state"])
@@ -225,18 +193,10 @@ async def _reject_unmatched(
     known = await device_repository.ids_by_code(session, {ack.cluster for _, ack in missing})
     for item, ack in missing:
         if ack.cluster not in known:
-            stats.reject(
-                "unknown_device",
-                at=item.received_at,
-                topic=item.topic,
-                reason=f"cluster {ack.cluster!r} is not registered",
-                payload=item.payload,
-            )
+            item.refuse(stats, "unknown_device", f"cluster {ack.cluster!r} is not registered")
         else:
-            stats.reject(
+            item.refuse(
+                stats,
                 "unknown_command",
-                at=item.received_at,
-                topic=item.topic,
-                reason=f"no delivery of broadcast {ack.broadcast!r} to {ack.cluster!r}",
-                payload=item.payload,
+                f"no delivery of broadcast {ack.broadcast!r} to {ack.cluster!r}",
             )

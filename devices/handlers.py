@@ -10,16 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.ingest_stats import IngestStats
 from devices import repository
-from devices.protocol import ProtocolError, parse_heartbeat, parse_status
+from devices.inbound import Inbound, accept
+from devices.protocol import parse_heartbeat, parse_status
 
 
 @dataclass(frozen=True, slots=True)
-class LinkMessage:
-    kind: str  # "status" | "hb"
-    topic: str
-    topic_cluster: str
-    payload: bytes
-    received_at: datetime
+class LinkMessage(Inbound):
+    kind: str = "hb"  # "status" (birth / Last Will) or "hb" (heartbeat)
 
 
 OnlineHook = Callable[[AsyncSession, list[int]], Awaitable[None]]
@@ -35,30 +32,13 @@ async def apply_link_batch(
     """Update last seen / online / off since; tell the hook who has just come online."""
     observations: list[tuple[LinkMessage, bool | None]] = []  # None: heartbeat, no state news
     for msg in batch:
-        try:
-            said: bool | None
-            if msg.kind == "status":
-                status = parse_status(msg.payload)
-                cluster, said = status.cluster, status.online
-            else:
-                cluster, said = parse_heartbeat(msg.payload).cluster, None
-        except ProtocolError as exc:
-            stats.reject(
-                "malformed",
-                at=msg.received_at,
-                topic=msg.topic,
-                reason=str(exc),
-                payload=msg.payload,
-            )
-            continue
-        if cluster != msg.topic_cluster:
-            stats.reject(
-                "topic_mismatch",
-                at=msg.received_at,
-                topic=msg.topic,
-                reason=f"payload names cluster {cluster!r}",
-                payload=msg.payload,
-            )
+        said: bool | None = None
+        if msg.kind == "status":
+            status = accept(msg, parse_status, stats)
+            if status is None:
+                continue
+            said = status.online
+        elif accept(msg, parse_heartbeat, stats) is None:
             continue
         observations.append((msg, said))
     if not observations:
@@ -72,13 +52,7 @@ async def apply_link_batch(
     for msg, is_online in observations:
         cid = ids.get(msg.topic_cluster)
         if cid is None:
-            stats.reject(
-                "unknown_device",
-                at=msg.received_at,
-                topic=msg.topic,
-                reason=f"cluster {msg.topic_cluster!r} is not registered",
-                payload=msg.payload,
-            )
+            msg.refuse(stats, "unknown_device", f"cluster {msg.topic_cluster!r} is not registered")
             continue
         stats.count(f"{msg.kind}_received")
         if is_online is False:
