@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from devices import protocol
+from devices.mqtt_lite import LiteClient
 from simulator.fleet import Fleet
-from simulator.mqtt_lite import LiteClient
 from tests.broadcast.helpers import seed_province, send, upload
 from tests.support import Stack, counts, eventually
 
@@ -138,12 +138,20 @@ async def test_the_simulated_cluster_rejects_expired_and_misaddressed_commands(
         ("old", protocol.AckStage.REJECTED, "expired"),
         ("elsewhere", protocol.AckStage.REJECTED, "misaddressed"),
     }
-    assert any(r.startswith("malformed") for r in device.rejected)
+    await eventually(
+        lambda: _rejected(device.rejected),
+        lambda r: any(x.startswith("malformed") for x in r),
+        what="the device to log the malformed command",
+    )
     await listener.disconnect()
 
 
 async def _acks(acks: list[protocol.Ack]) -> list[protocol.Ack]:
     return list(acks)
+
+
+async def _rejected(rejected: list[str]) -> list[str]:
+    return list(rejected)
 
 
 async def test_corrupt_media_is_a_failed_delivery_with_the_reason(

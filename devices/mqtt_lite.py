@@ -1,0 +1,274 @@
+"""Just enough MQTT 5 on asyncio streams: simulated devices, and the control plane's
+receive path.
+
+A full client object per device (a paho client with its own buffers and locks) costs far
+more memory and CPU than a cluster is worth in a load run; this one costs a few kilobytes.
+For the control plane, paho (under aiomqtt) handles one packet per event-loop turn; this
+client drains whatever the socket delivered in one go, which matters when a province
+acknowledges at once.
+It speaks CONNECT (with Last Will and session expiry), SUBSCRIBE, PUBLISH at QoS 0/1 with
+PUBACK both ways, PINGREQ and DISCONNECT. Anything else the broker sends is ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import struct
+from collections.abc import Callable
+
+CONNECT, CONNACK, PUBLISH, PUBACK = 1, 2, 3, 4
+SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = 8, 9, 12, 13, 14
+PROP_MESSAGE_EXPIRY = 0x02
+PROP_SESSION_EXPIRY = 0x11
+
+
+class MqttLiteError(Exception):
+    pass
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _str(s: str) -> bytes:
+    data = s.encode()
+    return struct.pack("!H", len(data)) + data
+
+
+def _bin(b: bytes) -> bytes:
+    return struct.pack("!H", len(b)) + b
+
+
+def _packet(kind: int, flags: int, body: bytes) -> bytes:
+    return bytes([(kind << 4) | flags]) + _varint(len(body)) + body
+
+
+def _props(props: bytes) -> bytes:
+    return _varint(len(props)) + props
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+MessageCallback = Callable[[str, bytes], None]
+
+
+class LiteClient:
+    def __init__(
+        self,
+        client_id: str,
+        on_message: MessageCallback,
+        *,
+        keepalive: int = 60,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        self.client_id = client_id
+        self._on_message = on_message
+        self._keepalive = keepalive
+        self._username = username
+        self._password = password
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._next_pid = 0
+        self._pending: dict[int, asyncio.Future[None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.closed: asyncio.Event = asyncio.Event()
+        self.closed.set()
+
+    @property
+    def connected(self) -> bool:
+        return not self.closed.is_set()
+
+    def _pid(self) -> int:
+        self._next_pid = self._next_pid % 65535 + 1
+        return self._next_pid
+
+    async def connect(
+        self,
+        host: str,
+        port: int,
+        *,
+        will: tuple[str, bytes, bool] | None = None,
+        clean_start: bool = True,
+        session_expiry_s: int = 0,
+        local_addr: str | None = None,
+        tls: ssl.SSLContext | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(
+                host, port, local_addr=(local_addr, 0) if local_addr else None, ssl=tls
+            ),
+            timeout,
+        )
+        flags = 0x02 if clean_start else 0
+        payload = _str(self.client_id)
+        if will is not None:
+            topic, message, retain = will
+            flags |= 0x04 | (1 << 3) | (0x20 if retain else 0)  # will, QoS 1, retain
+            payload += _props(b"") + _str(topic) + _bin(message)
+        if self._username is not None:
+            flags |= 0x80
+            payload += _str(self._username)
+        if self._password is not None:
+            flags |= 0x40
+            payload += _bin(self._password.encode())
+        props = b""
+        if session_expiry_s:
+            props = bytes([PROP_SESSION_EXPIRY]) + struct.pack("!I", session_expiry_s)
+        body = _str("MQTT") + bytes([5, flags]) + struct.pack("!H", self._keepalive)
+        writer.write(_packet(CONNECT, 0, body + _props(props) + payload))
+        header, data = await asyncio.wait_for(self._read_packet(reader), timeout)
+        kind = header >> 4
+        if kind != CONNACK or len(data) < 2 or data[1] != 0:
+            writer.close()
+            code = data[1] if kind == CONNACK and len(data) > 1 else -1
+            raise MqttLiteError(f"connection refused (reason code {code})")
+        self._reader, self._writer = reader, writer
+        self.closed.clear()
+        self._tasks = [
+            asyncio.create_task(self._read_loop()),
+            asyncio.create_task(self._ping_loop()),
+        ]
+
+    @staticmethod
+    async def _read_packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+        header = (await reader.readexactly(1))[0]
+        length, shift = 0, 0
+        while True:
+            byte = (await reader.readexactly(1))[0]
+            length |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                break
+            shift += 7
+        data = await reader.readexactly(length) if length else b""
+        return header, data
+
+    async def _read_loop(self) -> None:
+        assert self._reader is not None
+        try:
+            while True:
+                header, data = await self._read_packet(self._reader)
+                kind = header >> 4
+                if kind == PUBLISH:
+                    self._handle_publish(header & 0x0F, data)
+                elif kind in (PUBACK, SUBACK):
+                    future = self._pending.pop(struct.unpack_from("!H", data)[0], None)
+                    if future is not None and not future.done():
+                        future.set_result(None)
+                elif kind == DISCONNECT:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        finally:
+            self._lost()
+
+    def _handle_publish(self, flags: int, data: bytes) -> None:
+        qos = (flags >> 1) & 0x03
+        (topic_len,) = struct.unpack_from("!H", data)
+        pos = 2 + topic_len
+        topic = data[2:pos].decode()
+        pid = 0
+        if qos:
+            (pid,) = struct.unpack_from("!H", data, pos)
+            pos += 2
+        props_len, pos = _read_varint(data, pos)
+        payload = data[pos + props_len :]
+        try:
+            self._on_message(topic, payload)
+        finally:
+            if qos == 1 and self._writer is not None:
+                self._writer.write(_packet(PUBACK, 0, struct.pack("!H", pid)))
+
+    async def _ping_loop(self) -> None:
+        while self._writer is not None:
+            await asyncio.sleep(self._keepalive * 0.75)
+            if self._writer is not None:
+                self._writer.write(bytes([PINGREQ << 4, 0]))
+
+    def _lost(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._writer = self._reader = None
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(MqttLiteError("connection lost"))
+        self._pending.clear()
+        for task in self._tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        self.closed.set()
+
+    async def subscribe(self, filters: list[str], qos: int = 1, timeout: float = 10.0) -> None:
+        if self._writer is None:
+            raise MqttLiteError("not connected")
+        pid = self._pid()
+        body = struct.pack("!H", pid) + _props(b"")
+        for topic_filter in filters:
+            body += _str(topic_filter) + bytes([qos])
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending[pid] = future
+        self._writer.write(_packet(SUBSCRIBE, 0x02, body))
+        await asyncio.wait_for(future, timeout)
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        expiry_s: int | None = None,
+    ) -> asyncio.Future[None] | None:
+        """Write a PUBLISH now; for QoS 1 return a future that the PUBACK resolves."""
+        if self._writer is None:
+            raise MqttLiteError("not connected")
+        props = b""
+        if expiry_s is not None:
+            props = bytes([PROP_MESSAGE_EXPIRY]) + struct.pack("!I", expiry_s)
+        body = _str(topic)
+        future = None
+        if qos:
+            pid = self._pid()
+            body += struct.pack("!H", pid)
+            future = asyncio.get_running_loop().create_future()
+            future.add_done_callback(_consume_exception)
+            self._pending[pid] = future
+        self._writer.write(
+            _packet(PUBLISH, (qos << 1) | (1 if retain else 0), body + _props(props) + payload)
+        )
+        return future
+
+    async def disconnect(self) -> None:
+        """A clean goodbye: the broker discards the Last Will."""
+        if self._writer is not None:
+            self._writer.write(bytes([DISCONNECT << 4, 0]))
+            try:
+                await self._writer.drain()
+            except (ConnectionError, OSError):
+                pass
+        self._lost()
+
+    def drop(self) -> None:
+        """Vanish without a word, as a cluster whose 4G link dies: the broker sends the Will."""
+        self._lost()
+
+
+def _consume_exception(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
