@@ -41,9 +41,9 @@ from app.orchestrate import (
 from broadcast.models import Delivery
 from core.database import create_engine
 from devices import protocol
+from devices.mqtt_lite import LiteClient
 from devices.protocol import Command, CommandKind, Target
 from media.synth import tone
-from simulator.mqtt_lite import LiteClient
 
 PROVINCE = "70"
 FLOOR_RUNS = 3

@@ -15,6 +15,7 @@ from paho.mqtt.properties import Properties
 from core.settings import Settings
 from core.tasks import cancel_and_wait
 from devices import protocol
+from devices.mqtt_lite import LiteClient, MqttLiteError
 
 log = logging.getLogger(__name__)
 
@@ -39,30 +40,73 @@ class Outgoing:
 
 
 class MqttService:
-    """Owns the client; routes device messages by topic to synchronous, non-blocking handlers."""
+    """Owns the broker connections; routes device messages by topic to synchronous,
+    non-blocking handlers.
+
+    Two connections: aiomqtt publishes (commands, with PUBACK tracking), and a lean
+    receiver holds the shared subscriptions. paho, under aiomqtt, handles one packet per
+    event-loop turn and costs 70 to 80 us per message; when a province acknowledges at
+    once, the receiver drains what each socket read delivered instead
+    (docs/benchmarks.md has the figures).
+    """
 
     def __init__(self, settings: Settings, routes: dict[str, MessageHandler]) -> None:
         self._settings = settings
         self._routes = routes  # topic filter (no $share prefix) -> handler
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
+        self._receiving = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._receiver_task: asyncio.Task[None] | None = None
         self.identifier = f"control-{uuid.uuid4().hex[:12]}"
         self.reconnects = 0
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="mqtt-service")
+        self._task = asyncio.create_task(self._run(), name="mqtt-publisher")
+        if self._routes:
+            self._receiver_task = asyncio.create_task(self._receive(), name="mqtt-receiver")
+        else:
+            self._receiving.set()
 
     async def stop(self) -> None:
+        await cancel_and_wait(self._receiver_task)
         await cancel_and_wait(self._task)
-        self._task = None
+        self._task = self._receiver_task = None
 
     async def wait_connected(self, timeout: float) -> None:
-        await asyncio.wait_for(self._connected.wait(), timeout)
+        await asyncio.wait_for(
+            asyncio.gather(self._connected.wait(), self._receiving.wait()), timeout
+        )
 
     @property
     def connected(self) -> bool:
-        return self._connected.is_set()
+        return self._connected.is_set() and self._receiving.is_set()
+
+    async def _receive(self) -> None:
+        """Hold the shared subscriptions on a lean connection, reconnecting forever."""
+        settings = self._settings
+        filters = [protocol.shared(settings.mqtt_share_group, f) for f in self._routes]
+        while True:
+            client = LiteClient(
+                f"{self.identifier}-rx",
+                self._dispatch,
+                keepalive=KEEPALIVE_S,
+                username=settings.mqtt_username,
+                password=settings.mqtt_password,
+            )
+            try:
+                await client.connect(settings.mqtt_host, settings.mqtt_port)
+                await client.subscribe(filters, qos=protocol.QOS)
+                self._receiving.set()
+                await client.closed.wait()
+                log.warning("mqtt receiver lost its connection")
+            except (OSError, TimeoutError, MqttLiteError) as exc:
+                log.warning("mqtt receiver cannot connect (%s)", exc)
+            finally:
+                self._receiving.clear()
+                client.drop()
+            self.reconnects += 1
+            await asyncio.sleep(RECONNECT_INTERVAL_S)
 
     async def _run(self) -> None:
         while True:
@@ -79,19 +123,16 @@ class MqttService:
                 ) as client:
                     client.pending_calls_threshold = 2 * PUBLISH_SLICE  # we bound it ourselves
                     self._client = client
-                    for topic_filter in self._routes:
-                        group = self._settings.mqtt_share_group
-                        await client.subscribe(
-                            protocol.shared(group, topic_filter), qos=protocol.QOS
-                        )
                     self._connected.set()
                     log.info(
                         "mqtt connected to %s:%s",
                         self._settings.mqtt_host,
                         self._settings.mqtt_port,
                     )
-                    async for message in client.messages:
-                        self._dispatch(str(message.topic), message.payload)
+                    # Nothing is subscribed here; iterating keeps the connection serviced and
+                    # raises MqttError when it drops.
+                    async for _message in client.messages:
+                        pass
             except aiomqtt.MqttError as exc:
                 self._connected.clear()
                 self._client = None
@@ -99,12 +140,11 @@ class MqttService:
                 log.warning("mqtt connection lost (%s); retrying in %ss", exc, RECONNECT_INTERVAL_S)
                 await asyncio.sleep(RECONNECT_INTERVAL_S)
 
-    def _dispatch(self, topic: str, payload: object) -> None:
-        data = payload if isinstance(payload, bytes) else str(payload).encode()
+    def _dispatch(self, topic: str, payload: bytes) -> None:
         suffix = topic.rsplit("/", 1)[-1]
         for topic_filter, handler in self._routes.items():
             if topic_filter.endswith("/" + suffix):
-                handler(topic, data)
+                handler(topic, payload)
                 return
         log.debug("no route for %s", topic)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from devices import protocol
+from devices.mqtt_lite import LiteClient, MqttLiteError
 from devices.protocol import (
     CLASS_RANK,
     Ack,
@@ -23,7 +24,6 @@ from devices.protocol import (
     Status,
 )
 from simulator import http_lite
-from simulator.mqtt_lite import LiteClient, MqttLiteError
 
 log = logging.getLogger(__name__)
 
