@@ -70,10 +70,5 @@ async def parent_code_of(session: AsyncSession, area: Area) -> str | None:
     return (await session.execute(query)).scalar_one()
 
 
-async def descendant_ids(session: AsyncSession, area: Area) -> list[int]:
-    query = select(Area.id).where(Area.path.startswith(area.path, autoescape=True))
-    return list((await session.execute(query)).scalars())
-
-
 async def get_by_id(session: AsyncSession, area_id: int) -> Area:
     return (await session.execute(select(Area).where(Area.id == area_id))).scalar_one()

@@ -22,9 +22,3 @@ class Conflict(AppError):
 
 class InvalidInput(AppError):
     status_code = 422
-
-
-class Gone(AppError):
-    """The thing exists but can no longer be acted on (an expired broadcast)."""
-
-    status_code = 410

@@ -57,10 +57,6 @@ class Settings(BaseSettings):
             raise ValueError("BROADCAST_SECRET_KEY must be set in production")
         return self
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
     def media_url(self, sha256: str) -> str:
         base = self.media_base_url or self.public_base_url
         return f"{base.rstrip('/')}/media/{sha256}"

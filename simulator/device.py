@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from devices import protocol
 from devices.mqtt_lite import LiteClient, MqttLiteError
 from devices.protocol import (
-    CLASS_RANK,
     Ack,
     AckStage,
     Command,
@@ -293,12 +292,12 @@ class SimulatedCluster:
                 self._current = None
 
     async def _take_the_speaker(self, playback: _Playback) -> None:
-        """Emergency pre-empts anything; otherwise wait for the speaker to be free."""
+        """An emergency pre-empts whatever plays (docs/protocol.md 4.3); anything else,
+        priority included, waits for the speaker: priority orders the queue, it does not
+        cut in."""
         while self._current is not None and self._current is not playback:
             current = self._current
-            if playback.command.cls is CommandClass.EMERGENCY or (
-                CLASS_RANK[playback.command.cls] > CLASS_RANK[current.command.cls]
-            ):
+            if playback.command.cls is CommandClass.EMERGENCY:
                 current.task.cancel()
                 self._current = None
                 break

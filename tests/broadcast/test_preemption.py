@@ -1,0 +1,51 @@
+"""On the cluster: an emergency cuts in; a priority item waits (docs/protocol.md 4.3)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from simulator.fleet import Fleet
+from tests.broadcast.helpers import seed_province, send, upload
+from tests.support import Stack, counts
+
+COMMUNE = "25216"
+
+
+async def test_an_emergency_preempts_a_normal_broadcast_and_a_priority_one_waits(
+    stack: Stack, fleet_factory: Callable[..., Fleet], long_mp3: Path, tone_mp3: Path
+) -> None:
+    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas]
+    n = len(specs)
+    fleet = fleet_factory(specs, time_compression=5)  # the 30 s clip plays in 6 s
+    await fleet.start()
+    long_clip, short_clip = await upload(stack, long_mp3), await upload(stack, tone_mp3)
+
+    news = await send(
+        stack,
+        title="Bản tin sáng",
+        areas=[COMMUNE],
+        media_sha256=long_clip["sha256"],
+        **{"class": "normal"},
+    )
+    await stack.wait_broadcast(news["id"], lambda b: counts(b, "playing") == n)
+
+    notice = await send(
+        stack,
+        title="Thông báo ưu tiên",
+        areas=[COMMUNE],
+        media_sha256=short_clip["sha256"],
+        **{"class": "priority"},
+    )
+    waiting = await stack.wait_broadcast(notice["id"], lambda b: counts(b, "delivered") == n)
+    assert (await stack.broadcast(news["id"]))["counts"] == {"playing": n}, "priority cut in"
+    assert waiting["counts"] == {"delivered": n}
+
+    alarm = await send(stack, title="Cháy rừng", areas=[COMMUNE], media_sha256=short_clip["sha256"])
+    await stack.wait_broadcast(alarm["id"], lambda b: counts(b, "played") == n)
+    cut = await stack.wait_broadcast(news["id"], lambda b: counts(b, "preempted") == n)
+    assert cut["confirmed"] == n, "pre-empted still counts as having reached the cluster"
+    assert fleet.count(lambda d: d.play_counts[news["id"]] > 0) == 0
+    # The notice was waiting, not interrupted: it plays once the emergency is over.
+    after = await stack.wait_broadcast(notice["id"], lambda b: counts(b, "played") == n)
+    assert after["confirmed"] == n
