@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
+from aiomqtt import MqttError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broadcast import repository
@@ -17,6 +19,8 @@ from core.settings import Settings
 from devices import protocol
 from devices.protocol import Command, Target
 from media.models import MediaFile
+
+log = logging.getLogger(__name__)
 
 RESEND_BATCH = 5000  # per sweep; a province's worth, so a reconnect storm drains in seconds
 
@@ -34,23 +38,40 @@ class Dispatcher:
     def _media_url(self, media: MediaFile | None) -> str | None:
         return self._settings.media_url(media.sha256) if media else None
 
-    async def publish_play(self, broadcast: Broadcast, media: MediaFile | None) -> None:
+    async def publish_play(self, broadcast: Broadcast, media: MediaFile | None) -> bool:
+        """Publish a committed broadcast; False if the broker did not take it all."""
         url = self._media_url(media)
-        await self._mqtt.publish_many(
+        return await self._after_commit(
+            broadcast,
             [
                 self._outgoing(topic, play_command(broadcast, media, target, media_url=url))
                 for topic, target in fan_out_targets(broadcast)
-            ]
+            ],
         )
 
-    async def publish_cancel(self, broadcast: Broadcast) -> None:
+    async def publish_cancel(self, broadcast: Broadcast) -> bool:
+        """Publish a committed cancel; False if the broker did not take it all."""
         now = self._clock.now()
-        await self._mqtt.publish_many(
+        return await self._after_commit(
+            broadcast,
             [
                 self._outgoing(topic, cancel_command(broadcast, target, now))
                 for topic, target in fan_out_targets(broadcast)
-            ]
+            ],
         )
+
+    async def _after_commit(self, broadcast: Broadcast, messages: list[Outgoing]) -> bool:
+        """What is committed is already owed to the clusters: if the broker is down, the
+        sweep sends it when it returns. So a failure here is reported, never raised (an
+        error would make a duty officer press the button twice)."""
+        try:
+            await self._mqtt.publish_many(messages)
+        except MqttError as exc:
+            log.warning(
+                "broadcast %s: broker unavailable (%s); the sweep will send it", broadcast.id, exc
+            )
+            return False
+        return True
 
     async def plan_resends(self, session: AsyncSession) -> list[Outgoing]:
         """Pick what is due, book the next attempt, and return the messages to publish.
@@ -62,7 +83,7 @@ class Dispatcher:
         now = self._clock.now()
         rows = await repository.due_for_resend(session, now=now, limit=RESEND_BATCH)
         outgoing: list[Outgoing] = []
-        reschedule: list[dict[str, object]] = []
+        reschedule: list[tuple[int, dict[str, object]]] = []
         queued: list[int] = []
         for delivery, code, broadcast, media in rows:
             target = Target(cluster=code)
@@ -73,12 +94,10 @@ class Dispatcher:
             outgoing.append(self._outgoing(protocol.cluster_command_topic(code), command))
             attempts = delivery.attempts + 1
             delay = timedelta(seconds=retry_delay_s(attempts, self._settings))
-            reschedule.append(
-                {"id": delivery.id, "attempts": attempts, "next_attempt_at": now + delay}
-            )
+            reschedule.append((delivery.id, {"attempts": attempts, "next_attempt_at": now + delay}))
             if delivery.state == DeliveryState.QUEUED:
                 queued.append(delivery.id)
-        await repository.reschedule(session, reschedule)
+        await repository.update_columns(session, reschedule)
         await repository.mark_sent(session, delivery_ids=queued, broadcast_id=None, at=now)
         return outgoing
 

@@ -125,22 +125,17 @@ async def mark_sent(
         )
 
 
-async def tally(session: AsyncSession, broadcast_id: str) -> Sequence[Row[int, str, int, int]]:
-    """(area id, state, deliveries, stops confirmed): everything the progress view counts,
-    in one indexed pass over the broadcast's deliveries."""
+async def tally(session: AsyncSession, broadcast_id: str) -> Sequence[Row[str, str, int, int]]:
+    """(area path, state, deliveries, stops confirmed): everything the progress view counts,
+    in one pass over the broadcast's deliveries. The path is of the area each cluster stood
+    in when the broadcast was sent."""
     query = (
-        select(
-            Delivery.area_id, Delivery.state, func.count(), func.count(Delivery.stop_confirmed_at)
-        )
+        select(Area.path, Delivery.state, func.count(), func.count(Delivery.stop_confirmed_at))
+        .join(Area, Delivery.area_id == Area.id)
         .where(Delivery.broadcast_id == broadcast_id)
-        .group_by(Delivery.area_id, Delivery.state)
+        .group_by(Area.path, Delivery.state)
     )
     return (await session.execute(query)).all()
-
-
-async def areas_by_id(session: AsyncSession, ids: Iterable[int]) -> dict[int, Area]:
-    rows = await session.execute(select(Area).where(Area.id.in_(list(set(ids)))))
-    return {a.id: a for a in rows.scalars()}
 
 
 async def unconfirmed(
@@ -165,11 +160,6 @@ async def unconfirmed(
         .limit(limit)
     )
     return (await session.execute(query)).all()
-
-
-async def areas_by_path_codes(session: AsyncSession, codes: Iterable[str]) -> dict[str, Area]:
-    rows = await session.execute(select(Area).where(Area.code.in_(list(set(codes)))))
-    return {a.code: a for a in rows.scalars()}
 
 
 async def list_page(
@@ -206,12 +196,6 @@ async def due_for_resend(
         .limit(limit)
     )
     return (await session.execute(query)).all()
-
-
-async def reschedule(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Write attempts and next retry time for deliveries just re-sent (by primary key)."""
-    if rows:
-        await session.execute(update(Delivery), sorted(rows, key=lambda r: int(r["id"])))
 
 
 async def update_columns(session: AsyncSession, changes: list[tuple[int, dict[str, Any]]]) -> None:

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
-from aiomqtt import MqttError
 from fastapi import APIRouter, Query, status
 
 from app.deps import RuntimeDep, SessionDep
@@ -13,8 +11,6 @@ from broadcast.schemas import BroadcastCreate, BroadcastRead, BroadcastSummary
 from core.database import session_scope
 from core.schemas import Limit, Offset, Page
 from media.models import MediaFile
-
-log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/broadcasts", tags=["broadcasts"])
 
@@ -33,13 +29,8 @@ async def send_broadcast(data: BroadcastCreate, runtime: RuntimeDep) -> Broadcas
         media = (
             await session.get(MediaFile, broadcast.media_sha256) if broadcast.media_sha256 else None
         )
-    try:
-        await runtime.require_dispatcher().publish_play(broadcast, media)
-    except MqttError as exc:
-        # Committed but not published: the sweep sends it once the broker is back. Say so;
-        # a 5xx here would make the duty officer send it twice.
-        log.warning("broadcast %s queued, broker unavailable: %s", broadcast.id, exc)
-        return service.just_sent(broadcast, total, published=False)
+    if not await runtime.require_dispatcher().publish_play(broadcast, media):
+        return service.just_sent(broadcast, total, published=False)  # deliveries stay queued
     runtime.spawn(_mark_sent(runtime, broadcast.id), name=f"mark-sent-{broadcast.id}")
     return service.just_sent(broadcast, total, published=True)
 
@@ -96,6 +87,7 @@ async def cancel_broadcast(broadcast_id: str, runtime: RuntimeDep) -> BroadcastR
             settings=runtime.settings,
             broadcast_id=broadcast_id,
         )
-    await runtime.require_dispatcher().publish_cancel(broadcast)
+    published = await runtime.require_dispatcher().publish_cancel(broadcast)
     async with session_scope(runtime.sessions) as session:
-        return await service.read(session=session, broadcast_id=broadcast_id, unconfirmed_limit=0)
+        read = await service.read(session=session, broadcast_id=broadcast_id, unconfirmed_limit=0)
+    return read.model_copy(update={"published": published})

@@ -72,7 +72,9 @@ class BroadcastRead(BaseModel):
     confirmed: int
     counts: dict[DeliveryState, int]
     stops_confirmed: int = 0
-    published: bool = True  # false: the broker was unreachable; it goes out when it returns
+    # False on the answer to a send or cancel when the broker was unreachable: it is
+    # committed and the sweep publishes it when the broker returns.
+    published: bool = True
     areas: list[AreaRollup] = []
     unconfirmed: list[UnconfirmedCluster] = []
     unconfirmed_total: int = 0

@@ -221,11 +221,11 @@ async def read(
     broadcast = await get(session=session, broadcast_id=broadcast_id)
     tally = await repository.tally(session, broadcast_id)
     counts: dict[DeliveryState, int] = {}
-    per_area: dict[int, dict[DeliveryState, int]] = {}
+    per_path: dict[str, dict[DeliveryState, int]] = {}
     stops = 0
-    for area_id, state, n, stopped in tally:
+    for path, state, n, stopped in tally:
         counts[S(state)] = counts.get(S(state), 0) + n
-        per_area.setdefault(area_id, {})[S(state)] = n
+        per_path.setdefault(path, {})[S(state)] = n
         stops += stopped
     unconfirmed_rows = await repository.unconfirmed(session, broadcast_id, limit=unconfirmed_limit)
     return BroadcastRead(
@@ -234,7 +234,7 @@ async def read(
         confirmed=sum(n for s, n in counts.items() if s in CONFIRMED),
         counts=counts,
         stops_confirmed=stops,
-        areas=await _rollup(session, per_area, rollup_depth),
+        areas=await _rollup(session, per_path, rollup_depth),
         unconfirmed=[
             UnconfirmedCluster(
                 cluster=code,
@@ -251,17 +251,16 @@ async def read(
 
 
 async def _rollup(
-    session: AsyncSession, per_area: dict[int, dict[DeliveryState, int]], depth: int
+    session: AsyncSession, per_path: dict[str, dict[DeliveryState, int]], depth: int
 ) -> list[AreaRollup]:
     """Counts per area at one depth of the tree (0 = province), worst first."""
-    areas = await repository.areas_by_id(session, per_area)
     buckets: dict[str, dict[DeliveryState, int]] = {}
-    for area_id, area_counts in per_area.items():
-        codes = [c for c in areas[area_id].path.split("/") if c]
+    for path, area_counts in per_path.items():
+        codes = [c for c in path.split("/") if c]
         bucket = buckets.setdefault(codes[min(depth, len(codes) - 1)], {})
         for state, n in area_counts.items():
             bucket[state] = bucket.get(state, 0) + n
-    names = await repository.areas_by_path_codes(session, buckets)
+    names = await area_repository.get_many_by_code(session, list(buckets))
     rollups = [
         AreaRollup(
             area_code=code,
