@@ -67,7 +67,6 @@ class Environment:
 class _Playback:
     command: Command
     task: asyncio.Task[None]
-    started: bool = False
 
 
 class SimulatedCluster:
@@ -85,7 +84,6 @@ class SimulatedCluster:
         self._hb_seq = 0
         self.online = asyncio.Event()
         self.play_counts: Counter[str] = Counter()  # broadcast id -> full plays
-        self.acks_sent: Counter[AckStage] = Counter()
         self.acks_dropped = 0
         self.rejected: list[str] = []
         self.volume = 70
@@ -193,7 +191,6 @@ class SimulatedCluster:
         def publish() -> None:
             try:
                 self.client.publish(topic, ack)
-                self.acks_sent[stage] += 1
             except MqttLiteError:
                 pass  # link down: the control plane will ask again
 
@@ -303,4 +300,3 @@ class SimulatedCluster:
                 break
             await asyncio.wait({current.task})
         self._current = playback
-        playback.started = True
