@@ -47,8 +47,9 @@ def media_serve(host: str = "127.0.0.1", port: int = 8001) -> None:
     from media.asgi import standalone_app
 
     _logging()
+    settings = get_settings()
     uvicorn.run(
-        standalone_app(get_settings().media_dir),
+        standalone_app(settings.media_dir, settings.media_signing_key),
         host=host,
         port=port,
         log_level="warning",

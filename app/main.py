@@ -49,7 +49,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.mount(
         "/media",
         MediaApp(
-            lambda: app.state.runtime.settings.media_dir, lambda: app.state.runtime.media_cache
+            lambda: app.state.runtime.settings.media_dir,
+            lambda: app.state.runtime.media_cache,
+            lambda: app.state.runtime.settings.media_signing_key,
         ),
         name="media-files",
     )

@@ -23,6 +23,7 @@ from core.settings import Settings
 from devices import protocol
 from devices.handlers import LinkMessage, apply_link_batch
 from media.cache import HotMediaCache
+from media.service import IngestContext
 from scheduler.leader import LeaderLock
 from scheduler.runner import JobRunner
 
@@ -43,6 +44,7 @@ class Runtime:
     # row locks (taken in id order) on top, for several processes.
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     media_cache: HotMediaCache = field(default_factory=HotMediaCache)
+    ingest_slots: asyncio.Semaphore = field(default_factory=asyncio.Semaphore)
     mqtt: MqttService | None = None
     dispatcher: Dispatcher | None = None
     acks: BatchConsumer[IncomingAck] | None = None
@@ -53,7 +55,14 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
         engine = create_engine(settings.database_url)
-        return cls(settings, clock or SystemClock(), engine, create_session_maker(engine))
+        runtime = cls(settings, clock or SystemClock(), engine, create_session_maker(engine))
+        runtime.ingest_slots = asyncio.Semaphore(settings.ingest_concurrency)
+        return runtime
+
+    def ingest_context(self) -> IngestContext:
+        return IngestContext(
+            self.sessions, self.write_lock, self.ingest_slots, self.clock, self.settings
+        )
 
     def require_dispatcher(self) -> Dispatcher:
         assert self.dispatcher is not None, "runtime not started"

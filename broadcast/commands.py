@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from broadcast.models import Broadcast
@@ -10,19 +12,39 @@ from devices.protocol import Command, CommandKind, MediaRef, StreamRef, Target
 from media.models import MediaFile
 
 Publication = tuple[str, Command]  # (topic, command)
+UrlFor = Callable[[str, Target], str]  # (sha256, target) -> signed URL
+
+
+@dataclass(frozen=True)
+class MediaSet:
+    """A broadcast's audio: the default rendition and the other profiles' ones."""
+
+    main: MediaFile
+    alternates: dict[str, MediaFile] = field(default_factory=dict)
+
+
+def _ref(media: MediaFile, target: Target, url_for: UrlFor) -> MediaRef:
+    return MediaRef(
+        url=url_for(media.sha256, target),
+        sha256=media.sha256,
+        size=media.size,
+        duration_ms=media.duration_ms,
+        format=media.format,
+        profile=media.profile,
+    )
 
 
 def play_command(
-    broadcast: Broadcast, media: MediaFile | None, target: Target, *, media_url: str | None
+    broadcast: Broadcast, media: MediaSet | None, target: Target, *, url_for: UrlFor
 ) -> Command:
     media_ref = None
-    if media is not None and media_url is not None:
-        media_ref = MediaRef(
-            url=media_url,
-            sha256=media.sha256,
-            size=media.size,
-            duration_ms=media.duration_ms,
-            format=media.format,
+    if media is not None:
+        media_ref = _ref(media.main, target, url_for).model_copy(
+            update={
+                "alternates": tuple(
+                    _ref(m, target, url_for) for _, m in sorted(media.alternates.items())
+                )
+            }
         )
     stream_ref = StreamRef(url=broadcast.stream_url) if broadcast.stream_url else None
     return Command.model_validate(

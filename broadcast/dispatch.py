@@ -9,15 +9,16 @@ from aiomqtt import MqttError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broadcast import repository
-from broadcast.commands import cancel_command, fan_out_targets, play_command
+from broadcast.commands import MediaSet, cancel_command, fan_out_targets, play_command
 from broadcast.models import Broadcast
 from broadcast.service import retry_delay_s
 from broadcast.states import DeliveryState
 from core.clock import Clock
 from core.mqtt import MqttService, Outgoing
 from core.settings import Settings
-from devices import protocol
+from devices import media_auth, protocol
 from devices.protocol import Command, Target
+from media import service as media_service
 from media.models import MediaFile
 
 log = logging.getLogger(__name__)
@@ -35,16 +36,26 @@ class Dispatcher:
         expiry = protocol.message_expiry_s(command.expires_at, self._clock.now())
         return Outgoing(topic, command.to_json(), expiry_s=expiry)
 
-    def _media_url(self, media: MediaFile | None) -> str | None:
-        return self._settings.media_url(media.sha256) if media else None
+    def _play(self, broadcast: Broadcast, media: MediaSet | None, target: Target) -> Command:
+        # Media URLs are good until the broadcast expires, and only for this target.
+        expires = int(broadcast.expires_at.timestamp()) + 1
 
-    async def publish_play(self, broadcast: Broadcast, media: MediaFile | None) -> bool:
+        def url_for(sha256: str, target: Target) -> str:
+            scope = (
+                media_auth.area_scope(target.area)
+                if target.area
+                else media_auth.cluster_scope(target.cluster or "")
+            )
+            return self._settings.media_url(sha256, scope, expires)
+
+        return play_command(broadcast, media, target, url_for=url_for)
+
+    async def publish_play(self, broadcast: Broadcast, media: MediaSet | None) -> bool:
         """Publish a committed broadcast; False if the broker did not take it all."""
-        url = self._media_url(media)
         return await self._after_commit(
             broadcast,
             [
-                self._outgoing(topic, play_command(broadcast, media, target, media_url=url))
+                self._outgoing(topic, self._play(broadcast, media, target))
                 for topic, target in fan_out_targets(broadcast)
             ],
         )
@@ -85,12 +96,14 @@ class Dispatcher:
         outgoing: list[Outgoing] = []
         reschedule: list[tuple[int, dict[str, object]]] = []
         queued: list[int] = []
+        media_sets: dict[str, MediaSet] = {}
         for delivery, code, broadcast, media in rows:
             target = Target(cluster=code)
             if delivery.state == DeliveryState.CANCELED:
                 command = cancel_command(broadcast, target, now)
             else:
-                command = play_command(broadcast, media, target, media_url=self._media_url(media))
+                media_set = await self._media_set(session, media, media_sets)
+                command = self._play(broadcast, media_set, target)
             outgoing.append(self._outgoing(protocol.cluster_command_topic(code), command))
             attempts = delivery.attempts + 1
             delay = timedelta(seconds=retry_delay_s(attempts, self._settings))
@@ -100,6 +113,17 @@ class Dispatcher:
         await repository.update_columns(session, reschedule)
         await repository.mark_sent(session, delivery_ids=queued, broadcast_id=None, at=now)
         return outgoing
+
+    @staticmethod
+    async def _media_set(
+        session: AsyncSession, media: MediaFile | None, cache: dict[str, MediaSet]
+    ) -> MediaSet | None:
+        if media is None:
+            return None
+        if media.sha256 not in cache:
+            alternates = await media_service.alternates(session, media)
+            cache[media.sha256] = MediaSet(media, alternates)
+        return cache[media.sha256]
 
     async def publish(self, messages: list[Outgoing]) -> None:
         await self._mqtt.publish_many(messages)

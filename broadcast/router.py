@@ -3,13 +3,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.deps import RuntimeDep, SessionDep
 from app.runtime import Runtime
 from broadcast import repository, service
+from broadcast.commands import MediaSet
 from broadcast.schemas import BroadcastCreate, BroadcastRead, BroadcastSummary
 from core.database import session_scope
 from core.schemas import Limit, Offset, Page
+from media import service as media_service
 from media.models import MediaFile
 
 router = APIRouter(prefix="/api/v1/broadcasts", tags=["broadcasts"])
@@ -26,13 +29,18 @@ async def send_broadcast(data: BroadcastCreate, runtime: RuntimeDep) -> Broadcas
         broadcast, total = await service.create(
             session=session, clock=runtime.clock, settings=runtime.settings, data=data
         )
-        media = (
-            await session.get(MediaFile, broadcast.media_sha256) if broadcast.media_sha256 else None
-        )
+        media = await _media_set(session, broadcast.media_sha256)
     if not await runtime.require_dispatcher().publish_play(broadcast, media):
         return service.just_sent(broadcast, total, published=False)  # deliveries stay queued
     runtime.spawn(_mark_sent(runtime, broadcast.id), name=f"mark-sent-{broadcast.id}")
     return service.just_sent(broadcast, total, published=True)
+
+
+async def _media_set(session: AsyncSession, sha256: str | None) -> MediaSet | None:
+    media = await session.get(MediaFile, sha256) if sha256 else None
+    if media is None:
+        return None
+    return MediaSet(media, await media_service.alternates(session, media))
 
 
 async def _mark_sent(runtime: Runtime, broadcast_id: str) -> None:

@@ -9,6 +9,9 @@ from typing import Literal
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from devices import media_auth
+from media.pipeline import DeliveryProfile, LoudnessTarget
+
 PLACEHOLDER_SECRET = "change-me"
 
 
@@ -31,7 +34,19 @@ class Settings(BaseSettings):
     # the province-wide download burst off the control plane's event loop.
     media_base_url: str | None = None
     media_dir: Path = Path("./var/media")
-    max_upload_bytes: int = 200 * 1024 * 1024
+    max_upload_bytes: int = 700 * 1024 * 1024  # an hour of CD-quality WAV is 635 MB
+    max_audio_s: float = 3600.0  # an hour: longer is a programme, relay it as a stream
+    # EBU R 128 target for what clusters play. -16 LUFS (louder than broadcast TV's -23)
+    # because horn speakers outdoors compete with traffic, rain and market noise.
+    loudness_lufs: float = -16.0
+    loudness_true_peak_db: float = -1.5
+    # What clusters play, by name; each upload is rendered once per profile. Clusters whose
+    # model is listed in model_profiles get that profile's rendition, the rest the default.
+    delivery_profiles: dict[str, DeliveryProfile] = {"mp3-mono-64k": DeliveryProfile()}
+    default_delivery_profile: str = "mp3-mono-64k"
+    model_profiles: dict[str, str] = {}
+    # Transcodes at once per process: each takes a core, and emergencies must still get one.
+    ingest_concurrency: int = 1
     secret_key: str = PLACEHOLDER_SECRET
 
     # Acknowledgement ingest: one transaction per batch, never per message.
@@ -57,9 +72,30 @@ class Settings(BaseSettings):
             raise ValueError("BROADCAST_SECRET_KEY must be set in production")
         return self
 
-    def media_url(self, sha256: str) -> str:
+    @model_validator(mode="after")
+    def _profiles_exist(self) -> Settings:
+        names = {self.default_delivery_profile, *self.model_profiles.values()}
+        unknown = sorted(names - set(self.delivery_profiles))
+        if unknown:
+            raise ValueError(f"delivery profiles not defined: {', '.join(unknown)}")
+        return self
+
+    @property
+    def loudness_target(self) -> LoudnessTarget:
+        return LoudnessTarget(self.loudness_lufs, self.loudness_true_peak_db)
+
+    def profile_for_model(self, model: str | None) -> str:
+        return self.model_profiles.get(model or "", self.default_delivery_profile)
+
+    @property
+    def media_signing_key(self) -> bytes:
+        return media_auth.server_key(self.secret_key)
+
+    def media_url(self, sha256: str, scope: str, expires: int) -> str:
+        """A media URL signed for one scope (cluster or area) until `expires` (Unix time)."""
         base = self.media_base_url or self.public_base_url
-        return f"{base.rstrip('/')}/media/{sha256}"
+        query = media_auth.signed_query(self.media_signing_key, sha256, scope, expires)
+        return f"{base.rstrip('/')}/media/{sha256}?{query}"
 
 
 @lru_cache(maxsize=1)

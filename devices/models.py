@@ -22,6 +22,8 @@ class Cluster(Base):
     longitude: Mapped[float | None] = mapped_column(Float)
     speakers: Mapped[int] = mapped_column(Integer, default=0)
     firmware: Mapped[str | None] = mapped_column(String(64))
+    # Hardware model: picks the audio rendition it plays (settings.model_profiles).
+    model: Mapped[str | None] = mapped_column(String(64))
     installed_on: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -114,11 +114,18 @@ class _Message(BaseModel):
 class MediaRef(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    url: str
+    url: str  # signed for the command's target (devices.media_auth)
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     size: int
     duration_ms: int
     format: str = "mp3"
+    profile: str | None = None  # the delivery profile this rendition was made for
+    # The same audio rendered for other device models; a device whose provisioned profile
+    # is listed plays that one instead.
+    alternates: tuple[MediaRef, ...] = ()
+
+    def for_profile(self, profile: str | None) -> MediaRef:
+        return next((a for a in self.alternates if a.profile == profile), self)
 
 
 class StreamRef(BaseModel):

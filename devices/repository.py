@@ -70,13 +70,17 @@ async def targets_by_code(
     return (await session.execute(query)).all()
 
 
-async def provisioning(session: AsyncSession, under: Area | None) -> list[tuple[str, str, str]]:
-    """(code, kind, area path) of every cluster, for devices and the simulator."""
-    query = select(Cluster.code, Cluster.kind, Area.path).join(Area, Cluster.area_id == Area.id)
+async def provisioning(
+    session: AsyncSession, under: Area | None
+) -> list[tuple[str, str, str, str | None]]:
+    """(code, kind, area path, model) of every cluster, for devices and the simulator."""
+    query = select(Cluster.code, Cluster.kind, Area.path, Cluster.model).join(
+        Area, Cluster.area_id == Area.id
+    )
     if under is not None:
         query = query.where(Area.path.startswith(under.path, autoescape=True))
     rows = await session.execute(query.order_by(Cluster.code))
-    return [(row[0], row[1], row[2]) for row in rows.all()]
+    return [(row[0], row[1], row[2], row[3]) for row in rows.all()]
 
 
 async def ids_by_code(session: AsyncSession, codes: Iterable[str]) -> dict[str, int]:

@@ -41,9 +41,11 @@ async def list_clusters(
 
 
 @router.get("/provisioning")
-async def provisioning(session: SessionDep, area: str | None = None) -> list[ProvisionedCluster]:
+async def provisioning(
+    session: SessionDep, runtime: RuntimeDep, area: str | None = None
+) -> list[ProvisionedCluster]:
     """Codes and area topics of every cluster (for devices at install time and the simulator)."""
-    return await service.provisioning(session=session, area=area)
+    return await service.provisioning(session=session, settings=runtime.settings, area=area)
 
 
 @router.post("/import")

@@ -26,6 +26,7 @@ class ClusterCreate(BaseModel):
     longitude: float | None = Longitude
     speakers: int = Field(default=0, ge=0, le=64)
     firmware: str | None = Field(default=None, max_length=64)
+    model: str | None = Field(default=None, max_length=64)
     installed_on: date | None = None
 
 
@@ -37,6 +38,7 @@ class ClusterUpdate(BaseModel):
     longitude: float | None = Longitude
     speakers: int | None = Field(default=None, ge=0, le=64)
     firmware: str | None = Field(default=None, max_length=64)
+    model: str | None = Field(default=None, max_length=64)
     installed_on: date | None = None
 
 
@@ -49,6 +51,7 @@ class ClusterRead(ORMModel):
     longitude: float | None
     speakers: int
     firmware: str | None
+    model: str | None
     installed_on: date | None
     online: bool
     last_seen_at: datetime | None
@@ -61,3 +64,7 @@ class ProvisionedCluster(BaseModel):
     code: str
     kind: ClusterKind
     areas: list[str]  # codes from the root down to the cluster's own area
+    # The audio rendition it plays (by its model) and its key for signed media URLs
+    # (devices.media_auth); the key changes if the cluster moves to another area.
+    profile: str
+    media_key: str

@@ -15,7 +15,8 @@ from areas.models import Area
 from core.clock import Clock
 from core.errors import Conflict, InvalidInput, NotFound
 from core.schemas import ImportReport, ImportRowError, Page
-from devices import repository
+from core.settings import Settings
+from devices import media_auth, repository
 from devices.models import Cluster
 from devices.schemas import (
     ClusterCreate,
@@ -114,14 +115,26 @@ async def list_page(
     )
 
 
-async def provisioning(*, session: AsyncSession, area: str | None) -> list[ProvisionedCluster]:
+async def provisioning(
+    *, session: AsyncSession, settings: Settings, area: str | None
+) -> list[ProvisionedCluster]:
     under = await area_service.get(session=session, code=area) if area else None
-    return [
-        ProvisionedCluster.model_validate(
-            {"code": code, "kind": kind, "areas": [p for p in path.split("/") if p]}
+    key = settings.media_signing_key
+    provisioned = []
+    for code, kind, path, model in await repository.provisioning(session, under):
+        areas = [p for p in path.split("/") if p]
+        provisioned.append(
+            ProvisionedCluster.model_validate(
+                {
+                    "code": code,
+                    "kind": kind,
+                    "areas": areas,
+                    "profile": settings.profile_for_model(model),
+                    "media_key": media_auth.device_key(key, code, "/".join(areas)),
+                }
+            )
         )
-        for code, kind, path in await repository.provisioning(session, under)
-    ]
+    return provisioned
 
 
 CLUSTER_CSV_COLUMNS = tuple(ClusterCreate.model_fields)

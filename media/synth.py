@@ -17,7 +17,8 @@ def tone(
     sample_rate: int = 22050,
     bitrate: str = "32k",
 ) -> Path:
-    """Write `seconds` of a lavfi source, mono, as MP3 or WAV by the file's suffix."""
+    """Write `seconds` of a lavfi source, mono, encoded by the file's suffix (mp3, wav,
+    ogg and webm as Opus, m4a as AAC, flac)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     separator = ":" if "=" in source else "="
     args = [
@@ -36,5 +37,9 @@ def tone(
     ]
     if path.suffix == ".mp3":
         args += ["-b:a", bitrate]
+    elif path.suffix in (".ogg", ".webm"):
+        args += ["-c:a", "libopus", "-ar", "48000"]  # what a browser records
+    elif path.suffix == ".m4a":
+        args += ["-c:a", "aac", "-b:a", bitrate]
     subprocess.run([*args, str(path)], check=True)
     return path

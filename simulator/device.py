@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from devices import protocol
+from devices import media_auth, protocol
 from devices.mqtt_lite import LiteClient, MqttLiteError
 from devices.protocol import (
     Ack,
@@ -38,6 +38,8 @@ class DeviceSpec:
     kind: str  # speaker_cluster | eboard
     areas: tuple[str, ...]  # area codes from the root down
     firmware: str = "sim-1.0"
+    profile: str | None = None  # delivery profile of its model (which rendition it plays)
+    media_key: str = ""  # from provisioning: proves who it is to the media server
 
 
 @dataclass
@@ -245,14 +247,16 @@ class SimulatedCluster:
 
     async def _fetch_media(self, command: Command) -> str | None:
         """Download and verify; the reason on failure."""
-        media = command.media
-        if media is None or self.spec.kind == "eboard":
+        if command.media is None or self.spec.kind == "eboard":
             return None  # streams are opened when playing; e-boards show the text
+        media = command.media.for_profile(self.spec.profile)
         if media.sha256 in self._media_cache:
             return None
+        spec = self.spec
+        url = media_auth.device_url(media.url, code=spec.code, areas=spec.areas, key=spec.media_key)
         try:
             async with self.env.downloads:
-                status, body = await http_lite.get(media.url)
+                status, body = await http_lite.get(url)
         except (OSError, TimeoutError, http_lite.HttpLiteError) as exc:
             return f"media download failed: {exc.__class__.__name__}"
         if status != 200:

@@ -9,7 +9,13 @@ from simulator.device import DeviceSpec
 
 def specs_from_json(items: list[dict[str, object]]) -> list[DeviceSpec]:
     return [
-        DeviceSpec(code=str(i["code"]), kind=str(i["kind"]), areas=tuple(i["areas"]))  # type: ignore[arg-type]
+        DeviceSpec(
+            code=str(i["code"]),
+            kind=str(i["kind"]),
+            areas=tuple(i["areas"]),  # type: ignore[arg-type]
+            profile=str(i.get("profile") or "") or None,
+            media_key=str(i.get("media_key") or ""),
+        )
         for i in items
     ]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +120,25 @@ async def stack(settings_factory: Callable[..., Settings]) -> AsyncIterator[Stac
     try:
         yield running
     finally:
+        await running.stop()
+
+
+@pytest.fixture
+async def stack_factory(
+    settings_factory: Callable[..., Settings],
+) -> AsyncIterator[Callable[..., Awaitable[Stack]]]:
+    """A stack with settings overridden (several may run at once, each on its own port)."""
+    started: list[Stack] = []
+
+    async def make(**overrides: Any) -> Stack:
+        settings = settings_factory(**overrides)
+        port = int(settings.public_base_url.rsplit(":", 1)[1])
+        running = await start_stack(create_app(settings), settings, port)
+        started.append(running)
+        return running
+
+    yield make
+    for running in reversed(started):
         await running.stop()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from devices import media_auth
 from tests.support import Stack
 
 
@@ -70,12 +71,18 @@ async def test_list_filters_by_subtree_and_pages(stack: Stack) -> None:
     too_many = await stack.client.get("/api/v1/clusters", params={"limit": 5000})
     assert too_many.status_code == 422 and too_many.json()["detail"][0]["field"] == "query.limit"
 
-    provisioning = (await stack.client.get("/api/v1/clusters/provisioning")).json()
-    assert {
-        "code": "A-0",
-        "kind": "speaker_cluster",
-        "areas": ["70", "689", "25195"],
-    } in provisioning
+    provisioning = {
+        c["code"]: c for c in (await stack.client.get("/api/v1/clusters/provisioning")).json()
+    }
+    a0 = provisioning["A-0"]
+    assert (a0["kind"], a0["areas"], a0["profile"]) == (
+        "speaker_cluster",
+        ["70", "689", "25195"],
+        "mp3-mono-64k",
+    )
+    key = stack.settings.media_signing_key
+    assert a0["media_key"] == media_auth.device_key(key, "A-0", "70/689/25195")
+    assert a0["media_key"] != provisioning["B-0"]["media_key"], "each device its own key"
 
 
 async def test_validation_names_the_field(stack: Stack) -> None:

@@ -1,46 +1,47 @@
-"""Upload (checked by decoding), content addressing, and serving with Range and ETag."""
+"""Serving media to clusters: signed, cluster-bound, expiring URLs with Range and ETag."""
 
 from __future__ import annotations
 
-import hashlib
+import time
 from pathlib import Path
 
-from tests.broadcast.helpers import upload
+from devices import media_auth
+from media import storage
+from tests.broadcast.helpers import seed_province, upload
 from tests.support import Stack
 
 
-async def test_mp3_and_wav_are_stored_by_content(
-    stack: Stack, tone_mp3: Path, tone_wav: Path
-) -> None:
-    mp3 = await upload(stack, tone_mp3)
-    assert mp3["sha256"] == hashlib.sha256(tone_mp3.read_bytes()).hexdigest()
-    assert mp3["format"] == "mp3" and 900 <= mp3["duration_ms"] <= 1200
-    wav = await upload(stack, tone_wav)
-    assert wav["format"] == "wav" and 950 <= wav["duration_ms"] <= 1050
-    again = await upload(stack, tone_mp3)
-    assert again == mp3, "the same bytes are one media item"
-
-
-async def test_files_that_are_not_audio_are_refused(stack: Stack, tmp_path: Path) -> None:
-    cases = {
-        "empty.mp3": b"",
-        "text.mp3": b"this is not audio at all, whatever its name says\n" * 20,
-        "truncated.wav": b"RIFF\x24\x08\x00\x00WAVEfmt ",
-    }
-    for name, data in cases.items():
-        response = await stack.client.post("/api/v1/media", files={"file": (name, data)})
-        assert response.status_code == 422, f"{name}: {response.text}"
-        assert response.json()["detail"]["field"] == "file"
-    listing = (
-        list((stack.settings.media_dir).rglob("*")) if stack.settings.media_dir.exists() else []
-    )
-    assert not [p for p in listing if p.is_file()], "a refused upload left a file behind"
+def device_url(
+    stack: Stack,
+    sha256: str,
+    scope: str,
+    *,
+    code: str,
+    areas: tuple[str, ...],
+    claimed_areas: tuple[str, ...] | None = None,
+    expires: int | None = None,
+) -> str:
+    """The path a command's URL would carry, plus the proof the device adds (made with the
+    key for its real areas, whatever areas it claims)."""
+    settings = stack.settings
+    url = settings.media_url(sha256, scope, expires or int(time.time()) + 60)
+    key = media_auth.device_key(settings.media_signing_key, code, "/".join(areas))
+    signed = media_auth.device_url(url, code=code, areas=claimed_areas or areas, key=key)
+    return "/" + signed.split("://", 1)[1].split("/", 1)[1]
 
 
 async def test_download_supports_etag_and_range(stack: Stack, tone_mp3: Path) -> None:
+    specs = await seed_province(stack)
+    spec = specs[0]
     media = await upload(stack, tone_mp3)
-    data = tone_mp3.read_bytes()
-    url = f"/media/{media['sha256']}"
+    data = storage.media_path(stack.settings.media_dir, media["sha256"]).read_bytes()
+    url = device_url(
+        stack,
+        media["sha256"],
+        media_auth.cluster_scope(spec.code),
+        code=spec.code,
+        areas=spec.areas,
+    )
     full = await stack.client.get(url)
     assert full.status_code == 200 and full.content == data
     assert full.headers["etag"] == f'"{media["sha256"]}"'
@@ -52,7 +53,49 @@ async def test_download_supports_etag_and_range(stack: Stack, tone_mp3: Path) ->
     part = await stack.client.get(url, headers={"range": "bytes=100-199"})
     assert part.status_code == 206 and part.content == data[100:200]
 
-    missing = await stack.client.get(f"/media/{'0' * 64}")
-    assert missing.status_code == 404
+    missing = await stack.client.get(url.replace(media["sha256"], "0" * 64))
+    assert missing.status_code in (403, 404), "another file: the grant does not open it"
     assert (await stack.client.get("/media/../../etc/passwd")).status_code == 404
-    assert media["url"].endswith(url)
+
+
+async def test_only_the_addressed_cluster_may_fetch_until_expiry(
+    stack: Stack, tone_mp3: Path, tone_wav: Path
+) -> None:
+    specs = await seed_province(stack)
+    media = await upload(stack, tone_mp3)
+    other = await upload(stack, tone_wav)
+    sha = media["sha256"]
+    speaker = next(s for s in specs if s.kind == "speaker_cluster")
+    commune = speaker.areas[-1]
+    outsider = next(s for s in specs if commune not in s.areas)
+    neighbour = next(s for s in specs if commune in s.areas and s.code != speaker.code)
+
+    def fetch_as(spec_code: str, areas: tuple[str, ...], scope: str, **kw: object) -> str:
+        return device_url(stack, sha, scope, code=spec_code, areas=areas, **kw)  # type: ignore[arg-type]
+
+    mine = media_auth.cluster_scope(speaker.code)
+    area = media_auth.area_scope(commune)
+    allowed = [
+        fetch_as(speaker.code, speaker.areas, mine),
+        fetch_as(speaker.code, speaker.areas, area),
+        fetch_as(neighbour.code, neighbour.areas, area),
+    ]
+    for url in allowed:
+        assert (await stack.client.get(url)).status_code == 200, url
+
+    refused = {
+        "unsigned": f"/media/{sha}",
+        "another cluster's grant": fetch_as(neighbour.code, neighbour.areas, mine),
+        "outside the area": fetch_as(outsider.code, outsider.areas, area),
+        "expired": fetch_as(speaker.code, speaker.areas, mine, expires=int(time.time()) - 1),
+        "claims an area it is not in": fetch_as(
+            outsider.code, outsider.areas, area, claimed_areas=(*outsider.areas[:-1], commune)
+        ),
+        "grant for another file": fetch_as(speaker.code, speaker.areas, mine).replace(
+            sha, other["sha256"]
+        ),
+    }
+    for case, url in refused.items():
+        response = await stack.client.get(url)
+        assert response.status_code == 403, f"{case}: {response.status_code}"
+        assert response.json()["error"].startswith("refused"), case

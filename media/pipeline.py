@@ -1,0 +1,306 @@
+"""The audio pipeline: decode to validate, measure loudness, normalise, transcode.
+
+Everything runs in ffmpeg child processes, so a long file neither blocks the event loop nor
+sits in this process's memory: ffmpeg streams from disk to disk. (pydub, which decodes a
+whole file into memory, would hold 600 MB for an hour of CD-quality stereo; it is used
+only for short text-to-speech clips, see media/tts/.)
+
+Two passes, as EBU R 128 practice recommends for files: the first decodes everything,
+which is the validation (a damaged or truncated file fails here), and measures loudness;
+the second applies a linear gain to the target with a true-peak limit and encodes each
+delivery profile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from core.errors import InvalidInput
+
+log = logging.getLogger(__name__)
+
+# Shorter than this and the loudness measurement (400 ms blocks) means nothing.
+MIN_AUDIO_S = 0.3
+# Decoded this much shorter than the container declares: the file was cut off in transfer.
+# (Both bounds: encoder padding makes short MP3s declare ~0.1 s more than they hold.)
+TRUNCATION_TOLERANCE = 0.97
+TRUNCATION_MIN_S = 0.5
+# Quieter than this over the whole file: a muted microphone, not a bulletin.
+SILENCE_LUFS = -60.0
+# Deterministic output: the same upload becomes the same bytes (and the same sha256).
+BITEXACT = ["-fflags", "+bitexact", "-flags:a", "+bitexact", "-map_metadata", "-1"]
+
+# Container names ffprobe reports, mapped to what we call them; anything else is refused.
+ACCEPTED_CONTAINERS = {
+    "mp3": "mp3",
+    "wav": "wav",
+    "ogg": "ogg",
+    "mov": "m4a",  # "mov,mp4,m4a,3gp,3g2,mj2"
+    "flac": "flac",
+    "matroska": "webm",  # "matroska,webm": what a browser's MediaRecorder writes
+    "aac": "aac",
+}
+ACCEPTED_LABEL = "MP3, WAV, OGG/Opus, M4A/AAC, FLAC or WebM"
+
+
+class DeliveryProfile(BaseModel):
+    """What one model of cluster plays: codec, channels, rate and bitrate."""
+
+    codec: str = Field(default="mp3", pattern="^(mp3|opus|aac)$")
+    channels: int = Field(default=1, ge=1, le=2)
+    sample_rate: int = Field(default=44100, ge=8000, le=48000)
+    bitrate_kbps: int = Field(default=64, ge=8, le=320)
+
+    @property
+    def extension(self) -> str:
+        return {"mp3": "mp3", "opus": "ogg", "aac": "m4a"}[self.codec]
+
+    @property
+    def content_type(self) -> str:
+        return {"mp3": "audio/mpeg", "opus": "audio/ogg", "aac": "audio/mp4"}[self.codec]
+
+    def encoder_args(self) -> list[str]:
+        encoder = {"mp3": "libmp3lame", "opus": "libopus", "aac": "aac"}[self.codec]
+        muxer = {"mp3": "mp3", "opus": "ogg", "aac": "ipod"}[self.codec]
+        return [
+            "-ac",
+            str(self.channels),
+            "-ar",
+            str(48000 if self.codec == "opus" else self.sample_rate),  # Opus runs at 48 kHz
+            "-c:a",
+            encoder,
+            "-b:a",
+            f"{self.bitrate_kbps}k",
+            "-f",
+            muxer,
+        ]
+
+
+@dataclass(frozen=True)
+class Loudness:
+    """EBU R 128 measurement of the input, as ffmpeg's loudnorm reports it."""
+
+    integrated: float
+    true_peak: float
+    lra: float
+    threshold: float
+
+
+@dataclass(frozen=True)
+class Analysis:
+    container: str
+    declared_s: float | None
+    decoded_s: float
+    loudness: Loudness
+
+
+@dataclass(frozen=True)
+class LoudnessTarget:
+    integrated: float = -16.0
+    true_peak: float = -1.5
+    lra: float = 11.0
+
+    def filter(self, measured: Loudness | None = None) -> str:
+        base = f"loudnorm=I={self.integrated}:TP={self.true_peak}:LRA={self.lra}"
+        if measured is None:
+            return f"{base}:print_format=json"
+        return (
+            f"{base}:measured_I={measured.integrated}:measured_TP={measured.true_peak}"
+            f":measured_LRA={measured.lra}:measured_thresh={measured.threshold}"
+            ":linear=true:print_format=none"
+        )
+
+
+def refuse(reason: str) -> InvalidInput:
+    return InvalidInput(reason, detail={"field": "file"})
+
+
+async def _run(args: list[str], *, timeout_s: float) -> tuple[int, bytes, bytes]:
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    except (TimeoutError, asyncio.CancelledError):
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode is not None
+    return proc.returncode, out, err
+
+
+async def probe(path: Path, *, max_s: float) -> tuple[str, float | None]:
+    """Container and declared duration, refusing early what is plainly not audio or too
+    long (before spending a decode on it)."""
+    try:
+        code, out, err = await _run(
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-show_entries",
+                "format=format_name,duration:stream=codec_type",
+                "-of",
+                "json",
+                str(path),
+            ],
+            timeout_s=30,
+        )
+    except TimeoutError:
+        raise refuse("the file could not be read in time") from None
+    if code != 0:
+        raise refuse(f"not a readable audio file: {_last_line(err) or 'unknown format'}")
+    info = json.loads(out or b"{}")
+    if "audio" not in [s.get("codec_type") for s in info.get("streams", [])]:
+        raise refuse("the file has no audio in it")
+    names = str(info.get("format", {}).get("format_name", "")).split(",")
+    container = next((ACCEPTED_CONTAINERS[n] for n in names if n in ACCEPTED_CONTAINERS), None)
+    if container is None:
+        raise refuse(f"audio format {names[0]!r} is not accepted; send {ACCEPTED_LABEL}")
+    declared = _float(info.get("format", {}).get("duration"))
+    if declared is not None and declared > max_s:
+        raise refuse(f"audio is {_minutes(declared)} long; the limit is {_minutes(max_s)}")
+    return container, declared
+
+
+async def analyse(path: Path, *, target: LoudnessTarget, max_s: float) -> Analysis:
+    """Decode the whole file (the real validation) and measure its loudness."""
+    container, declared = await probe(path, max_s=max_s)
+    args = [
+        "ffmpeg",
+        "-nostdin",
+        "-hide_banner",
+        "-nostats",
+        "-v",
+        "info",
+        "-i",
+        str(path),
+        "-vn",
+        "-t",
+        str(max_s + 1),  # a file without a declared length cannot run away with the CPU
+        "-af",
+        target.filter(),
+        "-progress",
+        "pipe:1",
+        "-f",
+        "null",
+        "-",
+    ]
+    try:
+        code, out, err = await _run(args, timeout_s=max(60.0, max_s / 4))
+    except TimeoutError:
+        raise refuse("decoding the audio took too long") from None
+    text = err.decode(errors="replace")
+    damage = [line for line in text.splitlines() if "Error while decoding" in line]
+    decoded_s = _decoded_seconds(out)
+    if code != 0 or damage:
+        where = f" at {decoded_s:.1f} s" if decoded_s else ""
+        raise refuse(f"the audio is damaged: decoding failed{where}")
+    if decoded_s < MIN_AUDIO_S:
+        raise refuse("the file has no playable audio")
+    if decoded_s > max_s:
+        raise refuse(f"audio is longer than the limit of {_minutes(max_s)}")
+    missing_s = (declared or 0) - decoded_s
+    if declared and decoded_s < declared * TRUNCATION_TOLERANCE and missing_s > TRUNCATION_MIN_S:
+        raise refuse(
+            f"the file is cut short: it declares {declared:.1f} s but only "
+            f"{decoded_s:.1f} s can be decoded (upload it again)"
+        )
+    loudness = _loudness(text)
+    if loudness.integrated < SILENCE_LUFS:
+        raise refuse("the audio is silent: check the microphone and record again")
+    return Analysis(container, declared, decoded_s, loudness)
+
+
+async def render(
+    source: Path,
+    out: Path,
+    *,
+    profile: DeliveryProfile,
+    target: LoudnessTarget,
+    measured: Loudness,
+    timeout_s: float,
+) -> None:
+    """Normalise to the target and encode one delivery profile."""
+    args = [
+        "ffmpeg",
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-i",
+        str(source),
+        "-vn",
+        "-af",
+        target.filter(measured),
+        *BITEXACT,
+        *profile.encoder_args(),
+        str(out),
+    ]
+    code, _, err = await _run(args, timeout_s=timeout_s)
+    if code != 0:
+        log.error("transcode failed for %s: %s", source, err.decode(errors="replace")[-500:])
+        raise refuse(f"the audio could not be converted: {_last_line(err)}")
+
+
+async def duration_s(path: Path) -> float:
+    """Duration of a file we produced ourselves (trusted container)."""
+    code, out, _ = await _run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json", str(path)],
+        timeout_s=30,
+    )
+    value = _float(json.loads(out or b"{}").get("format", {}).get("duration")) if code == 0 else 0
+    return value or 0.0
+
+
+def _decoded_seconds(progress: bytes) -> float:
+    values = re.findall(rb"out_time_us=(\d+)", progress)
+    return int(values[-1]) / 1e6 if values else 0.0
+
+
+def _loudness(stderr: str) -> Loudness:
+    start = stderr.rfind("{")
+    end = stderr.rfind("}")
+    try:
+        data = json.loads(stderr[start : end + 1])
+        return Loudness(
+            integrated=_finite(data["input_i"]),
+            true_peak=_finite(data["input_tp"]),
+            lra=_finite(data["input_lra"]),
+            threshold=_finite(data["input_thresh"]),
+        )
+    except (ValueError, KeyError):
+        raise refuse("the audio's loudness could not be measured") from None
+
+
+def _finite(value: str) -> float:
+    number = float(value)
+    return number if math.isfinite(number) else -99.0
+
+
+def _float(value: object) -> float | None:
+    try:
+        number = float(str(value))
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number > 0 else None
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+
+def _last_line(err: bytes) -> str:
+    lines = err.decode(errors="replace").strip().splitlines()
+    return lines[-1][:200] if lines else ""
