@@ -8,11 +8,20 @@ from datetime import datetime
 
 from broadcast.models import Broadcast
 from devices import protocol
-from devices.protocol import Command, CommandKind, MediaRef, StreamRef, Target
+from devices.protocol import (
+    Command,
+    CommandKind,
+    Display,
+    DisplayStyle,
+    MediaRef,
+    StreamRef,
+    Target,
+)
 from media.models import MediaFile
 
 Publication = tuple[str, Command]  # (topic, command)
 UrlFor = Callable[[str, Target], str]  # (sha256, target) -> signed URL
+DEFAULT_DISPLAY_S = 60  # a bulletin with neither audio nor a set duration stays a minute
 
 
 @dataclass(frozen=True)
@@ -21,6 +30,14 @@ class MediaSet:
 
     main: MediaFile
     alternates: dict[str, MediaFile] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Content:
+    """The files a broadcast's command names: audio for speakers, an image for e-boards."""
+
+    audio: MediaSet | None = None
+    image: MediaFile | None = None
 
 
 def _ref(media: MediaFile, target: Target, url_for: UrlFor) -> MediaRef:
@@ -34,10 +51,24 @@ def _ref(media: MediaFile, target: Target, url_for: UrlFor) -> MediaRef:
     )
 
 
+def display_for(
+    broadcast: Broadcast, image: MediaFile | None, target: Target, url_for: UrlFor
+) -> Display:
+    """The e-board's part of the command: the same bulletin as text."""
+    return Display(
+        title=broadcast.title,
+        body=broadcast.body or "",
+        image=_ref(image, target, url_for) if image is not None else None,
+        duration_s=broadcast.display_s or DEFAULT_DISPLAY_S,
+        style=DisplayStyle(broadcast.cls),
+        language=broadcast.language,
+    )
+
+
 def play_command(
-    broadcast: Broadcast, media: MediaSet | None, target: Target, *, url_for: UrlFor
+    broadcast: Broadcast, content: Content, target: Target, *, url_for: UrlFor
 ) -> Command:
-    media_ref = None
+    media, media_ref = content.audio, None
     if media is not None:
         media_ref = _ref(media.main, target, url_for).model_copy(
             update={
@@ -46,7 +77,13 @@ def play_command(
                 )
             }
         )
-    stream_ref = StreamRef(url=broadcast.stream_url) if broadcast.stream_url else None
+    stream_ref = None
+    if broadcast.stream_url:
+        stream_ref = StreamRef(
+            url=broadcast.stream_url,
+            starts_at=broadcast.stream_starts_at,
+            ends_at=broadcast.stream_ends_at,
+        )
     return Command.model_validate(
         {
             "id": broadcast.command_id,
@@ -60,6 +97,7 @@ def play_command(
             "title": broadcast.title,
             "media": media_ref,
             "stream": stream_ref,
+            "display": display_for(broadcast, content.image, target, url_for),
             "repeat": broadcast.repeat,
         }
     )

@@ -9,7 +9,7 @@ from aiomqtt import MqttError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broadcast import repository
-from broadcast.commands import MediaSet, cancel_command, fan_out_targets, play_command
+from broadcast.commands import Content, MediaSet, cancel_command, fan_out_targets, play_command
 from broadcast.models import Broadcast
 from broadcast.service import retry_delay_s
 from broadcast.states import DeliveryState
@@ -36,7 +36,7 @@ class Dispatcher:
         expiry = protocol.message_expiry_s(command.expires_at, self._clock.now())
         return Outgoing(topic, command.to_json(), expiry_s=expiry)
 
-    def _play(self, broadcast: Broadcast, media: MediaSet | None, target: Target) -> Command:
+    def _play(self, broadcast: Broadcast, content: Content, target: Target) -> Command:
         # Media URLs are good until the broadcast expires, and only for this target.
         expires = int(broadcast.expires_at.timestamp()) + 1
 
@@ -48,14 +48,14 @@ class Dispatcher:
             )
             return self._settings.media_url(sha256, scope, expires)
 
-        return play_command(broadcast, media, target, url_for=url_for)
+        return play_command(broadcast, content, target, url_for=url_for)
 
-    async def publish_play(self, broadcast: Broadcast, media: MediaSet | None) -> bool:
+    async def publish_play(self, broadcast: Broadcast, content: Content) -> bool:
         """Publish a committed broadcast; False if the broker did not take it all."""
         return await self._after_commit(
             broadcast,
             [
-                self._outgoing(topic, self._play(broadcast, media, target))
+                self._outgoing(topic, self._play(broadcast, content, target))
                 for topic, target in fan_out_targets(broadcast)
             ],
         )
@@ -96,14 +96,15 @@ class Dispatcher:
         outgoing: list[Outgoing] = []
         reschedule: list[tuple[int, dict[str, object]]] = []
         queued: list[int] = []
-        media_sets: dict[str, MediaSet] = {}
-        for delivery, code, broadcast, media in rows:
+        contents: dict[str, Content] = {}
+        for delivery, code, broadcast in rows:
             target = Target(cluster=code)
             if delivery.state == DeliveryState.CANCELED:
                 command = cancel_command(broadcast, target, now)
             else:
-                media_set = await self._media_set(session, media, media_sets)
-                command = self._play(broadcast, media_set, target)
+                if broadcast.id not in contents:
+                    contents[broadcast.id] = await load_content(session, broadcast)
+                command = self._play(broadcast, contents[broadcast.id], target)
             outgoing.append(self._outgoing(protocol.cluster_command_topic(code), command))
             attempts = delivery.attempts + 1
             delay = timedelta(seconds=retry_delay_s(attempts, self._settings))
@@ -114,16 +115,16 @@ class Dispatcher:
         await repository.mark_sent(session, delivery_ids=queued, broadcast_id=None, at=now)
         return outgoing
 
-    @staticmethod
-    async def _media_set(
-        session: AsyncSession, media: MediaFile | None, cache: dict[str, MediaSet]
-    ) -> MediaSet | None:
-        if media is None:
-            return None
-        if media.sha256 not in cache:
-            alternates = await media_service.alternates(session, media)
-            cache[media.sha256] = MediaSet(media, alternates)
-        return cache[media.sha256]
-
     async def publish(self, messages: list[Outgoing]) -> None:
         await self._mqtt.publish_many(messages)
+
+
+async def load_content(session: AsyncSession, broadcast: Broadcast) -> Content:
+    """The files a broadcast's command names, with the audio's other renditions."""
+    audio = None
+    if broadcast.media_sha256:
+        media = await session.get(MediaFile, broadcast.media_sha256)
+        if media is not None:
+            audio = MediaSet(media, await media_service.alternates(session, media))
+    image = await session.get(MediaFile, broadcast.image_sha256) if broadcast.image_sha256 else None
+    return Content(audio, image)

@@ -43,8 +43,9 @@ class _Match:
     values: dict[str, Any]
     command_id: str
     cancel_command_id: str | None
-    play_s: float | None  # how long one full playback takes, None for an open stream
+    play_s: float | None  # how long one full playback takes, None for a stream
     expires_at: datetime
+    stream_ends_at: datetime | None
     dirty: set[str] = field(default_factory=set)
 
     def set(self, column: str, value: Any) -> None:
@@ -69,6 +70,7 @@ async def _load(session: AsyncSession, acks: list[Ack]) -> dict[tuple[str, str],
             Broadcast.expires_at,
             Broadcast.repeat,
             Broadcast.stream_url,
+            Broadcast.stream_ends_at,
             MediaFile.duration_ms,
         )
         .join(Cluster, Delivery.cluster_id == Cluster.id)
@@ -84,12 +86,12 @@ async def _load(session: AsyncSession, acks: list[Ack]) -> dict[tuple[str, str],
     matches = {}
     for row in (await session.execute(query)).all():
         values = dict(zip(_ROW_COLUMNS, row[3 : 3 + len(_ROW_COLUMNS)], strict=True))
-        command_id, cancel_id, expires_at, repeat, stream_url, duration_ms = row[
+        command_id, cancel_id, expires_at, repeat, stream_url, stream_ends_at, duration_ms = row[
             3 + len(_ROW_COLUMNS) :
         ]
         play_s = None if stream_url or duration_ms is None else duration_ms * repeat / 1000
         matches[(row[1], row[2])] = _Match(
-            row[0], values, command_id, cancel_id, play_s, expires_at
+            row[0], values, command_id, cancel_id, play_s, expires_at, stream_ends_at
         )
     return matches
 
@@ -101,6 +103,11 @@ def _next_attempt(
     if state in TERMINAL:
         return None
     if match.play_s is None:
+        if match.stream_ends_at is not None:  # a relay: its "played" is due at the end
+            return min(
+                match.expires_at,
+                match.stream_ends_at + timedelta(seconds=settings.played_grace_s),
+            )
         return match.expires_at
     started = match.values["playing_at"] or now
     return started + timedelta(seconds=match.play_s + settings.played_grace_s)

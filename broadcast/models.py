@@ -18,6 +18,14 @@ class Broadcast(Base):
     status: Mapped[str] = mapped_column(String(16))  # active | canceled | expired
     media_sha256: Mapped[str | None] = mapped_column(ForeignKey("media_files.sha256"))
     stream_url: Mapped[str | None] = mapped_column(Text)
+    # A relayed stream plays from start to end (absent: at once, and until expiry).
+    stream_starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    stream_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The bulletin's text: shown on e-boards, and read aloud when there was no recording.
+    body: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(32), server_default="vi")
+    image_sha256: Mapped[str | None] = mapped_column(ForeignKey("media_files.sha256"))
+    display_s: Mapped[int | None] = mapped_column(Integer)  # on e-boards
     repeat: Mapped[int] = mapped_column(Integer, default=1)
     target_areas: Mapped[list[str]] = mapped_column(JSON)
     target_clusters: Mapped[list[str]] = mapped_column(JSON)

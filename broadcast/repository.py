@@ -28,7 +28,6 @@ from broadcast.models import Broadcast, Delivery, DeliveryEvent
 from broadcast.states import ACTIVE, UNCONFIRMED, DeliveryState
 from core.database import chunked
 from devices.models import Cluster
-from media.models import MediaFile
 
 S = DeliveryState
 
@@ -177,16 +176,15 @@ async def list_page(
 
 async def due_for_resend(
     session: AsyncSession, *, now: datetime, limit: int
-) -> Sequence[Row[Delivery, str, Broadcast, MediaFile]]:
+) -> Sequence[Row[Delivery, str, Broadcast]]:
     """Deliveries whose retry time has come: not yet confirmed, confirmed but silent past
     the media's end, or cancelled without the cluster confirming it stopped."""
     active_play = and_(Delivery.state.in_(list(ACTIVE)), Broadcast.status == "active")
     pending_stop = and_(Delivery.state == S.CANCELED, Delivery.stop_confirmed_at.is_(None))
     query = (
-        select(Delivery, Cluster.code, Broadcast, MediaFile)
+        select(Delivery, Cluster.code, Broadcast)
         .join(Cluster, Delivery.cluster_id == Cluster.id)
         .join(Broadcast, Delivery.broadcast_id == Broadcast.id)
-        .outerjoin(MediaFile, Broadcast.media_sha256 == MediaFile.sha256)
         .where(
             Delivery.next_attempt_at <= now,
             Broadcast.expires_at > now,

@@ -3,17 +3,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.deps import RuntimeDep, SessionDep
 from app.runtime import Runtime
 from broadcast import repository, service
-from broadcast.commands import MediaSet
+from broadcast.dispatch import load_content
 from broadcast.schemas import BroadcastCreate, BroadcastRead, BroadcastSummary
 from core.database import session_scope
 from core.schemas import Limit, Offset, Page
-from media import service as media_service
-from media.models import MediaFile
+from media.tts import speech
 
 router = APIRouter(prefix="/api/v1/broadcasts", tags=["broadcasts"])
 
@@ -23,24 +21,23 @@ async def send_broadcast(data: BroadcastCreate, runtime: RuntimeDep) -> Broadcas
     """Send a broadcast now: write one delivery per cluster, commit, then publish.
 
     Publishing after the commit means an acknowledgement can never arrive for a delivery
-    that does not exist yet; if the process dies in between, the sweep sends it.
+    that does not exist yet; if the process dies in between, the sweep sends it. Text with
+    no recording is read aloud by text-to-speech first (a second or so).
     """
+    if data.needs_speech:
+        spoken = await speech.speak(
+            runtime.ingest_context(), text=data.text or "", language=data.language
+        )
+        data = data.model_copy(update={"media_sha256": spoken.sha256})
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
         broadcast, total = await service.create(
             session=session, clock=runtime.clock, settings=runtime.settings, data=data
         )
-        media = await _media_set(session, broadcast.media_sha256)
-    if not await runtime.require_dispatcher().publish_play(broadcast, media):
+        content = await load_content(session, broadcast)
+    if not await runtime.require_dispatcher().publish_play(broadcast, content):
         return service.just_sent(broadcast, total, published=False)  # deliveries stay queued
     runtime.spawn(_mark_sent(runtime, broadcast.id), name=f"mark-sent-{broadcast.id}")
     return service.just_sent(broadcast, total, published=True)
-
-
-async def _media_set(session: AsyncSession, sha256: str | None) -> MediaSet | None:
-    media = await session.get(MediaFile, sha256) if sha256 else None
-    if media is None:
-        return None
-    return MediaSet(media, await media_service.alternates(session, media))
 
 
 async def _mark_sent(runtime: Runtime, broadcast_id: str) -> None:

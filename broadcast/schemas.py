@@ -20,6 +20,19 @@ class BroadcastCreate(BaseModel):
     clusters: list[CodeStr] = Field(default_factory=list, max_length=100_000)
     media_sha256: Sha256 | None = None
     stream_url: AnyHttpUrl | None = None
+    stream_starts_at: datetime | None = Field(default=None, description="absent: at once")
+    stream_ends_at: datetime | None = Field(default=None, description="absent: at expiry")
+    text: str | None = Field(
+        default=None,
+        max_length=5000,
+        description="shown on e-boards; read aloud by text-to-speech when there is no "
+        "media_sha256 or stream_url",
+    )
+    language: str = Field(default="vi", max_length=32)
+    image_sha256: Sha256 | None = Field(default=None, description="shown on e-boards")
+    display_s: int | None = Field(
+        default=None, ge=1, le=86_400, description="e-board display time; default: the audio's"
+    )
     expires_at: datetime | None = Field(
         default=None, description="UTC; defaults to now + BROADCAST_DEFAULT_EXPIRY_S"
     )
@@ -29,13 +42,29 @@ class BroadcastCreate(BaseModel):
 
     @model_validator(mode="after")
     def _one_source_some_targets(self) -> BroadcastCreate:
-        if (self.media_sha256 is None) == (self.stream_url is None):
-            raise ValueError("give exactly one of media_sha256 or stream_url")
+        if self.media_sha256 is not None and self.stream_url is not None:
+            raise ValueError("give media_sha256 or stream_url, not both")
+        if self.media_sha256 is None and self.stream_url is None and not (self.text or "").strip():
+            raise ValueError("give media_sha256, stream_url or text (read aloud)")
         if not self.areas and not self.clusters:
             raise ValueError("give at least one target in areas or clusters")
-        if self.expires_at is not None and self.expires_at.tzinfo is None:
-            raise ValueError("expires_at must carry a time zone (UTC: ...Z)")
+        for name in ("expires_at", "stream_starts_at", "stream_ends_at"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise ValueError(f"{name} must carry a time zone (UTC: ...Z)")
+        if self.stream_url is None and (self.stream_starts_at or self.stream_ends_at):
+            raise ValueError("stream_starts_at and stream_ends_at need a stream_url")
+        if (
+            self.stream_starts_at
+            and self.stream_ends_at
+            and self.stream_ends_at <= self.stream_starts_at
+        ):
+            raise ValueError("stream_ends_at must be after stream_starts_at")
         return self
+
+    @property
+    def needs_speech(self) -> bool:
+        return self.media_sha256 is None and self.stream_url is None
 
 
 class AreaRollup(BaseModel):
@@ -63,6 +92,12 @@ class BroadcastRead(BaseModel):
     status: str
     media_sha256: str | None
     stream_url: str | None
+    stream_starts_at: datetime | None = None
+    stream_ends_at: datetime | None = None
+    text: str | None = None
+    language: str = "vi"
+    image_sha256: str | None = None
+    display_s: int | None = None
     target_areas: list[str]
     target_clusters: list[str]
     created_at: datetime

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -30,6 +31,8 @@ from media import service as media_service
 S = DeliveryState
 # States in which the cluster has told us it has the bulletin.
 CONFIRMED = frozenset({S.DELIVERED, S.PLAYING, S.PLAYED, S.PREEMPTED})
+# A relay's command stays valid a little past its end, for a late "played".
+STREAM_EXPIRY_SLACK_S = 60
 
 
 class BroadcastNotFound(NotFound):
@@ -58,14 +61,30 @@ async def create(
 ) -> tuple[Broadcast, int]:
     """Write the broadcast and one QUEUED delivery per target cluster."""
     now = clock.now()
-    expires_at = data.expires_at or now + timedelta(seconds=settings.default_expiry_s)
+    default_expiry = now + timedelta(seconds=settings.default_expiry_s)
+    if data.stream_ends_at is not None:
+        default_expiry = data.stream_ends_at + timedelta(seconds=STREAM_EXPIRY_SLACK_S)
+    expires_at = data.expires_at or default_expiry
     if expires_at <= now:
         raise InvalidInput(
             "expires_at is in the past: an expired broadcast cannot be sent",
             detail={"field": "expires_at"},
         )
+    if data.stream_ends_at is not None and data.stream_ends_at > expires_at:
+        raise InvalidInput("stream_ends_at is after expires_at", detail={"field": "stream_ends_at"})
+    display_s = data.display_s
     if data.media_sha256 is not None:
-        await media_service.get(session=session, sha256=data.media_sha256)
+        media = await media_service.get(session=session, sha256=data.media_sha256)
+        if media.kind != "audio":
+            raise InvalidInput("media_sha256 is not audio", detail={"field": "media_sha256"})
+        display_s = display_s or max(1, math.ceil(media.duration_ms * data.repeat / 1000))
+    if data.image_sha256 is not None:
+        image = await media_service.get(session=session, sha256=data.image_sha256)
+        if image.kind != "image":
+            raise InvalidInput("image_sha256 is not an image", detail={"field": "image_sha256"})
+    if data.stream_url is not None and display_s is None:
+        start = data.stream_starts_at or now
+        display_s = math.ceil(((data.stream_ends_at or expires_at) - start).total_seconds())
 
     found = await area_repository.get_many_by_code(session, data.areas)
     for code in data.areas:
@@ -92,6 +111,12 @@ async def create(
         status="active",
         media_sha256=data.media_sha256,
         stream_url=str(data.stream_url) if data.stream_url else None,
+        stream_starts_at=data.stream_starts_at,
+        stream_ends_at=data.stream_ends_at,
+        body=(data.text or "").strip() or None,
+        language=data.language,
+        image_sha256=data.image_sha256,
+        display_s=display_s,
         repeat=data.repeat,
         target_areas=[a.code for a in cover],
         target_clusters=sorted({code for _, code, _ in extra}),
@@ -190,6 +215,12 @@ def _header(broadcast: Broadcast) -> dict[str, Any]:
         "status": broadcast.status,
         "media_sha256": broadcast.media_sha256,
         "stream_url": broadcast.stream_url,
+        "stream_starts_at": broadcast.stream_starts_at,
+        "stream_ends_at": broadcast.stream_ends_at,
+        "text": broadcast.body,
+        "language": broadcast.language,
+        "image_sha256": broadcast.image_sha256,
+        "display_s": broadcast.display_s,
         "target_areas": broadcast.target_areas,
         "target_clusters": broadcast.target_clusters,
         "created_at": broadcast.created_at,

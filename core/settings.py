@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     delivery_profiles: dict[str, DeliveryProfile] = {"mp3-mono-64k": DeliveryProfile()}
     default_delivery_profile: str = "mp3-mono-64k"
     model_profiles: dict[str, str] = {}
+    # Text-to-speech: the engine by name (media/tts/speech.py ENGINES) and its pace.
+    tts_engine: str = "espeak-ng"
+    tts_words_per_minute: int = 140
     # Transcodes at once per process: each takes a core, and emergencies must still get one.
     ingest_concurrency: int = 1
     secret_key: str = PLACEHOLDER_SECRET

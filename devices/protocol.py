@@ -129,10 +129,33 @@ class MediaRef(BaseModel):
 
 
 class StreamRef(BaseModel):
+    """A live stream to relay (an Icecast mount): connect at `starts_at` (absent: at once),
+    stop at `ends_at` (absent: when the command expires)."""
+
     model_config = ConfigDict(frozen=True)
 
     url: str
+    starts_at: datetime | None = None
     ends_at: datetime | None = None
+
+
+class DisplayStyle(StrEnum):
+    EMERGENCY = "emergency"  # red full-screen banner, flashing
+    PRIORITY = "priority"  # amber banner
+    NORMAL = "normal"
+
+
+class Display(BaseModel):
+    """What an e-board shows for the broadcast, for how long, in which style."""
+
+    model_config = ConfigDict(frozen=True)
+
+    title: str
+    body: str = ""
+    image: MediaRef | None = None
+    duration_s: Annotated[int, Field(ge=1, le=86_400)]
+    style: DisplayStyle = DisplayStyle.NORMAL
+    language: str = "vi"
 
 
 class Target(BaseModel):
@@ -158,6 +181,7 @@ class Command(_Message):
     title: str = ""
     media: MediaRef | None = None
     stream: StreamRef | None = None
+    display: Display | None = None  # for e-boards; speaker clusters ignore it
     repeat: Annotated[int, Field(ge=1, le=100)] = 1
     # Ed25519 signature over the canonical payload; reserved in v1 until keys are
     # provisioned (see docs/protocol.md, "Signatures").

@@ -17,8 +17,10 @@ Standard library only: the readiness checks speak raw HTTP/1.0 over asyncio stre
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -93,8 +95,8 @@ class IcecastServer:
         directory: Path,
         *,
         port: int | None = None,
-        source_password: str = "source-secret",
-        admin_password: str = "admin-secret",
+        source_password: str | None = None,
+        admin_password: str | None = None,
         burst_size: int = 16384,
     ) -> None:
         if shutil.which("icecast2") is None:
@@ -102,8 +104,8 @@ class IcecastServer:
         self.directory = Path(directory)
         self.host = HOST
         self.port = port or free_port(HOST)
-        self.source_password = source_password
-        self.admin_password = admin_password
+        self.source_password = source_password or secrets.token_hex(8)
+        self.admin_password = admin_password or secrets.token_hex(8)
         self.burst_size = burst_size
         self.config_path = self.directory / "icecast.xml"
         self.output_path = self.directory / "icecast.out"
@@ -189,10 +191,26 @@ class IcecastServer:
             f"\n--- {self.error_log} ---\n{_tail(self.error_log)}"
         )
 
+    async def _answers(self) -> bool:
+        """Whether this very server answers: a port that accepts TCP connections could be
+        another process's (icecast2 exits, with status 0, when it cannot bind), but only
+        ours knows the admin password."""
+        if not await _port_open(self.host, self.port):
+            return False
+        try:
+            status = await http_status(
+                self.host, self.port, "/admin/stats", auth=("admin", self.admin_password)
+            )
+        except (OSError, TimeoutError, ValueError, IndexError):
+            return False
+        return status == 200
+
     async def start(self) -> IcecastServer:
-        """Launch icecast2 and return once its port accepts TCP connections."""
+        """Launch icecast2 and return once it accepts TCP connections and answers HTTP."""
         if self.process is not None:
             raise RuntimeError("icecast2 is already running")
+        if await _port_open(self.host, self.port):
+            raise RuntimeError(f"{self.host}:{self.port} is already in use")
         self.directory.mkdir(parents=True, exist_ok=True)
         log_dir = self._make_log_dir()
         self.config_path.write_text(self._config(log_dir))
@@ -206,18 +224,27 @@ class IcecastServer:
             stderr=self._output,
             start_new_session=True,
         )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not await _port_open(self.host, self.port):
-            if self.process.returncode is not None:
-                reason = f"exited with status {self.process.returncode}"
-            elif time.monotonic() > deadline:
-                reason = f"did not listen on {self.host}:{self.port} within {START_TIMEOUT_S}s"
-            else:
-                await asyncio.sleep(POLL_INTERVAL_S)
-                continue
+        try:
+            failure = await self._wait_ready(self.process)
+        except BaseException:  # cancelled: leave no icecast2 behind
             await self.stop()
-            raise RuntimeError(self._describe_failure(reason))
+            raise
+        if failure is not None:
+            await self.stop()
+            raise RuntimeError(self._describe_failure(failure))
         return self
+
+    async def _wait_ready(self, process: asyncio.subprocess.Process) -> str | None:
+        """None once the server answers, else why it will not."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not await self._answers():
+            if process.returncode is not None:
+                # Even "Server startup failed" exits with status 0.
+                return f"exited with status {process.returncode}"
+            if time.monotonic() > deadline:
+                return f"did not answer on {self.host}:{self.port} within {START_TIMEOUT_S}s"
+            await asyncio.sleep(POLL_INTERVAL_S)
+        return None
 
     async def stop(self) -> None:
         """Terminate icecast2 (SIGKILL after a timeout); safe to call twice."""
@@ -259,13 +286,26 @@ async def ffmpeg_has_icecast_protocol() -> bool:
     return _icecast_protocol
 
 
-async def http_status(host: str, port: int, path: str, timeout: float = 2.0) -> int:
-    """The status code of a raw ``GET path HTTP/1.0`` (the body is not read)."""
+async def http_status(
+    host: str,
+    port: int,
+    path: str,
+    *,
+    auth: tuple[str, str] | None = None,
+    timeout: float = 2.0,
+) -> int:
+    """The status code of a raw ``GET path HTTP/1.0``, with basic auth if given (the body
+    is not read)."""
+    request = f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\n"
+    if auth is not None:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        request += f"Authorization: Basic {token}\r\n"
+    request += "\r\n"
 
     async def ask() -> int:
         reader, writer = await asyncio.open_connection(host, port)
         try:
-            writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n".encode())
+            writer.write(request.encode())
             await writer.drain()
             status_line = await reader.readline()
         finally:
@@ -358,7 +398,18 @@ class StreamSource:
         auth = f"source:{s.source_password}@{s.host}:{s.port}{self.mount}"
         if protocol == "icecast":
             return [*command, f"icecast://{auth}"]
-        return [*command, "-method", "PUT", "-headers", "Ice-Public: 0\r\n", f"http://{auth}"]
+        # ffmpeg's HTTP output chunks a PUT by default, and Icecast 2.4 does not decode
+        # chunked sources: the chunk sizes would end up in the listeners' audio.
+        return [
+            *command,
+            "-method",
+            "PUT",
+            "-chunked_post",
+            "0",
+            "-headers",
+            "Ice-Public: 0\r\n",
+            f"http://{auth}",
+        ]
 
     def stderr_text(self) -> str:
         """What ffmpeg wrote on stderr so far."""
@@ -385,19 +436,27 @@ class StreamSource:
             stderr=self._stderr,
             start_new_session=True,
         )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not await _mount_live(self.server.host, self.server.port, self.mount):
-            if self.process.returncode is not None:
-                reason = f"ffmpeg exited with status {self.process.returncode}"
-            elif time.monotonic() > deadline:
-                reason = f"{self.url} was not live within {START_TIMEOUT_S}s"
-            else:
-                await asyncio.sleep(POLL_INTERVAL_S)
-                continue
+        try:
+            failure = await self._wait_live(self.process)
+        except BaseException:  # cancelled: leave no ffmpeg behind
+            await self.stop()
+            raise
+        if failure is not None:
             stderr = self.stderr_text()
             await self.stop()
-            raise RuntimeError(f"{reason}\n--- ffmpeg stderr ---\n{stderr}")
+            raise RuntimeError(f"{failure}\n--- ffmpeg stderr ---\n{stderr}")
         return self
+
+    async def _wait_live(self, process: asyncio.subprocess.Process) -> str | None:
+        """None once the mount is live, else why it will not be."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not await _mount_live(self.server.host, self.server.port, self.mount):
+            if process.returncode is not None:
+                return f"ffmpeg exited with status {process.returncode}"
+            if time.monotonic() > deadline:
+                return f"{self.url} was not live within {START_TIMEOUT_S}s"
+            await asyncio.sleep(POLL_INTERVAL_S)
+        return None
 
     async def stop(self) -> None:
         """Kill ffmpeg at once (SIGKILL): for listeners the stream dies as on a crash."""

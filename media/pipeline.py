@@ -123,7 +123,7 @@ def refuse(reason: str) -> InvalidInput:
     return InvalidInput(reason, detail={"field": "file"})
 
 
-async def _run(args: list[str], *, timeout_s: float) -> tuple[int, bytes, bytes]:
+async def run(args: list[str], *, timeout_s: float) -> tuple[int, bytes, bytes]:
     proc = await asyncio.create_subprocess_exec(
         *args,
         stdin=asyncio.subprocess.DEVNULL,
@@ -144,7 +144,7 @@ async def probe(path: Path, *, max_s: float) -> tuple[str, float | None]:
     """Container and declared duration, refusing early what is plainly not audio or too
     long (before spending a decode on it)."""
     try:
-        code, out, err = await _run(
+        code, out, err = await run(
             [
                 "ffprobe",
                 "-v",
@@ -198,7 +198,7 @@ async def analyse(path: Path, *, target: LoudnessTarget, max_s: float) -> Analys
         "-",
     ]
     try:
-        code, out, err = await _run(args, timeout_s=max(60.0, max_s / 4))
+        code, out, err = await run(args, timeout_s=max(60.0, max_s / 4))
     except TimeoutError:
         raise refuse("decoding the audio took too long") from None
     text = err.decode(errors="replace")
@@ -248,7 +248,7 @@ async def render(
         *profile.encoder_args(),
         str(out),
     ]
-    code, _, err = await _run(args, timeout_s=timeout_s)
+    code, _, err = await run(args, timeout_s=timeout_s)
     if code != 0:
         log.error("transcode failed for %s: %s", source, err.decode(errors="replace")[-500:])
         raise refuse(f"the audio could not be converted: {_last_line(err)}")
@@ -256,7 +256,7 @@ async def render(
 
 async def duration_s(path: Path) -> float:
     """Duration of a file we produced ourselves (trusted container)."""
-    code, out, _ = await _run(
+    code, out, _ = await run(
         ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json", str(path)],
         timeout_s=30,
     )

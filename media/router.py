@@ -4,8 +4,11 @@ from fastapi import APIRouter, UploadFile, status
 from fastapi.responses import FileResponse
 
 from app.deps import RuntimeDep, SessionDep
-from media import service, storage
-from media.schemas import MediaRead
+from core.database import session_scope
+from media import images, service, storage
+from media.models import MediaFile
+from media.schemas import MediaRead, SpeechCreate
+from media.tts import speech
 
 router = APIRouter(tags=["media"])
 
@@ -26,6 +29,25 @@ async def upload_media(file: UploadFile, runtime: RuntimeDep) -> MediaRead:
         size=received.size,
         original_name=(file.filename or "")[:255] or None,
     )
+
+
+@router.post("/api/v1/media/speech", status_code=status.HTTP_201_CREATED)
+async def speak(data: SpeechCreate, runtime: RuntimeDep) -> MediaRead:
+    """Text read aloud by the text-to-speech engine, framed by an attention chime, and
+    stored like an upload (normalised, rendered per profile)."""
+    return await speech.speak(runtime.ingest_context(), text=data.text, language=data.language)
+
+
+@router.post("/api/v1/media/images", status_code=status.HTTP_201_CREATED)
+async def upload_image(file: UploadFile, runtime: RuntimeDep) -> MediaRead:
+    """An image for e-boards (PNG, JPEG or WebP), checked by decoding."""
+    image = await images.ingest_image(runtime.ingest_context(), file)
+    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        stored = await session.get(MediaFile, image.sha256)
+        if stored is None:
+            session.add(image)
+            stored = image
+    return service.to_read(stored, runtime.settings)
 
 
 @router.get("/api/v1/media/{sha256}")

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class OriginalRead(BaseModel):
@@ -39,5 +39,5 @@ class MediaRead(BaseModel):
 class SpeechCreate(BaseModel):
     """Text to be read aloud by the text-to-speech engine."""
 
-    text: str
-    language: str = "vi"
+    text: str = Field(min_length=1, max_length=5000)
+    language: str = Field(default="vi", max_length=32)

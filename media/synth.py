@@ -43,3 +43,16 @@ def tone(
         args += ["-c:a", "aac", "-b:a", bitrate]
     subprocess.run([*args, str(path)], check=True)
     return path
+
+
+def still_image(path: Path, *, color: str = "red", size: str = "64x32") -> Path:
+    """A one-colour PNG/JPEG/WebP (by suffix): e-board pictures in the demo and tests."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            *("ffmpeg", "-v", "error", "-y", "-f", "lavfi"),
+            *("-i", f"color=c={color}:s={size}", "-frames:v", "1", str(path)),
+        ],
+        check=True,
+    )
+    return path

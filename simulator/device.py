@@ -18,9 +18,12 @@ from devices.protocol import (
     Command,
     CommandClass,
     CommandKind,
+    Display,
     Heartbeat,
+    MediaRef,
     ProtocolError,
     Status,
+    StreamRef,
 )
 from simulator import http_lite
 
@@ -30,6 +33,8 @@ RECONNECT_BASE_S = 0.5  # a cluster on 4G retries quickly, then backs off
 RECONNECT_CAP_S = 10.0
 KEEPALIVE_S = 30
 SEEN_COMMANDS_MAX = 512  # ids remembered against replays; older ones have long expired
+STREAM_STALL_S = 5.0  # a relay silent this long is dead (Icecast sends continuously)
+STREAM_CHUNK_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,8 @@ class SimulatedCluster:
         self.acks_dropped = 0
         self.rejected: list[str] = []
         self.volume = 70
+        self.shown: list[Display] = []  # e-boards: what has been on screen, in order
+        self.stream_bytes: Counter[str] = Counter()  # broadcast id -> relayed bytes
 
     # --- connection ------------------------------------------------------------------
 
@@ -246,10 +253,16 @@ class SimulatedCluster:
         self._ack(command, AckStage.CANCELED)
 
     async def _fetch_media(self, command: Command) -> str | None:
-        """Download and verify; the reason on failure."""
-        if command.media is None or self.spec.kind == "eboard":
-            return None  # streams are opened when playing; e-boards show the text
-        media = command.media.for_profile(self.spec.profile)
+        """Download and verify what this device needs; the reason on failure. Speakers
+        fetch the audio (streams are opened when playing); e-boards fetch the image."""
+        if self.spec.kind == "eboard":
+            image = command.display.image if command.display else None
+            return await self._fetch(image) if image else None
+        if command.media is None:
+            return None
+        return await self._fetch(command.media.for_profile(self.spec.profile))
+
+    async def _fetch(self, media: MediaRef) -> str | None:
         if media.sha256 in self._media_cache:
             return None
         spec = self.spec
@@ -276,11 +289,21 @@ class SimulatedCluster:
                 self._ack(command, AckStage.FAILED, failure)
                 return
             self._ack(command, AckStage.RECEIVED)
+            if command.stream is not None and self.spec.kind != "eboard":
+                await _sleep_until(command.stream.starts_at)
             await self._take_the_speaker(playback)
-            self._ack(command, AckStage.PLAYING)
-            duration_s = (command.media.duration_ms / 1000) if command.media else 1.0
-            for _ in range(command.repeat):
-                await asyncio.sleep(duration_s / self.env.time_compression)
+            if self.spec.kind == "eboard":
+                await self._show(command)
+            elif command.stream is not None:
+                failure = await self._relay(command, command.stream)
+                if failure is not None:
+                    self._ack(command, AckStage.FAILED, failure)
+                    return
+            else:
+                self._ack(command, AckStage.PLAYING)
+                duration_s = (command.media.duration_ms / 1000) if command.media else 1.0
+                for _ in range(command.repeat):
+                    await asyncio.sleep(duration_s / self.env.time_compression)
             self.play_counts[command.broadcast] += 1
             self._ack(command, AckStage.PLAYED)
         except asyncio.CancelledError:
@@ -291,6 +314,45 @@ class SimulatedCluster:
             self._waiting.pop(command.broadcast, None)
             if self._current is playback:
                 self._current = None
+
+    async def _show(self, command: Command) -> None:
+        """An e-board: the bulletin on screen for its display time."""
+        display = command.display
+        if display is not None:
+            self.shown.append(display)
+        self._ack(command, AckStage.PLAYING)
+        duration_s = display.duration_s if display else 60
+        await asyncio.sleep(duration_s / self.env.time_compression)
+
+    async def _relay(self, command: Command, stream: StreamRef) -> str | None:
+        """Relay a live stream until its end (or the command's expiry): "playing" only once
+        audio bytes arrive; the reason if it is unreachable or dies early."""
+        ends_at = stream.ends_at or command.expires_at
+        try:
+            status, reader, writer = await http_lite.open_stream(stream.url)
+        except (OSError, TimeoutError, http_lite.HttpLiteError) as exc:
+            return f"stream unreachable: {exc.__class__.__name__}"
+        try:
+            if status != 200:
+                return f"stream unreachable: HTTP {status}"
+            playing = False
+            while (left := (ends_at - datetime.now(UTC)).total_seconds()) > 0:
+                try:
+                    async with asyncio.timeout(min(left, STREAM_STALL_S)):
+                        chunk = await reader.read(STREAM_CHUNK_BYTES)
+                except TimeoutError:
+                    if (ends_at - datetime.now(UTC)).total_seconds() <= 0:
+                        break
+                    return f"stream stalled: no audio for {STREAM_STALL_S:.0f} s"
+                if not chunk:
+                    return "stream ended before its end time"
+                self.stream_bytes[command.broadcast] += len(chunk)
+                if not playing:
+                    playing = True
+                    self._ack(command, AckStage.PLAYING)
+            return None
+        finally:
+            writer.close()
 
     async def _take_the_speaker(self, playback: _Playback) -> None:
         """An emergency pre-empts whatever plays (docs/protocol.md 4.3); anything else,
@@ -304,3 +366,8 @@ class SimulatedCluster:
                 break
             await asyncio.wait({current.task})
         self._current = playback
+
+
+async def _sleep_until(when: datetime | None) -> None:
+    if when is not None and (wait := (when - datetime.now(UTC)).total_seconds()) > 0:
+        await asyncio.sleep(wait)

@@ -69,3 +69,31 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
         await reader.readexactly(2)
         if len(body) > MAX_BODY_BYTES:
             raise HttpLiteError("response body too large")
+
+
+async def open_stream(
+    url: str, *, timeout: float = 10.0
+) -> tuple[int, asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect to a live stream (an Icecast mount) and read past the response headers; the
+    caller reads the body for as long as it relays, and closes the writer."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise HttpLiteError(f"unsupported URL {url!r}")
+    port = parts.port or 80
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection(parts.hostname, port)
+        try:
+            writer.write(
+                f"GET {target} HTTP/1.0\r\nHost: {parts.hostname}:{port}\r\n"
+                "User-Agent: loa-simulator\r\nIcy-MetaData: 0\r\n\r\n".encode()
+            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b"\r\n", 1)[0].split(b" ", 2)[1])
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError):
+            writer.close()
+            raise HttpLiteError("malformed stream response") from None
+        except BaseException:
+            writer.close()
+            raise
+    return status, reader, writer

@@ -1,0 +1,63 @@
+"""Typed text to a broadcastable media item: normalise, synthesise, frame, ingest."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from core.errors import InvalidInput
+from core.settings import Settings
+from media import service as media_service
+from media import storage
+from media.schemas import MediaRead
+from media.service import IngestContext
+from media.tts import vietnamese
+from media.tts.compose import frame_speech
+from media.tts.engine import SpeechEngine, UnsupportedLanguage
+from media.tts.espeak import EspeakEngine
+
+MAX_TEXT_CHARS = 5000  # about five minutes read aloud; longer is a programme, not a bulletin
+
+# Engines by the name settings.tts_engine gives; a commercial voice registers here.
+ENGINES: dict[str, Callable[[Settings], SpeechEngine]] = {
+    "espeak-ng": lambda s: EspeakEngine(words_per_minute=s.tts_words_per_minute),
+}
+
+
+def engine_for(settings: Settings) -> SpeechEngine:
+    return ENGINES[settings.tts_engine](settings)
+
+
+def prepare(text: str, language: str) -> str:
+    """What the engine reads: numbers, dates and times spelt out for Vietnamese."""
+    text = text.strip()
+    if not text:
+        raise InvalidInput("text is empty", detail={"field": "text"})
+    if len(text) > MAX_TEXT_CHARS:
+        raise InvalidInput(
+            f"text is {len(text)} characters; the limit is {MAX_TEXT_CHARS}",
+            detail={"field": "text"},
+        )
+    return vietnamese.normalise(text) if language.lower().startswith("vi") else text
+
+
+async def speak(ctx: IngestContext, *, text: str, language: str) -> MediaRead:
+    engine = engine_for(ctx.settings)
+    if language not in engine.languages:
+        raise UnsupportedLanguage(engine, language)
+    spoken = prepare(text, language)
+    media_dir = ctx.settings.media_dir
+    raw = await asyncio.to_thread(storage.temp_file, media_dir, ".wav")
+    framed = await asyncio.to_thread(storage.temp_file, media_dir, ".wav")
+    try:
+        await engine.synthesize(spoken, language, raw)
+        await asyncio.to_thread(frame_speech, raw, framed)
+        sha256, size = await asyncio.to_thread(storage.hash_file, framed)
+    except BaseException:
+        await asyncio.to_thread(framed.unlink, missing_ok=True)
+        raise
+    finally:
+        await asyncio.to_thread(raw.unlink, missing_ok=True)
+    return await media_service.ingest(
+        ctx, source=framed, sha256=sha256, size=size, original_name=f"tts:{engine.name}:{language}"
+    )
