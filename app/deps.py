@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.runtime import Runtime
+from core import actors
+from core.actors import Actor
 from core.database import session_scope
 
 
@@ -26,3 +28,16 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def get_actor(
+    runtime: RuntimeDep,
+    x_actor: Annotated[str | None, Header()] = None,
+    x_role: Annotated[str | None, Header()] = None,
+    x_area: Annotated[str | None, Header()] = None,
+) -> Actor:
+    production = runtime.settings.environment == "production"
+    return actors.from_headers(x_actor, x_role, x_area, production=production)
+
+
+ActorDep = Annotated[Actor, Depends(get_actor)]

@@ -15,6 +15,7 @@ from app.ops_router import router as ops_router
 from app.runtime import Runtime
 from areas.router import router as areas_router
 from broadcast.router import router as broadcast_router
+from bulletins.router import router as bulletins_router
 from core.clock import Clock
 from core.errors import AppError
 from core.settings import Settings, get_settings
@@ -44,7 +45,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         lifespan=lifespan,
     )
     app.state.settings = settings
-    for router in (areas_router, devices_router, media_router, broadcast_router, ops_router):
+    for router in (
+        areas_router,
+        devices_router,
+        media_router,
+        broadcast_router,
+        bulletins_router,
+        ops_router,
+    ):
         app.include_router(router)
     app.mount(
         "/media",

@@ -26,6 +26,8 @@ class Broadcast(Base):
     language: Mapped[str] = mapped_column(String(32), server_default="vi")
     image_sha256: Mapped[str | None] = mapped_column(ForeignKey("media_files.sha256"))
     display_s: Mapped[int | None] = mapped_column(Integer)  # on e-boards
+    bulletin_id: Mapped[str | None] = mapped_column(ForeignKey("bulletins.id"))
+    sent_by: Mapped[str | None] = mapped_column(String(100))
     repeat: Mapped[int] = mapped_column(Integer, default=1)
     target_areas: Mapped[list[str]] = mapped_column(JSON)
     target_clusters: Mapped[list[str]] = mapped_column(JSON)

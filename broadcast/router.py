@@ -4,47 +4,22 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from app.deps import RuntimeDep, SessionDep
-from app.runtime import Runtime
-from broadcast import repository, service
-from broadcast.dispatch import load_content
+from app.deps import ActorDep, RuntimeDep, SessionDep
+from broadcast import repository, sending, service
 from broadcast.schemas import BroadcastCreate, BroadcastRead, BroadcastSummary
 from core.database import session_scope
 from core.schemas import Limit, Offset, Page
-from media.tts import speech
 
 router = APIRouter(prefix="/api/v1/broadcasts", tags=["broadcasts"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model_by_alias=True)
-async def send_broadcast(data: BroadcastCreate, runtime: RuntimeDep) -> BroadcastRead:
-    """Send a broadcast now: write one delivery per cluster, commit, then publish.
-
-    Publishing after the commit means an acknowledgement can never arrive for a delivery
-    that does not exist yet; if the process dies in between, the sweep sends it. Text with
-    no recording is read aloud by text-to-speech first (a second or so).
-    """
-    if data.needs_speech:
-        spoken = await speech.speak(
-            runtime.ingest_context(), text=data.text or "", language=data.language
-        )
-        data = data.model_copy(update={"media_sha256": spoken.sha256})
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
-        broadcast, total = await service.create(
-            session=session, clock=runtime.clock, settings=runtime.settings, data=data
-        )
-        content = await load_content(session, broadcast)
-    if not await runtime.require_dispatcher().publish_play(broadcast, content):
-        return service.just_sent(broadcast, total, published=False)  # deliveries stay queued
-    runtime.spawn(_mark_sent(runtime, broadcast.id), name=f"mark-sent-{broadcast.id}")
-    return service.just_sent(broadcast, total, published=True)
-
-
-async def _mark_sent(runtime: Runtime, broadcast_id: str) -> None:
-    """Off the request path: the answer should not wait for acks holding the database."""
-    now = runtime.clock.now()
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
-        await repository.mark_sent(session, delivery_ids=None, broadcast_id=broadcast_id, at=now)
+async def send_broadcast(
+    data: BroadcastCreate, runtime: RuntimeDep, actor: ActorDep
+) -> BroadcastRead:
+    """Send now: an approved bulletin (`bulletin_id`), or an emergency from a recording,
+    a stream or typed text (read aloud), which is aired at once and reviewed afterwards."""
+    return await sending.send(runtime, data, actor)
 
 
 @router.get("")

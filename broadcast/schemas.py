@@ -18,6 +18,11 @@ class BroadcastCreate(BaseModel):
     level: SenderLevel = SenderLevel.PROVINCE
     areas: list[CodeStr] = Field(default_factory=list, max_length=5000)
     clusters: list[CodeStr] = Field(default_factory=list, max_length=100_000)
+    bulletin_id: str | None = Field(
+        default=None,
+        max_length=36,
+        description="the approved bulletin to air (its content); emergencies may omit it",
+    )
     media_sha256: Sha256 | None = None
     stream_url: AnyHttpUrl | None = None
     stream_starts_at: datetime | None = Field(default=None, description="absent: at once")
@@ -44,8 +49,13 @@ class BroadcastCreate(BaseModel):
     def _one_source_some_targets(self) -> BroadcastCreate:
         if self.media_sha256 is not None and self.stream_url is not None:
             raise ValueError("give media_sha256 or stream_url, not both")
-        if self.media_sha256 is None and self.stream_url is None and not (self.text or "").strip():
-            raise ValueError("give media_sha256, stream_url or text (read aloud)")
+        if (
+            self.bulletin_id is None
+            and self.media_sha256 is None
+            and self.stream_url is None
+            and not (self.text or "").strip()
+        ):
+            raise ValueError("give bulletin_id, media_sha256, stream_url or text (read aloud)")
         if not self.areas and not self.clusters:
             raise ValueError("give at least one target in areas or clusters")
         for name in ("expires_at", "stream_starts_at", "stream_ends_at"):
@@ -64,7 +74,7 @@ class BroadcastCreate(BaseModel):
 
     @property
     def needs_speech(self) -> bool:
-        return self.media_sha256 is None and self.stream_url is None
+        return self.bulletin_id is None and self.media_sha256 is None and self.stream_url is None
 
 
 class AreaRollup(BaseModel):
@@ -98,6 +108,8 @@ class BroadcastRead(BaseModel):
     language: str = "vi"
     image_sha256: str | None = None
     display_s: int | None = None
+    bulletin_id: str | None = None
+    sent_by: str | None = None
     target_areas: list[str]
     target_clusters: list[str]
     created_at: datetime

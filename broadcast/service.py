@@ -57,7 +57,13 @@ def _minimal_cover(areas: list[Area]) -> list[Area]:
 
 
 async def create(
-    *, session: AsyncSession, clock: Clock, settings: Settings, data: BroadcastCreate
+    *,
+    session: AsyncSession,
+    clock: Clock,
+    settings: Settings,
+    data: BroadcastCreate,
+    bulletin_id: str | None = None,
+    sent_by: str | None = None,
 ) -> tuple[Broadcast, int]:
     """Write the broadcast and one QUEUED delivery per target cluster."""
     now = clock.now()
@@ -117,6 +123,8 @@ async def create(
         language=data.language,
         image_sha256=data.image_sha256,
         display_s=display_s,
+        bulletin_id=bulletin_id,
+        sent_by=sent_by,
         repeat=data.repeat,
         target_areas=[a.code for a in cover],
         target_clusters=sorted({code for _, code, _ in extra}),
@@ -221,6 +229,8 @@ def _header(broadcast: Broadcast) -> dict[str, Any]:
         "language": broadcast.language,
         "image_sha256": broadcast.image_sha256,
         "display_s": broadcast.display_s,
+        "bulletin_id": broadcast.bulletin_id,
+        "sent_by": broadcast.sent_by,
         "target_areas": broadcast.target_areas,
         "target_clusters": broadcast.target_clusters,
         "created_at": broadcast.created_at,

@@ -22,3 +22,11 @@ class Conflict(AppError):
 
 class InvalidInput(AppError):
     status_code = 422
+
+
+class Unauthenticated(AppError):
+    status_code = 401
+
+
+class Forbidden(AppError):
+    status_code = 403

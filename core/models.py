@@ -6,5 +6,6 @@ from __future__ import annotations
 def import_all_models() -> None:
     import areas.models  # noqa: F401
     import broadcast.models  # noqa: F401
+    import bulletins.models  # noqa: F401
     import devices.models  # noqa: F401
     import media.models  # noqa: F401

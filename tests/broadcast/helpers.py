@@ -45,3 +45,21 @@ async def event_counts(stack: Stack, broadcast_id: str) -> dict[str, int]:
             .group_by(DeliveryEvent.state)
         )
         return {state: n for state, n in rows.all()}
+
+
+EDITOR = {"x-actor": "bien.tap.vien", "x-role": "editor"}
+
+
+async def approved_bulletin(stack: Stack, **fields: Any) -> dict[str, Any]:
+    """A bulletin written (by the development administrator), submitted and approved by
+    the editorial board: what a normal or priority broadcast must name."""
+    fields.setdefault("title", "Bản tin")
+    created = await stack.client.post("/api/v1/bulletins", json=fields)
+    assert created.status_code == 201, created.text
+    bulletin_id = created.json()["id"]
+    submitted = await stack.client.post(f"/api/v1/bulletins/{bulletin_id}/submit")
+    assert submitted.status_code == 200, submitted.text
+    approved = await stack.client.post(f"/api/v1/bulletins/{bulletin_id}/approve", headers=EDITOR)
+    assert approved.status_code == 200, approved.text
+    data: dict[str, Any] = approved.json()
+    return data

@@ -11,7 +11,7 @@ from media.synth import still_image
 from media.tts.speech import prepare
 from simulator.device import DeviceSpec
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import seed_province, send, upload
+from tests.broadcast.helpers import approved_bulletin, seed_province, send, upload
 from tests.support import Stack, counts
 
 TEXT = (
@@ -70,13 +70,19 @@ async def test_eboards_fetch_the_image_and_show_it_for_the_display_time(
     assert not_image.status_code == 422 and not_image.json()["detail"]["field"] == "file"
 
     clip = await upload(stack, tone_mp3)
+    bulletin = await approved_bulletin(
+        stack,
+        title="Lịch tiêm chủng",
+        topic="y tế",
+        media_sha256=clip["sha256"],
+        image_sha256=image["sha256"],
+        text="Tiêm chủng tại trạm y tế xã từ 7h đến 11h",
+    )
     sent = await send(
         stack,
         title="Lịch tiêm chủng",
         areas=[commune],
-        media_sha256=clip["sha256"],
-        image_sha256=image["sha256"],
-        text="Tiêm chủng tại trạm y tế xã từ 7h đến 11h",
+        bulletin_id=bulletin["id"],
         display_s=40,
         **{"class": "priority"},
     )

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import seed_province, send, upload
+from tests.broadcast.helpers import approved_bulletin, seed_province, send, upload
 from tests.support import Stack, counts
 
 COMMUNE = "25216"
@@ -21,20 +21,24 @@ async def test_an_emergency_preempts_a_normal_broadcast_and_a_priority_one_waits
     await fleet.start()
     long_clip, short_clip = await upload(stack, long_mp3), await upload(stack, tone_mp3)
 
+    morning = await approved_bulletin(stack, title="Bản tin sáng", media_sha256=long_clip["sha256"])
     news = await send(
         stack,
         title="Bản tin sáng",
         areas=[COMMUNE],
-        media_sha256=long_clip["sha256"],
+        bulletin_id=morning["id"],
         **{"class": "normal"},
     )
     await stack.wait_broadcast(news["id"], lambda b: counts(b, "playing") == n)
 
+    urgent = await approved_bulletin(
+        stack, title="Thông báo ưu tiên", media_sha256=short_clip["sha256"]
+    )
     notice = await send(
         stack,
         title="Thông báo ưu tiên",
         areas=[COMMUNE],
-        media_sha256=short_clip["sha256"],
+        bulletin_id=urgent["id"],
         **{"class": "priority"},
     )
     waiting = await stack.wait_broadcast(notice["id"], lambda b: counts(b, "delivered") == n)

@@ -1,0 +1,157 @@
+"""Where bulletins meet broadcasts: what a send may air, and bulletins sent down to the
+communes (Circular 39/2020: normal waits in each commune's inbox, priority and emergency
+go on air at once)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from areas import repository as area_repository
+from areas.models import Area
+from areas.service import AreaNotFound
+from broadcast.schemas import BroadcastCreate
+from bulletins import service as bulletin_service
+from bulletins.models import Bulletin, InboxItem
+from bulletins.schemas import BulletinCreate, DistributeRequest
+from bulletins.workflow import Status, within
+from core.actors import Actor, Role
+from core.clock import Clock
+from core.errors import Conflict, Forbidden, InvalidInput
+from devices.protocol import CommandClass, SenderLevel
+
+CONTENT_FIELDS = ("media_sha256", "stream_url", "image_sha256")
+COMMUNE = "commune"
+
+LEVEL_OF_ROLE = {
+    Role.COMMUNE_OPERATOR: SenderLevel.COMMUNE,
+    Role.DISTRICT_OPERATOR: SenderLevel.DISTRICT,
+}
+
+
+def sender_level(actor: Actor) -> SenderLevel:
+    return LEVEL_OF_ROLE.get(actor.role, SenderLevel.PROVINCE)
+
+
+async def resolve(
+    *, session: AsyncSession, clock: Clock, actor: Actor, data: BroadcastCreate
+) -> tuple[BroadcastCreate, Bulletin]:
+    """The send with its content taken from the bulletin it airs. An emergency sent without
+    one gets one on the spot (submitted, to be reviewed afterwards); anything else must
+    name an approved bulletin."""
+    if data.bulletin_id is None:
+        if data.cls is not CommandClass.EMERGENCY:
+            raise Conflict(
+                "only approved bulletins can be broadcast: give bulletin_id (emergencies "
+                "may go out directly)",
+                detail={"field": "bulletin_id"},
+            )
+        bulletin = await bulletin_service.create(
+            session=session,
+            clock=clock,
+            actor=actor,
+            data=BulletinCreate.model_validate(
+                {
+                    "title": data.title,
+                    "topic": "emergency",
+                    "language": data.language,
+                    "text": data.text,
+                    "media_sha256": data.media_sha256,
+                    "image_sha256": data.image_sha256,
+                    "stream_url": data.stream_url,
+                    "class": CommandClass.EMERGENCY,
+                }
+            ),
+            status=Status.SUBMITTED,
+            aired_before_review=True,
+        )
+        return data, bulletin
+    bulletin = await bulletin_service.get(session=session, bulletin_id=data.bulletin_id)
+    bulletin_service.airable(bulletin, data.cls, clock.now())
+    for name in CONTENT_FIELDS:
+        given = getattr(data, name)
+        if given is not None and str(given) != (getattr(bulletin, name) or ""):
+            raise InvalidInput(
+                f"{name} comes from the bulletin; leave it out", detail={"field": name}
+            )
+    filled = data.model_copy(
+        update={
+            "media_sha256": bulletin.media_sha256,
+            "stream_url": bulletin.stream_url,
+            "image_sha256": bulletin.image_sha256,
+            "text": data.text or bulletin.body,
+            "language": bulletin.language,
+        }
+    )
+    return filled, bulletin
+
+
+async def communes_under(session: AsyncSession, codes: list[str]) -> list[Area]:
+    found = await area_repository.get_many_by_code(session, codes)
+    for code in codes:
+        if code not in found:
+            raise AreaNotFound(code)
+    communes: dict[int, Area] = {}
+    for area in found.values():
+        query = select(Area).where(
+            Area.path.startswith(area.path, autoescape=True), Area.level == COMMUNE
+        )
+        for commune in (await session.scalars(query)).all():
+            communes[commune.id] = commune
+    return sorted(communes.values(), key=lambda a: a.code)
+
+
+def check_may_distribute(actor: Actor, bulletin: Bulletin, request: DistributeRequest) -> None:
+    if actor.role not in (Role.PROVINCE_OFFICER, Role.DISTRICT_OPERATOR, Role.ADMIN):
+        raise Forbidden(
+            f"{actor.label} may not send bulletins down to communes", detail={"role": actor.role}
+        )
+    if bulletin.status != Status.APPROVED and request.cls is not CommandClass.EMERGENCY:
+        raise Conflict(
+            f"bulletin {bulletin.id!r} is {bulletin.status}: approve it before sending it down",
+            detail={"status": bulletin.status},
+        )
+
+
+def inbox_items(
+    *,
+    bulletin: Bulletin,
+    communes: list[Area],
+    actor: Actor,
+    cls: CommandClass,
+    now: datetime,
+    expires_at: datetime | None,
+    broadcast_id: str | None,
+) -> list[InboxItem]:
+    aired = broadcast_id is not None
+    return [
+        InboxItem(
+            bulletin_id=bulletin.id,
+            area_id=commune.id,
+            cls=cls.value,
+            sender=actor.name,
+            sender_level=sender_level(actor).value,
+            received_at=now,
+            expires_at=expires_at or bulletin.valid_until,
+            status="aired" if aired else "pending",
+            handled_by=actor.name if aired else None,
+            handled_at=now if aired else None,
+            broadcast_id=broadcast_id,
+        )
+        for commune in communes
+    ]
+
+
+def check_may_handle(actor: Actor, item: InboxItem, area: Area, now: datetime) -> None:
+    if actor.role not in (Role.COMMUNE_OPERATOR, Role.DISTRICT_OPERATOR, Role.ADMIN):
+        raise Forbidden(f"{actor.label} may not handle a commune's inbox", detail={})
+    if not within(actor, area.path):
+        raise Forbidden(
+            f"{actor.label} may not handle the inbox of {area.code}", detail={"area": area.code}
+        )
+    if item.status != "pending":
+        raise Conflict(f"this inbox item is already {item.status}", detail={"status": item.status})
+    if item.expires_at is not None and now >= item.expires_at:
+        raise Conflict("this bulletin's validity is over", detail={"field": "expires_at"})
