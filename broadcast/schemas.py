@@ -62,7 +62,8 @@ class BroadcastCreate(BaseModel):
             value = getattr(self, name)
             if value is not None and value.tzinfo is None:
                 raise ValueError(f"{name} must carry a time zone (UTC: ...Z)")
-        if self.stream_url is None and (self.stream_starts_at or self.stream_ends_at):
+        window = self.stream_starts_at or self.stream_ends_at
+        if self.stream_url is None and self.bulletin_id is None and window:
             raise ValueError("stream_starts_at and stream_ends_at need a stream_url")
         if (
             self.stream_starts_at

@@ -78,6 +78,11 @@ async def create(
         )
     if data.stream_ends_at is not None and data.stream_ends_at > expires_at:
         raise InvalidInput("stream_ends_at is after expires_at", detail={"field": "stream_ends_at"})
+    if data.stream_url is None and (data.stream_starts_at or data.stream_ends_at):
+        raise InvalidInput(
+            "stream_starts_at and stream_ends_at are for relays (a stream_url)",
+            detail={"field": "stream_starts_at"},
+        )
     display_s = data.display_s
     if data.media_sha256 is not None:
         media = await media_service.get(session=session, sha256=data.media_sha256)

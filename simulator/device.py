@@ -289,7 +289,7 @@ class SimulatedCluster:
                 self._ack(command, AckStage.FAILED, failure)
                 return
             self._ack(command, AckStage.RECEIVED)
-            if command.stream is not None and self.spec.kind != "eboard":
+            if command.stream is not None:  # e-boards show the relay's banner while it runs
                 await _sleep_until(command.stream.starts_at)
             await self._take_the_speaker(playback)
             if self.spec.kind == "eboard":

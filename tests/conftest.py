@@ -20,6 +20,7 @@ from core.database import Base, create_engine
 from core.migrate import upgrade
 from core.models import import_all_models
 from core.settings import Settings
+from media.icecast import IcecastServer
 from media.synth import tone
 from simulator.device import DeviceSpec, Faults
 from simulator.fleet import Fleet
@@ -154,6 +155,18 @@ async def fleet_factory(broker: Broker) -> AsyncIterator[Callable[..., Fleet]]:
 
     yield make
     await asyncio.gather(*(f.close() for f in fleets))
+
+
+@pytest.fixture(scope="session")
+async def icecast(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[IcecastServer]:
+    """A real Icecast server for the session (it takes a second to stop); each test feeds
+    its own mounts with ffmpeg."""
+    server = IcecastServer(tmp_path_factory.mktemp("icecast"))
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 @pytest.fixture(scope="session")

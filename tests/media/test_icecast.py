@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,18 +15,6 @@ from media.icecast import IcecastServer, Protocol, StreamSource, http_status
 MP3_BITRATES = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
 MP3_SAMPLE_RATES = (44100, 48000, 32000)
 READ_TIMEOUT_S = 5.0
-
-
-@pytest.fixture(scope="module")
-async def icecast(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[IcecastServer]:
-    """One server for the module (icecast2 takes a second or so to shut down); each test
-    uses its own mounts."""
-    server = IcecastServer(tmp_path_factory.mktemp("icecast"))
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 async def open_listener(
