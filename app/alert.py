@@ -23,6 +23,8 @@ class AlertRequest:
     media: Path | None
     stream: str | None
     title: str
+    text: str | None = None  # read aloud when there is no media or stream; on e-boards always
+    bulletin: str | None = None  # an approved bulletin (what a normal or priority send needs)
     cls: str = "emergency"
     expires_in_s: int = 3600
     timeout_s: float = 120.0
@@ -50,13 +52,17 @@ def send_and_watch(request: AlertRequest, console: Console | None = None) -> boo
             "clusters": request.clusters,
             "expires_at": _in_seconds(request.expires_in_s),
         }
+        if request.text:
+            body["text"] = request.text
+        if request.bulletin:
+            body["bulletin_id"] = request.bulletin
         if request.media is not None:
             with request.media.open("rb") as f:
                 media = _check(
                     client.post("/api/v1/media", files={"file": (request.media.name, f)})
                 )
             body["media_sha256"] = media["sha256"]
-        else:
+        elif request.stream is not None:
             body["stream_url"] = request.stream
         started = time.monotonic()
         sent = _check(client.post("/api/v1/broadcasts", json=body))

@@ -161,6 +161,10 @@ def alert(
     cluster: Annotated[list[str] | None, typer.Option(help="target cluster (repeatable)")] = None,
     media: Annotated[Path | None, typer.Option(exists=True, dir_okay=False)] = None,
     stream: Annotated[str | None, typer.Option(help="stream URL to relay")] = None,
+    text: Annotated[
+        str | None, typer.Option(help="bulletin text: read aloud if no --media/--stream")
+    ] = None,
+    bulletin: Annotated[str | None, typer.Option(help="an approved bulletin's id")] = None,
     title: str = "Thông báo khẩn cấp",
     cls: Annotated[
         str, typer.Option("--class", help="emergency, priority or normal")
@@ -173,8 +177,10 @@ def alert(
     from app.alert import AlertRequest, send_and_watch
     from core.settings import get_settings
 
-    if (media is None) == (stream is None):
-        raise typer.BadParameter("give exactly one of --media or --stream")
+    if media is not None and stream is not None:
+        raise typer.BadParameter("give --media or --stream, not both")
+    if media is None and stream is None and not text and not bulletin:
+        raise typer.BadParameter("give --media, --stream, --text or --bulletin")
     if not area and not cluster:
         raise typer.BadParameter("give at least one --area or --cluster")
     import httpx
@@ -187,6 +193,8 @@ def alert(
         media=media,
         stream=stream,
         title=title,
+        text=text,
+        bulletin=bulletin,
         cls=cls,
         expires_in_s=expires_in,
         timeout_s=timeout,
@@ -239,6 +247,21 @@ def loadtest(
             timeout_s=timeout,
         )
     )
+
+
+@app.command("loadtest-ingest")
+def loadtest_ingest(
+    minutes: Annotated[float, typer.Option(help="length of the generated WAV")] = 30.0,
+    json_path: Annotated[Path, typer.Option("--json", help="where to write the results")] = Path(
+        "ingest.json"
+    ),
+) -> None:
+    """Upload a long CD-quality WAV to the API in its own process: wall time, peak memory,
+    and the health endpoint's latency while ffmpeg works."""
+    from app.ingest_bench import run_ingest_bench
+
+    _logging("WARNING")
+    run_ingest_bench(minutes, json_path)
 
 
 def main() -> None:

@@ -20,6 +20,11 @@ from core.settings import get_settings
 from media.synth import WARNING_TONE, tone
 
 DEMO_AUDIO_S = 8
+# Shown on the e-boards while the warning tone sounds on the speakers.
+DEMO_TEXT = (
+    "Diễn tập phòng chống lụt bão. Đề nghị bà con theo dõi thông báo của chính quyền địa "
+    "phương. Đây là tin diễn tập."
+)
 
 
 def run_demo(*, port: int, send_alert: bool, processes: int) -> None:
@@ -60,6 +65,7 @@ def run_demo(*, port: int, send_alert: bool, processes: int) -> None:
                     media=audio,
                     stream=None,
                     title="Diễn tập: cảnh báo lũ toàn tỉnh",
+                    text=DEMO_TEXT,
                     timeout_s=60,
                 ),
                 console,
@@ -72,6 +78,9 @@ def run_demo(*, port: int, send_alert: bool, processes: int) -> None:
             f"  device messages refused    {stack.api_url}/api/v1/ingest\n"
             f"  send another emergency     broadcast alert --api {stack.api_url} --area 70 "
             f"--media {audio}\n"
+            f"  one from typed text        broadcast alert --api {stack.api_url} --area 70 "
+            '--text "Diễn tập: lúc 14h30 mực nước sông Bé đạt 12,5 m"\n'
+            f"  the editorial queue        {stack.api_url}/api/v1/bulletins?status=submitted\n"
             "Press Ctrl-C to stop."
         )
         asyncio.run(_forever())

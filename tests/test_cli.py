@@ -53,3 +53,27 @@ def test_alert_without_a_reachable_control_plane_says_so_in_one_line() -> None:
     assert result.exit_code == 2
     assert f"cannot reach the control plane at {url}" in result.output
     assert "Traceback" not in result.output
+
+
+async def test_alert_from_typed_text_reaches_every_cluster(
+    stack: Stack, fleet_factory: Callable[..., Fleet]
+) -> None:
+    specs = await seed_province(stack)
+    commune = specs[0].areas[-1]
+    local = [s for s in specs if commune in s.areas]
+    fleet = fleet_factory(local, time_compression=20)
+    await fleet.start()
+    out = StringIO()
+    request = AlertRequest(
+        api_url=stack.settings.public_base_url,
+        areas=[commune],
+        clusters=[],
+        media=None,
+        stream=None,
+        title="Cháy rừng",
+        text="Cháy rừng tại tiểu khu 12 lúc 14h. Người dân không vào rừng.",
+        timeout_s=30,
+    )
+    ok = await asyncio.to_thread(send_and_watch, request, Console(file=out, width=120))
+    assert ok is True, out.getvalue()
+    assert fleet.count(lambda d: sum(d.play_counts.values()) == 1) == len(local)
