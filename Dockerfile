@@ -1,6 +1,6 @@
 # The control plane image: API, scheduler and media server are the same image, other commands.
 FROM python:3.11-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg \
+RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg espeak-ng \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -8,6 +8,7 @@ COPY core core
 COPY areas areas
 COPY devices devices
 COPY broadcast broadcast
+COPY bulletins bulletins
 COPY media media
 COPY scheduler scheduler
 COPY simulator simulator

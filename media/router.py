@@ -5,6 +5,7 @@ from fastapi.responses import FileResponse
 
 from app.deps import RuntimeDep, SessionDep
 from core.database import session_scope
+from core.errors import InvalidInput
 from media import images, service, storage
 from media.models import MediaFile
 from media.schemas import MediaRead, SpeechCreate
@@ -19,16 +20,29 @@ async def upload_media(file: UploadFile, runtime: RuntimeDep) -> MediaRead:
     normalised to the loudness target, rendered for each delivery profile and stored by
     sha256; the original is kept for audit. The same upload twice is one item."""
     settings = runtime.settings
-    received = await storage.receive_upload(
-        file, media_dir=settings.media_dir, max_bytes=settings.max_upload_bytes
-    )
-    return await service.ingest(
-        runtime.ingest_context(),
-        source=received.path,
-        sha256=received.sha256,
-        size=received.size,
-        original_name=(file.filename or "")[:255] or None,
-    )
+    name = (file.filename or "")[:255] or None
+    try:
+        received = await storage.receive_upload(
+            file, media_dir=settings.media_dir, max_bytes=settings.max_upload_bytes
+        )
+        return await service.ingest(
+            runtime.ingest_context(),
+            source=received.path,
+            sha256=received.sha256,
+            size=received.size,
+            original_name=name,
+        )
+    except InvalidInput as exc:
+        # Logged (rate-limited) and counted with device rejects: a district office sending
+        # broken files over and over shows up at /api/v1/ingest.
+        runtime.stats.reject(
+            "media_refused",
+            at=runtime.clock.now(),
+            topic=f"upload {name or '(unnamed)'}",
+            reason=exc.message,
+            payload=b"",
+        )
+        raise
 
 
 @router.post("/api/v1/media/speech", status_code=status.HTTP_201_CREATED)

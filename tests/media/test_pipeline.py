@@ -106,6 +106,9 @@ async def test_bad_audio_is_refused_with_the_reason_and_leaves_nothing(
     async with session_scope(stack.runtime.sessions) as session:
         assert await session.scalar(select(func.count()).select_from(MediaOriginal)) == 0
     assert (await stack.client.get("/healthz")).status_code == 200
+    ingest = (await stack.client.get("/api/v1/ingest")).json()
+    assert ingest["counts"]["media_refused"] == len(cases), "each refusal is counted"
+    assert {r["topic"] for r in ingest["recent_rejects"]} >= {"upload half.wav", "upload long.wav"}
 
 
 async def test_the_same_upload_twice_is_one_item(stack: Stack, tone_wav: Path) -> None:
