@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from broadcast.models import Delivery
+from core.database import session_scope
 from devices import protocol
 from devices.mqtt_lite import LiteClient
 from simulator.fleet import Fleet
@@ -168,6 +171,11 @@ async def test_corrupt_media_is_a_failed_delivery_with_the_reason(
     done = await stack.wait_broadcast(sent["id"], lambda b: counts(b, "failed") == len(speakers))
     assert done["confirmed"] == 0
     assert done["target_clusters"] == sorted(s.code for s in speakers)
+    async with session_scope(stack.runtime.sessions) as session:
+        reasons = await session.scalars(
+            select(Delivery.reason).where(Delivery.broadcast_id == sent["id"]).distinct()
+        )
+        assert list(reasons) == ["media sha256 mismatch"]
 
 
 @pytest.mark.parametrize(

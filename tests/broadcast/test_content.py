@@ -3,14 +3,16 @@ speaker clusters, and the same bulletin as text (and an image) on e-boards."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from devices.protocol import DisplayStyle
+from media.pipeline import DeliveryProfile
 from media.synth import still_image
 from media.tts.speech import prepare
 from simulator.device import DeviceSpec
 from simulator.fleet import Fleet
+from simulator.provisioning import fetch_specs
 from tests.broadcast.helpers import approved_bulletin, seed_province, send, upload
 from tests.support import Stack, counts
 
@@ -124,3 +126,36 @@ def test_numbers_dates_and_times_are_spelt_out_before_speaking() -> None:
     assert "hai mươi ba tháng mười một" in said
     assert "mười hai phẩy bảy mươi lăm" in said
     assert prepare("Call 112 at 14:30", "en") == "Call 112 at 14:30", "only Vietnamese is read so"
+
+
+async def test_a_cluster_model_plays_its_own_rendition(
+    stack_factory: Callable[..., Awaitable[Stack]],
+    fleet_factory: Callable[..., Fleet],
+    tone_wav: Path,
+) -> None:
+    stack = await stack_factory(
+        delivery_profiles={
+            "mp3-mono-64k": DeliveryProfile(),
+            "opus-24k": DeliveryProfile(codec="opus", bitrate_kbps=24),
+        },
+        model_profiles={"LOA-X2": "opus-24k"},
+    )
+    specs = await seed_province(stack)
+    commune = specs[0].areas[-1]
+    speakers = [s for s in specs if commune in s.areas and s.kind == "speaker_cluster"]
+    new_model = speakers[0].code
+    patched = await stack.client.patch(f"/api/v1/clusters/{new_model}", json={"model": "LOA-X2"})
+    assert patched.status_code == 200 and patched.json()["model"] == "LOA-X2"
+    codes = {s.code for s in speakers}
+    specs = [s for s in await fetch_specs(stack.settings.public_base_url) if s.code in codes]
+    assert {s.code: s.profile for s in specs}[new_model] == "opus-24k"
+    fleet = fleet_factory(specs, time_compression=10)
+    await fleet.start()
+
+    media = await upload(stack, tone_wav)
+    opus = next(r["sha256"] for r in media["renditions"] if r["profile"] == "opus-24k")
+    sent = await send(stack, title="Thử loa", areas=[commune], media_sha256=media["sha256"])
+    await stack.wait_broadcast(sent["id"], lambda b: counts(b, "played") >= len(specs))
+    for code, device in fleet.devices.items():
+        expected = opus if code == new_model else media["sha256"]
+        assert list(device._media_cache) == [expected], code
