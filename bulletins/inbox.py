@@ -13,7 +13,7 @@ from bulletins import service as bulletin_service
 from bulletins.models import Bulletin, InboxItem
 from bulletins.schemas import InboxItemRead
 from core.actors import Actor
-from core.errors import NotFound
+from core.errors import Conflict, NotFound
 from devices.protocol import CommandClass
 
 
@@ -68,9 +68,13 @@ async def decide(
     note: str | None,
     broadcast_id: str | None,
 ) -> None:
-    item = await session.get(InboxItem, item_id)
+    # Locked and checked again inside the deciding transaction: two operators pressing
+    # "accept" at once must not put the bulletin on air twice.
+    item = await session.get(InboxItem, item_id, with_for_update=True)
     if item is None:
         raise InboxItemNotFound(item_id)
+    if item.status != "pending":
+        raise Conflict(f"this inbox item is already {item.status}", detail={"status": item.status})
     item.status = status
     item.handled_by = actor.name
     item.handled_at = at

@@ -18,20 +18,27 @@ class HttpLiteError(Exception):
     pass
 
 
-async def get(url: str, *, timeout: float = 30.0) -> tuple[int, bytes]:
-    """(status, body) of a GET; raises HttpLiteError on a broken or oversized response."""
+def _request(url: str, version: str, extra_headers: str) -> tuple[str, int, bytes]:
+    """(host, port, request bytes) of a GET for an http:// URL."""
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         raise HttpLiteError(f"unsupported URL {url!r}")
     port = parts.port or 80
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    request = (
+        f"GET {target} {version}\r\nHost: {parts.hostname}:{port}\r\n"
+        f"User-Agent: loa-simulator\r\n{extra_headers}\r\n"
+    )
+    return parts.hostname, port, request.encode()
+
+
+async def get(url: str, *, timeout: float = 30.0) -> tuple[int, bytes]:
+    """(status, body) of a GET; raises HttpLiteError on a broken or oversized response."""
+    host, port, request = _request(url, "HTTP/1.1", "Connection: close\r\n")
     async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection(parts.hostname, port)
+        reader, writer = await asyncio.open_connection(host, port)
         try:
-            writer.write(
-                f"GET {target} HTTP/1.1\r\nHost: {parts.hostname}:{port}\r\n"
-                "User-Agent: loa-simulator\r\nConnection: close\r\n\r\n".encode()
-            )
+            writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             if len(head) > MAX_HEADER_BYTES:
                 raise HttpLiteError("response headers too large")
@@ -76,18 +83,11 @@ async def open_stream(
 ) -> tuple[int, asyncio.StreamReader, asyncio.StreamWriter]:
     """Connect to a live stream (an Icecast mount) and read past the response headers; the
     caller reads the body for as long as it relays, and closes the writer."""
-    parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise HttpLiteError(f"unsupported URL {url!r}")
-    port = parts.port or 80
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    host, port, request = _request(url, "HTTP/1.0", "Icy-MetaData: 0\r\n")
     async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection(parts.hostname, port)
+        reader, writer = await asyncio.open_connection(host, port)
         try:
-            writer.write(
-                f"GET {target} HTTP/1.0\r\nHost: {parts.hostname}:{port}\r\n"
-                "User-Agent: loa-simulator\r\nIcy-MetaData: 0\r\n\r\n".encode()
-            )
+            writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head.split(b"\r\n", 1)[0].split(b" ", 2)[1])
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError):

@@ -97,3 +97,16 @@ async def start_stack(app: FastAPI, settings: Settings, port: int) -> Stack:
 def counts(data: dict[str, Any], state: str) -> int:
     value: int = data["counts"].get(state, 0)
     return value
+
+
+def two_profile_settings() -> dict[str, Any]:
+    """Settings overrides for a province with a second device model that plays Opus."""
+    from media.pipeline import DeliveryProfile
+
+    return {
+        "delivery_profiles": {
+            "mp3-mono-64k": DeliveryProfile(),
+            "opus-24k": DeliveryProfile(codec="opus", bitrate_kbps=24),
+        },
+        "model_profiles": {"LOA-X2": "opus-24k"},
+    }

@@ -7,14 +7,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from devices.protocol import DisplayStyle
-from media.pipeline import DeliveryProfile
 from media.synth import still_image
 from media.tts.speech import prepare
 from simulator.device import DeviceSpec
 from simulator.fleet import Fleet
 from simulator.provisioning import fetch_specs
 from tests.broadcast.helpers import approved_bulletin, seed_province, send, upload
-from tests.support import Stack, counts
+from tests.support import Stack, counts, two_profile_settings
 
 TEXT = (
     "Khẩn cấp: lúc 14h30 ngày 23/11/2026 mực nước sông Bé đạt 12,75 m. "
@@ -133,13 +132,7 @@ async def test_a_cluster_model_plays_its_own_rendition(
     fleet_factory: Callable[..., Fleet],
     tone_wav: Path,
 ) -> None:
-    stack = await stack_factory(
-        delivery_profiles={
-            "mp3-mono-64k": DeliveryProfile(),
-            "opus-24k": DeliveryProfile(codec="opus", bitrate_kbps=24),
-        },
-        model_profiles={"LOA-X2": "opus-24k"},
-    )
+    stack = await stack_factory(**two_profile_settings())
     specs = await seed_province(stack)
     commune = specs[0].areas[-1]
     speakers = [s for s in specs if commune in s.areas and s.kind == "speaker_cluster"]

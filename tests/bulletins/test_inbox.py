@@ -3,6 +3,7 @@ commune accepts it; priority and emergency go on air at once."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,6 +63,19 @@ async def test_normal_waits_in_the_inbox_and_the_commune_decides(
     twice = await stack.client.post(f"/api/v1/inbox/{item['id']}/accept", headers=operator(first))
     assert twice.status_code == 409
 
+    # Two operators of one commune press "accept" at the same moment: it airs once.
+    third = communes[2]
+    [pending] = (await stack.client.get("/api/v1/inbox", params={"area": third})).json()["items"]
+    before = (await stack.client.get("/api/v1/broadcasts")).json()["total"]
+    both = await asyncio.gather(
+        *(
+            stack.client.post(f"/api/v1/inbox/{pending['id']}/accept", headers=operator(third))
+            for _ in range(2)
+        )
+    )
+    assert sorted(r.status_code for r in both) == [200, 409]
+    assert (await stack.client.get("/api/v1/broadcasts")).json()["total"] == before + 1
+
     declined = await stack.client.post(
         f"/api/v1/inbox/{other_id}/decline",
         json={"note": "đã phát trên loa khác"},
@@ -71,7 +85,7 @@ async def test_normal_waits_in_the_inbox_and_the_commune_decides(
     district_view = (await stack.client.get("/api/v1/inbox", params={"area": district})).json()
     statuses = {i["area_code"]: i["status"] for i in district_view["items"]}
     assert statuses[first] == "accepted" and statuses[second] == "declined"
-    assert list(statuses.values()).count("pending") == len(communes) - 2
+    assert list(statuses.values()).count("pending") == len(communes) - 3
 
 
 async def test_priority_from_above_airs_at_once_and_is_recorded_in_the_inboxes(

@@ -14,10 +14,10 @@ from sqlalchemy import func, select
 from core.database import session_scope
 from media import pipeline, storage
 from media.models import MediaOriginal
-from media.pipeline import DeliveryProfile, LoudnessTarget
+from media.pipeline import LoudnessTarget
 from media.synth import tone
 from tests.broadcast.helpers import upload
-from tests.support import Stack
+from tests.support import Stack, two_profile_settings
 
 StackFactory = Callable[..., Awaitable[Stack]]
 
@@ -122,13 +122,7 @@ async def test_the_same_upload_twice_is_one_item(stack: Stack, tone_wav: Path) -
 async def test_each_delivery_profile_gets_its_rendition(
     stack_factory: StackFactory, tone_wav: Path
 ) -> None:
-    stack = await stack_factory(
-        delivery_profiles={
-            "mp3-mono-64k": DeliveryProfile(),
-            "opus-24k": DeliveryProfile(codec="opus", bitrate_kbps=24),
-        },
-        model_profiles={"LOA-X2": "opus-24k"},
-    )
+    stack = await stack_factory(**two_profile_settings())
     media = await upload(stack, tone_wav)
     by_profile = {r["profile"]: r for r in media["renditions"]}
     assert set(by_profile) == {"mp3-mono-64k", "opus-24k"}
