@@ -1,0 +1,1 @@
+"""Schedules: recurring and one-off broadcasts of approved bulletins, fired by the scheduler."""
