@@ -22,6 +22,7 @@ from core.settings import Settings, get_settings
 from devices.router import router as devices_router
 from media.asgi import MediaApp
 from media.router import router as media_router
+from schedules.router import router as schedules_router
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         media_router,
         broadcast_router,
         bulletins_router,
+        schedules_router,
         ops_router,
     ):
         app.include_router(router)

@@ -14,6 +14,8 @@ from broadcast import jobs as broadcast_jobs
 from broadcast import repository as broadcast_repository
 from broadcast.dispatch import Dispatcher
 from broadcast.ingest import IncomingAck, apply_acks
+from broadcast.schemas import BroadcastCreate
+from core.actors import Actor, Role
 from core.batching import BatchConsumer
 from core.clock import Clock, SystemClock
 from core.database import create_engine, create_session_maker, session_scope
@@ -26,10 +28,14 @@ from media.cache import HotMediaCache
 from media.service import IngestContext
 from scheduler.leader import LeaderLock
 from scheduler.runner import JobRunner
+from schedules import jobs as schedule_jobs
+from schedules.jobs import AlsoInTransaction
 
 log = logging.getLogger(__name__)
 
 MQTT_CONNECT_TIMEOUT_S = 10.0
+# Who the record says sent a scheduled broadcast (the schedule keeps who wrote it).
+SCHEDULER_ACTOR = Actor("scheduler", Role.ADMIN)
 
 
 @dataclass
@@ -112,8 +118,23 @@ class Runtime:
                 answers_unread=lambda: self.acks is not None and self.acks.busy,
             )
 
+        async def fire_schedules() -> None:
+            from broadcast import sending  # it imports this module
+
+            async def send(data: BroadcastCreate, also: AlsoInTransaction) -> object:
+                return await sending.send(self, data, SCHEDULER_ACTOR, also=also)
+
+            await schedule_jobs.fire_due(
+                sessions=self.sessions,
+                clock=self.clock,
+                settings=self.settings,
+                write_lock=self.write_lock,
+                send=send,
+            )
+
         self.jobs = JobRunner(
-            {"sweep_deliveries": sweep},
+            # Schedules first: a slot is due now, re-sends can wait half a second.
+            {"fire_schedules": fire_schedules, "sweep_deliveries": sweep},
             interval_s=self.settings.sweep_interval_s,
             leader=LeaderLock(self.engine),
         )

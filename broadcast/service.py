@@ -56,6 +56,28 @@ def _minimal_cover(areas: list[Area]) -> list[Area]:
     return kept
 
 
+async def resolve_targets(
+    session: AsyncSession, areas: list[str], clusters: list[str]
+) -> tuple[list[Area], list[str], dict[int, int]]:
+    """(minimal area cover, clusters named outside it, {cluster id: area id} of every
+    targeted cluster); unknown areas and clusters are refused by name."""
+    found = await area_repository.get_many_by_code(session, areas)
+    for code in areas:
+        if code not in found:
+            raise AreaNotFound(code)
+    cover = _minimal_cover(list(found.values()))
+    in_areas = await device_repository.targets_in_subtrees(session, [a.path for a in cover])
+    named = await device_repository.targets_by_code(session, clusters)
+    named_codes = {code for _, code, _ in named}
+    for code in clusters:
+        if code not in named_codes:
+            raise ClusterNotFound(code)
+    covered = {cid for cid, _, _ in in_areas}
+    extra = [row for row in named if row[0] not in covered]
+    targets = {cid: area_id for cid, _, area_id in [*in_areas, *extra]}
+    return cover, sorted({code for _, code, _ in extra}), targets
+
+
 async def create(
     *,
     session: AsyncSession,
@@ -97,20 +119,7 @@ async def create(
         start = data.stream_starts_at or now
         display_s = math.ceil(((data.stream_ends_at or expires_at) - start).total_seconds())
 
-    found = await area_repository.get_many_by_code(session, data.areas)
-    for code in data.areas:
-        if code not in found:
-            raise AreaNotFound(code)
-    cover = _minimal_cover(list(found.values()))
-    in_areas = await device_repository.targets_in_subtrees(session, [a.path for a in cover])
-    named = await device_repository.targets_by_code(session, data.clusters)
-    named_codes = {code for _, code, _ in named}
-    for code in data.clusters:
-        if code not in named_codes:
-            raise ClusterNotFound(code)
-    covered = {cid for cid, _, _ in in_areas}
-    extra = [row for row in named if row[0] not in covered]
-    targets = {cid: area_id for cid, _, area_id in [*in_areas, *extra]}
+    cover, extra, targets = await resolve_targets(session, data.areas, data.clusters)
     if not targets:
         raise InvalidInput("no clusters under the given targets", detail={"field": "areas"})
 
@@ -132,7 +141,7 @@ async def create(
         sent_by=sent_by,
         repeat=data.repeat,
         target_areas=[a.code for a in cover],
-        target_clusters=sorted({code for _, code, _ in extra}),
+        target_clusters=extra,
         command_id=str(uuid.uuid4()),
         created_at=now,
         expires_at=expires_at,

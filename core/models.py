@@ -9,3 +9,4 @@ def import_all_models() -> None:
     import bulletins.models  # noqa: F401
     import devices.models  # noqa: F401
     import media.models  # noqa: F401
+    import schedules.models  # noqa: F401

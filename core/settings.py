@@ -67,6 +67,14 @@ class Settings(BaseSettings):
     run_jobs_in_api: bool = True
 
     default_timezone: str = "Asia/Ho_Chi_Minh"
+    # A slot the scheduler reaches late (after a restart) is still played within this
+    # window, and recorded as late; beyond it, recorded as missed.
+    schedule_grace_s: float = 300.0
+    # A scheduled broadcast stays valid this long past its slot (plus its length), for
+    # clusters that are briefly offline.
+    schedule_expiry_s: int = 900
+    # How far ahead overlaps are looked for when a schedule is created or changed.
+    conflict_horizon_days: int = 14
     default_expiry_s: int = 3600
 
     @model_validator(mode="after")

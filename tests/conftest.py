@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from app.broker import Broker, free_port
 from app.main import create_app
+from core.clock import Clock
 from core.database import Base, create_engine
 from core.migrate import upgrade
 from core.models import import_all_models
@@ -128,13 +129,14 @@ async def stack(settings_factory: Callable[..., Settings]) -> AsyncIterator[Stac
 async def stack_factory(
     settings_factory: Callable[..., Settings],
 ) -> AsyncIterator[Callable[..., Awaitable[Stack]]]:
-    """A stack with settings overridden (several may run at once, each on its own port)."""
+    """A stack with settings overridden and perhaps a clock of the test's (several may run
+    at once, each on its own port; stopping one early is fine)."""
     started: list[Stack] = []
 
-    async def make(**overrides: Any) -> Stack:
+    async def make(clock: Clock | None = None, **overrides: Any) -> Stack:
         settings = settings_factory(**overrides)
         port = int(settings.public_base_url.rsplit(":", 1)[1])
-        running = await start_stack(create_app(settings), settings, port)
+        running = await start_stack(create_app(settings, clock), settings, port)
         started.append(running)
         return running
 

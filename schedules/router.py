@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from sqlalchemy import select
+
+from app.deps import ActorDep, RuntimeDep, SessionDep
+from core.database import session_scope
+from core.schemas import Limit, Offset, Page
+from schedules import service
+from schedules.models import Schedule
+from schedules.recurrence import to_utc, zone
+from schedules.schemas import (
+    FiringRead,
+    Overlap,
+    ScheduleCreate,
+    ScheduleRead,
+    ScheduleUpdate,
+    SlotRead,
+)
+
+router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model_by_alias=True)
+async def create_schedule(
+    data: ScheduleCreate, runtime: RuntimeDep, actor: ActorDep
+) -> ScheduleRead:
+    """A one-off or recurring play of an approved bulletin. Overlaps with other schedules
+    on the same clusters are refused (409, listed) unless `accept_conflicts`."""
+    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        schedule, overlaps = await service.create(
+            session=session, clock=runtime.clock, settings=runtime.settings, actor=actor, data=data
+        )
+        return service.to_read(schedule, overlaps)
+
+
+@router.post("/check", response_model_by_alias=True)
+async def check_schedule(
+    data: ScheduleCreate, runtime: RuntimeDep, actor: ActorDep
+) -> list[Overlap]:
+    """The overlaps a schedule would have, without saving it."""
+    async with session_scope(runtime.sessions) as session:
+        try:
+            _, overlaps = await service.create(
+                session=session,
+                clock=runtime.clock,
+                settings=runtime.settings,
+                actor=actor,
+                data=data.model_copy(update={"accept_conflicts": True}),
+            )
+            return overlaps
+        finally:
+            await session.rollback()
+
+
+@router.get("/calendar", response_model_by_alias=True)
+async def calendar(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    area: str,
+    day: Annotated[date | None, Query(description="first local day; default today")] = None,
+    days: Annotated[int, Query(ge=1, le=31)] = 1,
+) -> list[SlotRead]:
+    """Every play for the clusters of an area over a day or a week, in local time."""
+    tz = zone(runtime.settings.default_timezone)
+    first = day or runtime.clock.now().astimezone(tz).date()
+    start = to_utc(datetime.combine(first, time()), tz)
+    end = to_utc(datetime.combine(first + timedelta(days=days), time()), tz)
+    return await service.calendar(session=session, area_code=area, start=start, end=end)
+
+
+@router.get("", response_model_by_alias=True)
+async def list_schedules(
+    session: SessionDep, status: str | None = None, limit: Limit = 50, offset: Offset = 0
+) -> Page[ScheduleRead]:
+    query = select(Schedule)
+    if status:
+        query = query.where(Schedule.status == status)
+    rows = (await session.scalars(query.order_by(Schedule.created_at, Schedule.id))).all()
+    items = [service.to_read(s) for s in rows[offset : offset + limit]]
+    return Page(items=items, total=len(rows), limit=limit, offset=offset)
+
+
+@router.get("/{schedule_id}", response_model_by_alias=True)
+async def read_schedule(schedule_id: str, session: SessionDep) -> ScheduleRead:
+    return service.to_read(await service.get(session=session, schedule_id=schedule_id))
+
+
+@router.patch("/{schedule_id}", response_model_by_alias=True)
+async def update_schedule(
+    schedule_id: str, data: ScheduleUpdate, runtime: RuntimeDep
+) -> ScheduleRead:
+    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        schedule, overlaps = await service.update(
+            session=session,
+            clock=runtime.clock,
+            settings=runtime.settings,
+            schedule_id=schedule_id,
+            data=data,
+        )
+        return service.to_read(schedule, overlaps)
+
+
+@router.get("/{schedule_id}/firings")
+async def schedule_firings(schedule_id: str, session: SessionDep) -> list[FiringRead]:
+    """Every slot: played on time, late, missed (the scheduler was down) or skipped."""
+    await service.get(session=session, schedule_id=schedule_id)
+    return [
+        FiringRead(
+            slot_at=f.slot_at,
+            fired_at=f.fired_at,
+            outcome=f.outcome,
+            reason=f.reason,
+            broadcast_id=f.broadcast_id,
+        )
+        for f in await service.firings(session, schedule_id)
+    ]

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field, model_validator
+
+from core.schemas import CodeStr
+from devices.protocol import CommandClass, SenderLevel
+
+
+class ScheduleCreate(BaseModel):
+    title: str = Field(min_length=1, max_length=300)
+    bulletin_id: str = Field(max_length=36, description="an approved bulletin")
+    cls: CommandClass = Field(default=CommandClass.NORMAL, alias="class")
+    level: SenderLevel = SenderLevel.COMMUNE
+    timezone: str | None = Field(default=None, description="IANA zone; default the province's")
+    starts_local: datetime = Field(description="first play, local wall-clock time, no zone")
+    rule: str | None = Field(
+        default=None, max_length=500, description='RFC 5545 RRULE, e.g. "FREQ=DAILY"'
+    )
+    exdates_local: list[datetime] = Field(default_factory=list, max_length=1000)
+    ends_at: datetime | None = Field(default=None, description="UTC hard end")
+    plays: int = Field(default=1, ge=1, le=20)
+    gap_s: int = Field(default=0, ge=0, le=86_400)
+    duration_s: int | None = Field(default=None, ge=1, le=86_400, description="relays")
+    areas: list[CodeStr] = Field(default_factory=list, max_length=5000)
+    clusters: list[CodeStr] = Field(default_factory=list, max_length=100_000)
+    accept_conflicts: bool = Field(
+        default=False, description="save although it overlaps others (priority decides)"
+    )
+
+    model_config = {"populate_by_name": True}
+
+    @model_validator(mode="after")
+    def _shape(self) -> ScheduleCreate:
+        if self.cls is CommandClass.EMERGENCY:
+            raise ValueError("emergencies are sent, not scheduled")
+        if not self.areas and not self.clusters:
+            raise ValueError("give at least one target in areas or clusters")
+        if self.starts_local.tzinfo is not None:
+            raise ValueError("starts_local is local wall-clock time: leave the zone out")
+        if self.ends_at is not None and self.ends_at.tzinfo is None:
+            raise ValueError("ends_at must carry a time zone (UTC: ...Z)")
+        return self
+
+
+class ScheduleUpdate(BaseModel):
+    title: str | None = Field(default=None, min_length=1, max_length=300)
+    starts_local: datetime | None = None
+    rule: str | None = None
+    exdates_local: list[datetime] | None = None
+    ends_at: datetime | None = None
+    plays: int | None = Field(default=None, ge=1, le=20)
+    gap_s: int | None = Field(default=None, ge=0, le=86_400)
+    areas: list[CodeStr] | None = None
+    clusters: list[CodeStr] | None = None
+    status: str | None = Field(default=None, pattern="^(active|paused|ended)$")
+    accept_conflicts: bool = False
+
+
+class Overlap(BaseModel):
+    schedule_id: str
+    title: str
+    first_overlap_local: datetime
+    overlaps: int
+    clusters: int
+
+
+class ScheduleRead(BaseModel):
+    id: str
+    title: str
+    bulletin_id: str
+    cls: CommandClass = Field(serialization_alias="class")
+    level: SenderLevel
+    timezone: str
+    starts_local: datetime
+    rule: str | None
+    exdates_local: list[str]
+    ends_at: datetime | None
+    plays: int
+    gap_s: int
+    duration_s: int | None
+    target_areas: list[str]
+    target_clusters: list[str]
+    status: str
+    next_fire_at: datetime | None
+    version: int
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    conflicts: list[Overlap] = []
+
+
+class SlotRead(BaseModel):
+    schedule_id: str
+    title: str
+    cls: CommandClass = Field(serialization_alias="class")
+    starts_local: datetime
+    starts_at: datetime
+    duration_s: int
+    clusters: int
+
+
+class FiringRead(BaseModel):
+    slot_at: datetime
+    fired_at: datetime
+    outcome: str
+    reason: str | None
+    broadcast_id: str | None
