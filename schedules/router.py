@@ -14,6 +14,7 @@ from schedules.models import Schedule
 from schedules.recurrence import to_utc, zone
 from schedules.schemas import (
     FiringRead,
+    NowNext,
     Overlap,
     ScheduleCreate,
     ScheduleRead,
@@ -70,6 +71,12 @@ async def calendar(
     start = to_utc(datetime.combine(first, time()), tz)
     end = to_utc(datetime.combine(first + timedelta(days=days), time()), tz)
     return await service.calendar(session=session, area_code=area, start=start, end=end)
+
+
+@router.get("/now-next")
+async def now_and_next(session: SessionDep, area: str) -> list[NowNext]:
+    """Every cluster of an area: online, playing now, and the next scheduled play."""
+    return await service.now_next(session=session, area_code=area)
 
 
 @router.get("", response_model_by_alias=True)

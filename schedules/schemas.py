@@ -107,3 +107,16 @@ class FiringRead(BaseModel):
     outcome: str
     reason: str | None
     broadcast_id: str | None
+
+
+class NowNext(BaseModel):
+    """One cluster at a glance: online, what it plays now, what its schedule plays next."""
+
+    cluster: str
+    online: bool
+    last_seen_at: datetime | None
+    playing_broadcast: str | None
+    playing_title: str | None
+    next_title: str | None
+    next_at: datetime | None
+    next_local: datetime | None

@@ -12,7 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from areas import service as area_service
+from areas.models import Area
 from broadcast import service as broadcast_service
+from broadcast.models import Broadcast, Delivery
+from broadcast.states import DeliveryState
 from bulletins import service as bulletin_service
 from bulletins.models import Bulletin
 from bulletins.workflow import Status as BulletinStatus
@@ -20,11 +23,19 @@ from core.actors import Actor
 from core.clock import Clock
 from core.errors import Conflict, InvalidInput, NotFound
 from core.settings import Settings
+from devices.models import Cluster
 from devices.protocol import CommandClass
 from media.models import MediaFile
 from schedules.models import Schedule, ScheduleFiring
 from schedules.recurrence import Recurrence, RecurrenceError, next_slot, slots, to_local, validate
-from schedules.schemas import Overlap, ScheduleCreate, ScheduleRead, ScheduleUpdate, SlotRead
+from schedules.schemas import (
+    NowNext,
+    Overlap,
+    ScheduleCreate,
+    ScheduleRead,
+    ScheduleUpdate,
+    SlotRead,
+)
 
 DEFAULT_SLOT_S = 60  # a bulletin whose length is unknown is taken to last a minute
 
@@ -288,3 +299,58 @@ async def firings(session: AsyncSession, schedule_id: str) -> Sequence[ScheduleF
         .order_by(ScheduleFiring.slot_at)
     )
     return rows.all()
+
+
+async def now_next(*, session: AsyncSession, area_code: str) -> list[NowNext]:
+    """Every cluster of an area: what it is playing now (its open PLAYING delivery) and the
+    next play its schedules hold for it."""
+    area = await area_service.get(session=session, code=area_code)
+    rows = (
+        await session.execute(
+            select(Cluster.id, Cluster.code, Cluster.online, Cluster.last_seen_at)
+            .join(Area, Cluster.area_id == Area.id)
+            .where(Area.path.startswith(area.path, autoescape=True))
+            .order_by(Cluster.code)
+        )
+    ).all()
+    ids = [r[0] for r in rows]
+    playing: dict[int, tuple[str, str]] = {}
+    if ids:
+        current = await session.execute(
+            select(Delivery.cluster_id, Broadcast.id, Broadcast.title)
+            .join(Broadcast, Delivery.broadcast_id == Broadcast.id)
+            .where(Delivery.cluster_id.in_(ids), Delivery.state == DeliveryState.PLAYING.value)
+            .order_by(Delivery.playing_at)
+        )
+        playing = {cid: (bid, title) for cid, bid, title in current.all()}  # latest wins
+    upcoming: dict[int, Schedule] = {}
+    wanted = set(ids)
+    active = await session.scalars(
+        select(Schedule)
+        .where(Schedule.status == "active", Schedule.next_fire_at.is_not(None))
+        .order_by(Schedule.next_fire_at)
+    )
+    for schedule in active.all():
+        for cid in wanted & await _clusters_of(session, schedule):
+            upcoming.setdefault(cid, schedule)  # earliest first
+    result = []
+    for cid, code, online, last_seen in rows:
+        now_playing = playing.get(cid)
+        nxt = upcoming.get(cid)
+        result.append(
+            NowNext(
+                cluster=code,
+                online=online,
+                last_seen_at=last_seen,
+                playing_broadcast=now_playing[0] if now_playing else None,
+                playing_title=now_playing[1] if now_playing else None,
+                next_title=nxt.title if nxt else None,
+                next_at=nxt.next_fire_at if nxt else None,
+                next_local=(
+                    to_local(nxt.next_fire_at, recurrence_of(nxt).zone())
+                    if nxt and nxt.next_fire_at
+                    else None
+                ),
+            )
+        )
+    return result
