@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +31,7 @@ from media.service import IngestContext
 from scheduler.leader import LeaderLock
 from scheduler.runner import JobRunner
 from schedules import jobs as schedule_jobs
+from schedules import push as schedule_push
 from schedules.jobs import AlsoInTransaction
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,8 @@ class Runtime:
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     media_cache: HotMediaCache = field(default_factory=HotMediaCache)
     ingest_slots: asyncio.Semaphore = field(default_factory=asyncio.Semaphore)
+    # Set when a schedule changes: the clusters' stored schedules are pushed at the next tick.
+    schedules_changed: asyncio.Event = field(default_factory=asyncio.Event)
     mqtt: MqttService | None = None
     dispatcher: Dispatcher | None = None
     acks: BatchConsumer[IncomingAck] | None = None
@@ -132,9 +137,29 @@ class Runtime:
                 send=send,
             )
 
+        last_push = [-math.inf]
+
+        async def push_schedules() -> None:
+            interval = self.settings.schedule_push_interval_s
+            if not self.schedules_changed.is_set() and time.monotonic() - last_push[0] < interval:
+                return
+            self.schedules_changed.clear()
+            last_push[0] = time.monotonic()
+            await schedule_push.push_schedules(
+                sessions=self.sessions,
+                clock=self.clock,
+                settings=self.settings,
+                write_lock=self.write_lock,
+                publish=dispatcher.publish,
+            )
+
         self.jobs = JobRunner(
             # Schedules first: a slot is due now, re-sends can wait half a second.
-            {"fire_schedules": fire_schedules, "sweep_deliveries": sweep},
+            {
+                "fire_schedules": fire_schedules,
+                "sweep_deliveries": sweep,
+                "push_schedules": push_schedules,
+            },
             interval_s=self.settings.sweep_interval_s,
             leader=LeaderLock(self.engine),
         )

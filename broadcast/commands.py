@@ -65,18 +65,22 @@ def display_for(
     )
 
 
+def media_ref(media: MediaSet, target: Target, url_for: UrlFor) -> MediaRef:
+    """The default rendition with the other profiles' as alternates, URLs signed."""
+    return _ref(media.main, target, url_for).model_copy(
+        update={
+            "alternates": tuple(
+                _ref(m, target, url_for) for _, m in sorted(media.alternates.items())
+            )
+        }
+    )
+
+
 def play_command(
     broadcast: Broadcast, content: Content, target: Target, *, url_for: UrlFor
 ) -> Command:
-    media, media_ref = content.audio, None
-    if media is not None:
-        media_ref = _ref(media.main, target, url_for).model_copy(
-            update={
-                "alternates": tuple(
-                    _ref(m, target, url_for) for _, m in sorted(media.alternates.items())
-                )
-            }
-        )
+    media = content.audio
+    media_ref_ = media_ref(media, target, url_for) if media is not None else None
     stream_ref = None
     if broadcast.stream_url:
         stream_ref = StreamRef(
@@ -95,9 +99,10 @@ def play_command(
             "expires_at": broadcast.expires_at,
             "target": target,
             "title": broadcast.title,
-            "media": media_ref,
+            "media": media_ref_,
             "stream": stream_ref,
             "display": display_for(broadcast, content.image, target, url_for),
+            "item": broadcast.schedule_item,
             "repeat": broadcast.repeat,
         }
     )

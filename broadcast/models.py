@@ -28,6 +28,9 @@ class Broadcast(Base):
     display_s: Mapped[int | None] = mapped_column(Integer)  # on e-boards
     bulletin_id: Mapped[str | None] = mapped_column(ForeignKey("bulletins.id"))
     sent_by: Mapped[str | None] = mapped_column(String(100))
+    # The schedule item it plays ("{schedule}@{slot}"), which the cluster also holds in its
+    # stored schedule: it never plays the same item twice, from either path.
+    schedule_item: Mapped[str | None] = mapped_column(String(80))
     repeat: Mapped[int] = mapped_column(Integer, default=1)
     target_areas: Mapped[list[str]] = mapped_column(JSON)
     target_clusters: Mapped[list[str]] = mapped_column(JSON)

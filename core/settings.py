@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     # A scheduled broadcast stays valid this long past its slot (plus its length), for
     # clusters that are briefly offline.
     schedule_expiry_s: int = 900
+    # How far ahead each cluster holds its schedule (pushed retained), and how often the
+    # pushes are recomputed (a change to a schedule pushes at once).
+    schedule_push_hours: int = 48
+    schedule_push_interval_s: float = 30.0
     # How far ahead overlaps are looked for when a schedule is created or changed.
     conflict_horizon_days: int = 14
     default_expiry_s: int = 3600

@@ -31,6 +31,7 @@ async def apply_link_batch(
 ) -> None:
     """Update last seen / online / off since; tell the hook who has just come online."""
     observations: list[tuple[LinkMessage, bool | None]] = []  # None: heartbeat, no state news
+    versions: dict[str, int] = {}  # cluster code -> schedule version it holds
     for msg in batch:
         said: bool | None = None
         if msg.kind == "status":
@@ -38,8 +39,12 @@ async def apply_link_batch(
             if status is None:
                 continue
             said = status.online
-        elif accept(msg, parse_heartbeat, stats) is None:
-            continue
+        else:
+            heartbeat = accept(msg, parse_heartbeat, stats)
+            if heartbeat is None:
+                continue
+            if heartbeat.schedule_version is not None:
+                versions[msg.topic_cluster] = heartbeat.schedule_version
         observations.append((msg, said))
     if not observations:
         return
@@ -66,5 +71,8 @@ async def apply_link_batch(
         if is_online:
             came_online.append(cid)
     await repository.mark_seen(session, seen=seen, seen_at=seen_at, online=online, offline=offline)
+    held = {ids[code]: v for code, v in versions.items() if code in ids}
+    if held:
+        await repository.set_schedule_versions_held(session, held)
     if came_online:
         await on_online(session, came_online)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, Date, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.database import Base, UTCDateTime
@@ -31,5 +31,12 @@ class Cluster(Base):
     online: Mapped[bool] = mapped_column(Boolean, default=False)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     offline_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    # Its schedule on the device: the version we last pushed (retained), a digest of its
+    # content (a new version only when it changes), and the version the cluster reports.
+    schedule_version: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    schedule_digest: Mapped[str | None] = mapped_column(String(64))
+    schedule_pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    schedule_version_held: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (Index("ix_clusters_area_id", "area_id"),)

@@ -17,6 +17,7 @@ TOPIC_ROOT = "bc/v1"
 QOS = 1  # every message: at-least-once, deduplicated by id at the receiver
 
 MAX_PAYLOAD_BYTES = 64 * 1024  # commands carry URLs, never media
+MAX_SCHEDULE_BYTES = 512 * 1024  # two days of a busy cluster's plays, with URLs
 CODE_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 Code = Annotated[str, Field(pattern=CODE_PATTERN)]
 
@@ -82,6 +83,11 @@ def status_topic(cluster_code: str) -> str:
 
 def heartbeat_topic(cluster_code: str) -> str:
     return f"{TOPIC_ROOT}/cluster/{cluster_code}/hb"
+
+
+def schedule_topic(cluster_code: str) -> str:
+    """Retained: the cluster's next hours of schedule (ScheduleDoc)."""
+    return f"{TOPIC_ROOT}/cluster/{cluster_code}/schedule"
 
 
 ACK_FILTER = f"{TOPIC_ROOT}/cluster/+/ack"
@@ -182,6 +188,7 @@ class Command(_Message):
     media: MediaRef | None = None
     stream: StreamRef | None = None
     display: Display | None = None  # for e-boards; speaker clusters ignore it
+    item: str | None = None  # the schedule item this play is (section 11)
     repeat: Annotated[int, Field(ge=1, le=100)] = 1
     # Ed25519 signature over the canonical payload; reserved in v1 until keys are
     # provisioned (see docs/protocol.md, "Signatures").
@@ -230,9 +237,41 @@ class Heartbeat(_Message):
     power: Literal["mains", "battery"] | None = None
     uptime_s: int | None = None
     fw: str | None = None
+    schedule_version: int | None = None  # the ScheduleDoc version it holds
 
     def to_json(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
+
+
+class ScheduleItem(BaseModel):
+    """One play of the cluster's schedule, with everything needed to play it offline."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    id: str  # "{schedule}@{slot unix seconds}"; the fired broadcast's command names it too
+    starts_at: datetime
+    expires_at: datetime
+    cls: CommandClass = Field(alias="class")
+    level: SenderLevel = SenderLevel.COMMUNE
+    title: str = ""
+    media: MediaRef | None = None
+    stream: StreamRef | None = None
+    display: Display | None = None
+
+
+class ScheduleDoc(_Message):
+    """Control plane to cluster, retained on its schedule topic: the next hours of plays.
+    A device keeps the highest version it has seen and reports it in heartbeats."""
+
+    cluster: Code
+    version: int
+    generated_at: datetime
+    valid_until: datetime
+    items: tuple[ScheduleItem, ...] = ()
+    sig: str | None = None  # reserved, as on commands
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
 
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -258,9 +297,14 @@ def parse_heartbeat(payload: bytes) -> Heartbeat:
     return _validated(Heartbeat, payload)
 
 
+def parse_schedule(payload: bytes) -> ScheduleDoc:
+    return _validated(ScheduleDoc, payload)
+
+
 def _validated(model: type[_M], payload: bytes) -> _M:
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise ProtocolError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    limit = MAX_SCHEDULE_BYTES if model is ScheduleDoc else MAX_PAYLOAD_BYTES
+    if len(payload) > limit:
+        raise ProtocolError(f"payload of {len(payload)} bytes exceeds {limit}")
     try:
         return model.model_validate_json(payload)
     except ValidationError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Row, Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from areas.models import Area
@@ -125,3 +125,15 @@ async def mark_seen(
             .values(online=False, offline_since=at)
             .execution_options(synchronize_session=False)
         )
+
+
+async def set_schedule_versions_held(session: AsyncSession, held: dict[int, int]) -> None:
+    """What each cluster says it holds of its pushed schedule (from heartbeats)."""
+    table = Cluster.__table__
+    assert isinstance(table, Table)
+    await session.execute(
+        table.update()
+        .where(table.c.id == bindparam("_id"))
+        .values(schedule_version_held=bindparam("v")),
+        [{"_id": cid, "v": v} for cid, v in sorted(held.items())],
+    )

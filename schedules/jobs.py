@@ -115,6 +115,7 @@ async def _fire(
         )
         await session.flush()  # a slot fired already (another scheduler) fails here
         service.advance(current, slot)
+        broadcast.schedule_item = service.item_id(schedule.id, slot)
 
     try:
         await send(data, record)

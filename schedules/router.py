@@ -20,6 +20,7 @@ from schedules.schemas import (
     ScheduleRead,
     ScheduleUpdate,
     SlotRead,
+    StaleSchedule,
 )
 
 router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"])
@@ -35,7 +36,9 @@ async def create_schedule(
         schedule, overlaps = await service.create(
             session=session, clock=runtime.clock, settings=runtime.settings, actor=actor, data=data
         )
-        return service.to_read(schedule, overlaps)
+        read = service.to_read(schedule, overlaps)
+    runtime.schedules_changed.set()  # the clusters' stored schedules follow at the next tick
+    return read
 
 
 @router.post("/check", response_model_by_alias=True)
@@ -79,6 +82,13 @@ async def now_and_next(session: SessionDep, area: str) -> list[NowNext]:
     return await service.now_next(session=session, area_code=area)
 
 
+@router.get("/out-of-date")
+async def out_of_date(session: SessionDep, area: str) -> list[StaleSchedule]:
+    """Clusters of an area that do not confirm the latest schedule pushed to them (they
+    would play an old schedule if their link dropped now)."""
+    return await service.out_of_date(session=session, area_code=area)
+
+
 @router.get("", response_model_by_alias=True)
 async def list_schedules(
     session: SessionDep, status: str | None = None, limit: Limit = 50, offset: Offset = 0
@@ -108,7 +118,9 @@ async def update_schedule(
             schedule_id=schedule_id,
             data=data,
         )
-        return service.to_read(schedule, overlaps)
+        read = service.to_read(schedule, overlaps)
+    runtime.schedules_changed.set()
+    return read
 
 
 @router.get("/{schedule_id}/firings")

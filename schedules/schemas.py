@@ -120,3 +120,12 @@ class NowNext(BaseModel):
     next_title: str | None
     next_at: datetime | None
     next_local: datetime | None
+
+
+class StaleSchedule(BaseModel):
+    cluster: str
+    online: bool
+    last_seen_at: datetime | None
+    version_pushed: int
+    version_held: int | None
+    pushed_at: datetime | None

@@ -35,6 +35,7 @@ from schedules.schemas import (
     ScheduleRead,
     ScheduleUpdate,
     SlotRead,
+    StaleSchedule,
 )
 
 DEFAULT_SLOT_S = 60  # a bulletin whose length is unknown is taken to last a minute
@@ -43,6 +44,11 @@ DEFAULT_SLOT_S = 60  # a bulletin whose length is unknown is taken to last a min
 class ScheduleNotFound(NotFound):
     def __init__(self, schedule_id: str) -> None:
         super().__init__(f"schedule {schedule_id!r} not found", detail={"schedule": schedule_id})
+
+
+def item_id(schedule_id: str, slot: datetime) -> str:
+    """The name a play has in the pushed schedule and in the command that fires it."""
+    return f"{schedule_id}@{int(slot.timestamp())}"
 
 
 def recurrence_of(schedule: Schedule) -> Recurrence:
@@ -89,7 +95,7 @@ async def _approved_bulletin(session: AsyncSession, bulletin_id: str) -> Bulleti
     return bulletin
 
 
-async def _clusters_of(session: AsyncSession, schedule: Schedule) -> set[int]:
+async def clusters_of(session: AsyncSession, schedule: Schedule) -> set[int]:
     _, _, targets = await broadcast_service.resolve_targets(
         session, schedule.target_areas, schedule.target_clusters
     )
@@ -101,7 +107,7 @@ async def conflicts(
 ) -> list[Overlap]:
     """Other active schedules that would play on the same clusters at the same time,
     within the horizon."""
-    mine = await _clusters_of(session, candidate)
+    mine = await clusters_of(session, candidate)
     horizon = now + timedelta(days=settings.conflict_horizon_days)
     my_len = timedelta(seconds=await play_seconds(session, candidate))
     my_slots = slots(recurrence_of(candidate), now, horizon)
@@ -110,7 +116,7 @@ async def conflicts(
     )
     found: list[Overlap] = []
     for other in others.all():
-        shared = mine & await _clusters_of(session, other)
+        shared = mine & await clusters_of(session, other)
         if not shared:
             continue
         other_len = timedelta(seconds=await play_seconds(session, other))
@@ -188,7 +194,7 @@ async def create(
         updated_at=now,
     )
     _checked(schedule)
-    if not await _clusters_of(session, schedule):
+    if not await clusters_of(session, schedule):
         raise InvalidInput("no clusters under the given targets", detail={"field": "areas"})
     overlaps = await _refuse_conflicts(session, settings, now, schedule, data.accept_conflicts)
     advance(schedule, now - timedelta(microseconds=1))
@@ -272,7 +278,7 @@ async def calendar(
     for schedule in (
         await session.scalars(select(Schedule).where(Schedule.status != "ended"))
     ).all():
-        shared = wanted & await _clusters_of(session, schedule)
+        shared = wanted & await clusters_of(session, schedule)
         if not shared:
             continue
         recurrence = recurrence_of(schedule)
@@ -331,7 +337,7 @@ async def now_next(*, session: AsyncSession, area_code: str) -> list[NowNext]:
         .order_by(Schedule.next_fire_at)
     )
     for schedule in active.all():
-        for cid in wanted & await _clusters_of(session, schedule):
+        for cid in wanted & await clusters_of(session, schedule):
             upcoming.setdefault(cid, schedule)  # earliest first
     result = []
     for cid, code, online, last_seen in rows:
@@ -354,3 +360,29 @@ async def now_next(*, session: AsyncSession, area_code: str) -> list[NowNext]:
             )
         )
     return result
+
+
+async def out_of_date(*, session: AsyncSession, area_code: str) -> list[StaleSchedule]:
+    area = await area_service.get(session=session, code=area_code)
+    held = Cluster.schedule_version_held
+    rows = await session.scalars(
+        select(Cluster)
+        .join(Area, Cluster.area_id == Area.id)
+        .where(
+            Area.path.startswith(area.path, autoescape=True),
+            Cluster.schedule_version > 0,
+            held.is_(None) | (held != Cluster.schedule_version),
+        )
+        .order_by(Cluster.code)
+    )
+    return [
+        StaleSchedule(
+            cluster=c.code,
+            online=c.online,
+            last_seen_at=c.last_seen_at,
+            version_pushed=c.schedule_version,
+            version_held=c.schedule_version_held,
+            pushed_at=c.schedule_pushed_at,
+        )
+        for c in rows.all()
+    ]

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import logging
 import random
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,10 +23,12 @@ from devices.protocol import (
     Heartbeat,
     MediaRef,
     ProtocolError,
+    ScheduleItem,
     Status,
     StreamRef,
 )
 from simulator import http_lite
+from simulator.stored_schedule import StoredSchedule
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,7 @@ RECONNECT_BASE_S = 0.5  # a cluster on 4G retries quickly, then backs off
 RECONNECT_CAP_S = 10.0
 KEEPALIVE_S = 30
 SEEN_COMMANDS_MAX = 512  # ids remembered against replays; older ones have long expired
+LOCAL_PREFIX = "local:"  # ids of plays from the stored schedule
 STREAM_STALL_S = 5.0  # a relay silent this long is dead (Icecast sends continuously)
 STREAM_CHUNK_BYTES = 16 * 1024
 
@@ -95,6 +99,13 @@ class SimulatedCluster:
         self.rejected: list[str] = []
         self.volume = 70
         self.shown: list[Display] = []  # e-boards: what has been on screen, in order
+        self._offline_until = 0.0
+        self.schedule = StoredSchedule(
+            connected=lambda: self.client.connected,
+            play_locally=self._play_item,
+            prefetch=self._fetch,
+        )
+        self.local_plays: Counter[str] = Counter()  # schedule item id -> plays from storage
         self.stream_bytes: Counter[str] = Counter()  # broadcast id -> relayed bytes
 
     # --- connection ------------------------------------------------------------------
@@ -110,6 +121,7 @@ class SimulatedCluster:
             except asyncio.CancelledError:
                 pass
             self._run_task = None
+        await self.schedule.close()
         if clean:
             await self.client.disconnect()
         else:
@@ -120,16 +132,23 @@ class SimulatedCluster:
         """Lose the link abruptly (the broker publishes our Last Will); we reconnect."""
         self.client.drop()
 
+    def go_offline(self, seconds: float) -> None:
+        """Lose the link and stay off the network for a while (a 4G outage)."""
+        self._offline_until = time.monotonic() + seconds
+        self.client.drop()
+
     async def _run(self) -> None:
         delay = RECONNECT_BASE_S
         code = self.spec.code
         will = (protocol.status_topic(code), Status(cluster=code, online=False).to_json(), True)
         while True:
+            if (outage := self._offline_until - time.monotonic()) > 0:
+                await asyncio.sleep(outage)
             try:
                 await self.client.connect(
                     self.env.host, self.env.port, will=will, local_addr=self.env.local_addr
                 )
-                filters = [protocol.cluster_command_topic(code)]
+                filters = [protocol.cluster_command_topic(code), protocol.schedule_topic(code)]
                 filters += [protocol.area_command_topic(a) for a in self.spec.areas]
                 await self.client.subscribe(filters)
                 online = Status(cluster=code, online=True, fw=self.spec.firmware)
@@ -152,24 +171,31 @@ class SimulatedCluster:
         # Spread the fleet's heartbeats over the interval instead of all at once.
         await asyncio.sleep(self.env.rng.random() * self.env.heartbeat_s)
         while self.client.connected:
-            self._hb_seq += 1
-            playing = self._current.command.broadcast if self._current else None
-            hb = Heartbeat(
-                cluster=self.spec.code,
-                at=datetime.now(UTC),
-                seq=self._hb_seq,
-                playing=playing,
-                volume=self.volume,
-                rssi=-70,
-                supply_v=220.0,
-                power="mains",
-                fw=self.spec.firmware,
-            )
-            try:
-                self.client.publish(protocol.heartbeat_topic(self.spec.code), hb.to_json(), qos=0)
-            except MqttLiteError:
+            if not self._publish_heartbeat():
                 return
             await asyncio.sleep(self.env.heartbeat_s)
+
+    def _publish_heartbeat(self) -> bool:
+        """False if the link is down."""
+        self._hb_seq += 1
+        playing = self._current.command.broadcast if self._current else None
+        hb = Heartbeat(
+            cluster=self.spec.code,
+            at=datetime.now(UTC),
+            seq=self._hb_seq,
+            playing=playing,
+            volume=self.volume,
+            rssi=-70,
+            supply_v=220.0,
+            power="mains",
+            fw=self.spec.firmware,
+            schedule_version=self.schedule.version or None,
+        )
+        try:
+            self.client.publish(protocol.heartbeat_topic(self.spec.code), hb.to_json(), qos=0)
+        except MqttLiteError:
+            return False
+        return True
 
     # --- acknowledgements ---------------------------------------------------------------
 
@@ -180,7 +206,8 @@ class SimulatedCluster:
 
     def _ack(self, command: Command, stage: AckStage, reason: str | None = None) -> None:
         self._remember(command.id, stage)
-        self._send_ack(command.id, command.broadcast, stage, reason)
+        if not command.id.startswith(LOCAL_PREFIX):  # a stored item: no command to answer
+            self._send_ack(command.id, command.broadcast, stage, reason)
 
     def _send_ack(self, cmd: str, broadcast: str, stage: AckStage, reason: str | None) -> None:
         faults = self.env.faults
@@ -211,6 +238,9 @@ class SimulatedCluster:
     # --- commands -----------------------------------------------------------------------
 
     def _on_message(self, topic: str, payload: bytes) -> None:
+        if topic.endswith("/schedule"):
+            self._on_schedule(payload)
+            return
         try:
             command = protocol.parse_command(payload)
         except ProtocolError as exc:
@@ -242,8 +272,53 @@ class SimulatedCluster:
             if command.broadcast in self._canceled:
                 self._ack(command, AckStage.REJECTED, "canceled")
                 return
+            if command.item is not None:
+                self.schedule.commanded(command.item)
+                if command.item in self.schedule.played:
+                    # Played from the stored schedule while the link was down: say so.
+                    self._ack(command, AckStage.PLAYED)
+                    return
+                self.schedule.started(command.item)
             task = asyncio.create_task(self._play(command))
             self._waiting[command.broadcast] = _Playback(command, task)
+
+    def _on_schedule(self, payload: bytes) -> None:
+        try:
+            doc = protocol.parse_schedule(payload)
+        except ProtocolError as exc:
+            self.rejected.append(f"malformed schedule: {exc}")
+            return
+        if doc.cluster != self.spec.code:
+            self.rejected.append(f"misaddressed schedule: {doc.cluster}")
+            return
+        if self.schedule.accept(doc, self.spec.profile):
+            self._publish_heartbeat()  # confirms the version at once
+
+    async def _play_item(self, item: ScheduleItem) -> None:
+        """Play a stored item with no command behind it: nothing to acknowledge now (the
+        control plane asks when the link is back, and hears "played")."""
+        command = Command.model_validate(
+            {
+                "id": f"{LOCAL_PREFIX}{item.id}",
+                "kind": CommandKind.PLAY,
+                "broadcast": f"{LOCAL_PREFIX}{item.id}",
+                "class": item.cls,
+                "level": item.level,
+                "issued_at": item.starts_at,
+                "expires_at": item.expires_at,
+                "target": {"cluster": self.spec.code},
+                "title": item.title,
+                "media": item.media,
+                "stream": item.stream,
+                "display": item.display,
+                "item": item.id,
+            }
+        )
+        task = asyncio.create_task(self._play(command))
+        self._waiting[command.broadcast] = _Playback(command, task)
+        await asyncio.wait({task})
+        if self.play_counts[command.broadcast]:
+            self.local_plays[item.id] += 1
 
     def _cancel(self, command: Command) -> None:
         self._canceled.add(command.broadcast)

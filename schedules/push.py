@@ -1,0 +1,227 @@
+"""Each cluster's next hours of schedule, pushed to it retained so it plays on time
+through a network outage (docs/protocol.md section 11).
+
+A cluster gets a new version only when its items change (a digest of their content is
+kept), so a push every half minute costs nothing when nothing changed. Media URLs in the
+items are signed for the cluster and valid until each item expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from broadcast.commands import MediaSet, media_ref
+from bulletins.models import Bulletin
+from core.clock import Clock
+from core.database import session_scope
+from core.mqtt import Outgoing
+from core.settings import Settings
+from devices import media_auth, protocol
+from devices.models import Cluster
+from devices.protocol import (
+    CommandClass,
+    Display,
+    DisplayStyle,
+    ScheduleDoc,
+    ScheduleItem,
+    StreamRef,
+    Target,
+)
+from media import service as media_service
+from media.models import MediaFile
+from schedules import service
+from schedules.models import Schedule
+from schedules.recurrence import slots
+
+Publish = Callable[[list[Outgoing]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Play:
+    item_id: str
+    starts_at: datetime
+    expires_at: datetime
+    schedule: Schedule
+    bulletin: Bulletin
+    audio: MediaSet | None
+    image: MediaFile | None
+    length_s: int
+
+
+async def _plays_by_cluster(
+    session: AsyncSession, settings: Settings, now: datetime
+) -> dict[int, list[_Play]]:
+    horizon = now + timedelta(hours=settings.schedule_push_hours)
+    found: dict[int, list[_Play]] = defaultdict(list)
+    active = await session.scalars(select(Schedule).where(Schedule.status == "active"))
+    for schedule in active.all():
+        bulletin = await session.get(Bulletin, schedule.bulletin_id)
+        if bulletin is None:
+            continue
+        audio = None
+        if bulletin.media_sha256 and (main := await session.get(MediaFile, bulletin.media_sha256)):
+            audio = MediaSet(main, await media_service.alternates(session, main))
+        image = (
+            await session.get(MediaFile, bulletin.image_sha256) if bulletin.image_sha256 else None
+        )
+        length = await service.play_seconds(session, schedule)
+        clusters = await service.clusters_of(session, schedule)
+        for slot in slots(service.recurrence_of(schedule), now, horizon):
+            expires = slot + timedelta(seconds=length + settings.schedule_expiry_s)
+            play = _Play(
+                service.item_id(schedule.id, slot),
+                slot,
+                expires,
+                schedule,
+                bulletin,
+                audio,
+                image,
+                length,
+            )
+            for cid in clusters:
+                found[cid].append(play)
+    return found
+
+
+def _digest(plays: list[_Play]) -> str:
+    content = [
+        (
+            p.item_id,
+            p.expires_at.isoformat(),
+            p.schedule.cls,
+            p.schedule.title,
+            p.audio.main.sha256 if p.audio else None,
+            p.bulletin.stream_url,
+            p.image.sha256 if p.image else None,
+            p.bulletin.body,
+        )
+        for p in sorted(plays, key=lambda p: (p.starts_at, p.item_id))
+    ]
+    return hashlib.sha256(json.dumps(content).encode()).hexdigest()
+
+
+def _item(play: _Play, code: str, settings: Settings) -> ScheduleItem:
+    target = Target(cluster=code)
+    expires = int(play.expires_at.timestamp()) + 1
+
+    def url_for(sha256: str, _: Target) -> str:
+        return settings.media_url(sha256, media_auth.cluster_scope(code), expires)
+
+    schedule, bulletin = play.schedule, play.bulletin
+    return ScheduleItem.model_validate(
+        {
+            "id": play.item_id,
+            "starts_at": play.starts_at,
+            "expires_at": play.expires_at,
+            "class": CommandClass(schedule.cls),
+            "level": schedule.level,
+            "title": schedule.title,
+            "media": media_ref(play.audio, target, url_for) if play.audio else None,
+            "stream": (
+                StreamRef(
+                    url=bulletin.stream_url,
+                    starts_at=play.starts_at,
+                    ends_at=play.starts_at + timedelta(seconds=play.length_s),
+                )
+                if bulletin.stream_url
+                else None
+            ),
+            "display": Display(
+                title=schedule.title,
+                body=bulletin.body or "",
+                image=(media_ref(MediaSet(play.image), target, url_for) if play.image else None),
+                duration_s=play.length_s,
+                style=DisplayStyle(schedule.cls),
+                language=bulletin.language,
+            ),
+        }
+    )
+
+
+async def push_schedules(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    settings: Settings,
+    write_lock: asyncio.Lock,
+    publish: Publish,
+) -> int:
+    """Push a new version to every cluster whose next hours changed; how many."""
+    now = clock.now()
+    async with session_scope(sessions) as session:
+        plays = await _plays_by_cluster(session, settings, now)
+        rows = (
+            await session.execute(
+                select(
+                    Cluster.id, Cluster.code, Cluster.schedule_version, Cluster.schedule_digest
+                ).where((Cluster.id.in_(list(plays))) | Cluster.schedule_digest.is_not(None))
+            )
+        ).all()
+    changed: list[tuple[int, str, int, str, list[_Play]]] = []
+    # Versions are milliseconds of the clock (and always above the last): unique across a
+    # database restored from backup or reset, so a cluster never mistakes a new document
+    # for the one it holds.
+    stamp = int(now.timestamp() * 1000)
+    for cid, code, version, digest in rows:
+        mine = plays.get(cid, [])
+        new_digest = _digest(mine)
+        if new_digest != digest:
+            changed.append((cid, code, max(version + 1, stamp), new_digest, mine))
+    if not changed:
+        return 0
+    async with write_lock, session_scope(sessions) as session:
+        table = Cluster.__table__
+        assert isinstance(table, Table)
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("_id"))
+            .values(
+                schedule_version=bindparam("v"),
+                schedule_digest=bindparam("d"),
+                schedule_pushed_at=bindparam("at"),
+            )
+        )
+        await session.execute(
+            statement, [{"_id": cid, "v": v, "d": d, "at": now} for cid, _, v, d, _ in changed]
+        )
+    valid_until = now + timedelta(hours=settings.schedule_push_hours)
+    messages = [
+        Outgoing(
+            protocol.schedule_topic(code),
+            ScheduleDoc(
+                cluster=code,
+                version=version,
+                generated_at=now,
+                valid_until=valid_until,
+                items=tuple(
+                    _item(p, code, settings) for p in sorted(mine, key=lambda p: p.starts_at)
+                ),
+            ).to_json(),
+            retain=True,
+        )
+        for _, code, version, _, mine in changed
+    ]
+    # Committed before published, so a version number is never published twice with
+    # different content. If the broker does not take them, the digests are cleared and the
+    # next run pushes again (with a newer version); meanwhile those clusters show as out
+    # of date, which is what the technicians' view is for.
+    try:
+        await publish(messages)
+    except Exception:
+        async with write_lock, session_scope(sessions) as session:
+            await session.execute(
+                update(Cluster)
+                .where(Cluster.id.in_([cid for cid, *_ in changed]))
+                .values(schedule_digest=None)
+            )
+        raise
+    return len(messages)
