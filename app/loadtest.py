@@ -222,6 +222,7 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
             "lost",
         ):
             result[f"cached_media_{key}"] = warm[key]
+        result.update(_scheduled(options, stack, database_url, clip, console))
         result["floor_all_acked_s"] = round(statistics.median(floors), 3)
         result["floor_runs_s"] = [round(f, 3) for f in floors]
         result["control_plane_over_floor"] = round(
@@ -242,6 +243,73 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
     options.json_path.write_text(json.dumps(result, indent=2))
     _report(console, result, options.json_path)
     return result
+
+
+SCHEDULE_LEAD_S = 5  # the slot is this far ahead when the schedule is saved
+EDITOR = {"x-actor": "loadtest-editor", "x-role": "editor"}
+
+
+def _scheduled(
+    options: LoadtestOptions,
+    stack: StackProcesses,
+    database_url: str,
+    media: Path,
+    console: Console,
+) -> dict[str, Any]:
+    """A province-wide scheduled bulletin: how late after its slot the scheduler fires it,
+    and how long until every cluster confirmed it."""
+    from zoneinfo import ZoneInfo
+
+    with httpx.Client(base_url=stack.api_url, timeout=60) as client:
+        with media.open("rb") as f:
+            sha = client.post("/api/v1/media", files={"file": ("news.mp3", f)}).json()["sha256"]
+        bulletin = client.post(
+            "/api/v1/bulletins", json={"title": "Load test: news", "media_sha256": sha}
+        ).json()
+        client.post(f"/api/v1/bulletins/{bulletin['id']}/submit").raise_for_status()
+        client.post(
+            f"/api/v1/bulletins/{bulletin['id']}/approve", headers=EDITOR
+        ).raise_for_status()
+        slot = (datetime.now(UTC) + timedelta(seconds=SCHEDULE_LEAD_S)).replace(microsecond=0)
+        local = slot.astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).replace(tzinfo=None)
+        schedule = client.post(
+            "/api/v1/schedules",
+            json={
+                "title": "Load test: scheduled news",
+                "bulletin_id": bulletin["id"],
+                "starts_local": local.isoformat(),
+                "areas": [PROVINCE],
+                "accept_conflicts": True,
+            },
+        )
+        schedule.raise_for_status()
+        deadline = time.monotonic() + SCHEDULE_LEAD_S + options.timeout_s
+        firings: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not firings:
+            firings = client.get(f"/api/v1/schedules/{schedule.json()['id']}/firings").json()
+            time.sleep(POLL_S)
+        if not firings:
+            return {"schedule_fired": False}
+        broadcast_id = firings[0]["broadcast_id"]
+        broadcast = client.get(f"/api/v1/broadcasts/{broadcast_id}").json()
+        while time.monotonic() < deadline and broadcast["confirmed"] < options.clusters:
+            time.sleep(POLL_S)
+            broadcast = client.get(
+                f"/api/v1/broadcasts/{broadcast_id}", params={"unconfirmed_limit": 0}
+            ).json()
+    created = datetime.fromisoformat(broadcast["created_at"])
+    times = [t for t in asyncio.run(delivery_times(database_url, broadcast_id)) if t]
+    console.print(
+        f"scheduled bulletin fired {(created - slot).total_seconds():.2f} s after its slot"
+    )
+    return {
+        "schedule_fire_delay_s": round((created - slot).total_seconds(), 3),
+        "schedule_outcome": firings[0]["outcome"],
+        "schedule_slot_to_all_delivered_s": round((max(times) - slot).total_seconds(), 3)
+        if times
+        else None,
+        "schedule_lost": options.clusters - len(times),
+    }
 
 
 def _start_profiler(pid: int) -> subprocess.Popen[bytes] | None:
