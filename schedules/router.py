@@ -4,7 +4,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.deps import ActorDep, RuntimeDep, SessionDep
 from core.database import session_scope
@@ -96,9 +96,13 @@ async def list_schedules(
     query = select(Schedule)
     if status:
         query = query.where(Schedule.status == status)
-    rows = (await session.scalars(query.order_by(Schedule.created_at, Schedule.id))).all()
-    items = [service.to_read(s) for s in rows[offset : offset + limit]]
-    return Page(items=items, total=len(rows), limit=limit, offset=offset)
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = await session.scalars(
+        query.order_by(Schedule.created_at, Schedule.id).limit(limit).offset(offset)
+    )
+    return Page(
+        items=[service.to_read(s) for s in rows.all()], total=total, limit=limit, offset=offset
+    )
 
 
 @router.get("/{schedule_id}", response_model_by_alias=True)
