@@ -19,6 +19,7 @@ from devices.inbound import Inbound, accept
 from devices.models import Cluster
 from devices.protocol import Ack, AckStage, parse_ack
 from media.models import MediaFile
+from schedules import reports as schedule_reports
 
 S = DeliveryState
 
@@ -173,6 +174,15 @@ async def apply_acks(
     """Apply one batch of acknowledgements in the caller's transaction."""
     stats.count("acks_received", len(batch))
     parsed = _parse(batch, stats)
+    reports = [(item, ack) for item, ack in parsed if ack.item is not None]
+    if reports:
+        stats.count("local_play_reports", len(reports))
+        by_item = {ack.item: item for item, ack in reports}
+        stood_for = await schedule_reports.record(
+            session, [ack for _, ack in reports], now=reports[0][0].received_at
+        )
+        parsed = [(i, a) for i, a in parsed if a.item is None]
+        parsed += [(by_item[ack.item], ack) for ack in stood_for]
     if not parsed:
         return
     matches = await _load(session, [ack for _, ack in parsed])

@@ -210,6 +210,9 @@ class Ack(_Message):
     stage: AckStage
     at: datetime
     reason: str | None = None
+    # A play from the stored schedule, reported when the link is back (section 11): `cmd`
+    # and `broadcast` are empty, `item` names it, `at` is when it started.
+    item: str | None = None
 
     def to_json(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()

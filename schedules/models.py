@@ -54,3 +54,22 @@ class ScheduleFiring(Base):
     broadcast_id: Mapped[str | None] = mapped_column(ForeignKey("broadcasts.id"))
 
     __table_args__ = (UniqueConstraint("schedule_id", "slot_at"),)
+
+
+class LocalPlay(Base):
+    """A play a cluster made from its stored schedule (its link was down), as it reported
+    it when the link came back: the record of what it played, even if the broadcast for
+    that slot had expired by then (or was never fired)."""
+
+    __tablename__ = "local_plays"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id", ondelete="RESTRICT"))
+    item: Mapped[str] = mapped_column(String(80))
+    schedule_id: Mapped[str | None] = mapped_column(String(36))
+    slot_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())  # the cluster's clock
+    reported_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    broadcast_id: Mapped[str | None] = mapped_column(ForeignKey("broadcasts.id"))
+
+    __table_args__ = (UniqueConstraint("cluster_id", "item"),)

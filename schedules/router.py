@@ -9,11 +9,13 @@ from sqlalchemy import func, select
 from app.deps import ActorDep, RuntimeDep, SessionDep
 from core.database import session_scope
 from core.schemas import Limit, Offset, Page
+from devices.models import Cluster
 from schedules import service
-from schedules.models import Schedule
+from schedules.models import LocalPlay, Schedule
 from schedules.recurrence import to_utc, zone
 from schedules.schemas import (
     FiringRead,
+    LocalPlayRead,
     NowNext,
     Overlap,
     ScheduleCreate,
@@ -140,4 +142,27 @@ async def schedule_firings(schedule_id: str, session: SessionDep) -> list[Firing
             broadcast_id=f.broadcast_id,
         )
         for f in await service.firings(session, schedule_id)
+    ]
+
+
+@router.get("/{schedule_id}/local-plays")
+async def schedule_local_plays(schedule_id: str, session: SessionDep) -> list[LocalPlayRead]:
+    """Plays clusters made from their stored schedule while their link was down, as they
+    reported them on return (whether or not the slot's broadcast was still valid)."""
+    await service.get(session=session, schedule_id=schedule_id)
+    rows = await session.execute(
+        select(LocalPlay, Cluster.code)
+        .join(Cluster, LocalPlay.cluster_id == Cluster.id)
+        .where(LocalPlay.schedule_id == schedule_id)
+        .order_by(LocalPlay.slot_at, Cluster.code)
+    )
+    return [
+        LocalPlayRead(
+            cluster=code,
+            slot_at=play.slot_at,
+            started_at=play.started_at,
+            reported_at=play.reported_at,
+            broadcast_id=play.broadcast_id,
+        )
+        for play, code in rows.all()
     ]

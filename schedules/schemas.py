@@ -129,3 +129,11 @@ class StaleSchedule(BaseModel):
     version_pushed: int
     version_held: int | None
     pushed_at: datetime | None
+
+
+class LocalPlayRead(BaseModel):
+    cluster: str
+    slot_at: datetime | None
+    started_at: datetime
+    reported_at: datetime
+    broadcast_id: str | None

@@ -106,6 +106,7 @@ class SimulatedCluster:
             prefetch=self._fetch,
         )
         self.local_plays: Counter[str] = Counter()  # schedule item id -> plays from storage
+        self._reported_items: set[str] = set()
         self.stream_bytes: Counter[str] = Counter()  # broadcast id -> relayed bytes
 
     # --- connection ------------------------------------------------------------------
@@ -153,6 +154,7 @@ class SimulatedCluster:
                 await self.client.subscribe(filters)
                 online = Status(cluster=code, online=True, fw=self.spec.firmware)
                 self.client.publish(protocol.status_topic(code), online.to_json(), retain=True)
+                self._report_local_plays()
                 self.online.set()
                 delay = RECONNECT_BASE_S
                 hb = asyncio.create_task(self._heartbeats())
@@ -294,6 +296,23 @@ class SimulatedCluster:
         if self.schedule.accept(doc, self.spec.profile):
             self._publish_heartbeat()  # confirms the version at once
 
+    def _report_local_plays(self) -> None:
+        """What was played from storage while the link was down (protocol section 11)."""
+        for item_id in [i for i in self.local_plays if i not in self._reported_items]:
+            report = Ack(
+                cmd="",
+                broadcast="",
+                cluster=self.spec.code,
+                stage=AckStage.PLAYED,
+                at=self.schedule.played[item_id],
+                item=item_id,
+            )
+            try:
+                self.client.publish(protocol.ack_topic(self.spec.code), report.to_json())
+            except MqttLiteError:
+                return  # reported at the next connect
+            self._reported_items.add(item_id)
+
     async def _play_item(self, item: ScheduleItem) -> None:
         """Play a stored item with no command behind it: nothing to acknowledge now (the
         control plane asks when the link is back, and hears "played")."""
@@ -319,6 +338,8 @@ class SimulatedCluster:
         await asyncio.wait({task})
         if self.play_counts[command.broadcast]:
             self.local_plays[item.id] += 1
+            if self.client.connected:  # online but the control plane was silent
+                self._report_local_plays()
 
     def _cancel(self, command: Command) -> None:
         self._canceled.add(command.broadcast)

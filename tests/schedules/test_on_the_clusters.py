@@ -110,3 +110,53 @@ async def test_a_cluster_offline_for_the_slot_plays_it_from_its_stored_schedule(
     assert (
         sum(away.local_plays.values()) == 1 and sum(await plays()) == len(specs) if False else True
     )
+
+
+async def test_a_play_made_offline_is_recorded_even_after_its_broadcast_expired(
+    stack_factory: Callable[..., Any], fleet_factory: Callable[..., Fleet], tone_mp3: Path
+) -> None:
+    stack: Stack = await stack_factory(schedule_expiry_s=1)  # valid for seconds only
+    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas]
+    fleet = fleet_factory(specs, time_compression=10)
+    await fleet.start()
+    clip = await upload(stack, tone_mp3)
+    bulletin = await approved_bulletin(stack, title="Thông báo", media_sha256=clip["sha256"])
+    slot = (datetime.now(UTC) + timedelta(seconds=5)).replace(microsecond=0)
+    created = await stack.client.post(
+        "/api/v1/schedules",
+        json={
+            "title": "Thông báo ngắn",
+            "bulletin_id": bulletin["id"],
+            "starts_local": local(slot),
+            "areas": [COMMUNE],
+        },
+    )
+    assert created.status_code == 201, created.text
+    schedule_id = created.json()["id"]
+
+    async def held() -> set[tuple[str, ...]]:
+        return {tuple(d.schedule.items) for d in fleet.devices.values()}
+
+    await eventually(
+        held,
+        lambda h: all(len(i) == 1 and i[0].startswith(schedule_id) for i in h),
+        what="the pushed schedule",
+    )
+    away = fleet.devices[specs[0].code]
+    away.go_offline(seconds=10)  # the broadcast expires while it is away
+
+    async def local_plays() -> list[dict[str, Any]]:
+        response = await stack.client.get(f"/api/v1/schedules/{schedule_id}/local-plays")
+        data: list[dict[str, Any]] = response.json()
+        return data
+
+    [play] = await eventually(local_plays, lambda p: len(p) == 1, timeout=30, what="the report")
+    assert play["cluster"] == away.spec.code and play["broadcast_id"]
+    started = datetime.fromisoformat(play["started_at"])
+    assert abs((started - slot).total_seconds()) < 2, "played at its slot, from storage"
+    async with session_scope(stack.runtime.sessions) as session:
+        rows = (await session.execute(select(Delivery.cluster_id, Delivery.state))).all()
+    states = sorted(state for _, state in rows)
+    assert states.count("played") == len(specs) - 1
+    assert states.count("expired") == 1, "the delivery stays expired; the play is recorded apart"
+    assert sum(away.local_plays.values()) == 1

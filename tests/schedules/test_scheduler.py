@@ -181,7 +181,7 @@ async def test_overlaps_are_reported_before_saving(stack: Stack, tone_mp3: Path)
     )
     assert accepted.status_code == 201 and len(accepted.json()["conflicts"]) == 2
     page = (await stack.client.get("/api/v1/schedules", params={"limit": 2})).json()
-    assert page["total"] == 3 and [i["id"] for i in page["items"]][0] == first["id"]
+    assert page["total"] == 3 and page["items"][0]["id"] == first["id"]
     assert len(page["items"]) == 2
 
 
