@@ -32,16 +32,15 @@ async def out_of_date(stack: Stack) -> list[dict[str, Any]]:
     return data
 
 
-async def test_a_cluster_offline_for_the_slot_plays_it_from_its_stored_schedule(
-    stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
-) -> None:
-    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas]  # and its e-board
-    fleet = fleet_factory(specs, time_compression=10)
-    await fleet.start()
-    clip = await upload(stack, tone_mp3)
+async def schedule_soon(
+    stack: Stack, fleet: Fleet, clip: dict[str, Any], *, in_s: float
+) -> tuple[str, datetime]:
+    """A one-off play of an approved bulletin for the commune, `in_s` seconds from now
+    (real time: the clusters play stored items by their own clocks), once every cluster
+    holds it. The broker may first hand a new device an older retained document of
+    another test's: wait for this schedule's item, not for a version number."""
     bulletin = await approved_bulletin(stack, title="Thông báo", media_sha256=clip["sha256"])
-    # Real time here: the clusters play stored items by their own clocks.
-    slot = (datetime.now(UTC) + timedelta(seconds=6)).replace(microsecond=0)
+    slot = (datetime.now(UTC) + timedelta(seconds=in_s)).replace(microsecond=0)
     created = await stack.client.post(
         "/api/v1/schedules",
         json={
@@ -52,10 +51,7 @@ async def test_a_cluster_offline_for_the_slot_plays_it_from_its_stored_schedule(
         },
     )
     assert created.status_code == 201, created.text
-
-    # Pushed to every cluster (retained: the broker may first hand a new device an older
-    # document of another test's), and confirmed by each: nobody is out of date.
-    schedule_id = created.json()["id"]
+    schedule_id: str = created.json()["id"]
 
     async def held() -> set[tuple[str, ...]]:
         return {tuple(d.schedule.items) for d in fleet.devices.values()}
@@ -64,6 +60,18 @@ async def test_a_cluster_offline_for_the_slot_plays_it_from_its_stored_schedule(
         return all(len(items) == 1 and items[0].startswith(f"{schedule_id}@") for items in h)
 
     await eventually(held, only_ours, what="the pushed schedule on every cluster")
+    return schedule_id, slot
+
+
+async def test_a_cluster_offline_for_the_slot_plays_it_from_its_stored_schedule(
+    stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
+) -> None:
+    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas]  # and its e-board
+    fleet = fleet_factory(specs, time_compression=10)
+    await fleet.start()
+    clip = await upload(stack, tone_mp3)
+    schedule_id, slot = await schedule_soon(stack, fleet, clip, in_s=6)
+    # Confirmed by each: nobody is out of date.
     await eventually(lambda: out_of_date(stack), lambda rows: rows == [], what="confirmations")
     away = fleet.devices[specs[0].code]
     first_version = away.schedule.version
@@ -79,7 +87,7 @@ async def test_a_cluster_offline_for_the_slot_plays_it_from_its_stored_schedule(
     )
     # A change while it is away: it cannot confirm the new version.
     changed = await stack.client.patch(
-        f"/api/v1/schedules/{created.json()['id']}", json={"title": "Thông báo tiêm phòng (sửa)"}
+        f"/api/v1/schedules/{schedule_id}", json={"title": "Thông báo tiêm phòng (sửa)"}
     )
     assert changed.status_code == 200
     stale = await eventually(
@@ -120,28 +128,7 @@ async def test_a_play_made_offline_is_recorded_even_after_its_broadcast_expired(
     fleet = fleet_factory(specs, time_compression=10)
     await fleet.start()
     clip = await upload(stack, tone_mp3)
-    bulletin = await approved_bulletin(stack, title="Thông báo", media_sha256=clip["sha256"])
-    slot = (datetime.now(UTC) + timedelta(seconds=5)).replace(microsecond=0)
-    created = await stack.client.post(
-        "/api/v1/schedules",
-        json={
-            "title": "Thông báo ngắn",
-            "bulletin_id": bulletin["id"],
-            "starts_local": local(slot),
-            "areas": [COMMUNE],
-        },
-    )
-    assert created.status_code == 201, created.text
-    schedule_id = created.json()["id"]
-
-    async def held() -> set[tuple[str, ...]]:
-        return {tuple(d.schedule.items) for d in fleet.devices.values()}
-
-    await eventually(
-        held,
-        lambda h: all(len(i) == 1 and i[0].startswith(schedule_id) for i in h),
-        what="the pushed schedule",
-    )
+    schedule_id, slot = await schedule_soon(stack, fleet, clip, in_s=5)
     away = fleet.devices[specs[0].code]
     away.go_offline(seconds=10)  # the broadcast expires while it is away
 
