@@ -103,7 +103,7 @@ class Dispatcher:
                 command = cancel_command(broadcast, target, now)
             else:
                 if broadcast.id not in contents:
-                    contents[broadcast.id] = await load_content(session, broadcast)
+                    contents[broadcast.id] = await content_of(session, broadcast)
                 command = self._play(broadcast, contents[broadcast.id], target)
             outgoing.append(self._outgoing(protocol.cluster_command_topic(code), command))
             attempts = delivery.attempts + 1
@@ -119,12 +119,21 @@ class Dispatcher:
         await self._mqtt.publish_many(messages)
 
 
-async def load_content(session: AsyncSession, broadcast: Broadcast) -> Content:
-    """The files a broadcast's command names, with the audio's other renditions."""
+async def load_content(
+    session: AsyncSession, *, media_sha256: str | None, image_sha256: str | None
+) -> Content:
+    """The files a command names (a broadcast's, or a stored schedule item's), with the
+    audio's other renditions."""
     audio = None
-    if broadcast.media_sha256:
-        media = await session.get(MediaFile, broadcast.media_sha256)
+    if media_sha256:
+        media = await session.get(MediaFile, media_sha256)
         if media is not None:
             audio = MediaSet(media, await media_service.alternates(session, media))
-    image = await session.get(MediaFile, broadcast.image_sha256) if broadcast.image_sha256 else None
+    image = await session.get(MediaFile, image_sha256) if image_sha256 else None
     return Content(audio, image)
+
+
+async def content_of(session: AsyncSession, broadcast: Broadcast) -> Content:
+    return await load_content(
+        session, media_sha256=broadcast.media_sha256, image_sha256=broadcast.image_sha256
+    )

@@ -175,14 +175,13 @@ async def apply_acks(
     stats.count("acks_received", len(batch))
     parsed = _parse(batch, stats)
     reports = [(item, ack) for item, ack in parsed if ack.item is not None]
-    if reports:
+    if reports:  # plays from stored schedules: rare, after an outage
         stats.count("local_play_reports", len(reports))
-        by_item = {ack.item: item for item, ack in reports}
         stood_for = await schedule_reports.record(
             session, [ack for _, ack in reports], now=reports[0][0].received_at
         )
         parsed = [(i, a) for i, a in parsed if a.item is None]
-        parsed += [(by_item[ack.item], ack) for ack in stood_for]
+        parsed += [(i, a) for (i, _), a in zip(reports, stood_for, strict=True) if a is not None]
     if not parsed:
         return
     matches = await _load(session, [ack for _, ack in parsed])

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.runtime import Runtime
 from broadcast import repository, service
-from broadcast.dispatch import load_content
+from broadcast.dispatch import content_of
 from broadcast.models import Broadcast
 from broadcast.schemas import BroadcastCreate, BroadcastRead
 from bulletins import airing
@@ -58,7 +58,7 @@ async def send(
         )
         if also is not None:
             await also(session, broadcast)
-        content = await load_content(session, broadcast)
+        content = await content_of(session, broadcast)
     if not await runtime.require_dispatcher().publish_play(broadcast, content):
         return service.just_sent(broadcast, total, published=False)  # deliveries stay queued
     runtime.spawn(_mark_sent(runtime, broadcast.id), name=f"mark-sent-{broadcast.id}")

@@ -28,19 +28,18 @@ from core.errors import InvalidInput
 from core.schemas import Limit, Offset, Page
 from devices.protocol import CommandClass
 from media.tts import speech
+from media.tts.engine import UnsupportedLanguage
 
 router = APIRouter(tags=["bulletins"])
 
 
 async def _spoken(runtime: Runtime, text: str | None, language: str) -> str:
     """Text-only bulletins are read aloud now, so the editors hear what will air."""
-    engine = speech.engine_for(runtime.settings)
-    if language not in engine.languages:
-        raise InvalidInput(
-            f"the {engine.name} voice cannot speak {language!r}: attach a recording",
-            detail={"field": "media_sha256"},
-        )
-    media = await speech.speak(runtime.ingest_context(), text=text or "", language=language)
+    try:
+        media = await speech.speak(runtime.ingest_context(), text=text or "", language=language)
+    except UnsupportedLanguage as exc:
+        # Here the way out is a recording: name that field.
+        raise InvalidInput(f"{exc.message}", detail={"field": "media_sha256"}) from None
     return media.sha256
 
 

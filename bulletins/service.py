@@ -15,7 +15,7 @@ from areas.models import Area
 from bulletins.models import Bulletin, BulletinEvent
 from bulletins.schemas import BulletinCreate, BulletinEventRead, BulletinRead, BulletinUpdate
 from bulletins.workflow import Action, Status, decide, may_author, within
-from core.actors import Actor
+from core.actors import Actor, Role
 from core.clock import Clock
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from devices.protocol import CommandClass
@@ -142,7 +142,7 @@ async def update(
             f"only drafts can be edited; this bulletin is {bulletin.status}",
             detail={"status": bulletin.status},
         )
-    if actor.name != bulletin.author and actor.role.value != "admin":
+    if actor.name != bulletin.author and actor.role is not Role.ADMIN:
         raise Forbidden(
             f"only {bulletin.author} may edit this draft", detail={"author": bulletin.author}
         )

@@ -26,8 +26,3 @@ class ManualClock:
 
     def set(self, when: datetime) -> None:
         self._now = when
-
-    def advance(self, seconds: float) -> None:
-        from datetime import timedelta
-
-        self._now += timedelta(seconds=seconds)

@@ -40,7 +40,6 @@ class MediaApp:
         self._media_dir = media_dir
         self._cache = cache
         self._signing_key = signing_key
-        self.refused = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,7 +54,6 @@ class MediaApp:
         query = scope.get("query_string", b"").decode("latin-1")
         refusal = media_auth.verify(self._signing_key(), sha256, query, time.time())
         if refusal is not None:
-            self.refused += 1
             log.info("media %s refused: %s", sha256[:12], refusal.reason)
             await JSONResponse(
                 {"error": f"refused: {refusal.reason}", "detail": {"media": sha256}},

@@ -20,6 +20,7 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from broadcast.commands import MediaSet, media_ref
+from broadcast.dispatch import load_content
 from bulletins.models import Bulletin
 from core.clock import Clock
 from core.database import session_scope
@@ -36,7 +37,6 @@ from devices.protocol import (
     StreamRef,
     Target,
 )
-from media import service as media_service
 from media.models import MediaFile
 from schedules import service
 from schedules.models import Schedule
@@ -67,11 +67,8 @@ async def _plays_by_cluster(
         bulletin = await session.get(Bulletin, schedule.bulletin_id)
         if bulletin is None:
             continue
-        audio = None
-        if bulletin.media_sha256 and (main := await session.get(MediaFile, bulletin.media_sha256)):
-            audio = MediaSet(main, await media_service.alternates(session, main))
-        image = (
-            await session.get(MediaFile, bulletin.image_sha256) if bulletin.image_sha256 else None
+        content = await load_content(
+            session, media_sha256=bulletin.media_sha256, image_sha256=bulletin.image_sha256
         )
         length = await service.play_seconds(session, schedule)
         clusters = await service.clusters_of(session, schedule)
@@ -83,8 +80,8 @@ async def _plays_by_cluster(
                 expires,
                 schedule,
                 bulletin,
-                audio,
-                image,
+                content.audio,
+                content.image,
                 length,
             )
             for cid in clusters:

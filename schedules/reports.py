@@ -28,8 +28,9 @@ def parse_item(item: str) -> tuple[str, datetime] | None:
         return None
 
 
-async def record(session: AsyncSession, reports: list[Ack], *, now: datetime) -> list[Ack]:
-    """Keep the reports; the acknowledgements they stand for, for fired slots."""
+async def record(session: AsyncSession, reports: list[Ack], *, now: datetime) -> list[Ack | None]:
+    """Keep the reports; for each, in order, the acknowledgement it stands for (None
+    where the slot was never fired)."""
     clusters = await device_repository.ids_by_code(session, {r.cluster for r in reports})
     slots = {r.item: parse_item(r.item) for r in reports if r.item}
     wanted = [s for s in slots.values() if s is not None]
@@ -52,11 +53,12 @@ async def record(session: AsyncSession, reports: list[Ack], *, now: datetime) ->
         )
     )
     known = {(cid, item) for cid, item in rows_known.all()}
-    acks: list[Ack] = []
+    acks: list[Ack | None] = []
     for report in reports:
         cid, item = clusters.get(report.cluster), report.item or ""
         slot = slots.get(item)
         if cid is None or slot is None:
+            acks.append(None)
             continue
         broadcast = fired.get(slot)
         if (cid, item) not in known:
@@ -72,7 +74,10 @@ async def record(session: AsyncSession, reports: list[Ack], *, now: datetime) ->
                     broadcast_id=broadcast[0] if broadcast else None,
                 )
             )
-        if broadcast is not None:
-            acks.append(report.model_copy(update={"broadcast": broadcast[0], "cmd": broadcast[1]}))
+        acks.append(
+            report.model_copy(update={"broadcast": broadcast[0], "cmd": broadcast[1]})
+            if broadcast is not None
+            else None
+        )
     await session.flush()
     return acks

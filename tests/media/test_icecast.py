@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from media.icecast import IcecastServer, Protocol, StreamSource, http_status
+from tests.support import eventually
 
 # MPEG-1 Layer III: kbit/s by bitrate index, Hz by sample-rate index.
 MP3_BITRATES = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
@@ -130,13 +131,13 @@ async def test_listener_sees_the_stream_end_when_the_source_dies(
         assert reader.at_eof()
     finally:
         await close(writer)
-    # Icecast drops the listeners before it unlists the mount: poll, with a bound.
-    for _ in range(100):
-        if await http_status(icecast.host, icecast.port, source.mount) == 404:
-            break
-        await asyncio.sleep(0.05)
-    else:
-        pytest.fail(f"{source.mount} still listed 5 s after its source died")
+    # Icecast drops the listeners before it unlists the mount.
+    await eventually(
+        lambda: http_status(icecast.host, icecast.port, source.mount),
+        lambda status: status == 404,
+        timeout=5,
+        what=f"{source.mount} to be unlisted after its source died",
+    )
 
 
 async def test_unknown_mount_is_404(icecast: IcecastServer) -> None:
