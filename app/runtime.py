@@ -123,20 +123,6 @@ class Runtime:
                 answers_unread=lambda: self.acks is not None and self.acks.busy,
             )
 
-        async def fire_schedules() -> None:
-            from broadcast import sending  # it imports this module
-
-            async def send(data: BroadcastCreate, also: AlsoInTransaction) -> object:
-                return await sending.send(self, data, SCHEDULER_ACTOR, also=also)
-
-            await schedule_jobs.fire_due(
-                sessions=self.sessions,
-                clock=self.clock,
-                settings=self.settings,
-                write_lock=self.write_lock,
-                send=send,
-            )
-
         last_push = [-math.inf]
 
         async def push_schedules() -> None:
@@ -156,7 +142,7 @@ class Runtime:
         self.jobs = JobRunner(
             # Schedules first: a slot is due now, re-sends can wait half a second.
             {
-                "fire_schedules": fire_schedules,
+                "fire_schedules": self.fire_schedules,
                 "sweep_deliveries": sweep,
                 "push_schedules": push_schedules,
             },
@@ -164,6 +150,22 @@ class Runtime:
             leader=LeaderLock(self.engine),
         )
         self.jobs.start()
+
+    async def fire_schedules(self) -> int:
+        """Fire every due schedule slot; the number of broadcasts sent (a job; tests call
+        it directly to fire from two runtimes at once)."""
+        from broadcast import sending  # it imports this module
+
+        async def send(data: BroadcastCreate, also: AlsoInTransaction) -> object:
+            return await sending.send(self, data, SCHEDULER_ACTOR, also=also)
+
+        return await schedule_jobs.fire_due(
+            sessions=self.sessions,
+            clock=self.clock,
+            settings=self.settings,
+            write_lock=self.write_lock,
+            send=send,
+        )
 
     def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> None:
         """Run follow-up work off the request path; kept referenced, logged if it fails,

@@ -11,7 +11,7 @@ from scheduler.leader import LeaderLock
 
 log = logging.getLogger(__name__)
 
-Job = Callable[[], Awaitable[None]]
+Job = Callable[[], Awaitable[object]]
 
 
 class JobRunner:
@@ -22,6 +22,10 @@ class JobRunner:
         self._task: asyncio.Task[None] | None = None
         self.ticks = 0
         self._tick_done = asyncio.Condition()
+
+    @property
+    def leading(self) -> bool:
+        return self._leader.held
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run_forever(), name="job-runner")
