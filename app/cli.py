@@ -12,8 +12,62 @@ import typer
 app = typer.Typer(help="Provincial loudspeaker broadcast control.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 seed_app = typer.Typer(help="Demo data.", no_args_is_help=True)
+keys_app = typer.Typer(help="The Ed25519 key that signs commands.", no_args_is_help=True)
+cluster_app = typer.Typer(help="One cluster, for technicians.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(seed_app, name="seed")
+app.add_typer(keys_app, name="keys")
+app.add_typer(cluster_app, name="cluster")
+
+ApiOption = Annotated[str | None, typer.Option("--api", help="control plane URL")]
+
+
+def _api(api: str | None) -> str:
+    from core.settings import get_settings
+
+    return api or get_settings().public_base_url
+
+
+@app.command()
+def health(
+    area: Annotated[str, typer.Option(help="area code (its subtree)")] = "70",
+    api: ApiOption = None,
+) -> None:
+    """Clusters online, offline, faulty and on battery per area, worst first; open alarms."""
+    from rich.console import Console
+
+    from app.technician import show_health
+
+    show_health(_api(api), area, Console())
+
+
+@cluster_app.command("show")
+def cluster_show(code: str, api: ApiOption = None) -> None:
+    """One cluster: link state, telemetry, open alarms."""
+    from rich.console import Console
+
+    from app.technician import show_cluster
+
+    show_cluster(_api(api), code, Console())
+
+
+@cluster_app.command("cmd")
+def cluster_cmd(
+    code: str,
+    command: Annotated[
+        str, typer.Argument(help="volume, amp-on, amp-off, reboot, test-tone, fm (kHz), status")
+    ],
+    value: Annotated[int | None, typer.Argument(help="volume 0-100, FM kHz, tone seconds")] = None,
+    timeout: float = 60.0,
+    api: ApiOption = None,
+) -> None:
+    """Send a remote command and wait for the cluster's answer (exit 1 unless done)."""
+    from rich.console import Console
+
+    from app.technician import send_command
+
+    if not send_command(_api(api), code, command, value, Console(), timeout):
+        raise typer.Exit(1)
 
 
 def _logging(level: str = "INFO") -> None:
@@ -55,6 +109,28 @@ def media_serve(host: str = "127.0.0.1", port: int = 8001) -> None:
         log_level="warning",
         access_log=False,
     )
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """A new signing key: its seed (secret, for BROADCAST_SIGNING_KEY) and public key."""
+    from devices.signing import SigningKey
+
+    key = SigningKey.generate()
+    typer.echo(f"seed (secret)  {key.seed_text}")
+    typer.echo(f"public key     {key.public_text}")
+    typer.echo(f"key id         {key.kid}")
+
+
+@keys_app.command("show")
+def keys_show() -> None:
+    """The configured signing key's id and the public keys devices are told to trust."""
+    from core.settings import get_settings
+
+    settings = get_settings()
+    typer.echo(f"signing key id {settings.signer.kid}")
+    for public in settings.device_trusted_keys:
+        typer.echo(f"trusted        {public}")
 
 
 @db_app.command("upgrade")
@@ -245,6 +321,66 @@ def loadtest(
             processes=processes,
             database_url=database_url,
             timeout_s=timeout,
+        )
+    )
+
+
+@app.command("loadtest-schedule")
+def loadtest_schedule(
+    clusters: int = 1639,
+    json_path: Annotated[Path, typer.Option("--json", help="where to write the results")] = Path(
+        "schedule-bench.json"
+    ),
+    processes: Annotated[int, typer.Option(help="simulator processes")] = 2,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help='default: a fresh SQLite file; "postgresql": a fresh local database'),
+    ] = None,
+    lead: Annotated[float, typer.Option(help="seconds from saving to the first slot")] = 60.0,
+) -> None:
+    """Three daily slots per commune: expand a week, push to every cluster, and how late
+    the latest cluster starts the first slot."""
+    from app.schedule_bench import ScheduleBenchOptions, run_schedule_bench
+
+    _logging("WARNING")
+    run_schedule_bench(
+        ScheduleBenchOptions(
+            clusters=clusters,
+            json_path=json_path,
+            processes=processes,
+            database_url=database_url,
+            lead_s=lead,
+        )
+    )
+
+
+@app.command("loadtest-telemetry")
+def loadtest_telemetry(
+    clusters: int = 10000,
+    heartbeats: int = 100_000,
+    interval: Annotated[float, typer.Option(help="seconds between a cluster's heartbeats")] = 2.0,
+    json_path: Annotated[Path, typer.Option("--json", help="where to write the results")] = Path(
+        "telemetry.json"
+    ),
+    processes: Annotated[int, typer.Option(help="simulator processes")] = 4,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help='default: a fresh SQLite file; "postgresql": a fresh local database'),
+    ] = None,
+) -> None:
+    """Heartbeats at a high rate: sustained ingest with the latest state and history
+    written, and the province rollup's latency meanwhile."""
+    from app.telemetry_bench import TelemetryBenchOptions, run_telemetry_bench
+
+    _logging("WARNING")
+    run_telemetry_bench(
+        TelemetryBenchOptions(
+            clusters=clusters,
+            heartbeats=heartbeats,
+            interval_s=interval,
+            json_path=json_path,
+            processes=processes,
+            database_url=database_url,
         )
     )
 

@@ -27,7 +27,10 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the transaction commits before the response leaves. With the default
+# ("request") it committed after, so a client's next request could miss what the last one
+# answered 201 for (an area created, then its child refused with 404: seen in the tests).
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 def get_actor(

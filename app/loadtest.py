@@ -16,7 +16,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,6 +41,7 @@ from app.orchestrate import (
 )
 from broadcast.models import Delivery
 from core.database import create_engine
+from core.settings import Settings
 from devices import protocol
 from devices.mqtt_lite import LiteClient
 from devices.protocol import Command, CommandKind, Target
@@ -113,7 +115,10 @@ async def measure_floor(host: str, port: int, expected: int, timeout: float) -> 
         }
     )
     started = time.perf_counter()
-    client.publish(protocol.area_command_topic(PROVINCE), command.to_json(), expiry_s=60)
+    # Signed like the control plane's commands (the same environment gives the same key),
+    # so the clusters do the same work as for a real command.
+    payload = Settings().signer.sign_json(protocol.wire_object(command))
+    client.publish(protocol.area_command_topic(PROVINCE), payload, expiry_s=60)
     try:
         await asyncio.wait_for(done.wait(), timeout)
     finally:
@@ -164,17 +169,40 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
-    console = Console()
+@dataclass(frozen=True)
+class Province:
+    """A running demo province: broker, API (jobs in-process), media server, simulators."""
+
+    stack: StackProcesses
+    database_url: str
+    work: Path
+
+    @property
+    def broker(self) -> Broker:
+        assert self.stack.broker is not None
+        return self.stack.broker
+
+
+@contextmanager
+def province_stack(
+    *,
+    clusters: int,
+    processes: int,
+    database_url: str | None,
+    console: Console,
+    heartbeat_s: float = 60.0,
+) -> Iterator[Province]:
+    """The whole stack as separate processes, seeded with `clusters` clusters all online;
+    stopped (and a fresh PostgreSQL database dropped) on the way out."""
     work = Path(tempfile.mkdtemp(prefix="loadtest-"))
-    database_url = options.database_url or f"sqlite+aiosqlite:///{work}/loadtest.db"
+    url = database_url or f"sqlite+aiosqlite:///{work}/loadtest.db"
     drop_database = None
-    if database_url == "postgresql":
-        database_url, drop_database = asyncio.run(fresh_postgres_database())
+    if url == "postgresql":
+        url, drop_database = asyncio.run(fresh_postgres_database())
     broker = Broker().start()
     api_port, media_port = free_port(), free_port()
     env = stack_env(
-        database_url=database_url,
+        database_url=url,
         mqtt_host=broker.host,
         mqtt_port=broker.port,
         api_port=api_port,
@@ -184,24 +212,49 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
     stack = StackProcesses(env=env, api_url=f"http://127.0.0.1:{api_port}", broker=broker)
     try:
         run_module("app", "db", "upgrade", env=env)
-        run_module(
-            "app", "seed", "demo", "--clusters", str(options.clusters), "--no-eboards", env=env
-        )
+        run_module("app", "seed", "demo", "--clusters", str(clusters), "--no-eboards", env=env)
         start_api(stack, api_port, log=work / "api.log")
         start_media_server(stack, media_port)
-        console.print(
-            f"API up; starting {options.clusters} clusters in {options.processes} "
-            "simulator processes"
-        )
+        console.print(f"API up; starting {clusters} clusters in {processes} simulator processes")
         start_simulator(
             stack,
             "--processes",
-            str(options.processes),
+            str(processes),
             "--heartbeat",
-            "60",
-            expected=options.clusters,
+            str(heartbeat_s),
+            expected=clusters,
             log=work / "simulator.log",
         )
+        yield Province(stack, url, work)
+    finally:
+        stack.stop()
+        if drop_database is not None:
+            asyncio.run(drop_database())
+
+
+def run_facts(database_url: str) -> dict[str, Any]:
+    """The machine, date and database a result was measured on."""
+    return {
+        "machine": {
+            "cpus": psutil.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "database": database_url.split(":", 1)[0],
+    }
+
+
+def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
+    console = Console()
+    with province_stack(
+        clusters=options.clusters,
+        processes=options.processes,
+        database_url=options.database_url,
+        console=console,
+    ) as province:
+        stack, database_url, broker = province.stack, province.database_url, province.broker
         floors = [
             asyncio.run(
                 measure_floor(broker.host, broker.port, options.clusters, options.timeout_s)
@@ -209,7 +262,7 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
             for _ in range(FLOOR_RUNS)
         ]
         wait_until(lambda: _ingest_idle(stack.api_url), timeout=30, what="the API's ingest")
-        clip = tone(work / "alert.mp3", MEDIA_SECONDS, source="sine=frequency=660")
+        clip = tone(province.work / "alert.mp3", MEDIA_SECONDS, source="sine=frequency=660")
         result = _emergency(options, stack, database_url, clip, console)
         # The same clip again: every cluster holds it now (a repeated bulletin, a template),
         # so this is the control plane and the broker without the download burst.
@@ -228,18 +281,7 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
         result["control_plane_over_floor"] = round(
             result["trigger_to_all_delivered_s"] / result["floor_all_acked_s"], 2
         )
-    finally:
-        stack.stop()
-        if drop_database is not None:
-            asyncio.run(drop_database())
-    result["machine"] = {
-        "cpus": psutil.cpu_count(),
-        "memory_gb": round(psutil.virtual_memory().total / 2**30),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-    result["date"] = datetime.now(UTC).isoformat(timespec="seconds")
-    result["database"] = database_url.split(":", 1)[0]
+    result.update(run_facts(database_url))
     options.json_path.write_text(json.dumps(result, indent=2))
     _report(console, result, options.json_path)
     return result

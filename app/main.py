@@ -20,6 +20,7 @@ from core.clock import Clock
 from core.errors import AppError
 from core.settings import Settings, get_settings
 from devices.router import router as devices_router
+from health.router import router as health_router
 from media.asgi import MediaApp
 from media.router import router as media_router
 from schedules.router import router as schedules_router
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         broadcast_router,
         bulletins_router,
         schedules_router,
+        health_router,
         ops_router,
     ):
         app.include_router(router)

@@ -22,10 +22,12 @@ from core.batching import BatchConsumer
 from core.clock import Clock, SystemClock
 from core.database import create_engine, create_session_maker, session_scope
 from core.ingest_stats import IngestStats
-from core.mqtt import MessageHandler, MqttService
+from core.mqtt import MessageHandler, MqttService, Outgoing
 from core.settings import Settings
-from devices import protocol
+from devices import protocol, signing
 from devices.handlers import LinkMessage, apply_link_batch
+from health import alarms, operations, self_test
+from health import service as health_service
 from media.cache import HotMediaCache
 from media.service import IngestContext
 from scheduler.leader import LeaderLock
@@ -37,6 +39,7 @@ from schedules.jobs import AlsoInTransaction
 log = logging.getLogger(__name__)
 
 MQTT_CONNECT_TIMEOUT_S = 10.0
+RETENTION_EVERY_S = 60.0  # telemetry history past its window is dropped this often
 # Who the record says sent a scheduled broadcast (the schedule keeps who wrote it).
 SCHEDULER_ACTOR = Actor("scheduler", Role.ADMIN)
 
@@ -95,7 +98,7 @@ class Runtime:
             protocol.HEARTBEAT_FILTER: self._on_heartbeat,
         }
         no_routes: dict[str, MessageHandler] = {}
-        self.mqtt = MqttService(s, routes if consume else no_routes)
+        self.mqtt = MqttService(s, routes if consume else no_routes, on_connect=self._retained)
         self.dispatcher = Dispatcher(self.mqtt, s, self.clock)
         self.acks.start()
         self.link.start()
@@ -110,6 +113,12 @@ class Runtime:
             )
         if s.run_jobs_in_api if run_jobs is None else run_jobs:
             self.start_jobs()
+
+    def _retained(self) -> list[Outgoing]:
+        """What every device must find on the broker: the keys it trusts."""
+        s = self.settings
+        keyset = signing.signed_keyset(s.signer, s.device_trusted_keys, self.clock.now())
+        return [Outgoing(protocol.KEYS_TOPIC, keyset, retain=True)]
 
     def start_jobs(self) -> None:
         dispatcher = self.require_dispatcher()
@@ -139,12 +148,30 @@ class Runtime:
                 publish=dispatcher.publish,
             )
 
+        last_retention, last_alarms = [-math.inf], [-math.inf]
+
+        async def watch_fleet() -> None:
+            """Silent clusters offline; alarms raised and cleared every few seconds; once a
+            minute, telemetry history past its retention dropped."""
+            now, s = self.clock.now(), self.settings
+            async with self.write_lock, session_scope(self.sessions) as session:
+                await health_service.mark_silent_offline(session, now=now, settings=s)
+                await operations.expire(session, now=now)
+                if time.monotonic() - last_alarms[0] >= s.alarm_evaluate_s:
+                    last_alarms[0] = time.monotonic()
+                    await alarms.evaluate(session, now=now, settings=s)
+                if time.monotonic() - last_retention[0] >= RETENTION_EVERY_S:
+                    last_retention[0] = time.monotonic()
+                    await health_service.forget_old_samples(session, now=now, settings=s)
+
         self.jobs = JobRunner(
             # Schedules first: a slot is due now, re-sends can wait half a second.
             {
                 "fire_schedules": self.fire_schedules,
                 "sweep_deliveries": sweep,
                 "push_schedules": push_schedules,
+                "watch_fleet": watch_fleet,
+                "self_test": self.daily_self_test,
             },
             interval_s=self.settings.sweep_interval_s,
             leader=LeaderLock(self.engine),
@@ -159,13 +186,24 @@ class Runtime:
         async def send(data: BroadcastCreate, also: AlsoInTransaction) -> object:
             return await sending.send(self, data, SCHEDULER_ACTOR, also=also)
 
+        async def send_many(batch: list[tuple[BroadcastCreate, AlsoInTransaction]]) -> object:
+            return await sending.send_many(self, list(batch), SCHEDULER_ACTOR)
+
         return await schedule_jobs.fire_due(
             sessions=self.sessions,
             clock=self.clock,
             settings=self.settings,
             write_lock=self.write_lock,
             send=send,
+            send_many=send_many,
         )
+
+    async def daily_self_test(self) -> None:
+        """Once a day at SELF_TEST_AT (a job): the silent test of every cluster."""
+        async with session_scope(self.sessions) as session:
+            if not await self_test.due(session, now=self.clock.now(), settings=self.settings):
+                return
+        await self_test.start(self)
 
     def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> None:
         """Run follow-up work off the request path; kept referenced, logged if it fails,
@@ -230,4 +268,6 @@ class Runtime:
         # re-send earlier is harmless), but SQLite has one writer: taking turns in-process
         # beats meeting in SQLite's busy handler, which polls with sleeps.
         async with self.write_lock, session_scope(self.sessions) as session:
-            await apply_link_batch(session, batch, stats=self.stats, on_online=resend_soon)
+            await apply_link_batch(
+                session, batch, stats=self.stats, settings=self.settings, on_online=resend_soon
+            )

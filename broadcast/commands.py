@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from broadcast.models import Broadcast
-from devices import protocol
+from devices import media_auth, protocol
 from devices.protocol import (
     Command,
     CommandKind,
@@ -38,6 +38,22 @@ class Content:
 
     audio: MediaSet | None = None
     image: MediaFile | None = None
+
+
+def url_signer(media_url: Callable[[str, str, int], str], expires_at: datetime) -> UrlFor:
+    """Media URLs good until `expires_at`, each only for the command's target (a cluster
+    or an area): devices.media_auth, docs/protocol.md 4.2."""
+    expires = int(expires_at.timestamp()) + 1
+
+    def url_for(sha256: str, target: Target) -> str:
+        scope = (
+            media_auth.area_scope(target.area)
+            if target.area
+            else media_auth.cluster_scope(target.cluster or "")
+        )
+        return media_url(sha256, scope, expires)
+
+    return url_for
 
 
 def _ref(media: MediaFile, target: Target, url_for: UrlFor) -> MediaRef:
@@ -103,9 +119,15 @@ def play_command(
             "stream": stream_ref,
             "display": display_for(broadcast, content.image, target, url_for),
             "item": broadcast.schedule_item,
+            "starts_at": _slot_of(broadcast.schedule_item),
             "repeat": broadcast.repeat,
         }
     )
+
+
+def _slot_of(item: str | None) -> datetime | None:
+    parsed = protocol.parse_item(item) if item else None
+    return parsed[1] if parsed else None
 
 
 def cancel_command(broadcast: Broadcast, target: Target, issued_at: datetime) -> Command:

@@ -9,14 +9,21 @@ from aiomqtt import MqttError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broadcast import repository
-from broadcast.commands import Content, MediaSet, cancel_command, fan_out_targets, play_command
+from broadcast.commands import (
+    Content,
+    MediaSet,
+    cancel_command,
+    fan_out_targets,
+    play_command,
+    url_signer,
+)
 from broadcast.models import Broadcast
 from broadcast.service import retry_delay_s
 from broadcast.states import DeliveryState
 from core.clock import Clock
 from core.mqtt import MqttService, Outgoing
 from core.settings import Settings
-from devices import media_auth, protocol
+from devices import protocol
 from devices.protocol import Command, Target
 from media import service as media_service
 from media.models import MediaFile
@@ -34,44 +41,47 @@ class Dispatcher:
 
     def _outgoing(self, topic: str, command: Command) -> Outgoing:
         expiry = protocol.message_expiry_s(command.expires_at, self._clock.now())
-        return Outgoing(topic, command.to_json(), expiry_s=expiry)
+        payload = self._settings.signer.sign_json(protocol.wire_object(command))
+        return Outgoing(topic, payload, expiry_s=expiry)
 
     def _play(self, broadcast: Broadcast, content: Content, target: Target) -> Command:
         # Media URLs are good until the broadcast expires, and only for this target.
-        expires = int(broadcast.expires_at.timestamp()) + 1
-
-        def url_for(sha256: str, target: Target) -> str:
-            scope = (
-                media_auth.area_scope(target.area)
-                if target.area
-                else media_auth.cluster_scope(target.cluster or "")
-            )
-            return self._settings.media_url(sha256, scope, expires)
-
+        url_for = url_signer(self._settings.media_url, broadcast.expires_at)
         return play_command(broadcast, content, target, url_for=url_for)
 
-    async def publish_play(self, broadcast: Broadcast, content: Content) -> bool:
-        """Publish a committed broadcast; False if the broker did not take it all."""
+    async def publish_plays(self, plays: list[tuple[Broadcast, Content]]) -> bool:
+        """Publish committed broadcasts at once; False if the broker did not take it all."""
         return await self._after_commit(
-            broadcast,
+            [broadcast for broadcast, _ in plays],
             [
                 self._outgoing(topic, self._play(broadcast, content, target))
+                for broadcast, content in plays
                 for topic, target in fan_out_targets(broadcast)
             ],
         )
+
+    async def publish_commands(self, label: str, publications: list[tuple[str, Command]]) -> bool:
+        """Publish committed commands of another kind (device operations), signed; False
+        if the broker did not take them all."""
+        try:
+            await self._mqtt.publish_many([self._outgoing(t, c) for t, c in publications])
+        except MqttError as exc:
+            log.warning("%s: broker unavailable (%s)", label, exc)
+            return False
+        return True
 
     async def publish_cancel(self, broadcast: Broadcast) -> bool:
         """Publish a committed cancel; False if the broker did not take it all."""
         now = self._clock.now()
         return await self._after_commit(
-            broadcast,
+            [broadcast],
             [
                 self._outgoing(topic, cancel_command(broadcast, target, now))
                 for topic, target in fan_out_targets(broadcast)
             ],
         )
 
-    async def _after_commit(self, broadcast: Broadcast, messages: list[Outgoing]) -> bool:
+    async def _after_commit(self, broadcasts: list[Broadcast], messages: list[Outgoing]) -> bool:
         """What is committed is already owed to the clusters: if the broker is down, the
         sweep sends it when it returns. So a failure here is reported, never raised (an
         error would make a duty officer press the button twice)."""
@@ -79,7 +89,9 @@ class Dispatcher:
             await self._mqtt.publish_many(messages)
         except MqttError as exc:
             log.warning(
-                "broadcast %s: broker unavailable (%s); the sweep will send it", broadcast.id, exc
+                "broadcast %s: broker unavailable (%s); the sweep will send it",
+                ", ".join(b.id for b in broadcasts),
+                exc,
             )
             return False
         return True

@@ -17,7 +17,8 @@ from core.settings import Settings
 from devices import repository as device_repository
 from devices.inbound import Inbound, accept
 from devices.models import Cluster
-from devices.protocol import Ack, AckStage, parse_ack
+from devices.protocol import Ack, AckStage, SignatureProblem, parse_ack
+from health import operations
 from media.models import MediaFile
 from schedules import reports as schedule_reports
 
@@ -36,6 +37,7 @@ _ROW_COLUMNS = (
 
 
 IncomingAck = Inbound  # an acknowledgement as it arrived, before parsing
+_SIGNATURE_REASONS = frozenset(SignatureProblem)
 
 
 @dataclass(slots=True)
@@ -136,8 +138,17 @@ def _apply(
             stats, "unknown_command", f"command {ack.cmd!r} is not of broadcast {ack.broadcast!r}"
         )
         return
+    if ack.stage is AckStage.REJECTED and ack.reason in _SIGNATURE_REASONS:
+        # A copy of this command failed the cluster's signature check: somebody else wrote
+        # to its topic, or it lacks our key. Either way the genuine command may still come
+        # (and is re-sent), so the record is not ended by it; it is counted and listed.
+        item.refuse(stats, "signature_rejected", f"{ack.cluster} refused {ack.cmd}: {ack.reason}")
+        return
     current = S(values["state"])
-    new = ACK_TO_STATE[ack.stage]
+    new = ACK_TO_STATE.get(ack.stage)
+    if new is None:  # "done" answers a device operation, never a broadcast
+        item.refuse(stats, "unexpected_stage", f"{ack.stage.value} for broadcast {ack.broadcast}")
+        return
     outcome = transition(current, new)
     stats.count(f"ack_{outcome.value}")
     if outcome is not Outcome.APPLIED:
@@ -174,6 +185,10 @@ async def apply_acks(
     """Apply one batch of acknowledgements in the caller's transaction."""
     stats.count("acks_received", len(batch))
     parsed = _parse(batch, stats)
+    ops = [(item, ack) for item, ack in parsed if operations.is_operation(ack.broadcast)]
+    if ops:  # technicians' device operations: their own results
+        await operations.apply_acks(session, ops, stats)
+        parsed = [(item, ack) for item, ack in parsed if not operations.is_operation(ack.broadcast)]
     reports = [(item, ack) for item, ack in parsed if ack.item is not None]
     if reports:  # plays from stored schedules: rare, after an outage
         stats.count("local_play_reports", len(reports))

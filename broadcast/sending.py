@@ -4,12 +4,13 @@ write the deliveries, commit, then publish."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.runtime import Runtime
 from broadcast import repository, service
+from broadcast.commands import Content
 from broadcast.dispatch import content_of
 from broadcast.models import Broadcast
 from broadcast.schemas import BroadcastCreate, BroadcastRead
@@ -37,36 +38,67 @@ async def send(
             runtime.ingest_context(), text=data.text or "", language=data.language
         )
         data = data.model_copy(update={"media_sha256": spoken.sha256})
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
-        data, bulletin = await airing.resolve(
-            session=session, clock=runtime.clock, actor=actor, data=data
-        )
-        broadcast, total = await service.create(
-            session=session,
-            clock=runtime.clock,
-            settings=runtime.settings,
-            data=data,
-            bulletin_id=bulletin.id,
-            sent_by=actor.name,
-        )
-        await bulletin_service.mark_aired(
-            session=session,
-            bulletin=bulletin,
-            actor=actor,
-            at=broadcast.created_at,
-            broadcast_id=broadcast.id,
-        )
-        if also is not None:
-            await also(session, broadcast)
-        content = await content_of(session, broadcast)
-    if not await runtime.require_dispatcher().publish_play(broadcast, content):
+    [(broadcast, total, content)] = await _write(runtime, [(data, also)], actor)
+    if not await runtime.require_dispatcher().publish_plays([(broadcast, content)]):
         return service.just_sent(broadcast, total, published=False)  # deliveries stay queued
-    runtime.spawn(_mark_sent(runtime, broadcast.id), name=f"mark-sent-{broadcast.id}")
+    runtime.spawn(_mark_sent(runtime, [broadcast.id]), name=f"mark-sent-{broadcast.id}")
     return service.just_sent(broadcast, total, published=True)
 
 
-async def _mark_sent(runtime: Runtime, broadcast_id: str) -> None:
+async def send_many(
+    runtime: Runtime,
+    batch: Sequence[tuple[BroadcastCreate, AlsoInTransaction | None]],
+    actor: Actor,
+) -> list[Broadcast]:
+    """Several broadcasts in one transaction, published together: the slot every commune
+    shares (the morning news) costs one commit and one publication burst, not one of each
+    per commune. All or none are written: on an error the caller sends them one by one.
+    No text-to-speech here (scheduled content is a recorded bulletin)."""
+    written = await _write(runtime, batch, actor)
+    broadcasts = [broadcast for broadcast, _, _ in written]
+    dispatcher = runtime.require_dispatcher()
+    if await dispatcher.publish_plays([(b, content) for b, _, content in written]):
+        runtime.spawn(_mark_sent(runtime, [b.id for b in broadcasts]), name="mark-sent-batch")
+    return broadcasts
+
+
+async def _write(
+    runtime: Runtime,
+    batch: Sequence[tuple[BroadcastCreate, AlsoInTransaction | None]],
+    actor: Actor,
+) -> list[tuple[Broadcast, int, Content]]:
+    written = []
+    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        for data, also in batch:
+            data, bulletin = await airing.resolve(
+                session=session, clock=runtime.clock, actor=actor, data=data
+            )
+            broadcast, total = await service.create(
+                session=session,
+                clock=runtime.clock,
+                settings=runtime.settings,
+                data=data,
+                bulletin_id=bulletin.id,
+                sent_by=actor.name,
+            )
+            await bulletin_service.mark_aired(
+                session=session,
+                bulletin=bulletin,
+                actor=actor,
+                at=broadcast.created_at,
+                broadcast_id=broadcast.id,
+            )
+            if also is not None:
+                await also(session, broadcast)
+            written.append((broadcast, total, await content_of(session, broadcast)))
+    return written
+
+
+async def _mark_sent(runtime: Runtime, broadcast_ids: list[str]) -> None:
     """Off the request path: the answer should not wait for acks holding the database."""
     now = runtime.clock.now()
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
-        await repository.mark_sent(session, delivery_ids=None, broadcast_id=broadcast_id, at=now)
+        for broadcast_id in broadcast_ids:
+            await repository.mark_sent(
+                session, delivery_ids=None, broadcast_id=broadcast_id, at=now
+            )

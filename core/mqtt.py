@@ -50,9 +50,18 @@ class MqttService:
     (docs/benchmarks.md has the figures).
     """
 
-    def __init__(self, settings: Settings, routes: dict[str, MessageHandler]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        routes: dict[str, MessageHandler],
+        *,
+        on_connect: Callable[[], Sequence[Outgoing]] = lambda: (),
+    ) -> None:
         self._settings = settings
         self._routes = routes  # topic filter (no $share prefix) -> handler
+        # Retained state to (re)publish on every connect: a broker without persistence
+        # forgets it when it restarts.
+        self._on_connect = on_connect
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
         self._receiving = asyncio.Event()
@@ -124,6 +133,7 @@ class MqttService:
                     client.pending_calls_threshold = 2 * PUBLISH_SLICE  # we bound it ourselves
                     self._client = client
                     self._connected.set()
+                    republish = asyncio.create_task(self._republish(), name="mqtt-republish")
                     log.info(
                         "mqtt connected to %s:%s",
                         self._settings.mqtt_host,
@@ -131,14 +141,23 @@ class MqttService:
                     )
                     # Nothing is subscribed here; iterating keeps the connection serviced and
                     # raises MqttError when it drops.
-                    async for _message in client.messages:
-                        pass
+                    try:
+                        async for _message in client.messages:
+                            pass
+                    finally:
+                        await cancel_and_wait(republish)
             except aiomqtt.MqttError as exc:
                 self._connected.clear()
                 self._client = None
                 self.reconnects += 1
                 log.warning("mqtt connection lost (%s); retrying in %ss", exc, RECONNECT_INTERVAL_S)
                 await asyncio.sleep(RECONNECT_INTERVAL_S)
+
+    async def _republish(self) -> None:
+        try:
+            await self.publish_many(self._on_connect())
+        except aiomqtt.MqttError as exc:
+            log.warning("could not republish retained state (%s)", exc)
 
     def _dispatch(self, topic: str, payload: bytes) -> None:
         suffix = topic.rsplit("/", 1)[-1]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from datetime import time
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -10,6 +11,7 @@ from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from devices import media_auth
+from devices.signing import SigningKey, TrustStore
 from media.pipeline import DeliveryProfile, LoudnessTarget
 
 PLACEHOLDER_SECRET = "change-me"
@@ -51,6 +53,12 @@ class Settings(BaseSettings):
     # Transcodes at once per process: each takes a core, and emergencies must still get one.
     ingest_concurrency: int = 1
     secret_key: str = PLACEHOLDER_SECRET
+    # Ed25519 seed (base64url, `broadcast keys generate`) that signs every command, schedule
+    # and key set; unset, one is derived from SECRET_KEY. `trusted_keys` are public keys the
+    # devices also accept: the next key before a rotation, the previous one after it
+    # (docs/protocol.md section 9).
+    signing_key: str | None = None
+    trusted_keys: list[str] = []
 
     # Acknowledgement ingest: one transaction per batch, never per message.
     ack_batch_max: int = 1000
@@ -70,6 +78,10 @@ class Settings(BaseSettings):
     # A slot the scheduler reaches late (after a restart) is still played within this
     # window, and recorded as late; beyond it, recorded as missed.
     schedule_grace_s: float = 300.0
+    # A scheduled play is sent this long before its slot and the clusters wait for the slot
+    # (the command's starts_at): every cluster of a province starts on the second, however
+    # long writing a hundred communes' broadcasts and fetching the media take.
+    schedule_prefire_s: float = 3.0
     # A scheduled broadcast stays valid this long past its slot (plus its length), for
     # clusters that are briefly offline.
     schedule_expiry_s: int = 900
@@ -81,10 +93,41 @@ class Settings(BaseSettings):
     conflict_horizon_days: int = 14
     default_expiry_s: int = 3600
 
+    # Fleet health. Devices send a heartbeat every `heartbeat_s`; one silent for
+    # `offline_after_missed` intervals is offline even if the broker still holds its link
+    # (a hung device), and one late heartbeat is not an outage.
+    heartbeat_s: float = 60.0
+    offline_after_missed: int = 3
+    # History: one sample per cluster per interval (and one at each notable change), kept
+    # for the retention window: 100,000 clusters every 15 minutes is 9.6 M rows a day.
+    telemetry_sample_s: float = 900.0
+    telemetry_retention_h: float = 168.0
+    amp_overheat_c: float = 75.0  # amplifier temperature counted as a fault
+    # Alarms (health/alarms.py): offline this long (a short 4G drop is not one); a clock
+    # this far off (stored schedules would play at the wrong second); a pushed schedule
+    # not confirmed this long after; how often the fleet is evaluated.
+    offline_alarm_after_s: float = 300.0
+    clock_drift_alarm_s: float = 5.0
+    schedule_stale_alarm_s: float = 300.0
+    alarm_evaluate_s: float = 5.0
+    # The daily silent self-test (health/self_test.py): local time in DEFAULT_TIMEZONE
+    # (none: off), and how long answers are awaited.
+    self_test_at: time | None = time(3, 30)
+    self_test_window_s: int = 1800
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.environment == "production" and self.secret_key == PLACEHOLDER_SECRET:
             raise ValueError("BROADCAST_SECRET_KEY must be set in production")
+        return self
+
+    @model_validator(mode="after")
+    def _keys_readable(self) -> Settings:
+        try:
+            _ = self.signer
+            TrustStore(self.trusted_keys)
+        except ValueError as exc:
+            raise ValueError(f"BROADCAST_SIGNING_KEY / TRUSTED_KEYS: {exc}") from None
         return self
 
     @model_validator(mode="after")
@@ -101,6 +144,17 @@ class Settings(BaseSettings):
 
     def profile_for_model(self, model: str | None) -> str:
         return self.model_profiles.get(model or "", self.default_delivery_profile)
+
+    @cached_property
+    def signer(self) -> SigningKey:
+        if self.signing_key:
+            return SigningKey.from_text(self.signing_key)
+        return SigningKey.derived(self.secret_key)
+
+    @property
+    def device_trusted_keys(self) -> list[str]:
+        """What devices trust: the signing key first, then the others, once each."""
+        return list(dict.fromkeys([self.signer.public_text, *self.trusted_keys]))
 
     @property
     def media_signing_key(self) -> bytes:

@@ -9,9 +9,11 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.ingest_stats import IngestStats
+from core.settings import Settings
 from devices import repository
 from devices.inbound import Inbound, accept
-from devices.protocol import parse_heartbeat, parse_status
+from devices.protocol import Heartbeat, parse_heartbeat, parse_status
+from health import service as health_service
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +29,14 @@ async def apply_link_batch(
     batch: list[LinkMessage],
     *,
     stats: IngestStats,
+    settings: Settings,
     on_online: OnlineHook,
 ) -> None:
-    """Update last seen / online / off since; tell the hook who has just come online."""
+    """Update last seen / online / off since and the clusters' telemetry; tell the hook
+    who has just come online."""
     observations: list[tuple[LinkMessage, bool | None]] = []  # None: heartbeat, no state news
     versions: dict[str, int] = {}  # cluster code -> schedule version it holds
+    heartbeats: list[tuple[LinkMessage, Heartbeat]] = []
     for msg in batch:
         said: bool | None = None
         if msg.kind == "status":
@@ -45,6 +50,7 @@ async def apply_link_batch(
                 continue
             if heartbeat.schedule_version is not None:
                 versions[msg.topic_cluster] = heartbeat.schedule_version
+            heartbeats.append((msg, heartbeat))
         observations.append((msg, said))
     if not observations:
         return
@@ -74,5 +80,11 @@ async def apply_link_batch(
     held = {ids[code]: v for code, v in versions.items() if code in ids}
     if held:
         await repository.set_schedule_versions_held(session, held)
+    telemetry = [
+        health_service.Observed(ids[msg.topic_cluster], hb, msg.received_at)
+        for msg, hb in heartbeats
+        if msg.topic_cluster in ids
+    ]
+    await health_service.record_heartbeats(session, telemetry, settings=settings)
     if came_online:
         await on_online(session, came_online)

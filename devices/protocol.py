@@ -6,9 +6,10 @@ the simulator. docs/protocol.md is the normative prose; this module is its code.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -50,6 +51,35 @@ class CommandKind(StrEnum):
     PLAY = "play"  # play media or relay a stream
     CANCEL = "cancel"  # stop a broadcast, also mid-playback
     PROBE = "probe"  # answer "received" at once; measures the bare round trip
+    # Device operations for technicians (section 4.6): `op` carries the parameters.
+    SET_VOLUME = "set_volume"
+    AMPLIFIER = "amplifier"
+    REBOOT = "reboot"
+    TEST_TONE = "test_tone"
+    TUNE_FM = "tune_fm"
+    REPORT_STATUS = "report_status"
+    SELF_TEST = "self_test"  # the silent daily check (section 4.6)
+
+
+OPERATION_KINDS = frozenset(
+    {
+        CommandKind.SET_VOLUME,
+        CommandKind.AMPLIFIER,
+        CommandKind.REBOOT,
+        CommandKind.TEST_TONE,
+        CommandKind.TUNE_FM,
+        CommandKind.REPORT_STATUS,
+        CommandKind.SELF_TEST,
+    }
+)
+
+
+class SignatureProblem(StrEnum):
+    """Why a device refuses a signed payload; the `reason` of its `rejected` ack."""
+
+    UNSIGNED = "unsigned"
+    UNKNOWN_KEY = "unknown_key"
+    BAD_SIGNATURE = "bad_signature"
 
 
 class AckStage(StrEnum):
@@ -60,6 +90,7 @@ class AckStage(StrEnum):
     REJECTED = "rejected"  # with reason: expired, malformed, unsupported version, ...
     PREEMPTED = "preempted"  # cut off by a higher-priority broadcast
     CANCELED = "canceled"  # stopped (or dropped before playing) by a cancel command
+    DONE = "done"  # a device operation carried out (section 4.6)
 
 
 # --- topics -----------------------------------------------------------------------------
@@ -83,6 +114,12 @@ def status_topic(cluster_code: str) -> str:
 
 def heartbeat_topic(cluster_code: str) -> str:
     return f"{TOPIC_ROOT}/cluster/{cluster_code}/hb"
+
+
+# What a device names a play from its stored schedule (in heartbeats' `playing`): the item
+# id behind this prefix, since no broadcast stands for it yet (section 11).
+LOCAL_PLAY_PREFIX = "local:"
+KEYS_TOPIC = f"{TOPIC_ROOT}/keys"  # retained KeySet: the public keys every device trusts
 
 
 def schedule_topic(cluster_code: str) -> str:
@@ -164,6 +201,18 @@ class Display(BaseModel):
     language: str = "vi"
 
 
+class OperationParams(BaseModel):
+    """What a device operation needs (section 4.6). Integers only: signed payloads carry no
+    floating-point numbers (section 9)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    volume: Annotated[int, Field(ge=0, le=100)] | None = None  # set_volume
+    on: bool | None = None  # amplifier
+    seconds: Annotated[int, Field(ge=1, le=60)] | None = None  # test_tone
+    frequency_khz: Annotated[int, Field(ge=87_500, le=108_000)] | None = None  # tune_fm
+
+
 class Target(BaseModel):
     """Whom a command was published to; a cluster checks that it is one of them."""
 
@@ -189,9 +238,13 @@ class Command(_Message):
     stream: StreamRef | None = None
     display: Display | None = None  # for e-boards; speaker clusters ignore it
     item: str | None = None  # the schedule item this play is (section 11)
+    op: OperationParams | None = None  # device operations (section 4.6)
+    # Play no earlier than this (device clock): a scheduled play is sent ahead of its slot,
+    # so every cluster of a province starts on the second (section 4.1).
+    starts_at: datetime | None = None
     repeat: Annotated[int, Field(ge=1, le=100)] = 1
-    # Ed25519 signature over the canonical payload; reserved in v1 until keys are
-    # provisioned (see docs/protocol.md, "Signatures").
+    # "{kid}.{Ed25519 signature}" over the canonical payload (docs/protocol.md section 9;
+    # devices.signing); devices refuse commands without a valid one.
     sig: str | None = None
 
     def is_expired(self, now: datetime) -> bool:
@@ -230,17 +283,28 @@ class Status(_Message):
 
 
 class Heartbeat(_Message):
+    """Device to control plane, every minute: its health (docs/protocol.md section 3).
+    Every field but `cluster` and `at` is optional: a device sends what it can measure."""
+
     cluster: Code
-    at: datetime
+    at: datetime  # the device's clock: the control plane derives the clock offset from it
     seq: int = 0
     playing: str | None = None  # broadcast id
-    volume: int | None = None
-    rssi: int | None = None
-    supply_v: float | None = None
-    power: Literal["mains", "battery"] | None = None
+    volume: Annotated[int, Field(ge=0, le=100)] | None = None
+    rssi: int | None = None  # dBm of the 4G link (or Wi-Fi), e.g. -71
+    link_quality: Annotated[int, Field(ge=0, le=100)] | None = None  # where no RSSI
+    supply_v: float | None = None  # mains voltage, or the DC backup's on battery
+    power: Literal["mains", "battery"] | None = None  # battery: the DC backup input
+    amp_on: bool | None = None  # amplifier relay
+    amp_temp_c: float | None = None
+    speakers: int | None = None  # speaker lines the amplifier drives
+    speaker_faults: tuple[int, ...] = ()  # lines (1-based) open or shorted
+    relay_trip: Literal["overvoltage", "undervoltage", "phase_loss"] | None = None
     uptime_s: int | None = None
     fw: str | None = None
     schedule_version: int | None = None  # the ScheduleDoc version it holds
+    lat: float | None = None
+    lon: float | None = None
 
     def to_json(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
@@ -271,7 +335,17 @@ class ScheduleDoc(_Message):
     generated_at: datetime
     valid_until: datetime
     items: tuple[ScheduleItem, ...] = ()
-    sig: str | None = None  # reserved, as on commands
+    sig: str | None = None  # as on commands
+
+
+class KeySet(_Message):
+    """Control plane to every device, retained on KEYS_TOPIC: the public keys to trust.
+    Signed by a key the device already trusts; a device takes only a higher version."""
+
+    version: int
+    issued_at: datetime
+    keys: tuple[str, ...]  # Ed25519 public keys, base64url
+    sig: str | None = None
 
     def to_json(self) -> bytes:
         return self.model_dump_json(by_alias=True, exclude_none=True).encode()
@@ -304,16 +378,64 @@ def parse_schedule(payload: bytes) -> ScheduleDoc:
     return _validated(ScheduleDoc, payload)
 
 
-def _validated(model: type[_M], payload: bytes) -> _M:
+def parse_keyset(payload: bytes) -> KeySet:
+    return _validated(KeySet, payload)
+
+
+def parse_signed(model: type[_M], payload: bytes) -> tuple[_M, dict[str, Any]]:
+    """A message and the JSON object it came from, whose signature the caller checks
+    (devices.signing covers the object as received, not a re-serialisation)."""
+    _check_size(model, payload)
+    try:
+        obj = json.loads(payload)
+    except ValueError as exc:
+        raise ProtocolError(f"payload: not JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError("payload: not a JSON object")
+    try:
+        return model.model_validate(obj), obj
+    except ValidationError as exc:
+        raise _protocol_error(exc) from None
+
+
+def _check_size(model: type[BaseModel], payload: bytes) -> None:
     limit = MAX_SCHEDULE_BYTES if model is ScheduleDoc else MAX_PAYLOAD_BYTES
     if len(payload) > limit:
         raise ProtocolError(f"payload of {len(payload)} bytes exceeds {limit}")
+
+
+def _protocol_error(exc: ValidationError) -> ProtocolError:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or "payload"
+    return ProtocolError(f"{where}: {first.get('msg')}")
+
+
+def _validated(model: type[_M], payload: bytes) -> _M:
+    _check_size(model, payload)
     try:
         return model.model_validate_json(payload)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "payload"
-        raise ProtocolError(f"{where}: {first.get('msg')}") from None
+        raise _protocol_error(exc) from None
+
+
+def wire_object(message: BaseModel) -> dict[str, Any]:
+    """A message as the JSON object that goes on the wire (then signed)."""
+    return message.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def item_id(schedule_id: str, slot: datetime) -> str:
+    """A schedule item's name, in the pushed schedule and in the command that fires it:
+    "{schedule}@{slot, Unix seconds}"."""
+    return f"{schedule_id}@{int(slot.timestamp())}"
+
+
+def parse_item(item: str) -> tuple[str, datetime] | None:
+    """(schedule id, slot) of an item id, or None if it is not one."""
+    schedule_id, _, stamp = item.partition("@")
+    try:
+        return schedule_id, datetime.fromtimestamp(int(stamp), UTC)
+    except (ValueError, OverflowError):
+        return None
 
 
 def message_expiry_s(expires_at: datetime, now: datetime) -> int:

@@ -68,3 +68,6 @@ class ProvisionedCluster(BaseModel):
     # (devices.media_auth); the key changes if the cluster moves to another area.
     profile: str
     media_key: str
+    # Ed25519 public keys (base64url) whose signatures it accepts on commands, schedules
+    # and key sets (docs/protocol.md section 9); later changes arrive as a signed KeySet.
+    trusted_keys: list[str]

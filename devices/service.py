@@ -120,6 +120,7 @@ async def provisioning(
 ) -> list[ProvisionedCluster]:
     under = await area_service.get(session=session, code=area) if area else None
     key = settings.media_signing_key
+    trusted = settings.device_trusted_keys
     provisioned = []
     for code, kind, path, model in await repository.provisioning(session, under):
         areas = [p for p in path.split("/") if p]
@@ -131,6 +132,7 @@ async def provisioning(
                     "areas": areas,
                     "profile": settings.profile_for_model(model),
                     "media_key": media_auth.device_key(key, code, "/".join(areas)),
+                    "trusted_keys": trusted,
                 }
             )
         )

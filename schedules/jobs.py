@@ -7,6 +7,8 @@ on restart, late if past the grace... see below), a crash after it leaves the de
 queued (the sweep publishes them), and a second scheduler that races for the same slot
 fails on the unique row and rolls back its broadcast. Nothing fires twice.
 
+A slot is sent `schedule_prefire_s` ahead (the command's `starts_at` holds the clusters
+until the slot), so a slot a hundred communes share still starts on the second.
 A slot reached within `schedule_grace_s` is played (recorded `on_time`, or `late` when
 more than a second after the slot); beyond it, recorded `missed` and not played: a
 morning bulletin at noon would mislead more than it informs.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -36,10 +39,46 @@ log = logging.getLogger(__name__)
 
 LATE_AFTER_S = 1.0  # the target: a slot fires within a second
 MAX_DUE_PER_TICK = 200
+# Slots written per transaction when many are due at once: the first communes' commands
+# leave while the next batch is written, and one bad slot rolls back no more than this.
+FIRE_BATCH = 20
 MAX_MISSED_PER_SCHEDULE = 1000  # a schedule every minute, stopped for most of a day
 
 AlsoInTransaction = Callable[[AsyncSession, Broadcast], Awaitable[None]]
 Send = Callable[[BroadcastCreate, AlsoInTransaction], Awaitable[object]]
+SendMany = Callable[[list[tuple[BroadcastCreate, AlsoInTransaction]]], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class _Firing:
+    """One slot about to be played: the broadcast to send and what to record with it."""
+
+    schedule_id: str
+    slot: datetime
+    now: datetime
+    data: BroadcastCreate
+
+    @property
+    def outcome(self) -> str:
+        return "late" if (self.now - self.slot).total_seconds() > LATE_AFTER_S else "on_time"
+
+    async def record(self, session: AsyncSession, broadcast: Broadcast) -> None:
+        """In the broadcast's transaction: the firing row (unique per slot: a second
+        scheduler fails here) and the schedule's next slot."""
+        current = await session.get(Schedule, self.schedule_id, with_for_update=True)
+        assert current is not None
+        session.add(
+            ScheduleFiring(
+                schedule_id=self.schedule_id,
+                slot_at=self.slot,
+                fired_at=self.now,
+                outcome=self.outcome,
+                broadcast_id=broadcast.id,
+            )
+        )
+        await session.flush()
+        service.advance(current, self.slot)
+        broadcast.schedule_item = service.item_id(self.schedule_id, self.slot)
 
 
 async def fire_due(
@@ -49,46 +88,71 @@ async def fire_due(
     settings: Settings,
     write_lock: asyncio.Lock,
     send: Send,
+    send_many: SendMany,
 ) -> int:
-    """Fire or record every slot that is due; the number of broadcasts sent."""
+    """Fire or record every slot that is due; the number of broadcasts sent.
+
+    Slots due together (every commune's morning news at 06:00) are written FIRE_BATCH to a
+    transaction and published together: one at a time, each with its own commit and
+    publication, the hundredth commune started tens of seconds late (docs/benchmarks.md).
+    A batch that fails (another scheduler fired one of its slots, a bulletin was
+    withdrawn) is rolled back whole and fired one slot at a time, each judged on its own.
+    """
     now = clock.now()
+    ahead = now + timedelta(seconds=settings.schedule_prefire_s)
     async with session_scope(sessions) as session:
         due = (
             await session.scalars(
                 select(Schedule)
-                .where(Schedule.status == "active", Schedule.next_fire_at <= now)
+                .where(Schedule.status == "active", Schedule.next_fire_at <= ahead)
                 .order_by(Schedule.next_fire_at)
                 .limit(MAX_DUE_PER_TICK)
             )
         ).all()
-    sent = 0
+        firings = []
+        for schedule in due:
+            slot = schedule.next_fire_at
+            assert slot is not None
+            if (now - slot).total_seconds() > settings.schedule_grace_s:
+                continue
+            length = await service.play_seconds(session, schedule)
+            firings.append(
+                _Firing(
+                    schedule.id, slot, now, _broadcast_of(schedule, slot, length, now, settings)
+                )
+            )
     for schedule in due:
-        slot = schedule.next_fire_at
-        assert slot is not None
-        if (now - slot).total_seconds() > settings.schedule_grace_s:
+        assert schedule.next_fire_at is not None
+        if (now - schedule.next_fire_at).total_seconds() > settings.schedule_grace_s:
             await _record_missed(sessions, write_lock, schedule.id, now, settings)
-        elif await _fire(sessions, write_lock, schedule, slot, now, settings, send):
-            sent += 1
+    sent = 0
+    for start in range(0, len(firings), FIRE_BATCH):
+        batch = firings[start : start + FIRE_BATCH]
+        try:
+            await send_many([(f.data, f.record) for f in batch])
+            sent += len(batch)
+        except (IntegrityError, AppError) as exc:
+            log.info("%d slots could not be fired together (%s); one at a time", len(batch), exc)
+            for firing in batch:
+                sent += await _fire_one(sessions, write_lock, firing, send)
+        late = [f for f in batch if f.outcome == "late"]
+        for firing in late:
+            log.warning(
+                "schedule %s: slot %s played %.1f s late",
+                firing.schedule_id,
+                firing.slot,
+                (firing.now - firing.slot).total_seconds(),
+            )
     return sent
 
 
-async def _fire(
-    sessions: async_sessionmaker[AsyncSession],
-    write_lock: asyncio.Lock,
-    schedule: Schedule,
-    slot: datetime,
-    now: datetime,
-    settings: Settings,
-    send: Send,
-) -> bool:
-    lateness = (now - slot).total_seconds()
-    outcome = "late" if lateness > LATE_AFTER_S else "on_time"
-    async with session_scope(sessions) as session:
-        length = await service.play_seconds(session, schedule)
+def _broadcast_of(
+    schedule: Schedule, slot: datetime, length: int, now: datetime, settings: Settings
+) -> BroadcastCreate:
     relay_window: dict[str, object] = {}
     if schedule.duration_s:
         relay_window = {"stream_starts_at": now, "stream_ends_at": slot + timedelta(seconds=length)}
-    data = BroadcastCreate.model_validate(
+    return BroadcastCreate.model_validate(
         {
             "title": schedule.title,
             "class": schedule.cls,
@@ -101,34 +165,34 @@ async def _fire(
         }
     )
 
-    async def record(session: AsyncSession, broadcast: Broadcast) -> None:
-        current = await session.get(Schedule, schedule.id, with_for_update=True)
-        assert current is not None
-        session.add(
-            ScheduleFiring(
-                schedule_id=schedule.id,
-                slot_at=slot,
-                fired_at=now,
-                outcome=outcome,
-                broadcast_id=broadcast.id,
-            )
-        )
-        await session.flush()  # a slot fired already (another scheduler) fails here
-        service.advance(current, slot)
-        broadcast.schedule_item = service.item_id(schedule.id, slot)
 
+async def _fire_one(
+    sessions: async_sessionmaker[AsyncSession],
+    write_lock: asyncio.Lock,
+    firing: _Firing,
+    send: Send,
+) -> int:
+    """1 if sent; 0 if another scheduler fired it or it cannot air (recorded skipped)."""
     try:
-        await send(data, record)
+        await send(firing.data, firing.record)
     except IntegrityError:
-        log.info("schedule %s slot %s was fired by another scheduler", schedule.id, slot)
-        return False
+        log.info(
+            "schedule %s slot %s was fired by another scheduler", firing.schedule_id, firing.slot
+        )
+        return 0
     except AppError as exc:
         # The bulletin was withdrawn or expired, the targets removed...: recorded, skipped.
-        await _record(sessions, write_lock, schedule.id, slot, now, "skipped", exc.message)
-        return False
-    if outcome == "late":
-        log.warning("schedule %s: slot %s played %.1f s late", schedule.id, slot, lateness)
-    return True
+        await _record(
+            sessions,
+            write_lock,
+            firing.schedule_id,
+            firing.slot,
+            firing.now,
+            "skipped",
+            exc.message,
+        )
+        return 0
+    return 1
 
 
 async def _record(

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,14 +21,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from broadcast.commands import MediaSet, media_ref
+from broadcast.commands import Content, MediaSet, media_ref, url_signer
 from broadcast.dispatch import load_content
 from bulletins.models import Bulletin
 from core.clock import Clock
 from core.database import session_scope
 from core.mqtt import Outgoing
 from core.settings import Settings
-from devices import media_auth, protocol
+from devices import protocol
 from devices.models import Cluster
 from devices.protocol import (
     CommandClass,
@@ -41,6 +43,9 @@ from media.models import MediaFile
 from schedules import service
 from schedules.models import Schedule
 from schedules.recurrence import slots
+from schedules.targets import ClusterIndex
+
+log = logging.getLogger(__name__)
 
 Publish = Callable[[list[Outgoing]], Awaitable[None]]
 
@@ -63,15 +68,20 @@ async def _plays_by_cluster(
     horizon = now + timedelta(hours=settings.schedule_push_hours)
     found: dict[int, list[_Play]] = defaultdict(list)
     active = await session.scalars(select(Schedule).where(Schedule.status == "active"))
+    index = await ClusterIndex.load(session)
+    contents: dict[tuple[str | None, str | None], Content] = {}  # many schedules, few files
     for schedule in active.all():
         bulletin = await session.get(Bulletin, schedule.bulletin_id)
         if bulletin is None:
             continue
-        content = await load_content(
-            session, media_sha256=bulletin.media_sha256, image_sha256=bulletin.image_sha256
-        )
+        files = (bulletin.media_sha256, bulletin.image_sha256)
+        if files not in contents:
+            contents[files] = await load_content(
+                session, media_sha256=files[0], image_sha256=files[1]
+            )
+        content = contents[files]
         length = await service.play_seconds(session, schedule)
-        clusters = await service.clusters_of(session, schedule)
+        clusters = index.clusters_of(schedule)
         for slot in slots(service.recurrence_of(schedule), now, horizon):
             expires = slot + timedelta(seconds=length + settings.schedule_expiry_s)
             play = _Play(
@@ -107,11 +117,8 @@ def _digest(plays: list[_Play]) -> str:
 
 
 def _item(play: _Play, code: str, settings: Settings) -> ScheduleItem:
-    target = Target(cluster=code)
-    expires = int(play.expires_at.timestamp()) + 1
-
-    def url_for(sha256: str, _: Target) -> str:
-        return settings.media_url(sha256, media_auth.cluster_scope(code), expires)
+    target = Target(cluster=code)  # its URLs open nothing for another cluster
+    url_for = url_signer(settings.media_url, play.expires_at)
 
     schedule, bulletin = play.schedule, play.bulletin
     return ScheduleItem.model_validate(
@@ -154,6 +161,7 @@ async def push_schedules(
 ) -> int:
     """Push a new version to every cluster whose next hours changed; how many."""
     now = clock.now()
+    began = time.perf_counter()
     async with session_scope(sessions) as session:
         plays = await _plays_by_cluster(session, settings, now)
         rows = (
@@ -194,15 +202,20 @@ async def push_schedules(
     messages = [
         Outgoing(
             protocol.schedule_topic(code),
-            ScheduleDoc(
-                cluster=code,
-                version=version,
-                generated_at=now,
-                valid_until=valid_until,
-                items=tuple(
-                    _item(p, code, settings) for p in sorted(mine, key=lambda p: p.starts_at)
-                ),
-            ).to_json(),
+            settings.signer.sign_json(
+                protocol.wire_object(
+                    ScheduleDoc(
+                        cluster=code,
+                        version=version,
+                        generated_at=now,
+                        valid_until=valid_until,
+                        items=tuple(
+                            _item(p, code, settings)
+                            for p in sorted(mine, key=lambda p: p.starts_at)
+                        ),
+                    )
+                )
+            ),
             retain=True,
         )
         for _, code, version, _, mine in changed
@@ -221,4 +234,10 @@ async def push_schedules(
                 .values(schedule_digest=None)
             )
         raise
+    log.info(
+        "pushed %d schedule documents (%d clusters with plays) in %.2f s",
+        len(messages),
+        len(plays),
+        time.perf_counter() - began,
+    )
     return len(messages)

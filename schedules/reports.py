@@ -8,24 +8,18 @@ LocalPlay row).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broadcast.models import Broadcast
+from devices import protocol
 from devices import repository as device_repository
 from devices.protocol import Ack
 from schedules.models import LocalPlay, ScheduleFiring
 
-
-def parse_item(item: str) -> tuple[str, datetime] | None:
-    """(schedule id, slot) of "{schedule}@{unix seconds}", or None."""
-    schedule_id, _, stamp = item.partition("@")
-    try:
-        return schedule_id, datetime.fromtimestamp(int(stamp), UTC)
-    except (ValueError, OverflowError):
-        return None
+parse_item = protocol.parse_item
 
 
 async def record(session: AsyncSession, reports: list[Ack], *, now: datetime) -> list[Ack | None]:

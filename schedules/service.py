@@ -23,9 +23,11 @@ from core.actors import Actor
 from core.clock import Clock
 from core.errors import Conflict, InvalidInput, NotFound
 from core.settings import Settings
+from devices import protocol
 from devices.models import Cluster
 from devices.protocol import CommandClass
 from media.models import MediaFile
+from schedules import targets
 from schedules.models import Schedule, ScheduleFiring
 from schedules.recurrence import Recurrence, RecurrenceError, next_slot, slots, to_local, validate
 from schedules.schemas import (
@@ -46,9 +48,7 @@ class ScheduleNotFound(NotFound):
         super().__init__(f"schedule {schedule_id!r} not found", detail={"schedule": schedule_id})
 
 
-def item_id(schedule_id: str, slot: datetime) -> str:
-    """The name a play has in the pushed schedule and in the command that fires it."""
-    return f"{schedule_id}@{int(slot.timestamp())}"
+item_id = protocol.item_id
 
 
 def recurrence_of(schedule: Schedule) -> Recurrence:
@@ -102,6 +102,15 @@ async def clusters_of(session: AsyncSession, schedule: Schedule) -> set[int]:
     return set(targets)
 
 
+async def _on_branch(
+    session: AsyncSession, area: Area, schedules: Sequence[Schedule]
+) -> list[Schedule]:
+    """The schedules that may reach clusters in the area (in order): the rest of the
+    province is left out before any is resolved exactly."""
+    reach = await targets.reach_paths(session, schedules)
+    return [s for s in schedules if targets.may_share([area.path], reach[s.id])]
+
+
 async def conflicts(
     session: AsyncSession, settings: Settings, now: datetime, candidate: Schedule
 ) -> list[Overlap]:
@@ -111,11 +120,16 @@ async def conflicts(
     horizon = now + timedelta(days=settings.conflict_horizon_days)
     my_len = timedelta(seconds=await play_seconds(session, candidate))
     my_slots = slots(recurrence_of(candidate), now, horizon)
-    others = await session.scalars(
-        select(Schedule).where(Schedule.status == "active", Schedule.id != candidate.id)
-    )
+    others = (
+        await session.scalars(
+            select(Schedule).where(Schedule.status == "active", Schedule.id != candidate.id)
+        )
+    ).all()
+    reach = await targets.reach_paths(session, [candidate, *others])
     found: list[Overlap] = []
-    for other in others.all():
+    for other in others:
+        if not targets.may_share(reach[candidate.id], reach[other.id]):
+            continue  # another branch of the area tree: resolved exactly only if it may
         shared = mine & await clusters_of(session, other)
         if not shared:
             continue
@@ -275,9 +289,8 @@ async def calendar(
     _, _, in_area = await broadcast_service.resolve_targets(session, [area.code], [])
     wanted = set(in_area)
     found: list[SlotRead] = []
-    for schedule in (
-        await session.scalars(select(Schedule).where(Schedule.status != "ended"))
-    ).all():
+    candidates = (await session.scalars(select(Schedule).where(Schedule.status != "ended"))).all()
+    for schedule in await _on_branch(session, area, candidates):
         shared = wanted & await clusters_of(session, schedule)
         if not shared:
             continue
@@ -336,7 +349,7 @@ async def now_next(*, session: AsyncSession, area_code: str) -> list[NowNext]:
         .where(Schedule.status == "active", Schedule.next_fire_at.is_not(None))
         .order_by(Schedule.next_fire_at)
     )
-    for schedule in active.all():
+    for schedule in await _on_branch(session, area, active.all()):
         for cid in wanted & await clusters_of(session, schedule):
             upcoming.setdefault(cid, schedule)  # earliest first
     result = []

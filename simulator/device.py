@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from devices import media_auth, protocol
 from devices.mqtt_lite import LiteClient, MqttLiteError
 from devices.protocol import (
+    CLASS_RANK,
+    LEVEL_RANK,
     Ack,
     AckStage,
     Command,
@@ -22,11 +26,13 @@ from devices.protocol import (
     Display,
     Heartbeat,
     MediaRef,
+    OperationParams,
     ProtocolError,
     ScheduleItem,
     Status,
     StreamRef,
 )
+from devices.signing import SignatureError, TrustStore
 from simulator import http_lite
 from simulator.stored_schedule import StoredSchedule
 
@@ -36,9 +42,11 @@ RECONNECT_BASE_S = 0.5  # a cluster on 4G retries quickly, then backs off
 RECONNECT_CAP_S = 10.0
 KEEPALIVE_S = 30
 SEEN_COMMANDS_MAX = 512  # ids remembered against replays; older ones have long expired
-LOCAL_PREFIX = "local:"  # ids of plays from the stored schedule
 STREAM_STALL_S = 5.0  # a relay silent this long is dead (Icecast sends continuously)
 STREAM_CHUNK_BYTES = 16 * 1024
+PREEMPTED_REASON = "preempted by a higher-priority broadcast"
+OFFLINE_ACK_TIMEOUT_S = 2.0  # a clean shutdown waits this long for its last word
+MAX_EARLY_S = 60.0  # a play sent further ahead of its starts_at than this: clocks disagree
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,7 @@ class DeviceSpec:
     firmware: str = "sim-1.0"
     profile: str | None = None  # delivery profile of its model (which rendition it plays)
     media_key: str = ""  # from provisioning: proves who it is to the media server
+    trusted_keys: tuple[str, ...] = ()  # from provisioning: whose signatures it accepts
 
 
 @dataclass
@@ -58,6 +67,26 @@ class Faults:
     ack_loss: float = 0.0  # share of acknowledgements silently dropped
     latency_s: float = 0.0  # extra delay before each acknowledgement, uniform 0..latency
     media_corrupt: float = 0.0  # share of downloads whose bytes come back altered
+
+
+@dataclass
+class Condition:
+    """What a cluster's sensors read (docs/protocol.md section 3); faults change it."""
+
+    power: Literal["mains", "battery"] = "mains"
+    supply_v: float = 221.0
+    amp_on: bool = True
+    amp_temp_c: float = 41.0
+    speakers: int = 2
+    speaker_faults: tuple[int, ...] = ()
+    relay_trip: Literal["overvoltage", "undervoltage", "phase_loss"] | None = None
+    rssi: int = -71
+    clock_skew_s: float = 0.0
+    hung: bool = False  # connected but silent: no heartbeats at all
+    amp_dead: bool = False  # the amplifier does not answer its controller
+
+    def lose_mains(self) -> None:
+        self.power, self.supply_v = "battery", 12.4
 
 
 @dataclass
@@ -86,9 +115,14 @@ class SimulatedCluster:
         self.env = env
         self.client = LiteClient(spec.code, self._on_message, keepalive=KEEPALIVE_S)
         self._areas = set(spec.areas)
+        self.trust = TrustStore(spec.trusted_keys)
+        self.keyset_version = 0
         self._last_stage: dict[str, AckStage | None] = {}  # command id -> latest stage sent
         self._canceled: set[str] = set()  # broadcast ids
         self._current: _Playback | None = None
+        self._queue: list[_Playback] = []  # waiting for the speaker
+        self._speaker_free = asyncio.Event()
+        self.started: list[str] = []  # broadcast ids, in the order they took the speaker
         self._waiting: dict[str, _Playback] = {}
         self._media_cache: dict[str, bytes] = {}
         self._run_task: asyncio.Task[None] | None = None
@@ -98,6 +132,12 @@ class SimulatedCluster:
         self.acks_dropped = 0
         self.rejected: list[str] = []
         self.volume = 70
+        self.condition = Condition()  # what its sensors read; tests and faults change it
+        self.fm_khz: int | None = None
+        self._operations: set[asyncio.Task[None]] = set()
+        self.test_tones = 0
+        self.reboots = 0
+        self._booted = time.monotonic()
         self.shown: list[Display] = []  # e-boards: what has been on screen, in order
         self._offline_until = 0.0
         self.schedule = StoredSchedule(
@@ -107,6 +147,8 @@ class SimulatedCluster:
         )
         self.local_plays: Counter[str] = Counter()  # schedule item id -> plays from storage
         self._reported_items: set[str] = set()
+        self.local_cut: set[str] = set()  # stored items an emergency cut off
+        self._item_commands: dict[str, Command] = {}  # stored item -> command that asked
         self.stream_bytes: Counter[str] = Counter()  # broadcast id -> relayed bytes
 
     # --- connection ------------------------------------------------------------------
@@ -123,11 +165,28 @@ class SimulatedCluster:
                 pass
             self._run_task = None
         await self.schedule.close()
+        for task in list(self._operations):
+            task.cancel()
         if clean:
+            await self._say_offline()
             await self.client.disconnect()
         else:
             self.client.drop()
         self.online.clear()
+
+    async def _say_offline(self) -> None:
+        """A clean DISCONNECT suppresses the Last Will, so a device shutting down says it
+        is offline itself (retained); otherwise its birth message would stay retained and
+        tell whoever subscribes next that it is online."""
+        code = self.spec.code
+        offline = Status(cluster=code, online=False).to_json()
+        try:
+            acked = self.client.publish(protocol.status_topic(code), offline, retain=True)
+        except MqttLiteError:
+            return  # not connected: the broker already published the Will
+        if acked is not None:
+            with contextlib.suppress(TimeoutError, MqttLiteError):
+                await asyncio.wait_for(acked, OFFLINE_ACK_TIMEOUT_S)
 
     def drop_link(self) -> None:
         """Lose the link abruptly (the broker publishes our Last Will); we reconnect."""
@@ -149,7 +208,11 @@ class SimulatedCluster:
                 await self.client.connect(
                     self.env.host, self.env.port, will=will, local_addr=self.env.local_addr
                 )
-                filters = [protocol.cluster_command_topic(code), protocol.schedule_topic(code)]
+                filters = [
+                    protocol.KEYS_TOPIC,
+                    protocol.cluster_command_topic(code),
+                    protocol.schedule_topic(code),
+                ]
                 filters += [protocol.area_command_topic(a) for a in self.spec.areas]
                 await self.client.subscribe(filters)
                 online = Status(cluster=code, online=True, fw=self.spec.firmware)
@@ -177,19 +240,32 @@ class SimulatedCluster:
                 return
             await asyncio.sleep(self.env.heartbeat_s)
 
+    def heartbeat_now(self) -> bool:
+        """Report at once (as after a change a real device notices); False if offline."""
+        return self._publish_heartbeat()
+
     def _publish_heartbeat(self) -> bool:
         """False if the link is down."""
+        if self.condition.hung:
+            return True  # connected, but says nothing: only missed heartbeats tell
         self._hb_seq += 1
         playing = self._current.command.broadcast if self._current else None
+        state = self.condition
         hb = Heartbeat(
             cluster=self.spec.code,
-            at=datetime.now(UTC),
+            at=datetime.now(UTC) + timedelta(seconds=state.clock_skew_s),
             seq=self._hb_seq,
             playing=playing,
             volume=self.volume,
-            rssi=-70,
-            supply_v=220.0,
-            power="mains",
+            rssi=state.rssi,
+            supply_v=state.supply_v,
+            power=state.power,
+            amp_on=state.amp_on,
+            amp_temp_c=state.amp_temp_c,
+            speakers=state.speakers,
+            speaker_faults=state.speaker_faults,
+            relay_trip=state.relay_trip,
+            uptime_s=int(time.monotonic() - self._booted),
             fw=self.spec.firmware,
             schedule_version=self.schedule.version or None,
         )
@@ -208,7 +284,9 @@ class SimulatedCluster:
 
     def _ack(self, command: Command, stage: AckStage, reason: str | None = None) -> None:
         self._remember(command.id, stage)
-        if not command.id.startswith(LOCAL_PREFIX):  # a stored item: no command to answer
+        if not command.id.startswith(
+            protocol.LOCAL_PLAY_PREFIX
+        ):  # a stored item: no command to answer
             self._send_ack(command.id, command.broadcast, stage, reason)
 
     def _send_ack(self, cmd: str, broadcast: str, stage: AckStage, reason: str | None) -> None:
@@ -240,11 +318,14 @@ class SimulatedCluster:
     # --- commands -----------------------------------------------------------------------
 
     def _on_message(self, topic: str, payload: bytes) -> None:
+        if topic == protocol.KEYS_TOPIC:
+            self._on_keyset(payload)
+            return
         if topic.endswith("/schedule"):
             self._on_schedule(payload)
             return
         try:
-            command = protocol.parse_command(payload)
+            command, raw = protocol.parse_signed(Command, payload)
         except ProtocolError as exc:
             self.rejected.append(f"malformed: {exc}")
             return  # nothing to answer: we cannot tell which command it was
@@ -255,6 +336,13 @@ class SimulatedCluster:
             stage = self._last_stage[command.id]
             if stage is not None:
                 self._send_ack(command.id, command.broadcast, stage, None)
+            return
+        try:
+            self.trust.check(raw)
+        except SignatureError as exc:
+            # Not remembered: a forgery must not use up the id of a genuine command.
+            self.rejected.append(f"{exc.problem.value}: {command.id}")
+            self._send_ack(command.id, command.broadcast, AckStage.REJECTED, exc.problem.value)
             return
         self._remember(command.id, None)
         if command.is_expired(now):
@@ -270,6 +358,11 @@ class SimulatedCluster:
             self._ack(command, AckStage.RECEIVED)
         elif command.kind is CommandKind.CANCEL:
             self._cancel(command)
+        elif command.kind in protocol.OPERATION_KINDS:
+            self._ack(command, AckStage.RECEIVED)
+            task = asyncio.create_task(self._operate(command))
+            self._operations.add(task)  # kept referenced until done
+            task.add_done_callback(self._operations.discard)
         else:
             if command.broadcast in self._canceled:
                 self._ack(command, AckStage.REJECTED, "canceled")
@@ -277,21 +370,43 @@ class SimulatedCluster:
             if command.item is not None:
                 self.schedule.commanded(command.item)
                 if command.item in self.schedule.played:
-                    # Played from the stored schedule while the link was down: say so.
-                    self._ack(command, AckStage.PLAYED)
+                    # Started from the stored schedule while the link was down: say how it
+                    # went, without sound (and again when a play still under way ends).
+                    self._item_commands[command.item] = command
+                    self._ack(command, *self._stored_outcome(command.item))
                     return
                 self.schedule.started(command.item)
             task = asyncio.create_task(self._play(command))
             self._waiting[command.broadcast] = _Playback(command, task)
 
+    def _on_keyset(self, payload: bytes) -> None:
+        """A new set of trusted keys, signed by one we trust already (key rotation)."""
+        try:
+            keyset, raw = protocol.parse_signed(protocol.KeySet, payload)
+            self.trust.check(raw)
+            if keyset.version <= self.keyset_version:
+                # An old set replayed could bring back a retired key.
+                if keyset.version < self.keyset_version:
+                    self.rejected.append(f"keyset: old version {keyset.version}")
+                return
+            self.trust.replace(keyset.keys)
+        except (ProtocolError, SignatureError, ValueError) as exc:
+            self.rejected.append(f"keyset: {exc}")
+            return
+        self.keyset_version = keyset.version
+
     def _on_schedule(self, payload: bytes) -> None:
         try:
-            doc = protocol.parse_schedule(payload)
-        except ProtocolError as exc:
-            self.rejected.append(f"malformed schedule: {exc}")
+            doc, raw = protocol.parse_signed(protocol.ScheduleDoc, payload)
+            self.trust.check(raw)
+        except (ProtocolError, SignatureError) as exc:
+            self.rejected.append(f"schedule: {exc}")
             return
         if doc.cluster != self.spec.code:
             self.rejected.append(f"misaddressed schedule: {doc.cluster}")
+            return
+        if doc.valid_until <= datetime.now(UTC):
+            self.rejected.append(f"expired schedule: {doc.version}")
             return
         if self.schedule.accept(doc, self.spec.profile):
             self._publish_heartbeat()  # confirms the version at once
@@ -318,9 +433,9 @@ class SimulatedCluster:
         control plane asks when the link is back, and hears "played")."""
         command = Command.model_validate(
             {
-                "id": f"{LOCAL_PREFIX}{item.id}",
+                "id": f"{protocol.LOCAL_PLAY_PREFIX}{item.id}",
                 "kind": CommandKind.PLAY,
-                "broadcast": f"{LOCAL_PREFIX}{item.id}",
+                "broadcast": f"{protocol.LOCAL_PLAY_PREFIX}{item.id}",
                 "class": item.cls,
                 "level": item.level,
                 "issued_at": item.starts_at,
@@ -336,10 +451,80 @@ class SimulatedCluster:
         task = asyncio.create_task(self._play(command))
         self._waiting[command.broadcast] = _Playback(command, task)
         await asyncio.wait({task})
-        if self.play_counts[command.broadcast]:
+        played = bool(self.play_counts[command.broadcast])
+        if played:
             self.local_plays[item.id] += 1
-            if self.client.connected:  # online but the control plane was silent
-                self._report_local_plays()
+        else:
+            self.local_cut.add(item.id)  # pre-empted: dropped, not resumed (protocol 4.3)
+        if (answered := self._item_commands.get(item.id)) is not None:
+            self._ack(answered, *self._stored_outcome(item.id))
+        if played and self.client.connected:  # online but the control plane was silent
+            self._report_local_plays()
+
+    def _stored_outcome(self, item_id: str) -> tuple[AckStage, str | None]:
+        """Where a play from the stored schedule stands, as an acknowledgement."""
+        if self.local_plays[item_id]:
+            return AckStage.PLAYED, None
+        if item_id in self.local_cut:
+            return AckStage.PREEMPTED, PREEMPTED_REASON
+        return AckStage.PLAYING, None
+
+    async def _operate(self, command: Command) -> None:
+        """A technician's remote command (docs/protocol.md 4.6): carry it out, report the
+        new state in a heartbeat, answer `done`, or `failed` with the reason."""
+        op, kind, state = command.op or OperationParams(), command.kind, self.condition
+        failure: str | None = None
+        if kind is CommandKind.SET_VOLUME and op.volume is not None:
+            self.volume = op.volume
+        elif kind is CommandKind.AMPLIFIER and op.on is not None:
+            if state.amp_dead:
+                failure = "amplifier does not answer"
+            else:
+                state.amp_on = op.on
+        elif kind is CommandKind.TUNE_FM and op.frequency_khz is not None:
+            self.fm_khz = op.frequency_khz
+        elif kind is CommandKind.TEST_TONE:
+            if state.amp_dead or not state.amp_on:
+                failure = "amplifier off or not answering"
+            else:
+                await asyncio.sleep((op.seconds or 3) / self.env.time_compression)
+                self.test_tones += 1
+        elif kind is CommandKind.REBOOT:
+            self._booted = time.monotonic()
+            self.reboots += 1
+            self.drop_link()  # back within a reconnect, then it answers
+            self.online.clear()
+            await self.online.wait()
+        elif kind is CommandKind.SELF_TEST:
+            failure = await self._self_check(command)
+        elif kind is not CommandKind.REPORT_STATUS:
+            failure = f"{kind.value}: parameters missing"
+        if failure is None:
+            self._publish_heartbeat()
+            self._ack(command, AckStage.DONE)
+        else:
+            self._ack(command, AckStage.FAILED, failure)
+
+    async def _self_check(self, command: Command) -> str | None:
+        """Everything an emergency needs, without a sound: the command verified (it got
+        here), the clip fetched afresh and checked, the amplifier answering, its lines
+        and relay sound. The first thing wrong, or None."""
+        state = self.condition
+        if command.media is not None and self.spec.kind != "eboard":
+            failure = await self._fetch(command.media.for_profile(self.spec.profile), fresh=True)
+            if failure is not None:
+                return failure
+        if self.spec.kind == "eboard":
+            return None  # a screen: verified and reachable is what it can show
+        if state.amp_dead:
+            return "amplifier does not answer"
+        if not state.amp_on:
+            return "amplifier switched off"
+        if state.relay_trip:
+            return f"protection relay tripped ({state.relay_trip})"
+        if state.speaker_faults:
+            return f"speaker line(s) {', '.join(map(str, state.speaker_faults))} open or shorted"
+        return None
 
     def _cancel(self, command: Command) -> None:
         self._canceled.add(command.broadcast)
@@ -358,8 +543,10 @@ class SimulatedCluster:
             return None
         return await self._fetch(command.media.for_profile(self.spec.profile))
 
-    async def _fetch(self, media: MediaRef) -> str | None:
-        if media.sha256 in self._media_cache:
+    async def _fetch(self, media: MediaRef, *, fresh: bool = False) -> str | None:
+        """Download and verify; the reason on failure. `fresh`: even if held (a test of
+        the download path itself)."""
+        if media.sha256 in self._media_cache and not fresh:
             return None
         spec = self.spec
         url = media_auth.device_url(media.url, code=spec.code, areas=spec.areas, key=spec.media_key)
@@ -385,6 +572,7 @@ class SimulatedCluster:
                 self._ack(command, AckStage.FAILED, failure)
                 return
             self._ack(command, AckStage.RECEIVED)
+            await _sleep_until(_not_before(command.starts_at))  # a scheduled play, sent early
             if command.stream is not None:  # e-boards show the relay's banner while it runs
                 await _sleep_until(command.stream.starts_at)
             await self._take_the_speaker(playback)
@@ -404,12 +592,11 @@ class SimulatedCluster:
             self._ack(command, AckStage.PLAYED)
         except asyncio.CancelledError:
             if command.broadcast not in self._canceled:
-                self._ack(command, AckStage.PREEMPTED, "preempted by a higher-priority broadcast")
+                self._ack(command, AckStage.PREEMPTED, PREEMPTED_REASON)
             raise
         finally:
             self._waiting.pop(command.broadcast, None)
-            if self._current is playback:
-                self._current = None
+            self._release_the_speaker(playback)
 
     async def _show(self, command: Command) -> None:
         """An e-board: the bulletin on screen for its display time."""
@@ -452,16 +639,44 @@ class SimulatedCluster:
 
     async def _take_the_speaker(self, playback: _Playback) -> None:
         """An emergency pre-empts whatever plays (docs/protocol.md 4.3); anything else,
-        priority included, waits for the speaker: priority orders the queue, it does not
-        cut in."""
-        while self._current is not None and self._current is not playback:
-            current = self._current
-            if playback.command.cls is CommandClass.EMERGENCY:
-                current.task.cancel()
-                self._current = None
-                break
-            await asyncio.wait({current.task})
+        priority included, waits for the speaker, and what waits plays by class, then
+        sender level, then time: priority orders the queue, it does not cut in."""
+        current = self._current
+        if playback.command.cls is CommandClass.EMERGENCY and current not in (None, playback):
+            assert current is not None
+            current.task.cancel()
+            self._current = None
+        self._queue.append(playback)
+        try:
+            while self._current is not None or min(self._queue, key=_rank) is not playback:
+                self._speaker_free.clear()
+                await self._speaker_free.wait()
+        finally:
+            self._queue.remove(playback)
+            self._speaker_free.set()  # whoever is next in line looks again
         self._current = playback
+        self.started.append(playback.command.broadcast)
+
+    def _release_the_speaker(self, playback: _Playback) -> None:
+        if self._current is playback:
+            self._current = None
+            self._speaker_free.set()
+
+
+def _rank(playback: _Playback) -> tuple[int, int, datetime]:
+    """Who plays first of those waiting: class, then sender level, then time."""
+    command = playback.command
+    return (-CLASS_RANK[command.cls], -LEVEL_RANK[command.level], command.issued_at)
+
+
+def _not_before(starts_at: datetime | None) -> datetime | None:
+    """When to start a play sent ahead of its slot: at `starts_at`, unless that is further
+    ahead than the control plane ever sends (our clocks disagree): then at once, since a
+    bulletin held for hours by a wrong clock is worse than one a little early."""
+    if starts_at is None:
+        return None
+    ahead = (starts_at - datetime.now(UTC)).total_seconds()
+    return starts_at if ahead <= MAX_EARLY_S else None
 
 
 async def _sleep_until(when: datetime | None) -> None:

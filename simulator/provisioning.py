@@ -15,6 +15,7 @@ def specs_from_json(items: list[dict[str, object]]) -> list[DeviceSpec]:
             areas=tuple(i["areas"]),  # type: ignore[arg-type]
             profile=str(i.get("profile") or "") or None,
             media_key=str(i.get("media_key") or ""),
+            trusted_keys=tuple(i.get("trusted_keys") or ()),  # type: ignore[arg-type]
         )
         for i in items
     ]

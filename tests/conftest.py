@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
-from app.broker import Broker, free_port
+from app.broker import Broker
 from app.main import create_app
 from core.clock import Clock
 from core.database import Base, create_engine
@@ -25,7 +25,7 @@ from media.icecast import IcecastServer
 from media.synth import tone
 from simulator.device import DeviceSpec, Faults
 from simulator.fleet import Fleet
-from tests.support import Stack, start_stack
+from tests.support import Stack, reserve_port, start_stack
 
 PG_ADMIN_DSN = os.environ.get(
     "BROADCAST_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -94,7 +94,7 @@ async def clean_db(database_url: str) -> str:
 @pytest.fixture
 def settings_factory(clean_db: str, broker: Broker, tmp_path: Path) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
-        port = overrides.pop("http_port", None) or free_port()
+        port = overrides.pop("http_port", None) or reserve_port()
         values: dict[str, Any] = {
             "environment": "test",
             "database_url": clean_db,
@@ -107,6 +107,7 @@ def settings_factory(clean_db: str, broker: Broker, tmp_path: Path) -> Callable[
             "played_grace_s": 2.0,
             "sweep_interval_s": 0.2,
             "mqtt_share_group": f"g{uuid.uuid4().hex[:8]}",  # tests never steal each other's acks
+            "self_test_at": None,  # the daily self-test only where a test asks for it
         }
         values.update(overrides)
         return Settings(**values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,6 +20,32 @@ T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 30.0
 POLL_S = 0.05  # how often a condition is re-checked; the wait ends as soon as it holds
+
+# A port chosen for a stack is held by a bound socket until uvicorn takes it over: between
+# choosing a free port and binding it, the kernel could hand the same number to one of the
+# fleet's outgoing connections (both come from the ephemeral range), and the stack would
+# fail to start with "address already in use".
+_reserved: dict[int, socket.socket] = {}
+
+
+def reserve_port(host: str = "127.0.0.1") -> int:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    port = int(sock.getsockname()[1])
+    _reserved[port] = sock
+    return port
+
+
+def _listening_socket(port: int, host: str = "127.0.0.1") -> socket.socket:
+    """The reserved socket for `port`, or a fresh one bound to it (a stack restarted on
+    the port it had before)."""
+    sock = _reserved.pop(port, None)
+    if sock is None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    return sock
 
 
 async def eventually(
@@ -84,7 +111,7 @@ class Stack:
 async def start_stack(app: FastAPI, settings: Settings, port: int) -> Stack:
     config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[_listening_socket(port)]))
     while not server.started:
         if task.done():
             task.result()

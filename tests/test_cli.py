@@ -77,3 +77,70 @@ async def test_alert_from_typed_text_reaches_every_cluster(
     ok = await asyncio.to_thread(send_and_watch, request, Console(file=out, width=120))
     assert ok is True, out.getvalue()
     assert fleet.count(lambda d: sum(d.play_counts.values()) == 1) == len(local)
+
+
+def test_keys_generate_then_show_the_configured_key() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from devices.signing import SigningKey
+
+    def run(*args: str, **env: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-m", "app", "keys", *args],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    generated = run("generate").splitlines()
+    seed = generated[0].split()[-1]
+    public = generated[1].split()[-1]
+    key = SigningKey.from_text(seed)
+    assert key.public_text == public and generated[2].split()[-1] == key.kid
+    shown = run("show", BROADCAST_SIGNING_KEY=seed, BROADCAST_TRUSTED_KEYS=f'["{public}"]')
+    assert f"signing key id {key.kid}" in shown
+    assert shown.count(public) == 1, "its own public key listed once"
+
+
+async def test_technician_commands_show_health_and_change_a_cluster(
+    stack: Stack, fleet_factory: Callable[..., Fleet]
+) -> None:
+    from app.technician import send_command, show_cluster, show_health
+    from simulator.provisioning import fetch_specs
+    from tests.support import eventually
+
+    specs = [
+        s for s in await seed_province(stack) if "25216" in s.areas and s.kind == "speaker_cluster"
+    ]
+    fleet = fleet_factory(specs[:3])  # the others never come up
+    await fleet.start()
+    device = fleet.devices[specs[0].code]
+    device.condition.lose_mains()
+    assert device.heartbeat_now()
+    url = stack.settings.public_base_url
+
+    async def on_battery() -> str:
+        out = StringIO()
+        await asyncio.to_thread(show_cluster, url, device.spec.code, Console(file=out, width=160))
+        return out.getvalue()
+
+    page = await eventually(on_battery, lambda text: "battery 12.4 V" in text, what="battery")
+    assert "online" in page and device.spec.code in page
+
+    out = StringIO()
+    console = Console(file=out, width=160)
+    done = await asyncio.to_thread(send_command, url, device.spec.code, "volume", 40, console, 30)
+    assert done is True and device.volume == 40
+    assert f"{device.spec.code} volume: done" in out.getvalue()
+
+    out = StringIO()
+    await asyncio.to_thread(show_health, url, "25216", Console(file=out, width=160))
+    text = out.getvalue()
+    assert "Health of 25216" in text
+    row = next(line for line in text.splitlines() if "25216" in line and "│" in line)
+    cells = [c.strip() for c in row.split("│") if c.strip()]
+    total = len([s for s in await fetch_specs(url) if "25216" in s.areas])  # e-boards too
+    assert cells[2:] == [str(total), "3", str(total - 3), "0", "1"]

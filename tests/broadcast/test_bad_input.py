@@ -125,7 +125,8 @@ async def test_the_simulated_cluster_rejects_expired_and_misaddressed_commands(
             "target": {"cluster": device.spec.code},
             **kw,
         }
-        return protocol.Command.model_validate(body).to_json()
+        command = protocol.Command.model_validate(body)
+        return stack.settings.signer.sign_json(protocol.wire_object(command))
 
     topic = protocol.cluster_command_topic(device.spec.code)
     for payload in (

@@ -53,3 +53,37 @@ async def test_an_emergency_preempts_a_normal_broadcast_and_a_priority_one_waits
     # The notice was waiting, not interrupted: it plays once the emergency is over.
     after = await stack.wait_broadcast(notice["id"], lambda b: counts(b, "played") == n)
     assert after["confirmed"] == n
+
+
+async def test_what_waits_for_the_speaker_plays_by_class_then_level_then_time(
+    stack: Stack, fleet_factory: Callable[..., Fleet], long_mp3: Path, tone_mp3: Path
+) -> None:
+    """While the commune's news plays, three items queue up: a commune notice, a commune
+    priority item and a province notice. When the news ends the priority item plays
+    first, then the province's notice (higher sender), then the commune's (DESIGN.md)."""
+    spec = next(s for s in await seed_province(stack) if COMMUNE in s.areas)
+    fleet = fleet_factory([spec], time_compression=5)  # the 30 s clip plays in 6 s
+    await fleet.start()
+    device = fleet.devices[spec.code]
+    long_clip, short_clip = await upload(stack, long_mp3), await upload(stack, tone_mp3)
+
+    async def sent(title: str, clip: dict[str, str], cls: str, level: str) -> str:
+        bulletin = await approved_bulletin(stack, title=title, media_sha256=clip["sha256"])
+        body = {"title": title, "clusters": [spec.code], "bulletin_id": bulletin["id"]}
+        broadcast = await send(stack, **body, **{"class": cls, "level": level})
+        return str(broadcast["id"])
+
+    news = await sent("Bản tin sáng", long_clip, "normal", "commune")
+    await stack.wait_broadcast(news, lambda b: counts(b, "playing") == 1)
+    queued = [
+        await sent("Thông báo của xã", short_clip, "normal", "commune"),
+        await sent("Thông báo ưu tiên của xã", short_clip, "priority", "commune"),
+        await sent("Thông báo của tỉnh", short_clip, "normal", "province"),
+    ]
+    for broadcast_id in queued:
+        await stack.wait_broadcast(broadcast_id, lambda b: counts(b, "delivered") == 1)
+    assert device.started == [news], "nothing cut into a normal item but an emergency"
+    for broadcast_id in queued:
+        await stack.wait_broadcast(broadcast_id, lambda b: counts(b, "played") == 1)
+    commune_notice, commune_priority, province_notice = queued
+    assert device.started == [news, commune_priority, province_notice, commune_notice]

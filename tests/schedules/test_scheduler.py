@@ -266,3 +266,45 @@ async def test_two_schedulers_on_one_database_fire_a_slot_once(
 
 async def leaders(*stacks: Stack) -> int:
     return sum(1 for s in stacks if s.runtime.jobs is not None and s.runtime.jobs.leading)
+
+
+async def test_a_slot_many_communes_share_fires_at_once_and_one_bad_slot_spoils_none(
+    stack_factory: StackFactory, tone_mp3: Path
+) -> None:
+    """Slots due together are written in batches; a batch with one slot that cannot air (its
+    bulletin was archived after scheduling) is rolled back and fired slot by slot, so that
+    one is recorded skipped and every other commune still plays on time."""
+    from schedules.jobs import FIRE_BATCH
+
+    slot = future_minute()
+    clock = ManualClock(slot - timedelta(seconds=30))
+    stack = await stack_factory(clock=clock)
+    specs = await seed_province(stack)
+    clip = await upload(stack, tone_mp3)
+    communes = sorted({s.areas[-1] for s in specs})[: FIRE_BATCH + 5]
+    news = await approved_bulletin(stack, title="Bản tin sáng", media_sha256=clip["sha256"])
+    pulled = await approved_bulletin(stack, title="Tin đã rút", media_sha256=clip["sha256"])
+    schedules: dict[str, str] = {}
+    for i, commune in enumerate(communes):
+        bulletin = pulled if i == 3 else news
+        response = await stack.client.post(
+            "/api/v1/schedules",
+            json={
+                "title": f"Bản tin sáng {commune}",
+                "bulletin_id": bulletin["id"],
+                "starts_local": local(slot),
+                "rule": "FREQ=DAILY",
+                "areas": [commune],
+            },
+        )
+        assert response.status_code == 201, response.text
+        schedules[commune] = response.json()["id"]
+    archived = await stack.client.post(f"/api/v1/bulletins/{pulled['id']}/archive")
+    assert archived.status_code == 200, archived.text
+
+    clock.set(slot + timedelta(seconds=0.3))
+    await ticks(stack)
+    outcomes = {c: [f["outcome"] for f in await firings(stack, s)] for c, s in schedules.items()}
+    assert outcomes.pop(communes[3]) == ["skipped"]
+    assert set(map(tuple, outcomes.values())) == {("on_time",)}
+    assert await broadcasts(stack) == len(communes) - 1

@@ -1,0 +1,1 @@
+"""Fleet health for technicians: telemetry, link state, rollups (docs/protocol.md section 3)."""

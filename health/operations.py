@@ -1,0 +1,253 @@
+"""Remote operations for technicians (docs/protocol.md section 4.6): one signed command to
+a cluster or a whole area, and each cluster's answer, acknowledged like a broadcast.
+
+Written before it is published (as broadcasts are), so no answer can arrive for an
+operation we do not know; answered `received` (accepted), then `done` or `failed`;
+clusters that never answered are `expired` when the operation expires.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from broadcast import service as broadcast_service
+from broadcast.commands import MediaSet, Publication, media_ref, url_signer
+from core.errors import InvalidInput, NotFound
+from core.ingest_stats import IngestStats
+from core.settings import Settings
+from devices import protocol
+from devices.inbound import Inbound
+from devices.models import Cluster
+from devices.protocol import Ack, AckStage, Command, CommandKind, OperationParams, Target
+from health.models import Operation, OperationResult
+from health.schemas import OperationCreate, OperationRead, OperationResultRead
+from media.models import MediaFile
+
+OP_PREFIX = "op-"  # operation ids: acknowledgements naming one are routed here
+FINAL = frozenset({"done", "failed", "rejected", "expired"})
+# What each answer makes of a result; later stages win, a final one stays.
+_STAGE_STATE = {
+    AckStage.RECEIVED: "accepted",
+    AckStage.DONE: "done",
+    AckStage.FAILED: "failed",
+    AckStage.REJECTED: "rejected",
+}
+_REQUIRED = {
+    CommandKind.SET_VOLUME: "volume",
+    CommandKind.AMPLIFIER: "on",
+    CommandKind.TUNE_FM: "frequency_khz",
+}
+
+
+class OperationNotFound(NotFound):
+    def __init__(self, operation_id: str) -> None:
+        super().__init__(
+            f"operation {operation_id!r} not found", detail={"operation": operation_id}
+        )
+
+
+def is_operation(broadcast_field: str) -> bool:
+    return broadcast_field.startswith(OP_PREFIX)
+
+
+@dataclass(frozen=True)
+class Created:
+    operation: Operation
+    publications: list[Publication]
+    total: int
+
+
+async def create(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    data: OperationCreate,
+    actor: str,
+    now: datetime,
+    media_sha256: str | None = None,
+) -> Created:
+    """Write the operation and a `sent` result per cluster; the commands to publish after
+    the commit (one per targeted area, one per cluster named on its own)."""
+    field = _REQUIRED.get(CommandKind(data.kind.value))
+    if field is not None and getattr(data.params, field) is None:
+        raise InvalidInput(
+            f"{data.kind.value} needs params.{field}", detail={"field": f"params.{field}"}
+        )
+    cover, extra, targets = await broadcast_service.resolve_targets(
+        session, data.areas, data.clusters
+    )
+    if not targets:
+        raise InvalidInput("no clusters under the given targets", detail={"field": "areas"})
+    operation = Operation(
+        id=f"{OP_PREFIX}{uuid.uuid4()}",
+        kind=data.kind.value,
+        params=data.params.model_dump(exclude_none=True),
+        target_areas=[a.code for a in cover],
+        target_clusters=extra,
+        requested_by=actor,
+        created_at=now,
+        expires_at=now + timedelta(seconds=data.expires_in_s),
+        media_sha256=media_sha256,
+    )
+    session.add(operation)
+    await session.flush()
+    table = OperationResult.__table__
+    assert isinstance(table, Table)
+    await session.execute(
+        insert(table),
+        [
+            {"operation_id": operation.id, "cluster_id": cid, "state": "sent", "updated_at": now}
+            for cid in sorted(targets)
+        ],
+    )
+    media = await session.get(MediaFile, media_sha256) if media_sha256 else None
+    return Created(operation, publications(operation, media, settings), len(targets))
+
+
+def publications(
+    operation: Operation, media: MediaFile | None, settings: Settings
+) -> list[Publication]:
+    targets = [
+        (protocol.area_command_topic(code), Target(area=code)) for code in operation.target_areas
+    ] + [
+        (protocol.cluster_command_topic(code), Target(cluster=code))
+        for code in operation.target_clusters
+    ]
+    return [(topic, _command(operation, target, media, settings)) for topic, target in targets]
+
+
+def _command(
+    operation: Operation, target: Target, media: MediaFile | None, settings: Settings
+) -> Command:
+    url_for = url_signer(settings.media_url, operation.expires_at)
+    return Command.model_validate(
+        {
+            # The operation id is the command id too: a re-send is a repeat the device
+            # answers with where it stands, never a second reboot.
+            "id": operation.id,
+            "kind": operation.kind,
+            "broadcast": operation.id,
+            "class": protocol.CommandClass.PRIORITY,
+            "level": protocol.SenderLevel.PROVINCE,
+            "issued_at": operation.created_at,
+            "expires_at": operation.expires_at,
+            "target": target,
+            "title": operation.kind,
+            "op": OperationParams.model_validate(operation.params),
+            "media": media_ref(MediaSet(media), target, url_for) if media else None,
+        }
+    )
+
+
+async def apply_acks(
+    session: AsyncSession, acks: list[tuple[Inbound, Ack]], stats: IngestStats
+) -> None:
+    """Each cluster's answer moves its result on (accepted, then done / failed); a final
+    state stays; answers to operations we do not know are refused, counted."""
+    ids = {ack.broadcast for _, ack in acks}
+    codes = {ack.cluster for _, ack in acks}
+    rows = await session.execute(
+        select(
+            OperationResult.id, OperationResult.operation_id, Cluster.code, OperationResult.state
+        )
+        .join(Cluster, OperationResult.cluster_id == Cluster.id)
+        .where(OperationResult.operation_id.in_(ids), Cluster.code.in_(codes))
+    )
+    results: dict[tuple[str, str], tuple[int, str]] = {
+        (op, code): (rid, state) for rid, op, code, state in rows.all()
+    }
+    changes: dict[int, dict[str, Any]] = {}
+    for item, ack in acks:
+        found = results.get((ack.broadcast, ack.cluster))
+        state = _STAGE_STATE.get(ack.stage)
+        if found is None or state is None:
+            item.refuse(
+                stats, "unknown_operation", f"{ack.cluster}: {ack.stage.value} for {ack.broadcast}"
+            )
+            continue
+        stats.count("operation_acks")
+        result_id, current = found
+        if current in FINAL or current == state:
+            continue
+        results[(ack.broadcast, ack.cluster)] = (result_id, state)
+        changes[result_id] = {
+            "p_id": result_id,
+            "p_state": state,
+            "p_reason": ack.reason,
+            "p_at": item.received_at,
+        }
+    if changes:
+        table = OperationResult.__table__
+        assert isinstance(table, Table)
+        await session.execute(
+            update(table)
+            .where(table.c.id == bindparam("p_id"))
+            .values(
+                state=bindparam("p_state"),
+                reason=bindparam("p_reason"),
+                updated_at=bindparam("p_at"),
+            ),
+            list(changes.values()),
+        )
+
+
+async def expire(session: AsyncSession, *, now: datetime) -> None:
+    """Clusters that never finished an operation before it expired: `expired`. Reads
+    first: this runs every tick, and a write every tick would contend for SQLite's one
+    writer with the API for nothing."""
+    due = select(Operation.id).where(Operation.expires_at <= now)
+    open_results = (
+        select(OperationResult.id)
+        .where(
+            OperationResult.operation_id.in_(due),
+            OperationResult.state.in_(("sent", "accepted")),
+        )
+        .limit(1)
+    )
+    if await session.scalar(open_results) is None:
+        return
+    await session.execute(
+        update(OperationResult)
+        .where(
+            OperationResult.operation_id.in_(due),
+            OperationResult.state.in_(("sent", "accepted")),
+        )
+        .values(state="expired", updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def read(*, session: AsyncSession, operation_id: str) -> OperationRead:
+    operation = await session.get(Operation, operation_id)
+    if operation is None:
+        raise OperationNotFound(operation_id)
+    rows = await session.execute(
+        select(
+            Cluster.code, OperationResult.state, OperationResult.reason, OperationResult.updated_at
+        )
+        .join(Cluster, OperationResult.cluster_id == Cluster.id)
+        .where(OperationResult.operation_id == operation_id)
+        .order_by(Cluster.code)
+    )
+    results = [
+        OperationResultRead(cluster=code, state=state, reason=reason, updated_at=at)
+        for code, state, reason, at in rows.all()
+    ]
+    return OperationRead(
+        id=operation.id,
+        kind=operation.kind,
+        params=operation.params,
+        requested_by=operation.requested_by,
+        created_at=operation.created_at,
+        expires_at=operation.expires_at,
+        total=len(results),
+        counts=dict(Counter(r.state for r in results)),
+        results=results,
+    )

@@ -1,0 +1,131 @@
+"""Fleet health over HTTP: the rollup worst first, one cluster's page, CSV for the office."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from fastapi.responses import PlainTextResponse
+
+from app.deps import ActorDep, RuntimeDep, SessionDep
+from core.database import session_scope
+from health import alarms, operations, self_test, service
+from health.schemas import (
+    AlarmRead,
+    AreaHealth,
+    ClusterHealthRead,
+    OperationCreate,
+    OperationRead,
+    SelfTestReport,
+)
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/api/v1/health")
+async def area_health(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    area: Annotated[str, Query(description="the area (its subtree); its children follow")],
+) -> list[AreaHealth]:
+    """The area itself first, then each child area, the worst first."""
+    return await service.rollup(session=session, settings=runtime.settings, area_code=area)
+
+
+@router.get("/api/v1/health/export.csv", response_class=PlainTextResponse)
+async def export_health(
+    session: SessionDep, runtime: RuntimeDep, area: Annotated[str, Query()]
+) -> PlainTextResponse:
+    text = await service.export_csv(session=session, settings=runtime.settings, area_code=area)
+    return PlainTextResponse(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="health-{area}.csv"'},
+    )
+
+
+@router.get("/api/v1/clusters/{code}/health")
+async def cluster_health(
+    code: str,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    history: Annotated[int, Query(ge=0, le=2000, description="samples, newest first")] = 96,
+) -> ClusterHealthRead:
+    return await service.cluster_health(
+        session=session, settings=runtime.settings, code=code, history=history
+    )
+
+
+@router.get("/api/v1/alarms")
+async def list_alarms(
+    session: SessionDep,
+    area: Annotated[str | None, Query(description="only clusters in this subtree")] = None,
+    cluster: str | None = None,
+    kind: str | None = None,
+    open_only: Annotated[bool, Query(alias="open", description="false: the whole record")] = True,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> Sequence[AlarmRead]:
+    """Newest first."""
+    return await alarms.listing(
+        session,
+        area_code=area,
+        cluster_code=cluster,
+        open_only=open_only,
+        kind=kind,
+        limit=limit,
+    )
+
+
+@router.post("/api/v1/alarms/{alarm_id}/acknowledge")
+async def acknowledge_alarm(
+    alarm_id: int, session: SessionDep, runtime: RuntimeDep, actor: ActorDep
+) -> AlarmRead:
+    """A person has seen it: who and when are kept (the first acknowledgement stands)."""
+    return await alarms.acknowledge(
+        session, alarm_id=alarm_id, who=actor.name, now=runtime.clock.now()
+    )
+
+
+@router.post("/api/v1/operations", status_code=status.HTTP_201_CREATED)
+async def create_operation(
+    data: OperationCreate, runtime: RuntimeDep, actor: ActorDep
+) -> OperationRead:
+    """A remote command to areas and/or clusters; each cluster's result follows at
+    GET /api/v1/operations/{id}. Committed before it is published: with the broker down it
+    still answers 201, `published: false` (send it again when the broker is back)."""
+    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        created = await operations.create(
+            session=session,
+            settings=runtime.settings,
+            data=data,
+            actor=actor.name,
+            now=runtime.clock.now(),
+        )
+    published = await runtime.require_dispatcher().publish_commands(
+        created.operation.id, created.publications
+    )
+    async with session_scope(runtime.sessions) as session:
+        read = await operations.read(session=session, operation_id=created.operation.id)
+    return read.model_copy(update={"published": published})
+
+
+@router.get("/api/v1/operations/{operation_id}")
+async def read_operation(operation_id: str, session: SessionDep) -> OperationRead:
+    return await operations.read(session=session, operation_id=operation_id)
+
+
+@router.post("/api/v1/self-test", status_code=status.HTTP_201_CREATED)
+async def run_self_test(runtime: RuntimeDep) -> dict[str, str]:
+    """Start the silent self-test of every cluster now (it also runs daily at
+    SELF_TEST_AT); results at GET /api/v1/self-test/report."""
+    return {"operation_id": await self_test.start(runtime)}
+
+
+@router.get("/api/v1/self-test/report")
+async def self_test_report(
+    session: SessionDep, area: Annotated[str, Query(description="province, district or commune")]
+) -> SelfTestReport:
+    """By commune, every cluster that would not have played an emergency in the latest
+    self-test: failed (with the reason) or silent."""
+    return await self_test.report(session=session, area_code=area)

@@ -1,0 +1,225 @@
+"""Signed commands against a real broker: forged, unsigned and altered commands injected
+straight into it are played by no simulated cluster; keys rotate without a silent moment."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from broadcast.models import Broadcast
+from core.database import session_scope
+from devices import protocol
+from devices.mqtt_lite import LiteClient
+from devices.signing import SigningKey, signed_keyset
+from simulator.device import SimulatedCluster
+from simulator.fleet import Fleet
+from tests.broadcast.helpers import seed_province, send, upload
+from tests.support import Stack, counts, eventually
+
+COMMUNE = "25216"
+
+
+def _play(device: SimulatedCluster, command_id: str, **changes: Any) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    command = protocol.Command.model_validate(
+        {
+            "id": command_id,
+            "kind": "play",
+            "broadcast": f"b-{command_id}",
+            "class": "emergency",
+            "issued_at": now,
+            "expires_at": now + timedelta(minutes=5),
+            "target": {"cluster": device.spec.code},
+            "title": "Loa phát lệnh giả",
+            "stream": {"url": "http://127.0.0.1:9/never"},  # nothing to fetch first
+        }
+    )
+    return {**protocol.wire_object(command), **changes}
+
+
+class _Injector:
+    """Someone who can write to the broker, and hears one cluster's acknowledgements."""
+
+    def __init__(self, stack: Stack, device: SimulatedCluster) -> None:
+        self.stack, self.device = stack, device
+        self.acks: list[protocol.Ack] = []
+        self.client = LiteClient("intruder", lambda _t, p: self.acks.append(protocol.parse_ack(p)))
+
+    async def __aenter__(self) -> _Injector:
+        await self.client.connect(self.stack.settings.mqtt_host, self.stack.settings.mqtt_port)
+        await self.client.subscribe([protocol.ack_topic(self.device.spec.code)])
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.client.disconnect()
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        future = self.client.publish(topic, payload)
+        assert future is not None
+        await future
+
+    async def command(self, payload: bytes) -> None:
+        await self.publish(protocol.cluster_command_topic(self.device.spec.code), payload)
+
+    async def stages(self, command_id: str) -> list[tuple[str, str | None]]:
+        return [(a.stage.value, a.reason) for a in list(self.acks) if a.cmd == command_id]
+
+    async def wait_stage(self, command_id: str, stage: str) -> list[tuple[str, str | None]]:
+        return await eventually(
+            lambda: self.stages(command_id),
+            lambda got: any(s == stage for s, _ in got),
+            what=f"{command_id} {stage}",
+        )
+
+
+def _raw(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj).encode()
+
+
+async def test_unsigned_forged_and_altered_commands_are_rejected_and_never_played(
+    stack: Stack, fleet_factory: Callable[..., Fleet]
+) -> None:
+    spec = next(s for s in await seed_province(stack) if COMMUNE in s.areas)
+    fleet = fleet_factory([spec])
+    await fleet.start()
+    device = fleet.devices[spec.code]
+    ours, forger = stack.settings.signer, SigningKey.generate()
+
+    async with _Injector(stack, device) as intruder:
+        altered = ours.sign(_play(device, "altered"))
+        altered["target"] = {"area": COMMUNE}  # re-aimed at the whole commune
+        injected = {
+            "unsigned": _raw(_play(device, "unsigned")),
+            "forged": forger.sign_json(_play(device, "forged")),
+            "altered": _raw(altered),
+            "stolen-kid": _raw(
+                {**forger.sign(_play(device, "stolen-kid")), "sig": ours.kid + ".AAAA"}
+            ),
+        }
+        for payload in injected.values():
+            await intruder.command(payload)
+        expected = {
+            "unsigned": "unsigned",
+            "forged": "unknown_key",
+            "altered": "bad_signature",
+            "stolen-kid": "bad_signature",
+        }
+        for command_id, reason in expected.items():
+            assert await intruder.wait_stage(command_id, "rejected") == [("rejected", reason)]
+
+        # The forgery did not use up its id: the genuine command with that id still plays.
+        genuine = ours.sign_json(_play(device, "forged"))
+        await intruder.command(genuine)
+        await intruder.wait_stage("forged", "received")
+    assert device.play_counts["b-unsigned"] == device.play_counts["b-altered"] == 0
+    assert sorted(r.split(":")[0] for r in device.rejected) == sorted(
+        ["unsigned", "unknown_key", "bad_signature", "bad_signature"]
+    )
+
+
+async def test_a_rejection_by_signature_is_counted_and_does_not_end_the_delivery(
+    stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
+) -> None:
+    """A forged copy of a real command makes the cluster answer "rejected, bad signature"
+    for the real command's id: the record must not take that as the cluster's answer."""
+    spec = next(s for s in await seed_province(stack) if COMMUNE in s.areas)
+    fleet = fleet_factory([spec])
+    clip = await upload(stack, tone_mp3)
+    sent = await send(stack, clusters=[spec.code], media_sha256=clip["sha256"])
+    async with session_scope(stack.runtime.sessions) as session:
+        broadcast = await session.get(Broadcast, sent["id"])
+        assert broadcast is not None
+        command_id = broadcast.command_id
+    rejected = protocol.Ack(
+        cmd=command_id,
+        broadcast=sent["id"],
+        cluster=spec.code,
+        stage=protocol.AckStage.REJECTED,
+        at=datetime.now(UTC),
+        reason="bad_signature",
+    )
+    cluster = LiteClient(f"{spec.code}-answer", lambda _t, _p: None)
+    await cluster.connect(stack.settings.mqtt_host, stack.settings.mqtt_port)
+    future = cluster.publish(protocol.ack_topic(spec.code), rejected.to_json())
+    assert future is not None
+    await future
+    await cluster.disconnect()
+    stats = await eventually(
+        lambda: _ingest(stack),
+        lambda s: s["counts"].get("signature_rejected", 0) == 1,
+        what="the signature rejection counted",
+    )
+    assert any("bad_signature" in r["reason"] for r in stats["recent_rejects"])
+    assert counts(await stack.broadcast(sent["id"]), "rejected") == 0
+
+    await fleet.start()  # the cluster itself, with the genuine command: it plays
+    done = await stack.wait_broadcast(sent["id"], lambda b: counts(b, "played") == 1)
+    assert done["confirmed"] == 1
+
+
+async def _ingest(stack: Stack) -> dict[str, Any]:
+    data: dict[str, Any] = (await stack.client.get("/api/v1/ingest")).json()
+    return data
+
+
+async def test_keys_rotate_with_every_cluster_obeying_throughout(
+    stack_factory: Callable[..., Awaitable[Stack]], fleet_factory: Callable[..., Fleet]
+) -> None:
+    """Announce the next key, switch to it (the previous one still trusted for commands in
+    flight), then retire the previous one: each step reaches the clusters as a signed key
+    set, and a broadcast plays at every step."""
+    old, new = SigningKey.generate(), SigningKey.generate()
+    stack = await stack_factory(signing_key=old.seed_text)
+    spec = next(s for s in await seed_province(stack) if COMMUNE in s.areas)
+    fleet = fleet_factory([spec])
+    await fleet.start()
+    device = fleet.devices[spec.code]
+
+    async def trusted() -> frozenset[str]:
+        return device.trust.kids
+
+    async def plays_a_broadcast(stack: Stack) -> None:
+        sent = await send(stack, clusters=[spec.code], stream_url="http://127.0.0.1:9/none")
+        # A relay nobody serves fails, but only after the command was verified and taken.
+        await stack.wait_broadcast(sent["id"], lambda b: counts(b, "failed") == 1)
+
+    assert device.trust.kids == {old.kid}
+    await plays_a_broadcast(stack)
+
+    steps = [
+        ({"signing_key": old.seed_text, "trusted_keys": [new.public_text]}, {old.kid, new.kid}),
+        ({"signing_key": new.seed_text, "trusted_keys": [old.public_text]}, {old.kid, new.kid}),
+        ({"signing_key": new.seed_text}, {new.kid}),
+    ]
+    versions = [device.keyset_version]
+    for overrides, kids in steps:
+        await stack.stop()
+        stack = await stack_factory(**overrides)
+        await eventually(
+            lambda: _keyset_version(device),
+            lambda v, before=versions[-1]: v > before,  # type: ignore[misc]
+            what="the new key set",
+        )
+        versions.append(device.keyset_version)
+        assert await trusted() == kids
+        await plays_a_broadcast(stack)
+
+    async with _Injector(stack, device) as intruder:
+        # A command the old key signed before it was retired is now refused...
+        await intruder.command(old.sign_json(_play(device, "late-old")))
+        assert await intruder.wait_stage("late-old", "rejected") == [("rejected", "unknown_key")]
+        # ...and the old key set, replayed, cannot bring the old key back.
+        long_ago = datetime(2026, 1, 1, tzinfo=UTC)
+        replay = signed_keyset(new, [old.public_text, new.public_text], long_ago)
+        await intruder.publish(protocol.KEYS_TOPIC, replay)
+        await intruder.command(new.sign_json(_play(device, "after-replay")))
+        await intruder.wait_stage("after-replay", "received")
+    assert device.trust.kids == {new.kid}
+    assert any(r.startswith("keyset: old version") for r in device.rejected)
+
+
+async def _keyset_version(device: SimulatedCluster) -> int:
+    return device.keyset_version
