@@ -20,6 +20,7 @@ from core.clock import Clock
 from core.errors import AppError
 from core.settings import Settings, get_settings
 from devices.router import router as devices_router
+from firmware.router import router as firmware_router
 from health.router import router as health_router
 from media.asgi import MediaApp
 from media.router import router as media_router
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         bulletins_router,
         schedules_router,
         health_router,
+        firmware_router,
         ops_router,
     ):
         app.include_router(router)

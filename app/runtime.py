@@ -26,6 +26,7 @@ from core.mqtt import MessageHandler, MqttService, Outgoing
 from core.settings import Settings
 from devices import protocol, signing
 from devices.handlers import LinkMessage, apply_link_batch
+from firmware import rollouts
 from health import alarms, operations, self_test
 from health import service as health_service
 from media.cache import HotMediaCache
@@ -164,6 +165,15 @@ class Runtime:
                     last_retention[0] = time.monotonic()
                     await health_service.forget_old_samples(session, now=now, settings=s)
 
+        async def operate() -> None:
+            """Unanswered remote commands sent again; firmware rollouts moved on."""
+            now, s = self.clock.now(), self.settings
+            async with self.write_lock, session_scope(self.sessions) as session:
+                publications = await operations.resend_unanswered(session, now=now, settings=s)
+                publications += await rollouts.advance(session, now=now, settings=s)
+            if publications:
+                await dispatcher.publish_commands("operations", publications)
+
         self.jobs = JobRunner(
             # Schedules first: a slot is due now, re-sends can wait half a second.
             {
@@ -171,6 +181,7 @@ class Runtime:
                 "sweep_deliveries": sweep,
                 "push_schedules": push_schedules,
                 "watch_fleet": watch_fleet,
+                "operations": operate,
                 "self_test": self.daily_self_test,
             },
             interval_s=self.settings.sweep_interval_s,

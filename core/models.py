@@ -8,6 +8,7 @@ def import_all_models() -> None:
     import broadcast.models  # noqa: F401
     import bulletins.models  # noqa: F401
     import devices.models  # noqa: F401
+    import firmware.models  # noqa: F401
     import health.models  # noqa: F401
     import media.models  # noqa: F401
     import schedules.models  # noqa: F401

@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     # (none: off), and how long answers are awaited.
     self_test_at: time | None = time(3, 30)
     self_test_window_s: int = 1800
+    # Firmware rollouts (firmware/): how long a cluster has to fetch, install, reboot and
+    # answer before its install counts as failed (a cluster that never comes back is the
+    # failure a rollout must stop for), and the largest image accepted.
+    firmware_install_timeout_s: int = 1800
+    firmware_max_bytes: int = 256 * 1024 * 1024
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

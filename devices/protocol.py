@@ -59,6 +59,7 @@ class CommandKind(StrEnum):
     TUNE_FM = "tune_fm"
     REPORT_STATUS = "report_status"
     SELF_TEST = "self_test"  # the silent daily check (section 4.6)
+    FIRMWARE_UPDATE = "firmware_update"  # one step of a staged rollout (section 4.7)
 
 
 OPERATION_KINDS = frozenset(
@@ -70,6 +71,7 @@ OPERATION_KINDS = frozenset(
         CommandKind.TUNE_FM,
         CommandKind.REPORT_STATUS,
         CommandKind.SELF_TEST,
+        CommandKind.FIRMWARE_UPDATE,
     }
 )
 
@@ -201,6 +203,20 @@ class Display(BaseModel):
     language: str = "vi"
 
 
+class FirmwareManifest(BaseModel):
+    """What a firmware image is, signed (`sig`, section 9) when it was released. A
+    cluster checks the signature against the keys it trusts, then the downloaded bytes
+    against `sha256` and `size`, before it installs anything (section 4.7)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: Annotated[str, Field(min_length=1, max_length=64)]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    size: Annotated[int, Field(ge=1)]
+    model: str | None = None  # hardware model it is built for; None: every model
+    sig: str
+
+
 class OperationParams(BaseModel):
     """What a device operation needs (section 4.6). Integers only: signed payloads carry no
     floating-point numbers (section 9)."""
@@ -211,6 +227,9 @@ class OperationParams(BaseModel):
     on: bool | None = None  # amplifier
     seconds: Annotated[int, Field(ge=1, le=60)] | None = None  # test_tone
     frequency_khz: Annotated[int, Field(ge=87_500, le=108_000)] | None = None  # tune_fm
+    # firmware_update: the image's signed manifest, and where to fetch the image.
+    firmware: FirmwareManifest | None = None
+    url: str | None = None
 
 
 class Target(BaseModel):

@@ -71,3 +71,4 @@ class ProvisionedCluster(BaseModel):
     # Ed25519 public keys (base64url) whose signatures it accepts on commands, schedules
     # and key sets (docs/protocol.md section 9); later changes arrive as a signed KeySet.
     trusted_keys: list[str]
+    model: str | None = None  # hardware model (a firmware image names the one it is for)

@@ -133,6 +133,7 @@ async def provisioning(
                     "profile": settings.profile_for_model(model),
                     "media_key": media_auth.device_key(key, code, "/".join(areas)),
                     "trusted_keys": trusted,
+                    "model": model,
                 }
             )
         )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -111,7 +112,7 @@ class Operation(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)  # "op-{uuid}"
     kind: Mapped[str] = mapped_column(String(32))
-    params: Mapped[dict[str, int | bool]] = mapped_column(JSON, default=dict)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # The clip a self-test fetches and checks (no sound): the whole path an emergency takes.
     media_sha256: Mapped[str | None] = mapped_column(ForeignKey("media_files.sha256"))
     target_areas: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -134,7 +135,10 @@ class OperationResult(Base):
     cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"))
     state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(300))
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())  # while `sent`: last sent
+    # Sends so far: a cluster that has not answered is sent the command again, backing off
+    # (a command published while the broker was down, or lost on the way).
+    attempts: Mapped[int] = mapped_column(Integer, server_default="1", default=1)
 
     __table_args__ = (
         Index("uq_operation_results_op_cluster", "operation_id", "cluster_id", unique=True),

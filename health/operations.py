@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -85,30 +86,58 @@ async def create(
     )
     if not targets:
         raise InvalidInput("no clusters under the given targets", detail={"field": "areas"})
-    operation = Operation(
-        id=f"{OP_PREFIX}{uuid.uuid4()}",
+    return await write(
+        session=session,
+        settings=settings,
         kind=data.kind.value,
         params=data.params.model_dump(exclude_none=True),
         target_areas=[a.code for a in cover],
         target_clusters=extra,
+        cluster_ids=targets,
+        actor=actor,
+        now=now,
+        expires_at=now + timedelta(seconds=data.expires_in_s),
+        media_sha256=media_sha256,
+    )
+
+
+async def write(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    kind: str,
+    params: dict[str, Any],
+    target_areas: list[str],
+    target_clusters: list[str],
+    cluster_ids: Iterable[int],
+    actor: str,
+    now: datetime,
+    expires_at: datetime,
+    media_sha256: str | None = None,
+) -> Created:
+    """An operation already resolved to its clusters (a rollout names them one by one)."""
+    operation = Operation(
+        id=f"{OP_PREFIX}{uuid.uuid4()}",
+        kind=kind,
+        params=params,
+        target_areas=target_areas,
+        target_clusters=target_clusters,
         requested_by=actor,
         created_at=now,
-        expires_at=now + timedelta(seconds=data.expires_in_s),
+        expires_at=expires_at,
         media_sha256=media_sha256,
     )
     session.add(operation)
     await session.flush()
     table = OperationResult.__table__
     assert isinstance(table, Table)
-    await session.execute(
-        insert(table),
-        [
-            {"operation_id": operation.id, "cluster_id": cid, "state": "sent", "updated_at": now}
-            for cid in sorted(targets)
-        ],
-    )
+    rows = [
+        {"operation_id": operation.id, "cluster_id": cid, "state": "sent", "updated_at": now}
+        for cid in sorted(set(cluster_ids))
+    ]
+    await session.execute(insert(table), rows)
     media = await session.get(MediaFile, media_sha256) if media_sha256 else None
-    return Created(operation, publications(operation, media, settings), len(targets))
+    return Created(operation, publications(operation, media, settings), len(rows))
 
 
 def publications(
@@ -127,6 +156,9 @@ def _command(
     operation: Operation, target: Target, media: MediaFile | None, settings: Settings
 ) -> Command:
     url_for = url_signer(settings.media_url, operation.expires_at)
+    params = dict(operation.params)
+    if "firmware" in params:  # fetched like media: a URL good for this target only
+        params["url"] = url_for(params["firmware"]["sha256"], target)
     return Command.model_validate(
         {
             # The operation id is the command id too: a re-send is a repeat the device
@@ -140,7 +172,7 @@ def _command(
             "expires_at": operation.expires_at,
             "target": target,
             "title": operation.kind,
-            "op": OperationParams.model_validate(operation.params),
+            "op": OperationParams.model_validate(params),
             "media": media_ref(MediaSet(media), target, url_for) if media else None,
         }
     )
@@ -251,3 +283,77 @@ async def read(*, session: AsyncSession, operation_id: str) -> OperationRead:
         counts=dict(Counter(r.state for r in results)),
         results=results,
     )
+
+
+RESEND_BATCH = 2000  # results re-sent per tick at most; the rest wait for the next one
+
+
+def resend_delay_s(attempts: int, settings: Settings) -> float:
+    """How long after its latest send an unanswered command is sent again."""
+    return float(min(settings.resend_cap_s, settings.resend_base_s * 2 ** max(0, attempts - 1)))
+
+
+async def resend_unanswered(
+    session: AsyncSession, *, now: datetime, settings: Settings
+) -> list[Publication]:
+    """Commands no cluster has answered yet (published while the broker was down, lost,
+    or sent to a cluster that was off), again to each such cluster on its own topic, with
+    backoff, until the operation expires. The same id: a cluster that did get it answers
+    where it stands and does nothing twice."""
+    earliest = now - timedelta(seconds=settings.resend_base_s)
+    rows = (
+        await session.execute(
+            select(
+                OperationResult.id,
+                OperationResult.attempts,
+                OperationResult.updated_at,
+                Operation.id,
+                Cluster.code,
+            )
+            .join(Operation, OperationResult.operation_id == Operation.id)
+            .join(Cluster, OperationResult.cluster_id == Cluster.id)
+            .where(
+                OperationResult.state == "sent",
+                OperationResult.updated_at <= earliest,
+                Operation.expires_at > now,
+                # Not into the void: a cluster that is back is sent it at the next tick.
+                Cluster.online.is_(True),
+            )
+            .order_by(OperationResult.updated_at)
+            .limit(RESEND_BATCH)
+        )
+    ).all()
+    due = [
+        (rid, attempts, op_id, code)
+        for rid, attempts, at, op_id, code in rows
+        if at <= now - timedelta(seconds=resend_delay_s(attempts, settings))
+    ]
+    if not due:
+        return []
+    operations = {
+        op.id: op
+        for op in (
+            await session.scalars(select(Operation).where(Operation.id.in_({d[2] for d in due})))
+        ).all()
+    }
+    media: dict[str, MediaFile | None] = {}
+    for op in operations.values():
+        if op.media_sha256 and op.media_sha256 not in media:
+            media[op.media_sha256] = await session.get(MediaFile, op.media_sha256)
+    table = OperationResult.__table__
+    assert isinstance(table, Table)
+    await session.execute(
+        update(table)
+        .where(table.c.id == bindparam("p_id"))
+        .values(attempts=bindparam("p_attempts"), updated_at=now),
+        [{"p_id": rid, "p_attempts": attempts + 1} for rid, attempts, _, _ in due],
+    )
+    publications: list[Publication] = []
+    for _, _, op_id, code in due:
+        op = operations[op_id]
+        clip = media.get(op.media_sha256) if op.media_sha256 else None
+        target = Target(cluster=code)
+        publications.append(
+            (protocol.cluster_command_topic(code), _command(op, target, clip, settings))
+        )
+    return publications

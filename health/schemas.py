@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -139,7 +140,7 @@ class OperationResultRead(BaseModel):
 class OperationRead(BaseModel):
     id: str
     kind: str
-    params: dict[str, int | bool]
+    params: dict[str, Any]
     requested_by: str
     created_at: datetime
     expires_at: datetime

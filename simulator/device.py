@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from devices import media_auth, protocol
 from devices.mqtt_lite import LiteClient, MqttLiteError
@@ -24,6 +24,7 @@ from devices.protocol import (
     CommandClass,
     CommandKind,
     Display,
+    FirmwareManifest,
     Heartbeat,
     MediaRef,
     OperationParams,
@@ -58,6 +59,7 @@ class DeviceSpec:
     profile: str | None = None  # delivery profile of its model (which rendition it plays)
     media_key: str = ""  # from provisioning: proves who it is to the media server
     trusted_keys: tuple[str, ...] = ()  # from provisioning: whose signatures it accepts
+    model: str | None = None  # hardware model: a firmware image for another is refused
 
 
 @dataclass
@@ -67,6 +69,7 @@ class Faults:
     ack_loss: float = 0.0  # share of acknowledgements silently dropped
     latency_s: float = 0.0  # extra delay before each acknowledgement, uniform 0..latency
     media_corrupt: float = 0.0  # share of downloads whose bytes come back altered
+    firmware_failure: float = 0.0  # share of firmware installs that do not boot
 
 
 @dataclass
@@ -84,6 +87,7 @@ class Condition:
     clock_skew_s: float = 0.0
     hung: bool = False  # connected but silent: no heartbeats at all
     amp_dead: bool = False  # the amplifier does not answer its controller
+    install_fails: bool = False  # a new firmware image will not boot on it (rolled back)
 
     def lose_mains(self) -> None:
         self.power, self.supply_v = "battery", 12.4
@@ -134,6 +138,8 @@ class SimulatedCluster:
         self.volume = 70
         self.condition = Condition()  # what its sensors read; tests and faults change it
         self.fm_khz: int | None = None
+        self.firmware = spec.firmware
+        self.installs: list[str] = []  # firmware versions installed, in order
         self._operations: set[asyncio.Task[None]] = set()
         self.test_tones = 0
         self.reboots = 0
@@ -215,7 +221,7 @@ class SimulatedCluster:
                 ]
                 filters += [protocol.area_command_topic(a) for a in self.spec.areas]
                 await self.client.subscribe(filters)
-                online = Status(cluster=code, online=True, fw=self.spec.firmware)
+                online = Status(cluster=code, online=True, fw=self.firmware)
                 self.client.publish(protocol.status_topic(code), online.to_json(), retain=True)
                 self._report_local_plays()
                 self.online.set()
@@ -266,7 +272,7 @@ class SimulatedCluster:
             speaker_faults=state.speaker_faults,
             relay_trip=state.relay_trip,
             uptime_s=int(time.monotonic() - self._booted),
-            fw=self.spec.firmware,
+            fw=self.firmware,
             schedule_version=self.schedule.version or None,
         )
         try:
@@ -360,7 +366,7 @@ class SimulatedCluster:
             self._cancel(command)
         elif command.kind in protocol.OPERATION_KINDS:
             self._ack(command, AckStage.RECEIVED)
-            task = asyncio.create_task(self._operate(command))
+            task = asyncio.create_task(self._operate(command, raw))
             self._operations.add(task)  # kept referenced until done
             task.add_done_callback(self._operations.discard)
         else:
@@ -469,7 +475,7 @@ class SimulatedCluster:
             return AckStage.PREEMPTED, PREEMPTED_REASON
         return AckStage.PLAYING, None
 
-    async def _operate(self, command: Command) -> None:
+    async def _operate(self, command: Command, raw: dict[str, Any]) -> None:
         """A technician's remote command (docs/protocol.md 4.6): carry it out, report the
         new state in a heartbeat, answer `done`, or `failed` with the reason."""
         op, kind, state = command.op or OperationParams(), command.kind, self.condition
@@ -497,6 +503,8 @@ class SimulatedCluster:
             await self.online.wait()
         elif kind is CommandKind.SELF_TEST:
             failure = await self._self_check(command)
+        elif kind is CommandKind.FIRMWARE_UPDATE and op.firmware is not None and op.url:
+            failure = await self._install(op.firmware, op.url, raw)
         elif kind is not CommandKind.REPORT_STATUS:
             failure = f"{kind.value}: parameters missing"
         if failure is None:
@@ -504,6 +512,39 @@ class SimulatedCluster:
             self._ack(command, AckStage.DONE)
         else:
             self._ack(command, AckStage.FAILED, failure)
+
+    async def _install(self, image: FirmwareManifest, url: str, raw: dict[str, Any]) -> str | None:
+        """What a device must do before it installs (docs/protocol.md 4.7): the manifest
+        signed by a key it trusts, for its model, then the bytes fetched and matched
+        against it. Then install, reboot, and come back on the new version; an image that
+        does not boot is rolled back and reported."""
+        manifest = (raw.get("op") or {}).get("firmware")  # as received, as signed
+        try:
+            self.trust.check(manifest if isinstance(manifest, dict) else {})
+        except SignatureError as exc:
+            return f"firmware signature refused: {exc.problem.value}"
+        if image.model and self.spec.model and image.model != self.spec.model:
+            return f"firmware is for {image.model}, this is {self.spec.model}"
+        if image.version == self.firmware:
+            return None  # already installed (a re-sent command after the reboot)
+        ref = MediaRef(url=url, sha256=image.sha256, size=image.size, duration_ms=0, format="bin")
+        failure = await self._fetch(ref, fresh=True)
+        if failure is not None:
+            return failure.replace("media", "firmware", 1)
+        self._media_cache.pop(image.sha256, None)  # written to flash, not kept in memory
+        faults = self.env.faults
+        if self.condition.install_fails or (
+            faults.firmware_failure and self.env.rng.random() < faults.firmware_failure
+        ):
+            return f"firmware {image.version} did not boot; rolled back to {self.firmware}"
+        self.firmware = image.version
+        self.installs.append(image.version)
+        self._booted = time.monotonic()
+        self.reboots += 1
+        self.drop_link()
+        self.online.clear()
+        await self.online.wait()
+        return None
 
     async def _self_check(self, command: Command) -> str | None:
         """Everything an emergency needs, without a sound: the command verified (it got

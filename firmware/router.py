@@ -1,0 +1,101 @@
+"""Firmware images and rollouts over HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, UploadFile, status
+
+from app.deps import ActorDep, RuntimeDep, SessionDep
+from core.database import session_scope
+from firmware import images, rollouts
+from firmware.schemas import FirmwareRead, RolloutCreate, RolloutRead
+from media import storage
+
+router = APIRouter(tags=["firmware"])
+
+
+@router.post("/api/v1/firmware", status_code=status.HTTP_201_CREATED)
+async def upload_firmware(
+    file: UploadFile,
+    version: Annotated[str, Form(max_length=64)],
+    runtime: RuntimeDep,
+    actor: ActorDep,
+    model: Annotated[str | None, Form(max_length=64)] = None,
+    notes: Annotated[str, Form(max_length=2000)] = "",
+    signature: Annotated[
+        str | None, Form(description="the vendor's manifest signature; none: we sign")
+    ] = None,
+) -> FirmwareRead:
+    settings = runtime.settings
+    received = await storage.receive_upload(
+        file, media_dir=settings.media_dir, max_bytes=settings.firmware_max_bytes
+    )
+    try:
+        async with runtime.write_lock, session_scope(runtime.sessions) as session:
+            image = await images.release(
+                session,
+                settings,
+                version=version,
+                model=model,
+                notes=notes,
+                upload=received,
+                signature=signature,
+                actor=actor.name,
+                now=runtime.clock.now(),
+            )
+            return images.read(image)
+    finally:
+        received.path.unlink(missing_ok=True)  # moved into place, or refused
+
+
+@router.get("/api/v1/firmware")
+async def list_firmware(session: SessionDep) -> list[FirmwareRead]:
+    return await images.listing(session)
+
+
+@router.post("/api/v1/rollouts", status_code=status.HTTP_201_CREATED)
+async def create_rollout(data: RolloutCreate, runtime: RuntimeDep, actor: ActorDep) -> RolloutRead:
+    """Clusters are put in waves now; the first installs go out at the next tick."""
+    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        rollout = await rollouts.create(
+            session=session, data=data, actor=actor.name, now=runtime.clock.now()
+        )
+        rollout_id = rollout.id
+    async with session_scope(runtime.sessions) as session:
+        return await rollouts.read(session, rollout_id)
+
+
+@router.get("/api/v1/rollouts/{rollout_id}")
+async def read_rollout(
+    rollout_id: int,
+    session: SessionDep,
+    clusters_limit: Annotated[int, Query(ge=0, le=100_000)] = 500,
+) -> RolloutRead:
+    return await rollouts.read(session, rollout_id, clusters_limit=clusters_limit)
+
+
+@router.post("/api/v1/rollouts/{rollout_id}/pause")
+async def pause_rollout(rollout_id: int, runtime: RuntimeDep, actor: ActorDep) -> RolloutRead:
+    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        await rollouts.pause(session, rollout_id, actor=actor.name)
+    async with session_scope(runtime.sessions) as session:
+        return await rollouts.read(session, rollout_id)
+
+
+@router.post("/api/v1/rollouts/{rollout_id}/resume")
+async def resume_rollout(rollout_id: int, runtime: RuntimeDep, actor: ActorDep) -> RolloutRead:
+    """A paused rollout goes on; an aborted one too, its failures so far forgiven."""
+    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        await rollouts.resume(session, rollout_id, actor=actor.name, now=runtime.clock.now())
+    async with session_scope(runtime.sessions) as session:
+        return await rollouts.read(session, rollout_id)
+
+
+@router.post("/api/v1/rollouts/{rollout_id}/cancel")
+async def cancel_rollout(rollout_id: int, runtime: RuntimeDep, actor: ActorDep) -> RolloutRead:
+    """No further installs; those under way are followed to their outcome."""
+    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        await rollouts.cancel(session, rollout_id, actor=actor.name, now=runtime.clock.now())
+    async with session_scope(runtime.sessions) as session:
+        return await rollouts.read(session, rollout_id)
