@@ -41,6 +41,26 @@ def _ingest(client: httpx.Client) -> dict[str, Any]:
     return data
 
 
+async def _rollup_query_ms(database_url: str) -> list[float]:
+    """The rollup as a query alone, from this process (no HTTP, no event loop shared with
+    the ingest); the heartbeats still arrive meanwhile."""
+    from core.database import create_session_maker, session_scope
+    from core.settings import Settings
+    from health import service
+
+    engine = create_engine(database_url)
+    sessions = create_session_maker(engine)
+    settings = Settings(database_url=database_url)
+    times = []
+    for _ in range(ROLLUP_REQUESTS):
+        t0 = time.perf_counter()
+        async with session_scope(sessions) as session:
+            await service.rollup(session=session, settings=settings, area_code=PROVINCE)
+        times.append((time.perf_counter() - t0) * 1000)
+    await engine.dispose()
+    return times
+
+
 async def _rows(database_url: str) -> tuple[int, int]:
     engine = create_engine(database_url)
     async with engine.connect() as conn:
@@ -83,6 +103,7 @@ def run_telemetry_bench(options: TelemetryBenchOptions) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 client.get("/api/v1/health", params={"area": PROVINCE}).raise_for_status()
                 rollup_ms.append((time.perf_counter() - t0) * 1000)
+            query_ms = asyncio.run(_rollup_query_ms(province.database_url))
         latest, samples = asyncio.run(_rows(province.database_url))
     seconds, received, _ = series[-1]
     backlogs = [b for _, _, b in series]
@@ -97,6 +118,8 @@ def run_telemetry_bench(options: TelemetryBenchOptions) -> dict[str, Any]:
             "history_samples": samples,
             "rollup_ms_p50": round(statistics.median(rollup_ms), 1),
             "rollup_ms_max": round(max(rollup_ms), 1),
+            "rollup_query_ms_p50": round(statistics.median(query_ms), 1),
+            "rollup_query_ms_max": round(max(query_ms), 1),
             **run_facts(province.database_url),
         }
     )

@@ -91,6 +91,19 @@ async def ids_by_code(session: AsyncSession, codes: Iterable[str]) -> dict[str, 
     return {row[0]: row[1] for row in rows.all()}
 
 
+async def schedule_versions_held(
+    session: AsyncSession, ids: Iterable[int]
+) -> dict[int, int | None]:
+    """What each cluster last said it holds of its pushed schedule."""
+    found: dict[int, int | None] = {}
+    for chunk in chunked(sorted(ids), 1):
+        rows = await session.execute(
+            select(Cluster.id, Cluster.schedule_version_held).where(Cluster.id.in_(chunk))
+        )
+        found.update({cid: held for cid, held in rows.all()})
+    return found
+
+
 async def mark_seen(
     session: AsyncSession,
     *,
