@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from app import api_client
+
 POLL_S = 0.25  # one operator's screen: four small requests a second
 
 
@@ -44,7 +46,7 @@ def _check(response: httpx.Response) -> dict[str, Any]:
 def send_and_watch(request: AlertRequest, console: Console | None = None) -> bool:
     """True when every targeted cluster confirmed before the timeout."""
     console = console or Console()
-    with httpx.Client(base_url=request.api_url, timeout=60) as client:
+    with api_client.client(request.api_url, timeout=60) as client:
         body: dict[str, Any] = {
             "title": request.title,
             "class": request.cls,

@@ -11,9 +11,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from accounts.router import router as accounts_router
 from app.ops_router import router as ops_router
 from app.runtime import Runtime
 from areas.router import router as areas_router
+from audit.middleware import AuditMiddleware
+from audit.router import router as audit_router
 from broadcast.router import router as broadcast_router
 from bulletins.router import router as bulletins_router
 from core.clock import Clock
@@ -57,9 +60,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         schedules_router,
         health_router,
         firmware_router,
+        accounts_router,
+        audit_router,
         ops_router,
     ):
         app.include_router(router)
+    app.add_middleware(AuditMiddleware)
     app.mount(
         "/media",
         MediaApp(

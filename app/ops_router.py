@@ -8,6 +8,8 @@ from fastapi import APIRouter
 from sqlalchemy import text
 
 from app.deps import RuntimeDep
+from app.guard import From, allow
+from core.policy import Action
 
 router = APIRouter(tags=["operations"])
 
@@ -24,7 +26,7 @@ async def ready(runtime: RuntimeDep) -> dict[str, Any]:
     return {"database": "ok", "mqtt": "ok" if runtime.mqtt and runtime.mqtt.connected else "down"}
 
 
-@router.get("/api/v1/ingest")
+@router.get("/api/v1/ingest", dependencies=[allow(Action.READ, From.PROVINCE)])
 async def ingest_stats(runtime: RuntimeDep) -> dict[str, Any]:
     """What arrived from devices and what was refused (malformed, unknown device, ...)."""
     return {

@@ -11,6 +11,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from app import api_client
 from app.alert import _check
 
 POLL_S = 0.5
@@ -40,7 +41,7 @@ def _when(value: str | None) -> str:
 
 
 def show_health(api_url: str, area: str, console: Console) -> None:
-    with httpx.Client(base_url=api_url, timeout=30) as client:
+    with api_client.client(api_url) as client:
         rows = _json(client.get("/api/v1/health", params={"area": area}))
         alarms = _json(client.get("/api/v1/alarms", params={"area": area, "limit": 20}))
     table = Table(title=f"Health of {area} (worst first)")
@@ -77,7 +78,7 @@ def show_health(api_url: str, area: str, console: Console) -> None:
 
 
 def show_cluster(api_url: str, code: str, console: Console) -> None:
-    with httpx.Client(base_url=api_url, timeout=30) as client:
+    with api_client.client(api_url) as client:
         page = _check(client.get(f"/api/v1/clusters/{code}/health", params={"history": 8}))
     state = (
         "[green]online[/]"
@@ -131,7 +132,7 @@ def send_command(
         if value is not None:
             params[param] = value
     body = {"kind": kind, "params": params, "clusters": [code]}
-    with httpx.Client(base_url=api_url, timeout=30) as client:
+    with api_client.client(api_url) as client:
         op = _check(client.post("/api/v1/operations", json=body))
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

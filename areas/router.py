@@ -5,20 +5,26 @@ from typing import Annotated
 from fastapi import APIRouter, Query, UploadFile, status
 
 from app.deps import RuntimeDep, SessionDep
+from app.guard import From, allow
 from areas import service
 from areas.schemas import AreaCreate, AreaRead, AreaUpdate
+from core.policy import Action
 from core.schemas import ImportReport, Limit, Offset, Page
 from core.uploads import read_csv_upload
 
 router = APIRouter(prefix="/api/v1/areas", tags=["areas"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[allow(Action.REGISTRY, From.BODY_TARGETS)],
+)
 async def create_area(data: AreaCreate, session: SessionDep, runtime: RuntimeDep) -> AreaRead:
     return await service.create(session=session, clock=runtime.clock, data=data)
 
 
-@router.get("")
+@router.get("", dependencies=[allow(Action.READ, From.QUERY_AREA)])
 async def list_areas(
     session: SessionDep,
     under: Annotated[str | None, Query(description="only this area's subtree")] = None,
@@ -32,22 +38,26 @@ async def list_areas(
     )
 
 
-@router.post("/import")
+@router.post("/import", dependencies=[allow(Action.REGISTRY, From.PROVINCE)])
 async def import_areas(file: UploadFile, session: SessionDep, runtime: RuntimeDep) -> ImportReport:
     text = await read_csv_upload(file)
     return await service.import_csv(session=session, clock=runtime.clock, text=text)
 
 
-@router.get("/{code}")
+@router.get("/{code}", dependencies=[allow(Action.READ, From.AREA_PATH)])
 async def read_area(code: str, session: SessionDep) -> AreaRead:
     return await service.read(session=session, code=code)
 
 
-@router.patch("/{code}")
+@router.patch("/{code}", dependencies=[allow(Action.REGISTRY, From.AREA_PATH)])
 async def update_area(code: str, data: AreaUpdate, session: SessionDep) -> AreaRead:
     return await service.update(session=session, code=code, data=data)
 
 
-@router.delete("/{code}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{code}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[allow(Action.REGISTRY, From.AREA_PATH)],
+)
 async def delete_area(code: str, session: SessionDep) -> None:
     await service.delete(session=session, code=code)

@@ -5,15 +5,22 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from app.deps import ActorDep, RuntimeDep, SessionDep
+from app.guard import From, allow
 from broadcast import repository, sending, service
 from broadcast.schemas import BroadcastCreate, BroadcastRead, BroadcastSummary
 from core.database import session_scope
+from core.policy import Action
 from core.schemas import Limit, Offset, Page
 
 router = APIRouter(prefix="/api/v1/broadcasts", tags=["broadcasts"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model_by_alias=True)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model_by_alias=True,
+    dependencies=[allow(Action.SEND, From.BODY_TARGETS)],
+)
 async def send_broadcast(
     data: BroadcastCreate, runtime: RuntimeDep, actor: ActorDep
 ) -> BroadcastRead:
@@ -22,7 +29,7 @@ async def send_broadcast(
     return await sending.send(runtime, data, actor)
 
 
-@router.get("")
+@router.get("", dependencies=[allow(Action.READ, From.PROVINCE)])
 async def list_broadcasts(
     session: SessionDep, status: str | None = None, limit: Limit = 50, offset: Offset = 0
 ) -> Page[BroadcastSummary]:
@@ -41,7 +48,11 @@ async def list_broadcasts(
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/{broadcast_id}", response_model_by_alias=True)
+@router.get(
+    "/{broadcast_id}",
+    response_model_by_alias=True,
+    dependencies=[allow(Action.READ, From.BROADCAST)],
+)
 async def read_broadcast(
     broadcast_id: str,
     session: SessionDep,
@@ -57,7 +68,11 @@ async def read_broadcast(
     )
 
 
-@router.post("/{broadcast_id}/cancel", response_model_by_alias=True)
+@router.post(
+    "/{broadcast_id}/cancel",
+    response_model_by_alias=True,
+    dependencies=[allow(Action.CANCEL, From.BROADCAST)],
+)
 async def cancel_broadcast(broadcast_id: str, runtime: RuntimeDep) -> BroadcastRead:
     """Stop it everywhere, including clusters that are playing it now."""
     async with runtime.write_lock, session_scope(runtime.sessions) as session:

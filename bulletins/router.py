@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.deps import ActorDep, RuntimeDep, SessionDep
+from app.guard import From, allow
 from app.runtime import Runtime
 from areas import service as area_service
 from broadcast import sending
@@ -25,6 +26,7 @@ from bulletins.schemas import (
 from bulletins.workflow import Action, Status
 from core.database import session_scope
 from core.errors import InvalidInput
+from core.policy import Action as Can
 from core.schemas import Limit, Offset, Page
 from devices.protocol import CommandClass
 from media.tts import speech
@@ -43,7 +45,12 @@ async def _spoken(runtime: Runtime, text: str | None, language: str) -> str:
     return media.sha256
 
 
-@router.post("/api/v1/bulletins", status_code=status.HTTP_201_CREATED, response_model_by_alias=True)
+@router.post(
+    "/api/v1/bulletins",
+    status_code=status.HTTP_201_CREATED,
+    response_model_by_alias=True,
+    dependencies=[allow(Can.BULLETIN, From.ANYWHERE)],
+)
 async def create_bulletin(
     data: BulletinCreate, runtime: RuntimeDep, actor: ActorDep
 ) -> BulletinRead:
@@ -58,7 +65,11 @@ async def create_bulletin(
         return await service.to_read(session, bulletin)
 
 
-@router.get("/api/v1/bulletins", response_model_by_alias=True)
+@router.get(
+    "/api/v1/bulletins",
+    response_model_by_alias=True,
+    dependencies=[allow(Can.READ, From.ANYWHERE)],
+)
 async def list_bulletins(
     session: SessionDep,
     actor: ActorDep,
@@ -82,13 +93,21 @@ async def list_bulletins(
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/api/v1/bulletins/{bulletin_id}", response_model_by_alias=True)
+@router.get(
+    "/api/v1/bulletins/{bulletin_id}",
+    response_model_by_alias=True,
+    dependencies=[allow(Can.READ, From.ANYWHERE)],
+)
 async def read_bulletin(bulletin_id: str, session: SessionDep) -> BulletinRead:
     bulletin = await service.get(session=session, bulletin_id=bulletin_id)
     return await service.to_read(session, bulletin)
 
 
-@router.patch("/api/v1/bulletins/{bulletin_id}", response_model_by_alias=True)
+@router.patch(
+    "/api/v1/bulletins/{bulletin_id}",
+    response_model_by_alias=True,
+    dependencies=[allow(Can.BULLETIN, From.ANYWHERE)],
+)
 async def edit_bulletin(
     bulletin_id: str, data: BulletinUpdate, runtime: RuntimeDep, actor: ActorDep
 ) -> BulletinRead:
@@ -112,7 +131,11 @@ async def edit_bulletin(
         return await service.to_read(session, bulletin)
 
 
-@router.post("/api/v1/bulletins/{bulletin_id}/distribute", response_model=DistributeResult)
+@router.post(
+    "/api/v1/bulletins/{bulletin_id}/distribute",
+    response_model=DistributeResult,
+    dependencies=[allow(Can.BULLETIN, From.BODY_TARGETS)],
+)
 async def distribute(
     bulletin_id: str, data: DistributeRequest, runtime: RuntimeDep, actor: ActorDep
 ) -> DistributeResult:
@@ -173,7 +196,11 @@ async def distribute(
     return DistributeResult(communes=len(communes), inbox_items=len(communes), broadcast_id=sent.id)
 
 
-@router.post("/api/v1/bulletins/{bulletin_id}/{action}", response_model_by_alias=True)
+@router.post(
+    "/api/v1/bulletins/{bulletin_id}/{action}",
+    response_model_by_alias=True,
+    dependencies=[allow(Can.BULLETIN, From.ANYWHERE)],
+)
 async def move_bulletin(
     bulletin_id: str,
     action: Action,
@@ -194,7 +221,9 @@ async def move_bulletin(
         return await service.to_read(session, bulletin)
 
 
-@router.get("/api/v1/inbox", response_model_by_alias=True)
+@router.get(
+    "/api/v1/inbox", response_model_by_alias=True, dependencies=[allow(Can.READ, From.ANYWHERE)]
+)
 async def read_inbox(
     session: SessionDep,
     actor: ActorDep,
@@ -214,7 +243,11 @@ async def read_inbox(
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
-@router.post("/api/v1/inbox/{item_id}/accept", response_model_by_alias=True)
+@router.post(
+    "/api/v1/inbox/{item_id}/accept",
+    response_model_by_alias=True,
+    dependencies=[allow(Can.SCHEDULE, From.ANYWHERE)],
+)
 async def accept_inbox_item(
     item_id: int, runtime: RuntimeDep, actor: ActorDep, data: InboxDecision | None = None
 ) -> InboxItemRead:
@@ -253,7 +286,11 @@ async def accept_inbox_item(
         return await inbox.to_read(session, *await inbox.get(session, item_id))
 
 
-@router.post("/api/v1/inbox/{item_id}/decline", response_model_by_alias=True)
+@router.post(
+    "/api/v1/inbox/{item_id}/decline",
+    response_model_by_alias=True,
+    dependencies=[allow(Can.SCHEDULE, From.ANYWHERE)],
+)
 async def decline_inbox_item(
     item_id: int, runtime: RuntimeDep, actor: ActorDep, data: InboxDecision | None = None
 ) -> InboxItemRead:

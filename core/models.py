@@ -4,7 +4,9 @@ from __future__ import annotations
 
 
 def import_all_models() -> None:
+    import accounts.models  # noqa: F401
     import areas.models  # noqa: F401
+    import audit.models  # noqa: F401
     import broadcast.models  # noqa: F401
     import bulletins.models  # noqa: F401
     import devices.models  # noqa: F401

@@ -118,6 +118,22 @@ class Settings(BaseSettings):
     # answer before its install counts as failed (a cluster that never comes back is the
     # failure a rollout must stop for), and the largest image accepted.
     firmware_install_timeout_s: int = 1800
+    # People (accounts/): consecutive failed sign-ins before an account is locked, and for
+    # how long; how long a web session and an API token last.
+    login_max_failures: int = 5
+    login_lockout_s: int = 900
+    session_ttl_s: int = 12 * 3600  # a duty officer's night shift
+    api_token_ttl_days: int = 90
+    # Identity from a trusted front proxy (X-Actor, X-Role, X-Area: an SSO gateway);
+    # None: only outside production, where a request without any identity also acts as
+    # the built-in administrator (development, tests, the demo).
+    auth_proxy_headers: bool | None = None
+    # Per-cluster broker credentials (devices/broker_auth.py): where the broker's password
+    # and access files are written, and its pid file (SIGHUP makes it re-read them).
+    # Unset: the broker is not managed (the demo's broker accepts anonymous clients).
+    broker_password_file: Path | None = None
+    broker_acl_file: Path | None = None
+    broker_pid_file: Path | None = None
     firmware_max_bytes: int = 256 * 1024 * 1024
 
     @model_validator(mode="after")

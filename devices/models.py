@@ -39,4 +39,8 @@ class Cluster(Base):
     schedule_pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     schedule_version_held: Mapped[int | None] = mapped_column(BigInteger)
 
+    # Its broker password, as the broker's password file holds it (PBKDF2, mosquitto's
+    # format); None: it has no credentials (never issued, or revoked) and cannot connect.
+    mqtt_password_hash: Mapped[str | None] = mapped_column(String(200))
+
     __table_args__ = (Index("ix_clusters_area_id", "area_id"),)

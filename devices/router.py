@@ -5,11 +5,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query, UploadFile, status
 
 from app.deps import RuntimeDep, SessionDep
+from app.guard import From, allow
+from core.policy import Action
 from core.schemas import ImportReport, Limit, Offset, Page
 from core.uploads import read_csv_upload
-from devices import service
+from devices import broker_auth, service
 from devices.schemas import (
+    BrokerCredentials,
     ClusterCreate,
+    ClusterCreated,
     ClusterKind,
     ClusterRead,
     ClusterUpdate,
@@ -19,14 +23,50 @@ from devices.schemas import (
 router = APIRouter(prefix="/api/v1/clusters", tags=["clusters"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[allow(Action.REGISTRY, From.BODY_TARGETS)],
+)
 async def create_cluster(
     data: ClusterCreate, session: SessionDep, runtime: RuntimeDep
-) -> ClusterRead:
-    return await service.create(session=session, clock=runtime.clock, data=data)
+) -> ClusterCreated:
+    """Registered with its own broker account (the password is in this answer only)."""
+    cluster, password = await service.create(session=session, clock=runtime.clock, data=data)
+    await broker_auth.sync(session, runtime.settings)
+    return ClusterCreated(
+        **cluster.model_dump(), mqtt=BrokerCredentials(username=cluster.code, password=password)
+    )
 
 
-@router.get("")
+@router.post(
+    "/{code}/credentials",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[allow(Action.OPERATE, From.CLUSTER_PATH)],
+)
+async def issue_credentials(
+    code: str, session: SessionDep, runtime: RuntimeDep
+) -> BrokerCredentials:
+    """A new broker password (for a replaced controller, or a leaked one): the old one
+    stops working when the broker re-reads its files, at once when they are managed."""
+    password = await service.set_credentials(session=session, code=code, issue=True)
+    assert password is not None
+    await broker_auth.sync(session, runtime.settings)
+    return BrokerCredentials(username=code, password=password)
+
+
+@router.delete(
+    "/{code}/credentials",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[allow(Action.OPERATE, From.CLUSTER_PATH)],
+)
+async def revoke_credentials(code: str, session: SessionDep, runtime: RuntimeDep) -> None:
+    """The cluster can no longer connect (a stolen controller)."""
+    await service.set_credentials(session=session, code=code, issue=False)
+    await broker_auth.sync(session, runtime.settings)
+
+
+@router.get("", dependencies=[allow(Action.READ, From.QUERY_AREA)])
 async def list_clusters(
     session: SessionDep,
     area: Annotated[str | None, Query(description="only clusters in this area's subtree")] = None,
@@ -40,7 +80,7 @@ async def list_clusters(
     )
 
 
-@router.get("/provisioning")
+@router.get("/provisioning", dependencies=[allow(Action.REGISTRY, From.PROVINCE)])
 async def provisioning(
     session: SessionDep, runtime: RuntimeDep, area: str | None = None
 ) -> list[ProvisionedCluster]:
@@ -48,7 +88,7 @@ async def provisioning(
     return await service.provisioning(session=session, settings=runtime.settings, area=area)
 
 
-@router.post("/import")
+@router.post("/import", dependencies=[allow(Action.REGISTRY, From.PROVINCE)])
 async def import_clusters(
     file: UploadFile, session: SessionDep, runtime: RuntimeDep
 ) -> ImportReport:
@@ -56,16 +96,26 @@ async def import_clusters(
     return await service.import_csv(session=session, clock=runtime.clock, text=text)
 
 
-@router.get("/{code}")
+@router.get("/{code}", dependencies=[allow(Action.READ, From.CLUSTER_PATH)])
 async def read_cluster(code: str, session: SessionDep) -> ClusterRead:
     return await service.read(session=session, code=code)
 
 
-@router.patch("/{code}")
-async def update_cluster(code: str, data: ClusterUpdate, session: SessionDep) -> ClusterRead:
-    return await service.update(session=session, code=code, data=data)
+@router.patch(
+    "/{code}", dependencies=[allow(Action.REGISTRY, From.CLUSTER_PATH, From.BODY_TARGETS)]
+)
+async def update_cluster(
+    code: str, data: ClusterUpdate, session: SessionDep, runtime: RuntimeDep
+) -> ClusterRead:
+    updated = await service.update(session=session, code=code, data=data)
+    await broker_auth.sync(session, runtime.settings)  # a move changes its area topics
+    return updated
 
 
-@router.delete("/{code}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{code}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[allow(Action.REGISTRY, From.CLUSTER_PATH)],
+)
 async def delete_cluster(code: str, session: SessionDep) -> None:
     await service.delete(session=session, code=code)

@@ -72,3 +72,14 @@ class ProvisionedCluster(BaseModel):
     # and key sets (docs/protocol.md section 9); later changes arrive as a signed KeySet.
     trusted_keys: list[str]
     model: str | None = None  # hardware model (a firmware image names the one it is for)
+
+
+class BrokerCredentials(BaseModel):
+    """A cluster's broker account: shown once, when issued (only a hash is kept)."""
+
+    username: str
+    password: str
+
+
+class ClusterCreated(ClusterRead):
+    mqtt: BrokerCredentials = Field(description="its broker account: shown this once")

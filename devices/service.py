@@ -16,7 +16,7 @@ from core.clock import Clock
 from core.errors import Conflict, InvalidInput, NotFound
 from core.schemas import ImportReport, ImportRowError, Page
 from core.settings import Settings
-from devices import media_auth, repository
+from devices import broker_auth, media_auth, repository
 from devices.models import Cluster
 from devices.schemas import (
     ClusterCreate,
@@ -53,19 +53,34 @@ async def read(*, session: AsyncSession, code: str) -> ClusterRead:
     return to_read(cluster, area.code)
 
 
-async def create(*, session: AsyncSession, clock: Clock, data: ClusterCreate) -> ClusterRead:
+async def create(
+    *, session: AsyncSession, clock: Clock, data: ClusterCreate
+) -> tuple[ClusterRead, str]:
+    """The new cluster and its broker password (shown once: only a hash is kept)."""
     if await repository.get_by_code(session, data.code) is not None:
         raise Conflict(f"cluster {data.code!r} already exists", detail={"cluster": data.code})
     area = await area_service.get(session=session, code=data.area_code)
+    password = broker_auth.new_password()
     cluster = Cluster(
         **data.model_dump(exclude={"area_code"}),
         area_id=area.id,
         created_at=clock.now(),
         online=False,
+        mqtt_password_hash=broker_auth.mosquitto_hash(password),
     )
     session.add(cluster)
     await session.flush()
-    return to_read(cluster, area.code)
+    return to_read(cluster, area.code), password
+
+
+async def set_credentials(*, session: AsyncSession, code: str, issue: bool) -> str | None:
+    """A new broker password for the cluster (the old one stops working at the broker's
+    next reload), or none at all (revoked). Returns the new password."""
+    cluster = await get(session=session, code=code)
+    password = broker_auth.new_password() if issue else None
+    cluster.mqtt_password_hash = broker_auth.mosquitto_hash(password) if password else None
+    await session.flush()
+    return password
 
 
 async def update(*, session: AsyncSession, code: str, data: ClusterUpdate) -> ClusterRead:

@@ -7,7 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, UploadFile, status
 
 from app.deps import ActorDep, RuntimeDep, SessionDep
+from app.guard import From, allow
 from core.database import session_scope
+from core.policy import Action
 from firmware import images, rollouts
 from firmware.schemas import FirmwareRead, RolloutCreate, RolloutRead
 from media import storage
@@ -15,7 +17,11 @@ from media import storage
 router = APIRouter(tags=["firmware"])
 
 
-@router.post("/api/v1/firmware", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/api/v1/firmware",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[allow(Action.FIRMWARE, From.PROVINCE)],
+)
 async def upload_firmware(
     file: UploadFile,
     version: Annotated[str, Form(max_length=64)],
@@ -49,12 +55,16 @@ async def upload_firmware(
         received.path.unlink(missing_ok=True)  # moved into place, or refused
 
 
-@router.get("/api/v1/firmware")
+@router.get("/api/v1/firmware", dependencies=[allow(Action.READ, From.ANYWHERE)])
 async def list_firmware(session: SessionDep) -> list[FirmwareRead]:
     return await images.listing(session)
 
 
-@router.post("/api/v1/rollouts", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/api/v1/rollouts",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[allow(Action.FIRMWARE, From.BODY_TARGETS)],
+)
 async def create_rollout(data: RolloutCreate, runtime: RuntimeDep, actor: ActorDep) -> RolloutRead:
     """Clusters are put in waves now; the first installs go out at the next tick."""
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
@@ -66,7 +76,7 @@ async def create_rollout(data: RolloutCreate, runtime: RuntimeDep, actor: ActorD
         return await rollouts.read(session, rollout_id)
 
 
-@router.get("/api/v1/rollouts/{rollout_id}")
+@router.get("/api/v1/rollouts/{rollout_id}", dependencies=[allow(Action.READ, From.ROLLOUT)])
 async def read_rollout(
     rollout_id: int,
     session: SessionDep,
@@ -75,7 +85,9 @@ async def read_rollout(
     return await rollouts.read(session, rollout_id, clusters_limit=clusters_limit)
 
 
-@router.post("/api/v1/rollouts/{rollout_id}/pause")
+@router.post(
+    "/api/v1/rollouts/{rollout_id}/pause", dependencies=[allow(Action.FIRMWARE, From.ROLLOUT)]
+)
 async def pause_rollout(rollout_id: int, runtime: RuntimeDep, actor: ActorDep) -> RolloutRead:
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
         await rollouts.pause(session, rollout_id, actor=actor.name)
@@ -83,7 +95,9 @@ async def pause_rollout(rollout_id: int, runtime: RuntimeDep, actor: ActorDep) -
         return await rollouts.read(session, rollout_id)
 
 
-@router.post("/api/v1/rollouts/{rollout_id}/resume")
+@router.post(
+    "/api/v1/rollouts/{rollout_id}/resume", dependencies=[allow(Action.FIRMWARE, From.ROLLOUT)]
+)
 async def resume_rollout(rollout_id: int, runtime: RuntimeDep, actor: ActorDep) -> RolloutRead:
     """A paused rollout goes on; an aborted one too, its failures so far forgiven."""
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
@@ -92,7 +106,9 @@ async def resume_rollout(rollout_id: int, runtime: RuntimeDep, actor: ActorDep) 
         return await rollouts.read(session, rollout_id)
 
 
-@router.post("/api/v1/rollouts/{rollout_id}/cancel")
+@router.post(
+    "/api/v1/rollouts/{rollout_id}/cancel", dependencies=[allow(Action.FIRMWARE, From.ROLLOUT)]
+)
 async def cancel_rollout(rollout_id: int, runtime: RuntimeDep, actor: ActorDep) -> RolloutRead:
     """No further installs; those under way are followed to their outcome."""
     async with runtime.write_lock, session_scope(runtime.sessions) as session:

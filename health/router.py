@@ -9,7 +9,9 @@ from fastapi import APIRouter, Query, status
 from fastapi.responses import PlainTextResponse
 
 from app.deps import ActorDep, RuntimeDep, SessionDep
+from app.guard import From, allow
 from core.database import session_scope
+from core.policy import Action
 from health import alarms, operations, self_test, service
 from health.schemas import (
     AlarmRead,
@@ -23,7 +25,7 @@ from health.schemas import (
 router = APIRouter(tags=["health"])
 
 
-@router.get("/api/v1/health")
+@router.get("/api/v1/health", dependencies=[allow(Action.READ, From.QUERY_AREA)])
 async def area_health(
     session: SessionDep,
     runtime: RuntimeDep,
@@ -33,7 +35,11 @@ async def area_health(
     return await service.rollup(session=session, settings=runtime.settings, area_code=area)
 
 
-@router.get("/api/v1/health/export.csv", response_class=PlainTextResponse)
+@router.get(
+    "/api/v1/health/export.csv",
+    response_class=PlainTextResponse,
+    dependencies=[allow(Action.READ, From.QUERY_AREA)],
+)
 async def export_health(
     session: SessionDep, runtime: RuntimeDep, area: Annotated[str, Query()]
 ) -> PlainTextResponse:
@@ -45,7 +51,7 @@ async def export_health(
     )
 
 
-@router.get("/api/v1/clusters/{code}/health")
+@router.get("/api/v1/clusters/{code}/health", dependencies=[allow(Action.READ, From.CLUSTER_PATH)])
 async def cluster_health(
     code: str,
     session: SessionDep,
@@ -57,7 +63,7 @@ async def cluster_health(
     )
 
 
-@router.get("/api/v1/alarms")
+@router.get("/api/v1/alarms", dependencies=[allow(Action.READ, From.QUERY_AREA)])
 async def list_alarms(
     session: SessionDep,
     area: Annotated[str | None, Query(description="only clusters in this subtree")] = None,
@@ -77,7 +83,9 @@ async def list_alarms(
     )
 
 
-@router.post("/api/v1/alarms/{alarm_id}/acknowledge")
+@router.post(
+    "/api/v1/alarms/{alarm_id}/acknowledge", dependencies=[allow(Action.OPERATE, From.ALARM)]
+)
 async def acknowledge_alarm(
     alarm_id: int, session: SessionDep, runtime: RuntimeDep, actor: ActorDep
 ) -> AlarmRead:
@@ -87,7 +95,11 @@ async def acknowledge_alarm(
     )
 
 
-@router.post("/api/v1/operations", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/api/v1/operations",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[allow(Action.OPERATE, From.BODY_TARGETS)],
+)
 async def create_operation(
     data: OperationCreate, runtime: RuntimeDep, actor: ActorDep
 ) -> OperationRead:
@@ -110,19 +122,23 @@ async def create_operation(
     return read.model_copy(update={"published": published})
 
 
-@router.get("/api/v1/operations/{operation_id}")
+@router.get("/api/v1/operations/{operation_id}", dependencies=[allow(Action.READ, From.OPERATION)])
 async def read_operation(operation_id: str, session: SessionDep) -> OperationRead:
     return await operations.read(session=session, operation_id=operation_id)
 
 
-@router.post("/api/v1/self-test", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/api/v1/self-test",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[allow(Action.OPERATE, From.PROVINCE)],
+)
 async def run_self_test(runtime: RuntimeDep) -> dict[str, str]:
     """Start the silent self-test of every cluster now (it also runs daily at
     SELF_TEST_AT); results at GET /api/v1/self-test/report."""
     return {"operation_id": await self_test.start(runtime)}
 
 
-@router.get("/api/v1/self-test/report")
+@router.get("/api/v1/self-test/report", dependencies=[allow(Action.READ, From.QUERY_AREA)])
 async def self_test_report(
     session: SessionDep, area: Annotated[str, Query(description="province, district or commune")]
 ) -> SelfTestReport:

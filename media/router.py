@@ -4,8 +4,10 @@ from fastapi import APIRouter, UploadFile, status
 from fastapi.responses import FileResponse
 
 from app.deps import RuntimeDep, SessionDep
+from app.guard import From, allow
 from core.database import session_scope
 from core.errors import InvalidInput
+from core.policy import Action
 from media import images, service, storage
 from media.models import MediaFile
 from media.schemas import MediaRead, SpeechCreate
@@ -14,7 +16,11 @@ from media.tts import speech
 router = APIRouter(tags=["media"])
 
 
-@router.post("/api/v1/media", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/api/v1/media",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[allow(Action.MEDIA, From.ANYWHERE)],
+)
 async def upload_media(file: UploadFile, runtime: RuntimeDep) -> MediaRead:
     """Upload audio (MP3, WAV, OGG/Opus, M4A/AAC, FLAC, WebM). It is decoded to check it,
     normalised to the loudness target, rendered for each delivery profile and stored by
@@ -45,14 +51,22 @@ async def upload_media(file: UploadFile, runtime: RuntimeDep) -> MediaRead:
         raise
 
 
-@router.post("/api/v1/media/speech", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/api/v1/media/speech",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[allow(Action.MEDIA, From.ANYWHERE)],
+)
 async def speak(data: SpeechCreate, runtime: RuntimeDep) -> MediaRead:
     """Text read aloud by the text-to-speech engine, framed by an attention chime, and
     stored like an upload (normalised, rendered per profile)."""
     return await speech.speak(runtime.ingest_context(), text=data.text, language=data.language)
 
 
-@router.post("/api/v1/media/images", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/api/v1/media/images",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[allow(Action.MEDIA, From.ANYWHERE)],
+)
 async def upload_image(file: UploadFile, runtime: RuntimeDep) -> MediaRead:
     """An image for e-boards (PNG, JPEG or WebP), checked by decoding."""
     image = await images.ingest_image(runtime.ingest_context(), file)
@@ -64,12 +78,12 @@ async def upload_image(file: UploadFile, runtime: RuntimeDep) -> MediaRead:
     return service.to_read(stored, runtime.settings)
 
 
-@router.get("/api/v1/media/{sha256}")
+@router.get("/api/v1/media/{sha256}", dependencies=[allow(Action.READ, From.ANYWHERE)])
 async def read_media(sha256: str, session: SessionDep, runtime: RuntimeDep) -> MediaRead:
     return await service.get_read(session=session, settings=runtime.settings, sha256=sha256)
 
 
-@router.get("/api/v1/media/{sha256}/file")
+@router.get("/api/v1/media/{sha256}/file", dependencies=[allow(Action.READ, From.ANYWHERE)])
 async def download_media(sha256: str, session: SessionDep, runtime: RuntimeDep) -> FileResponse:
     """The rendition itself, for people previewing it (clusters use signed /media URLs)."""
     media = await service.get(session=session, sha256=sha256)

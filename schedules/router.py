@@ -7,7 +7,9 @@ from fastapi import APIRouter, Query, status
 from sqlalchemy import func, select
 
 from app.deps import ActorDep, RuntimeDep, SessionDep
+from app.guard import From, allow
 from core.database import session_scope
+from core.policy import Action
 from core.schemas import Limit, Offset, Page
 from devices.models import Cluster
 from schedules import service
@@ -28,7 +30,12 @@ from schedules.schemas import (
 router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model_by_alias=True)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model_by_alias=True,
+    dependencies=[allow(Action.SCHEDULE, From.BODY_TARGETS)],
+)
 async def create_schedule(
     data: ScheduleCreate, runtime: RuntimeDep, actor: ActorDep
 ) -> ScheduleRead:
@@ -43,7 +50,9 @@ async def create_schedule(
     return read
 
 
-@router.post("/check", response_model_by_alias=True)
+@router.post(
+    "/check", response_model_by_alias=True, dependencies=[allow(Action.SCHEDULE, From.BODY_TARGETS)]
+)
 async def check_schedule(
     data: ScheduleCreate, runtime: RuntimeDep, actor: ActorDep
 ) -> list[Overlap]:
@@ -62,7 +71,9 @@ async def check_schedule(
             await session.rollback()
 
 
-@router.get("/calendar", response_model_by_alias=True)
+@router.get(
+    "/calendar", response_model_by_alias=True, dependencies=[allow(Action.READ, From.QUERY_AREA)]
+)
 async def calendar(
     session: SessionDep,
     runtime: RuntimeDep,
@@ -78,20 +89,20 @@ async def calendar(
     return await service.calendar(session=session, area_code=area, start=start, end=end)
 
 
-@router.get("/now-next")
+@router.get("/now-next", dependencies=[allow(Action.READ, From.QUERY_AREA)])
 async def now_and_next(session: SessionDep, area: str) -> list[NowNext]:
     """Every cluster of an area: online, playing now, and the next scheduled play."""
     return await service.now_next(session=session, area_code=area)
 
 
-@router.get("/out-of-date")
+@router.get("/out-of-date", dependencies=[allow(Action.READ, From.QUERY_AREA)])
 async def out_of_date(session: SessionDep, area: str) -> list[StaleSchedule]:
     """Clusters of an area that do not confirm the latest schedule pushed to them (they
     would play an old schedule if their link dropped now)."""
     return await service.out_of_date(session=session, area_code=area)
 
 
-@router.get("", response_model_by_alias=True)
+@router.get("", response_model_by_alias=True, dependencies=[allow(Action.READ, From.PROVINCE)])
 async def list_schedules(
     session: SessionDep, status: str | None = None, limit: Limit = 50, offset: Offset = 0
 ) -> Page[ScheduleRead]:
@@ -107,12 +118,18 @@ async def list_schedules(
     )
 
 
-@router.get("/{schedule_id}", response_model_by_alias=True)
+@router.get(
+    "/{schedule_id}", response_model_by_alias=True, dependencies=[allow(Action.READ, From.SCHEDULE)]
+)
 async def read_schedule(schedule_id: str, session: SessionDep) -> ScheduleRead:
     return service.to_read(await service.get(session=session, schedule_id=schedule_id))
 
 
-@router.patch("/{schedule_id}", response_model_by_alias=True)
+@router.patch(
+    "/{schedule_id}",
+    response_model_by_alias=True,
+    dependencies=[allow(Action.SCHEDULE, From.SCHEDULE, From.BODY_TARGETS)],
+)
 async def update_schedule(
     schedule_id: str, data: ScheduleUpdate, runtime: RuntimeDep
 ) -> ScheduleRead:
@@ -129,7 +146,7 @@ async def update_schedule(
     return read
 
 
-@router.get("/{schedule_id}/firings")
+@router.get("/{schedule_id}/firings", dependencies=[allow(Action.READ, From.SCHEDULE)])
 async def schedule_firings(schedule_id: str, session: SessionDep) -> list[FiringRead]:
     """Every slot: played on time, late, missed (the scheduler was down) or skipped."""
     await service.get(session=session, schedule_id=schedule_id)
@@ -145,7 +162,7 @@ async def schedule_firings(schedule_id: str, session: SessionDep) -> list[Firing
     ]
 
 
-@router.get("/{schedule_id}/local-plays")
+@router.get("/{schedule_id}/local-plays", dependencies=[allow(Action.READ, From.SCHEDULE)])
 async def schedule_local_plays(schedule_id: str, session: SessionDep) -> list[LocalPlayRead]:
     """Plays clusters made from their stored schedule while their link was down, as they
     reported them on return (whether or not the slot's broadcast was still valid)."""

@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from app.broker import Broker
 from app.main import create_app
+from audit import append_only
 from core.clock import Clock
 from core.database import Base, create_engine
 from core.migrate import upgrade
@@ -83,10 +84,16 @@ async def clean_db(database_url: str) -> str:
     """Empty every table before the test (schema stays migrated)."""
     import_all_models()
     engine = create_engine(database_url)
+    dialect = engine.dialect.name
     async with engine.begin() as conn:
         await conn.execute(text("UPDATE areas SET parent_id = NULL"))  # self-reference
+        # The audit log refuses deletes (audit/append_only.py): lifted for the emptying only.
+        for statement in append_only.drop_statements(dialect):
+            await conn.execute(text(statement))
         for table in reversed(Base.metadata.sorted_tables):
             await conn.execute(text(f'DELETE FROM "{table.name}"'))
+        for statement in append_only.create_statements(dialect):
+            await conn.execute(text(statement))
     await engine.dispose()
     return database_url
 

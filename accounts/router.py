@@ -1,0 +1,173 @@
+"""Sign-in, sign-out, API tokens, one's own password; accounts for administrators."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from accounts import service
+from accounts.models import User
+from accounts.schemas import (
+    Login,
+    LoginResult,
+    PasswordChange,
+    TokenCreate,
+    TokenCreated,
+    UserCreate,
+    UserRead,
+    UserUpdate,
+)
+from app.deps import SESSION_COOKIE, ActorDep, RuntimeDep
+from app.guard import From, allow
+from core.database import session_scope
+from core.errors import Unauthenticated
+from core.policy import Action
+
+router = APIRouter(tags=["accounts"])
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+@router.post("/api/v1/auth/login")
+async def login(
+    data: Login, request: Request, response: Response, runtime: RuntimeDep
+) -> LoginResult:
+    """A session: the token in the answer (for the CLI and scripts) and as an HttpOnly
+    cookie (for the web console). Five wrong passwords in a row lock the account for
+    fifteen minutes (LOGIN_MAX_FAILURES, LOGIN_LOCKOUT_S)."""
+    settings, now = runtime.settings, runtime.clock.now()
+    request.state.audit_target = data.username
+    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        attempt = await service.authenticate(
+            session, data.username, data.password, settings=settings, now=now
+        )
+        if attempt.user is None:
+            error = attempt.error
+        else:
+            error = None
+            raw, token = await service.issue_token(
+                session,
+                attempt.user,
+                kind="session",
+                name="sign-in",
+                lifetime=timedelta(seconds=settings.session_ttl_s),
+                address=_address(request),
+                now=now,
+            )
+            result = LoginResult(
+                token=raw, expires_at=token.expires_at, user=service.read(attempt.user)
+            )
+    if error is not None:  # raised after the commit: the failure is counted
+        raise error
+    response.set_cookie(
+        SESSION_COOKIE,
+        raw,
+        max_age=settings.session_ttl_s,
+        httponly=True,
+        samesite="strict",
+        secure=settings.public_base_url.startswith("https://"),
+    )
+    return result
+
+
+@router.post(
+    "/api/v1/auth/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[allow(Action.SELF, From.ANYWHERE)],
+)
+async def logout(
+    request: Request, response: Response, runtime: RuntimeDep, actor: ActorDep
+) -> None:
+    raw = _presented_token(request)
+    if raw is not None:
+        async with runtime.write_lock, session_scope(runtime.sessions) as session:
+            await service.revoke(session, raw, now=runtime.clock.now())
+    response.delete_cookie(SESSION_COOKIE)
+
+
+def _presented_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.cookies.get(SESSION_COOKIE)
+
+
+@router.get("/api/v1/auth/me", dependencies=[allow(Action.SELF, From.ANYWHERE)])
+async def me(runtime: RuntimeDep, actor: ActorDep) -> dict[str, str | None]:
+    return {"name": actor.name, "role": actor.role.value, "area": actor.area}
+
+
+@router.post(
+    "/api/v1/auth/tokens",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[allow(Action.SELF, From.ANYWHERE)],
+)
+async def create_token(
+    data: TokenCreate, request: Request, runtime: RuntimeDep, actor: ActorDep
+) -> TokenCreated:
+    """A long-lived API token for the CLI or a script, acting as oneself."""
+    settings, now = runtime.settings, runtime.clock.now()
+    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        user = await _own_account(session, actor.name)
+        raw, token = await service.issue_token(
+            session,
+            user,
+            kind="api",
+            name=data.name,
+            lifetime=timedelta(days=data.days or settings.api_token_ttl_days),
+            address=_address(request),
+            now=now,
+        )
+        return TokenCreated(token=raw, name=token.name, expires_at=token.expires_at)
+
+
+async def _own_account(session: AsyncSession, username: str) -> User:
+    try:
+        return await service.get(session, username)
+    except service.UserNotFound:
+        raise Unauthenticated("sign in with an account first") from None
+
+
+@router.post(
+    "/api/v1/auth/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[allow(Action.SELF, From.ANYWHERE)],
+)
+async def change_password(data: PasswordChange, runtime: RuntimeDep, actor: ActorDep) -> None:
+    """Every session and token of the account ends: sign in again with the new one."""
+    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        user = await _own_account(session, actor.name)
+        await service.change_own_password(
+            session, user, data.current, data.new, now=runtime.clock.now()
+        )
+
+
+@router.post(
+    "/api/v1/users",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[allow(Action.ACCOUNTS, From.PROVINCE)],
+)
+async def create_user(data: UserCreate, runtime: RuntimeDep, actor: ActorDep) -> UserRead:
+    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        user = await service.create(session, data, by=actor.name, now=runtime.clock.now())
+        return service.read(user)
+
+
+@router.get("/api/v1/users", dependencies=[allow(Action.ACCOUNTS, From.PROVINCE)])
+async def list_users(runtime: RuntimeDep, actor: ActorDep) -> list[UserRead]:
+    async with session_scope(runtime.sessions) as session:
+        return await service.listing(session)
+
+
+@router.patch("/api/v1/users/{username}", dependencies=[allow(Action.ACCOUNTS, From.PROVINCE)])
+async def change_user(
+    username: str, data: UserUpdate, runtime: RuntimeDep, actor: ActorDep
+) -> UserRead:
+    """Role and area, a new password (its sessions end), unlock, (de)activate."""
+    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        user = await service.change(session, username, data, now=runtime.clock.now())
+        return service.read(user)

@@ -1,0 +1,78 @@
+"""Who may do what (docs/security.md): each role's actions, and the area rule.
+
+The area rule: a person whose role is scoped to a node of the area tree (a commune, a
+district) may read, target and change only what lies in that node's subtree; a role
+scoped to nothing covers the whole province. Every endpoint declares its action and
+where its areas come from (app/guard.py); this module is the table it is checked
+against, so the whole policy reads in one screen.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from core.actors import Actor, Role
+from core.errors import Forbidden
+
+
+class Action(StrEnum):
+    READ = "read"  # areas, clusters, schedules, broadcasts, health: within the area
+    SEND = "broadcast.send"  # normal and priority broadcasts (approved bulletins)
+    SEND_EMERGENCY = "broadcast.emergency"  # played at once, over everything
+    CANCEL = "broadcast.cancel"
+    SCHEDULE = "schedule.write"
+    MEDIA = "media.upload"  # recordings, speech, e-board images
+    BULLETIN = "bulletin.write"  # the editorial workflow adds its own rules per step
+    OPERATE = "device.operate"  # remote commands, self-test, alarm acknowledgement
+    FIRMWARE = "firmware.manage"
+    REGISTRY = "registry.write"  # the area tree and the cluster register
+    ACCOUNTS = "accounts.manage"
+    AUDIT = "audit.read"
+    SELF = "self"  # one's own session, password and tokens
+
+
+_OPERATOR = frozenset(
+    {Action.READ, Action.SEND, Action.CANCEL, Action.SCHEDULE, Action.MEDIA, Action.BULLETIN}
+)
+ALLOWED: dict[Role, frozenset[Action]] = {
+    Role.COMMUNE_OPERATOR: _OPERATOR,
+    Role.DISTRICT_OPERATOR: _OPERATOR,
+    # The duty officer alone (with the administrator) sends emergencies (issue 6): a
+    # commune's own alarm for a fire goes as a priority broadcast.
+    Role.PROVINCE_OFFICER: _OPERATOR | {Action.SEND_EMERGENCY},
+    Role.EDITOR: frozenset({Action.READ, Action.MEDIA, Action.BULLETIN}),
+    Role.TECHNICIAN: frozenset({Action.READ, Action.OPERATE, Action.FIRMWARE}),
+    Role.ADMIN: frozenset(Action),
+    Role.OBSERVER: frozenset({Action.READ}),
+}
+ALLOWED = {role: actions | {Action.SELF} for role, actions in ALLOWED.items()}  # everyone
+
+
+def require(actor: Actor, action: Action) -> None:
+    if action not in ALLOWED[actor.role]:
+        raise Forbidden(
+            f"{actor.label} may not {_WORDS[action]}",
+            detail={"role": actor.role.value, "action": action.value},
+        )
+
+
+def covers(actor: Actor, area_path: str) -> bool:
+    """The area (its materialised path, "/70/688/25216/") lies in the actor's subtree."""
+    return actor.area is None or f"/{actor.area}/" in area_path
+
+
+_WORDS = {
+    Action.READ: "read this",
+    Action.SEND: "send broadcasts",
+    Action.SEND_EMERGENCY: "send emergency broadcasts (the provincial duty officer does)",
+    Action.CANCEL: "cancel broadcasts",
+    Action.SCHEDULE: "change schedules",
+    Action.MEDIA: "upload media",
+    Action.BULLETIN: "write or review bulletins",
+    Action.OPERATE: "command devices",
+    Action.FIRMWARE: "manage firmware",
+    Action.REGISTRY: "change the area tree or the cluster register",
+    Action.ACCOUNTS: "manage accounts",
+    Action.AUDIT: "read the audit log",
+    Action.SELF: "do this",
+}

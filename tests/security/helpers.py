@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support import Stack
+
+PASSWORD = "một câu dài dễ nhớ 2026"  # a sentence: long, and passes the rules
+
+
+async def make_user(
+    stack: Stack, username: str, *, role: str, area: str | None = None, **headers: str
+) -> dict[str, Any]:
+    """Created by the development administrator (or by whoever `headers` sign in as)."""
+    response = await stack.client.post(
+        "/api/v1/users",
+        json={"username": username, "password": PASSWORD, "role": role, "area": area},
+        headers=headers,
+    )
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+async def signed_in(stack: Stack, username: str, password: str = PASSWORD) -> str:
+    response = await stack.client.post(
+        "/api/v1/auth/login", json={"username": username, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    assert response.cookies.get("bc_session") == response.json()["token"]
+    # The test's client is shared: it must not go on acting as this person by cookie.
+    stack.client.cookies.clear()
+    token: str = response.json()["token"]
+    return token
