@@ -14,12 +14,14 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 seed_app = typer.Typer(help="Demo data.", no_args_is_help=True)
 keys_app = typer.Typer(help="The Ed25519 key that signs commands.", no_args_is_help=True)
 cluster_app = typer.Typer(help="One cluster, for technicians.", no_args_is_help=True)
+broker_app = typer.Typer(help="The broker's accounts and access lists.", no_args_is_help=True)
 users_app = typer.Typer(help="Accounts (on the database directly).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(seed_app, name="seed")
 app.add_typer(keys_app, name="keys")
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(users_app, name="users")
+app.add_typer(broker_app, name="broker")
 
 ApiOption = Annotated[str | None, typer.Option("--api", help="control plane URL")]
 
@@ -127,6 +129,31 @@ def users_create(
     typer.echo(f"created {username} ({role}{', ' + area if area else ''})")
 
 
+@broker_app.command("sync")
+def broker_sync() -> None:
+    """Write the broker's password and access files from the cluster register
+    (BROKER_PASSWORD_FILE, BROKER_ACL_FILE) and signal it if they changed."""
+    from core.database import create_engine, create_session_maker, session_scope
+    from core.settings import get_settings
+    from devices import broker_auth
+
+    settings = get_settings()
+    if not broker_auth.managed(settings):
+        typer.echo("BROKER_PASSWORD_FILE and BROKER_ACL_FILE are not set", err=True)
+        raise typer.Exit(2)
+
+    async def main() -> bool:
+        engine = create_engine(settings.database_url)
+        try:
+            async with session_scope(create_session_maker(engine)) as session:
+                return await broker_auth.sync(session, settings)
+        finally:
+            await engine.dispose()
+
+    changed = asyncio.run(main())
+    typer.echo("broker files written" if changed else "broker files already up to date")
+
+
 @app.command()
 def login(
     username: Annotated[str, typer.Option(prompt=True)],
@@ -165,8 +192,11 @@ def serve(
     port: int = 8000,
     jobs: Annotated[bool, typer.Option(help="run the background jobs in this process")] = True,
     access_log: Annotated[bool, typer.Option(help="log every HTTP request")] = False,
+    ssl_certfile: Annotated[Path | None, typer.Option(help="serve https with this")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="... and this key")] = None,
 ) -> None:
-    """Run the HTTP API (and, by default, the background jobs)."""
+    """Run the HTTP API (and, by default, the background jobs). https with --ssl-certfile
+    and --ssl-keyfile; behind nginx (docker-compose.yml) nginx terminates TLS instead."""
     import uvicorn
 
     from app.main import create_app
@@ -174,7 +204,15 @@ def serve(
 
     _logging()
     settings = get_settings().model_copy(update={"run_jobs_in_api": jobs})
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=access_log)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=access_log,
+        ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+        ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+    )
 
 
 @app.command("media-serve")

@@ -37,6 +37,7 @@ class From(StrEnum):
     ANYWHERE = "anywhere"  # nothing area-bound (one's own account, media by hash)
     PROVINCE = "province"  # province-wide data: only people not scoped to an area
     QUERY_AREA = "query_area"  # ?area= or ?under=, required of scoped people
+    QUERY_AREA_OR_OWN = "query_area_or_own"  # ?area= if given; else the endpoint uses theirs
     BODY_TARGETS = "body_targets"  # "areas" and "clusters" in the JSON body
     CLUSTER_PATH = "cluster_path"  # {code} is a cluster
     AREA_PATH = "area_path"  # {code} is an area
@@ -129,6 +130,8 @@ async def _touched(
 ) -> tuple[list[str], list[str]]:
     """(area codes, cluster codes) the request touches through one source."""
     params = request.path_params
+    if source is From.QUERY_AREA_OR_OWN:
+        return [c for c in (request.query_params.get("area"),) if c], []
     if source is From.QUERY_AREA:
         q = request.query_params
         codes = [c for c in (q.get("area"), q.get("under"), q.get("parent")) if c]

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from audit.service import event as audit_event
 from broadcast import jobs as broadcast_jobs
 from broadcast import repository as broadcast_repository
 from broadcast.dispatch import Dispatcher
@@ -24,7 +25,7 @@ from core.database import create_engine, create_session_maker, session_scope
 from core.ingest_stats import IngestStats
 from core.mqtt import MessageHandler, MqttService, Outgoing
 from core.settings import Settings
-from devices import protocol, signing
+from devices import broker_auth, protocol, signing
 from devices.handlers import LinkMessage, apply_link_batch
 from firmware import rollouts
 from health import alarms, operations, self_test
@@ -87,6 +88,11 @@ class Runtime:
         """Connect and start; `consume=False` for a process that only runs jobs and publishes
         (it then takes no share of device messages)."""
         s = self.settings
+        if broker_auth.managed(s):
+            # The broker's files from the register as it is (a restored backup, a replica
+            # that missed a change): nothing is written if they already agree.
+            async with session_scope(self.sessions) as session:
+                await broker_auth.sync(session, s)
         self.acks = BatchConsumer(
             "acks", self._handle_acks, max_batch=s.ack_batch_max, window_s=s.ack_batch_window_s
         )
@@ -268,6 +274,7 @@ class Runtime:
     async def _handle_acks(self, batch: list[IncomingAck]) -> None:
         async with self.write_lock, session_scope(self.sessions) as session:
             await apply_acks(session, batch, settings=self.settings, stats=self.stats)
+            self._audit_refusals(session)
 
     async def _handle_link(self, batch: list[LinkMessage]) -> None:
         async def resend_soon(session: AsyncSession, cluster_ids: list[int]) -> None:
@@ -281,4 +288,21 @@ class Runtime:
         async with self.write_lock, session_scope(self.sessions) as session:
             await apply_link_batch(
                 session, batch, stats=self.stats, settings=self.settings, on_online=resend_soon
+            )
+            self._audit_refusals(session)
+
+    def _audit_refusals(self, session: AsyncSession) -> None:
+        """What devices tried and was refused, into the audit log with the batch."""
+        for note in self.stats.take_audit():
+            session.add(
+                audit_event(
+                    at=note.at,
+                    actor=note.actor,
+                    role="cluster",
+                    address="mqtt",
+                    action=note.action,
+                    target=note.target,
+                    outcome="refused",
+                    detail={"reason": note.reason[:300]},
+                )
             )

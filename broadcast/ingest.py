@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from broadcast import repository
 from broadcast.models import Broadcast, Delivery
 from broadcast.states import ACK_TO_STATE, TERMINAL, DeliveryState, Outcome, transition
-from core.ingest_stats import IngestStats
+from core.ingest_stats import AuditNote, IngestStats
 from core.settings import Settings
 from devices import repository as device_repository
 from devices.inbound import Inbound, accept
@@ -38,6 +38,9 @@ _ROW_COLUMNS = (
 
 IncomingAck = Inbound  # an acknowledgement as it arrived, before parsing
 _SIGNATURE_REASONS = frozenset(SignatureProblem)
+# Refusals that may be an attack (a forged, replayed or re-aimed command), kept in the
+# audit log; "canceled" and the like are the ordinary course of things.
+_SUSPICIOUS = _SIGNATURE_REASONS | {"misaddressed", "expired", "replayed"}
 
 
 @dataclass(slots=True)
@@ -185,6 +188,17 @@ async def apply_acks(
     """Apply one batch of acknowledgements in the caller's transaction."""
     stats.count("acks_received", len(batch))
     parsed = _parse(batch, stats)
+    for item, ack in parsed:
+        if ack.stage is AckStage.REJECTED and ack.reason in _SUSPICIOUS:
+            stats.audit_queue.append(
+                AuditNote(
+                    item.received_at,
+                    ack.cluster,
+                    "device rejected a command",
+                    f"command {ack.cmd} of {ack.broadcast}",
+                    ack.reason or "",
+                )
+            )
     ops = [(item, ack) for item, ack in parsed if operations.is_operation(ack.broadcast)]
     if ops:  # technicians' device operations: their own results
         await operations.apply_acks(session, ops, stats)

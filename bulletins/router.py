@@ -222,7 +222,9 @@ async def move_bulletin(
 
 
 @router.get(
-    "/api/v1/inbox", response_model_by_alias=True, dependencies=[allow(Can.READ, From.ANYWHERE)]
+    "/api/v1/inbox",
+    response_model_by_alias=True,
+    dependencies=[allow(Can.READ, From.QUERY_AREA_OR_OWN)],
 )
 async def read_inbox(
     session: SessionDep,

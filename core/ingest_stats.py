@@ -32,11 +32,25 @@ class _LogBudget:
     suppressed: int = 0
 
 
+@dataclass(frozen=True)
+class AuditNote:
+    """Something a device (or whoever holds its credentials) tried that was refused, for
+    the audit log; written by the ingest transaction that saw it."""
+
+    at: datetime
+    actor: str  # the cluster named by the topic, or the topic itself
+    action: str
+    target: str
+    reason: str
+
+
 @dataclass
 class IngestStats:
     counts: Counter[str] = field(default_factory=Counter)
     recent: deque[Reject] = field(default_factory=lambda: deque(maxlen=RECENT_REJECTS))
     _budgets: dict[str, _LogBudget] = field(default_factory=dict)
+    # Bounded like the log lines: a flood of junk is one line a window, not a full disk.
+    audit_queue: list[AuditNote] = field(default_factory=list)
 
     def count(self, key: str, n: int = 1) -> None:
         self.counts[key] += n
@@ -57,5 +71,11 @@ class IngestStats:
         if budget.logged < LOGS_PER_WINDOW:
             budget.logged += 1
             log.warning("rejected %s on %s: %s", kind, topic, reason)
+            actor = topic.split("/")[3] if topic.count("/") >= 4 else topic
+            self.audit_queue.append(AuditNote(at, actor, f"mqtt {kind}", topic, reason))
         else:
             budget.suppressed += 1
+
+    def take_audit(self) -> list[AuditNote]:
+        notes, self.audit_queue = self.audit_queue, []
+        return notes

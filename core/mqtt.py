@@ -104,7 +104,9 @@ class MqttService:
                 password=settings.mqtt_password,
             )
             try:
-                await client.connect(settings.mqtt_host, settings.mqtt_port)
+                await client.connect(
+                    settings.mqtt_host, settings.mqtt_port, tls=settings.mqtt_tls()
+                )
                 await client.subscribe(filters, qos=protocol.QOS)
                 self._receiving.set()
                 await client.closed.wait()
@@ -125,6 +127,7 @@ class MqttService:
                     self._settings.mqtt_port,
                     username=self._settings.mqtt_username,
                     password=self._settings.mqtt_password,
+                    tls_context=self._settings.mqtt_tls(),
                     identifier=self.identifier,
                     protocol=aiomqtt.ProtocolVersion.V5,
                     keepalive=KEEPALIVE_S,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from datetime import time
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -26,6 +27,9 @@ class Settings(BaseSettings):
     mqtt_port: int = 1883
     mqtt_username: str | None = None
     mqtt_password: str | None = None
+    # The CA that signed the broker's certificate: set, the control plane connects over
+    # TLS (port 8883 in production) and verifies the broker against it.
+    mqtt_tls_ca: Path | None = None
     # Shared-subscription group: every API replica joins it so each device message is
     # handled by exactly one replica.
     mqtt_share_group: str = "control"
@@ -135,6 +139,11 @@ class Settings(BaseSettings):
     broker_acl_file: Path | None = None
     broker_pid_file: Path | None = None
     firmware_max_bytes: int = 256 * 1024 * 1024
+
+    def mqtt_tls(self) -> ssl.SSLContext | None:
+        if self.mqtt_tls_ca is None:
+            return None
+        return ssl.create_default_context(cafile=str(self.mqtt_tls_ca))
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

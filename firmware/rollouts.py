@@ -329,7 +329,7 @@ async def _get(session: AsyncSession, rollout_id: int) -> Rollout:
     return rollout
 
 
-async def pause(session: AsyncSession, rollout_id: int, *, actor: str) -> Rollout:
+async def pause(session: AsyncSession, rollout_id: int, *, actor: str, now: datetime) -> Rollout:
     rollout = await _get(session, rollout_id)
     if rollout.state != "running":
         raise Conflict(f"rollout {rollout_id} is {rollout.state}, not running")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query, UploadFile, status
 
@@ -85,33 +85,22 @@ async def read_rollout(
     return await rollouts.read(session, rollout_id, clusters_limit=clusters_limit)
 
 
-@router.post(
-    "/api/v1/rollouts/{rollout_id}/pause", dependencies=[allow(Action.FIRMWARE, From.ROLLOUT)]
-)
-async def pause_rollout(rollout_id: int, runtime: RuntimeDep, actor: ActorDep) -> RolloutRead:
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
-        await rollouts.pause(session, rollout_id, actor=actor.name)
-    async with session_scope(runtime.sessions) as session:
-        return await rollouts.read(session, rollout_id)
+TRANSITIONS = {"pause": rollouts.pause, "resume": rollouts.resume, "cancel": rollouts.cancel}
 
 
 @router.post(
-    "/api/v1/rollouts/{rollout_id}/resume", dependencies=[allow(Action.FIRMWARE, From.ROLLOUT)]
+    "/api/v1/rollouts/{rollout_id}/{action}", dependencies=[allow(Action.FIRMWARE, From.ROLLOUT)]
 )
-async def resume_rollout(rollout_id: int, runtime: RuntimeDep, actor: ActorDep) -> RolloutRead:
-    """A paused rollout goes on; an aborted one too, its failures so far forgiven."""
+async def move_rollout(
+    rollout_id: int,
+    action: Literal["pause", "resume", "cancel"],
+    runtime: RuntimeDep,
+    actor: ActorDep,
+) -> RolloutRead:
+    """pause: no further installs until resumed. resume: a paused rollout goes on; an
+    aborted one too, its failures so far forgiven. cancel: no further installs. Installs
+    under way are followed to their outcome whatever happens."""
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
-        await rollouts.resume(session, rollout_id, actor=actor.name, now=runtime.clock.now())
-    async with session_scope(runtime.sessions) as session:
-        return await rollouts.read(session, rollout_id)
-
-
-@router.post(
-    "/api/v1/rollouts/{rollout_id}/cancel", dependencies=[allow(Action.FIRMWARE, From.ROLLOUT)]
-)
-async def cancel_rollout(rollout_id: int, runtime: RuntimeDep, actor: ActorDep) -> RolloutRead:
-    """No further installs; those under way are followed to their outcome."""
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
-        await rollouts.cancel(session, rollout_id, actor=actor.name, now=runtime.clock.now())
+        await TRANSITIONS[action](session, rollout_id, actor=actor.name, now=runtime.clock.now())
     async with session_scope(runtime.sessions) as session:
         return await rollouts.read(session, rollout_id)

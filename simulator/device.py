@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import logging
 import random
+import ssl
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -105,6 +106,7 @@ class Environment:
     heartbeat_s: float = 60.0
     local_addr: str | None = None
     rng: random.Random = field(default_factory=random.Random)
+    tls: ssl.SSLContext | None = None  # broker and media over TLS, trusting this CA
 
 
 @dataclass
@@ -212,7 +214,11 @@ class SimulatedCluster:
                 await asyncio.sleep(outage)
             try:
                 await self.client.connect(
-                    self.env.host, self.env.port, will=will, local_addr=self.env.local_addr
+                    self.env.host,
+                    self.env.port,
+                    will=will,
+                    local_addr=self.env.local_addr,
+                    tls=self.env.tls,
                 )
                 filters = [
                     protocol.KEYS_TOPIC,
@@ -593,7 +599,7 @@ class SimulatedCluster:
         url = media_auth.device_url(media.url, code=spec.code, areas=spec.areas, key=spec.media_key)
         try:
             async with self.env.downloads:
-                status, body = await http_lite.get(url)
+                status, body = await http_lite.get(url, tls=self.env.tls)
         except (OSError, TimeoutError, http_lite.HttpLiteError) as exc:
             return f"media download failed: {exc.__class__.__name__}"
         if status != 200:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections import Counter
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from simulator.device import DeviceSpec, Environment, Faults, SimulatedCluster
 
@@ -28,6 +30,7 @@ class Fleet:
         heartbeat_s: float = 60.0,
         local_addr: str | None = None,
         seed: int | None = None,
+        tls_ca: Path | None = None,
     ) -> None:
         self.env = Environment(
             host=host,
@@ -38,6 +41,7 @@ class Fleet:
             heartbeat_s=heartbeat_s,
             local_addr=local_addr,
             rng=random.Random(seed),
+            tls=ssl.create_default_context(cafile=str(tls_ca)) if tls_ca else None,
         )
         self.devices = {spec.code: SimulatedCluster(spec, self.env) for spec in specs}
 

@@ -8,6 +8,7 @@ process into quadratic CPU; this costs one socket and a few kilobytes per downlo
 from __future__ import annotations
 
 import asyncio
+import ssl
 from urllib.parse import urlsplit
 
 MAX_HEADER_BYTES = 64 * 1024
@@ -19,11 +20,11 @@ class HttpLiteError(Exception):
 
 
 def _request(url: str, version: str, extra_headers: str) -> tuple[str, int, bytes]:
-    """(host, port, request bytes) of a GET for an http:// URL."""
+    """(host, port, request bytes) of a GET for an http:// or https:// URL."""
     parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise HttpLiteError(f"unsupported URL {url!r}")
-    port = parts.port or 80
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     request = (
         f"GET {target} {version}\r\nHost: {parts.hostname}:{port}\r\n"
@@ -32,11 +33,20 @@ def _request(url: str, version: str, extra_headers: str) -> tuple[str, int, byte
     return parts.hostname, port, request.encode()
 
 
-async def get(url: str, *, timeout: float = 30.0) -> tuple[int, bytes]:
+def _tls_for(url: str, tls: ssl.SSLContext | None) -> ssl.SSLContext | None:
+    """https: the given context (a province's own CA), or the system's trust store."""
+    if not url.startswith("https://"):
+        return None
+    return tls or ssl.create_default_context()
+
+
+async def get(
+    url: str, *, timeout: float = 30.0, tls: ssl.SSLContext | None = None
+) -> tuple[int, bytes]:
     """(status, body) of a GET; raises HttpLiteError on a broken or oversized response."""
     host, port, request = _request(url, "HTTP/1.1", "Connection: close\r\n")
     async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection(host, port)
+        reader, writer = await asyncio.open_connection(host, port, ssl=_tls_for(url, tls))
         try:
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")

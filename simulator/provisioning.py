@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 import httpx
 
 from simulator.device import DeviceSpec
@@ -22,9 +24,18 @@ def specs_from_json(items: list[dict[str, object]]) -> list[DeviceSpec]:
     ]
 
 
-async def fetch_specs(api_url: str, *, area: str | None = None) -> list[DeviceSpec]:
+async def fetch_specs(
+    api_url: str,
+    *,
+    area: str | None = None,
+    verify: ssl.SSLContext | bool = True,
+    headers: dict[str, str] | None = None,
+) -> list[DeviceSpec]:
+    """The register's provisioning data (an administrator's: `headers` sign in)."""
     params = {"area": area} if area else {}
-    async with httpx.AsyncClient(base_url=api_url, timeout=60) as client:
+    async with httpx.AsyncClient(
+        base_url=api_url, timeout=60, verify=verify, headers=headers
+    ) as client:
         response = await client.get("/api/v1/clusters/provisioning", params=params)
         response.raise_for_status()
         return specs_from_json(response.json())

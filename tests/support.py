@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -108,8 +110,20 @@ class Stack:
         await self.task
 
 
-async def start_stack(app: FastAPI, settings: Settings, port: int) -> Stack:
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
+async def start_stack(
+    app: FastAPI, settings: Settings, port: int, *, tls: tuple[Path, Path, Path] | None = None
+) -> Stack:
+    """`tls`: (certificate, key, CA): the API serves https and the test's client trusts
+    only that CA."""
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        lifespan="on",
+        log_level="warning",
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[_listening_socket(port)]))
     while not server.started:
@@ -117,7 +131,9 @@ async def start_stack(app: FastAPI, settings: Settings, port: int) -> Stack:
             task.result()
             raise RuntimeError("uvicorn stopped before starting")
         await asyncio.sleep(0.01)
-    client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    scheme = "https" if tls else "http"
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(tls[2])) if tls else True
+    client = httpx.AsyncClient(base_url=f"{scheme}://127.0.0.1:{port}", timeout=30, verify=verify)
     return Stack(app, settings, server, task, client)
 
 

@@ -223,3 +223,72 @@ async def test_keys_rotate_with_every_cluster_obeying_throughout(
 
 async def _keyset_version(device: SimulatedCluster) -> int:
     return device.keyset_version
+
+
+async def test_expired_misaddressed_and_replayed_commands_and_the_audit_log(
+    stack: Stack, fleet_factory: Callable[..., Fleet]
+) -> None:
+    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas][:2]
+    fleet = fleet_factory(specs)
+    await fleet.start()
+    device, neighbour = fleet.devices[specs[0].code], fleet.devices[specs[1].code]
+    ours, forger = stack.settings.signer, SigningKey.generate()
+    past = datetime.now(UTC) - timedelta(minutes=1)
+
+    async with _Injector(stack, device) as intruder:
+        # Genuinely signed, but its validity is over: a recording of an old command.
+        await intruder.command(ours.sign_json(_play(device, "expired", expires_at=_z(past))))
+        # Genuinely signed for the neighbour, pushed onto this cluster's topic.
+        aimed = ours.sign_json(
+            _play(device, "misaddressed", target={"cluster": neighbour.spec.code})
+        )
+        await intruder.command(aimed)
+        await intruder.command(forger.sign_json(_play(device, "forged-again")))
+        assert await intruder.wait_stage("expired", "rejected") == [("rejected", "expired")]
+        assert await intruder.wait_stage("misaddressed", "rejected") == [
+            ("rejected", "misaddressed")
+        ]
+        await intruder.wait_stage("forged-again", "rejected")
+
+        # A genuine command captured and sent again: answered where it stands, never
+        # carried out a second time (a fresh attempt would answer "received" first).
+        genuine = ours.sign_json(_play(device, "replayed"))
+        await intruder.command(genuine)
+        first = await intruder.wait_stage("replayed", "failed")  # its stream is dead
+        await intruder.command(genuine)
+        again = await eventually(
+            lambda: intruder.stages("replayed"),
+            lambda got: len(got) > len(first),
+            what="the replay answered",
+        )
+        assert again[len(first) :] == [("failed", None)]
+        assert [s for s, _ in again].count("received") == 1
+    assert device.play_counts["b-expired"] == device.play_counts["b-misaddressed"] == 0
+    assert neighbour.play_counts["b-misaddressed"] == 0
+
+    # Each refusal is on record, with the cluster that refused and why.
+    log = await eventually(
+        lambda: _audit(stack),
+        lambda rows: (
+            {"expired", "misaddressed", "unknown_key"}
+            <= {
+                r["detail"].get("reason")
+                for r in rows
+                if r["action"] == "device rejected a command"
+            }
+        ),
+        what="the refusals in the audit log",
+    )
+    refusals = [r for r in log if r["action"] == "device rejected a command"]
+    assert {r["actor"] for r in refusals} == {device.spec.code}
+    assert all(r["outcome"] == "refused" and r["address"] == "mqtt" for r in refusals)
+    assert any(r["target"].startswith("command misaddressed of b-misaddressed") for r in refusals)
+
+
+def _z(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
+
+
+async def _audit(stack: Stack) -> list[dict[str, Any]]:
+    data: list[dict[str, Any]] = (await stack.client.get("/api/v1/audit?limit=500")).json()["items"]
+    return data

@@ -158,6 +158,11 @@ async def test_a_scoped_person_must_name_an_area_inside_their_own(
     assert unscoped.status_code == 403 and unscoped.json()["detail"] == {"field": "area"}
     mine = await stack.client.get(f"/api/v1/alarms?area={COMMUNE}", headers=headers)
     assert mine.status_code == 200
+    others_inbox = await stack.client.get(
+        f"/api/v1/inbox?area={province['commune'][OUT]}", headers=headers
+    )
+    assert others_inbox.status_code == 403
+    assert (await stack.client.get("/api/v1/inbox", headers=headers)).status_code == 200
     province_wide = await stack.client.get("/api/v1/broadcasts", headers=headers)
     assert province_wide.status_code == 403
     cancel_theirs = await stack.client.post(

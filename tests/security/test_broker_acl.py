@@ -1,0 +1,175 @@
+"""Per-cluster broker credentials and access lists, against a real Mosquitto running with
+the files the control plane generates from the register."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.broker import Broker
+from core.mqtt import Outgoing
+from devices import broker_auth, protocol
+from devices.mqtt_lite import LiteClient, MqttLiteError
+from tests.broadcast.helpers import seed_province
+from tests.support import Stack, eventually
+
+CONTROL = "control-plane"
+
+
+@pytest.fixture
+async def locked_broker(tmp_path: Path) -> AsyncIterator[tuple[Broker, dict[str, Any]]]:
+    """A Mosquitto that admits no one anonymous, reading the generated files; and the
+    settings that let the control plane manage them."""
+    files = {
+        "mqtt_username": CONTROL,
+        "mqtt_password": secrets.token_urlsafe(16),
+        "broker_password_file": tmp_path / "passwd",
+        "broker_acl_file": tmp_path / "acl",
+        "broker_pid_file": tmp_path / "mosquitto.pid",
+    }
+    # The broker will not start without its files: the control plane's own entry first.
+    files["broker_password_file"].write_text(
+        broker_auth.password_file([(CONTROL, broker_auth.mosquitto_hash(files["mqtt_password"]))])
+    )
+    files["broker_acl_file"].write_text(broker_auth.acl_file(CONTROL, []))
+    broker = Broker(
+        extra=(
+            "allow_anonymous false\n"
+            "user root\n"  # the test runs as root: no drop to a user who cannot read tmp
+            f"password_file {files['broker_password_file']}\n"
+            f"acl_file {files['broker_acl_file']}\n"
+        )
+    )
+    broker.start()
+    assert broker.process is not None
+    files["broker_pid_file"].write_text(str(broker.process.pid))
+    try:
+        yield broker, files
+    finally:
+        broker.close()
+
+
+class Device:
+    """A bare MQTT client with a cluster's name: what an attacker holding one cluster's
+    credentials (or none) can do."""
+
+    def __init__(self, broker: Broker, code: str, password: str | None) -> None:
+        self.broker = broker
+        self.got: list[tuple[str, bytes]] = []
+        self.client = LiteClient(
+            code, lambda t, p: self.got.append((t, p)), username=code, password=password
+        )
+
+    async def connect(self) -> None:
+        await self.client.connect(self.broker.host, self.broker.port)
+
+
+async def _connects(device: Device) -> bool:
+    try:
+        await device.connect()
+    except MqttLiteError:
+        return False
+    return True
+
+
+async def test_a_cluster_reads_and_writes_only_its_own_topics(
+    stack_factory: Callable[..., Awaitable[Stack]],
+    locked_broker: tuple[Broker, dict[str, Any]],
+) -> None:
+    broker, files = locked_broker
+    stack = await stack_factory(mqtt_port=broker.port, **files)
+    assert stack.runtime.mqtt is not None and stack.runtime.mqtt.connected  # its own account
+    specs = [s for s in await seed_province(stack) if s.kind != "eboard"]
+    a, b = specs[0], next(s for s in specs if s.areas[2] != specs[0].areas[2])
+    passwords = {}
+    for spec in (a, b):
+        issued = await stack.client.post(f"/api/v1/clusters/{spec.code}/credentials")
+        assert issued.status_code == 201 and issued.json()["username"] == spec.code
+        passwords[spec.code] = issued.json()["password"]
+    acl = files["broker_acl_file"].read_text()
+    assert f"user {a.code}\n" in acl and f"topic read bc/v1/area/{a.areas[2]}/cmd" in acl
+    assert passwords[a.code] not in files["broker_password_file"].read_text()
+
+    mine, theirs = (
+        Device(broker, a.code, passwords[a.code]),
+        Device(broker, b.code, passwords[b.code]),
+    )
+    # The broker re-reads its files on the signal: wait until it knows them.
+    await eventually(lambda: _connects(mine), bool, what="cluster A admitted")
+    await theirs.connect()
+    await theirs.client.subscribe([protocol.cluster_command_topic(b.code)])
+    await mine.client.subscribe(
+        [
+            protocol.cluster_command_topic(a.code),
+            protocol.cluster_command_topic(b.code),  # not its own: denied
+            protocol.area_command_topic(b.areas[2]),  # not its commune: denied
+            protocol.ack_topic(b.code),  # another cluster's answers: denied
+        ]
+    )
+
+    # 1. Reading another's commands: the control plane sends B a command, then A one.
+    dispatcher = stack.runtime.require_dispatcher()
+
+    await dispatcher.publish(  # raw bytes: what reaches whom is the point, not content
+        [
+            Outgoing(protocol.cluster_command_topic(b.code), b'{"for":"B"}'),
+            Outgoing(protocol.area_command_topic(b.areas[2]), b'{"for":"B area"}'),
+            Outgoing(protocol.cluster_command_topic(a.code), b'{"for":"A"}'),
+        ]
+    )
+    await eventually(
+        lambda: _value(mine.got),
+        lambda got: any(p == b'{"for":"A"}' for _, p in got),
+        what="A's own command",
+    )
+    await eventually(lambda: _value(theirs.got), bool, what="B's command")
+    assert [p for _, p in mine.got] == [b'{"for":"A"}']
+
+    # 2. Writing as another: a forged "played" on B's topic, then junk on A's own. The
+    # junk reaching the control plane proves the forgery would have, had it passed.
+    forged = protocol.Ack(
+        cmd="x",
+        broadcast="y",
+        cluster=b.code,
+        stage=protocol.AckStage.PLAYED,
+        at=stack.runtime.clock.now(),
+    ).to_json()
+    mine.client.publish(protocol.ack_topic(b.code), forged)
+    mine.client.publish(protocol.status_topic(b.code), b'{"v":1,"cluster":"x","online":false}')
+    mine.client.publish(protocol.ack_topic(a.code), b"not json")
+    ingest = await eventually(
+        lambda: _ingest(stack),
+        lambda s: any(r["topic"] == protocol.ack_topic(a.code) for r in s["recent_rejects"]),
+        what="A's junk refused by the control plane",
+    )
+    assert not any(b.code in r["topic"] for r in ingest["recent_rejects"])
+
+    # 3. Revoked: A can no longer connect; B still can; nobody connects anonymously.
+    revoked = await stack.client.delete(f"/api/v1/clusters/{a.code}/credentials")
+    assert revoked.status_code == 204
+    assert f"user {a.code}\n" not in files["broker_acl_file"].read_text()
+    await eventually(
+        lambda: _connects(Device(broker, a.code, passwords[a.code])),
+        lambda ok: not ok,
+        what="A's revoked credentials refused",
+    )
+    assert await _connects(Device(broker, b.code, passwords[b.code]))
+    assert not await _connects(Device(broker, b.code, "a guess"))
+    anonymous = LiteClient("anyone", lambda t, p: None)
+    with pytest.raises(MqttLiteError):
+        await anonymous.connect(broker.host, broker.port)
+    for device in (mine, theirs):
+        device.client.drop()
+
+
+async def _ingest(stack: Stack) -> dict[str, Any]:
+    data: dict[str, Any] = (await stack.client.get("/api/v1/ingest")).json()
+    return data
+
+
+async def _value(items: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    return list(items)
