@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 
 from accounts.router import router as accounts_router
 from app.ops_router import router as ops_router
@@ -19,6 +21,7 @@ from audit.middleware import AuditMiddleware
 from audit.router import router as audit_router
 from broadcast.router import router as broadcast_router
 from bulletins.router import router as bulletins_router
+from console.router import router as console_router
 from core.clock import Clock
 from core.errors import AppError
 from core.settings import Settings, get_settings
@@ -30,6 +33,7 @@ from media.router import router as media_router
 from schedules.router import router as schedules_router
 
 log = logging.getLogger(__name__)
+CONSOLE_STATIC = Path(__file__).resolve().parent.parent / "console" / "static"
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
@@ -62,10 +66,17 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         firmware_router,
         accounts_router,
         audit_router,
+        console_router,
         ops_router,
     ):
         app.include_router(router)
+
+    @app.get("/", include_in_schema=False)
+    async def _root() -> RedirectResponse:
+        return RedirectResponse("/console")
+
     app.add_middleware(AuditMiddleware)
+    app.mount("/console/static", StaticFiles(directory=CONSOLE_STATIC), name="console-static")
     app.mount(
         "/media",
         MediaApp(

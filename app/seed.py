@@ -226,3 +226,37 @@ def _cluster_row(
         "created_at": now,
         "online": False,
     }
+
+
+# Demo accounts (development only): one per kind of person who runs the system, all with
+# this password, printed by `broadcast demo`.
+DEMO_PASSWORD = "diễn tập phòng chống lụt bão"
+DEMO_USERS = (
+    ("truc.ban", "province_officer", None, "Trực ban tỉnh"),
+    ("ky.thuat", "technician", "688", "Kỹ thuật viên Phước Long"),
+    ("xa.thacmo", "commune_operator", "25216", "Cán bộ Phường Thác Mơ"),
+    ("quan.tri", "admin", None, "Quản trị hệ thống"),
+)
+
+
+async def seed_demo_users(session: AsyncSession, clock: Clock) -> list[str]:
+    """The demo's accounts that did not exist yet."""
+    from accounts import service as accounts
+    from accounts.models import User
+    from accounts.schemas import UserCreate
+
+    created = []
+    for username, role, area, name in DEMO_USERS:
+        if await session.scalar(select(User.id).where(User.username == username)) is None:
+            data = UserCreate.model_validate(
+                {
+                    "username": username,
+                    "password": DEMO_PASSWORD,
+                    "role": role,
+                    "area": area,
+                    "full_name": name,
+                }
+            )
+            await accounts.create(session, data, by="demo", now=clock.now())
+            created.append(username)
+    return created

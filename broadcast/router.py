@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import StreamingResponse
 
 from app.deps import ActorDep, RuntimeDep, SessionDep
 from app.guard import From, allow
 from broadcast import repository, sending, service
-from broadcast.schemas import BroadcastCreate, BroadcastRead, BroadcastSummary
+from broadcast.schemas import BroadcastCreate, BroadcastRead, BroadcastSummary, Reach, ReachRequest
+from broadcast.states import TERMINAL
 from core.database import session_scope
 from core.policy import Action
 from core.schemas import Limit, Offset, Page
@@ -86,3 +90,53 @@ async def cancel_broadcast(broadcast_id: str, runtime: RuntimeDep) -> BroadcastR
     async with session_scope(runtime.sessions) as session:
         read = await service.read(session=session, broadcast_id=broadcast_id, unconfirmed_limit=0)
     return read.model_copy(update={"published": published})
+
+
+LIVE_INTERVAL_S = 1.0  # the server looks once a second, however many people watch
+
+
+@router.get("/{broadcast_id}/events", dependencies=[allow(Action.READ, From.BROADCAST)])
+async def broadcast_events(
+    broadcast_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    unconfirmed_limit: Annotated[int, Query(ge=0, le=5000)] = 100,
+) -> StreamingResponse:
+    """Server-sent events: the broadcast's progress (as GET /{id}) whenever it changes,
+    until every delivery has an outcome or the viewer leaves. One query a second per
+    viewer on the server, and nothing at all from the browser: no polling storm when the
+    whole duty room watches a flood warning go out."""
+    async with session_scope(runtime.sessions) as session:
+        await service.read(session=session, broadcast_id=broadcast_id, unconfirmed_limit=0)
+
+    async def stream() -> AsyncIterator[bytes]:
+        last = b""
+        while not await request.is_disconnected():
+            async with session_scope(runtime.sessions) as session:
+                read = await service.read(
+                    session=session,
+                    broadcast_id=broadcast_id,
+                    rollup_depth=3,
+                    unconfirmed_limit=unconfirmed_limit,
+                )
+            data = read.model_dump_json(by_alias=True).encode()
+            if data != last:
+                last = data
+                yield b"event: progress\ndata: " + data + b"\n\n"
+            if read.total and all(s in TERMINAL for s, n in read.counts.items() if n):
+                yield b"event: done\ndata: {}\n\n"
+                return
+            await asyncio.sleep(LIVE_INTERVAL_S)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post("/reach", dependencies=[allow(Action.READ, From.BODY_TARGETS)])
+async def reach(data: ReachRequest, session: SessionDep) -> Reach:
+    """How many clusters, e-boards and communes these targets cover: what a duty officer
+    confirms before sending."""
+    return await service.reach(session=session, areas=data.areas, clusters=data.clusters)

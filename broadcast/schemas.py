@@ -135,3 +135,14 @@ class BroadcastSummary(BaseModel):
     status: str
     created_at: datetime
     expires_at: datetime
+
+
+class ReachRequest(BaseModel):
+    areas: list[CodeStr] = Field(default_factory=list, max_length=5000)
+    clusters: list[CodeStr] = Field(default_factory=list, max_length=100_000)
+
+
+class Reach(BaseModel):
+    speakers: int = Field(description="speaker clusters")
+    eboards: int
+    communes: int = Field(description="areas with at least one targeted cluster")

@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from areas import repository as area_repository
@@ -18,13 +19,16 @@ from broadcast.schemas import (
     AreaRollup,
     BroadcastCreate,
     BroadcastRead,
+    Reach,
     UnconfirmedCluster,
 )
 from broadcast.states import ACTIVE, UNCONFIRMED, DeliveryState
 from core.clock import Clock
+from core.database import chunked
 from core.errors import Conflict, InvalidInput, NotFound
 from core.settings import Settings
 from devices import repository as device_repository
+from devices.models import Cluster
 from devices.service import ClusterNotFound
 from media import service as media_service
 
@@ -327,3 +331,20 @@ async def _rollup(
         for code, c in buckets.items()
     ]
     return sorted(rollups, key=lambda r: (r.confirmed / r.total, r.area_code))
+
+
+async def reach(*, session: AsyncSession, areas: list[str], clusters: list[str]) -> Reach:
+    """What the targets cover, by kind; unknown areas and clusters are refused by name."""
+    _, _, targets = await resolve_targets(session, areas, clusters)
+    kinds: dict[str, int] = {}
+    for chunk in chunked(sorted(targets), 1):
+        rows = await session.execute(
+            select(Cluster.kind, func.count()).where(Cluster.id.in_(chunk)).group_by(Cluster.kind)
+        )
+        for kind, count in rows.all():
+            kinds[kind] = kinds.get(kind, 0) + count
+    return Reach(
+        speakers=kinds.get("speaker_cluster", 0),
+        eboards=kinds.get("eboard", 0),
+        communes=len(set(targets.values())),
+    )

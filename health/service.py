@@ -306,3 +306,28 @@ async def export_csv(*, session: AsyncSession, settings: Settings, area_code: st
             ]
         )
     return out.getvalue()
+
+
+async def map_points(
+    *, session: AsyncSession, settings: Settings, area_code: str
+) -> list[dict[str, Any]]:
+    """Every cluster under the area with a position, and its state for the map: offline,
+    faulty (online but would not sound as it should) or working."""
+    area = await area_service.get(session=session, code=area_code)
+    points = []
+    for cluster, _, health in await _clusters_under(session, area):
+        if cluster.latitude is None or cluster.longitude is None:
+            continue
+        state = (
+            "offline" if not cluster.online else "faulty" if is_faulty(health, settings) else "ok"
+        )
+        points.append(
+            {
+                "code": cluster.code,
+                "name": cluster.name,
+                "lat": cluster.latitude,
+                "lon": cluster.longitude,
+                "state": state,
+            }
+        )
+    return points

@@ -8,10 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from app.broker import free_port
 from app.orchestrate import wait_until
+from app.seed import DEMO_PASSWORD
 
 pytestmark = pytest.mark.slow
 DEMO_TIMEOUT_S = 240
@@ -45,6 +47,12 @@ def test_demo_runs_a_province_and_every_cluster_confirms(tmp_path: Path) -> None
                 every=0.5,
             )
             assert demo.poll() is None, log.read_text(errors="replace")
+            # The console takes the demo's duty officer.
+            signed_in = httpx.post(
+                f"http://127.0.0.1:{port}/api/v1/auth/login",
+                json={"username": "truc.ban", "password": DEMO_PASSWORD},
+            )
+            assert signed_in.status_code == 200, signed_in.text
         finally:
             demo.send_signal(signal.SIGINT)
             demo.wait(60)
@@ -53,3 +61,4 @@ def test_demo_runs_a_province_and_every_cluster_confirms(tmp_path: Path) -> None
     assert "1664 clusters online" in text
     assert "every cluster confirmed" in text
     assert f"http://127.0.0.1:{port}/docs" in text
+    assert f"http://127.0.0.1:{port}/console" in text

@@ -1,0 +1,1 @@
+"""The web console: server-rendered pages for operators, duty officers and technicians."""

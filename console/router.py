@@ -1,0 +1,183 @@
+"""Pages of the web console (server-rendered; a little JavaScript for forms and the live
+view). Each page reads what it shows through the same services as the API, as the
+signed-in person, so the area rule holds here as there; what the pages change goes
+through the API itself, from the browser, with the session cookie."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+
+from accounts import service as account_service
+from app.deps import SESSION_COOKIE, RuntimeDep
+from areas.models import Area
+from broadcast import service as broadcast_service
+from console import i18n
+from core.actors import Actor, Role
+from core.database import session_scope
+from core.errors import AppError
+from core.policy import ALLOWED, Action, covers
+from devices.models import Cluster
+from health import service as health_service
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+templates = Jinja2Templates(directory=str(i18n.HERE / "templates"))
+
+# What each role sees first on its home page, most urgent first.
+HOME: dict[Role, list[str]] = {
+    Role.PROVINCE_OFFICER: ["emergency", "health"],
+    Role.ADMIN: ["emergency", "health"],
+    Role.DISTRICT_OPERATOR: ["health"],
+    Role.COMMUNE_OPERATOR: ["health"],
+    Role.TECHNICIAN: ["health"],
+    Role.EDITOR: ["health"],
+    Role.OBSERVER: ["health"],
+}
+
+
+async def _actor(request: Request, runtime: RuntimeDep) -> Actor | None:
+    raw = request.cookies.get(SESSION_COOKIE)
+    if not raw:
+        return None
+    async with session_scope(runtime.sessions) as session:
+        found = await account_service.resolve_token(session, raw, now=runtime.clock.now())
+    return account_service.actor_of(found[0]) if found else None
+
+
+def _render(
+    request: Request, name: str, actor: Actor | None, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    locale = i18n.choose(request.query_params.get("lang"), request.cookies.get("lang"))
+    gettext = i18n.translations(locale).gettext
+    response = templates.TemplateResponse(
+        request,
+        name,
+        {
+            "_": gettext,
+            "fmt": i18n.Formats(locale),
+            "locale": locale,
+            "actor": actor,
+            "can_send_emergency": actor is not None
+            and Action.SEND_EMERGENCY in ALLOWED[actor.role],
+            **context,
+        },
+        status_code=status_code,
+    )
+    if request.query_params.get("lang") in i18n.LOCALES:
+        response.set_cookie("lang", locale, max_age=365 * 86400, samesite="lax")
+    return response
+
+
+def _to_login(request: Request) -> RedirectResponse:
+    return RedirectResponse(f"/console/login?next={request.url.path}", status_code=303)
+
+
+@router.get("/login")
+async def login_page(request: Request) -> Response:
+    return _render(request, "login.html", None, next=request.query_params.get("next", "/console"))
+
+
+@router.get("")
+async def home(request: Request, runtime: RuntimeDep) -> Response:
+    actor = await _actor(request, runtime)
+    if actor is None:
+        return _to_login(request)
+    return _render(request, "home.html", actor, tiles=HOME[actor.role])
+
+
+async def _areas_for(runtime: RuntimeDep, actor: Actor) -> list[Area]:
+    """The area tree the person may target, in tree order."""
+    async with session_scope(runtime.sessions) as session:
+        rows = (await session.scalars(select(Area).order_by(Area.path))).all()
+    return [a for a in rows if covers(actor, a.path) and a.depth <= 2]
+
+
+@router.get("/emergency")
+async def emergency_page(request: Request, runtime: RuntimeDep) -> Response:
+    actor = await _actor(request, runtime)
+    if actor is None:
+        return _to_login(request)
+    if Action.SEND_EMERGENCY not in ALLOWED[actor.role]:
+        return _render(request, "forbidden.html", actor, status_code=403)
+    return _render(request, "emergency.html", actor, areas=await _areas_for(runtime, actor))
+
+
+@router.get("/broadcasts/{broadcast_id}")
+async def live_page(broadcast_id: str, request: Request, runtime: RuntimeDep) -> Response:
+    actor = await _actor(request, runtime)
+    if actor is None:
+        return _to_login(request)
+    try:
+        async with session_scope(runtime.sessions) as session:
+            broadcast = await broadcast_service.read(
+                session=session, broadcast_id=broadcast_id, unconfirmed_limit=0
+            )
+    except AppError as exc:
+        return _render(request, "forbidden.html", actor, status_code=exc.status_code)
+    return _render(request, "live.html", actor, broadcast=broadcast)
+
+
+@router.get("/health")
+async def health_page(request: Request, runtime: RuntimeDep) -> Response:
+    actor = await _actor(request, runtime)
+    if actor is None:
+        return _to_login(request)
+    async with session_scope(runtime.sessions) as session:
+        root = await session.scalar(select(Area.code).where(Area.parent_id.is_(None)))
+        area = request.query_params.get("area") or actor.area or root or ""
+        target = await session.scalar(select(Area.path).where(Area.code == area))
+        if target is None or not covers(actor, target):
+            return _render(request, "forbidden.html", actor, status_code=403)
+        rows = await health_service.rollup(
+            session=session, settings=runtime.settings, area_code=area
+        )
+        points = await health_service.map_points(
+            session=session, settings=runtime.settings, area_code=area
+        )
+    return _render(request, "health.html", actor, rows=rows, area=area, map=plot(points))
+
+
+MAP_W, MAP_H, MAP_PAD = 640, 420, 12
+
+
+def plot(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Positions scaled into the map's box (longitude across, latitude up): drawn by the
+    page itself as SVG, so the map needs no tile server and no internet."""
+    if not points:
+        return []
+    lats, lons = [p["lat"] for p in points], [p["lon"] for p in points]
+    south, north, west, east = min(lats), max(lats), min(lons), max(lons)
+    span = max(north - south, east - west, 1e-6)
+    scale = min((MAP_W - 2 * MAP_PAD), (MAP_H - 2 * MAP_PAD)) / span
+    # Bad news on top: offline and faulty clusters drawn last.
+    order = {"ok": 0, "faulty": 1, "offline": 2}
+    return [
+        {
+            **p,
+            "x": round(MAP_PAD + (p["lon"] - west) * scale, 1),
+            "y": round(MAP_H - MAP_PAD - (p["lat"] - south) * scale, 1),
+        }
+        for p in sorted(points, key=lambda p: order[p["state"]])
+    ]
+
+
+@router.get("/clusters/{code}")
+async def cluster_page(code: str, request: Request, runtime: RuntimeDep) -> Response:
+    actor = await _actor(request, runtime)
+    if actor is None:
+        return _to_login(request)
+    async with session_scope(runtime.sessions) as session:
+        path = await session.scalar(
+            select(Area.path).join(Cluster, Cluster.area_id == Area.id).where(Cluster.code == code)
+        )
+        if path is None or not covers(actor, path):
+            return _render(request, "forbidden.html", actor, status_code=403)
+        page = await health_service.cluster_health(
+            session=session, settings=runtime.settings, code=code, history=24
+        )
+    may_operate = Action.OPERATE in ALLOWED[actor.role]
+    return _render(request, "cluster.html", actor, page=page, may_operate=may_operate)

@@ -1,0 +1,166 @@
+"""The web console in a real browser (Debian's Chromium driven by Playwright): a duty
+officer signs in with the keyboard, sends an emergency to a commune, confirms the
+summary and watches every cluster confirm live; Vietnamese by default, English on
+request; a phone-sized screen without sideways scrolling."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from simulator.fleet import Fleet
+from tests.broadcast.helpers import seed_province
+from tests.security.helpers import PASSWORD, make_user
+from tests.support import Stack
+
+COMMUNE = "25216"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+# Chromium's stand-in microphone (a steady beep), granted without asking.
+FAKE_MICROPHONE = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if CHROMIUM is None:
+        pytest.fail("Chromium is not installed (scripts/setup installs Debian's chromium)")
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=FAKE_MICROPHONE)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+async def _sign_in(page: Page, base: str, username: str) -> None:
+    await page.goto(f"{base}/console")
+    await expect(page).to_have_url(f"{base}/console/login?next=/console")
+    # The keyboard alone: the name field has the focus, Tab to the password, Enter.
+    await page.keyboard.type(username)
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(PASSWORD)
+    await page.keyboard.press("Enter")
+    await expect(page).to_have_url(f"{base}/console")
+
+
+async def test_a_duty_officer_sends_an_emergency_and_watches_it_confirm(
+    stack: Stack,
+    browser: Browser,
+    fleet_factory: Callable[..., Fleet],
+    tone_mp3: Path,
+) -> None:
+    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas]
+    fleet = fleet_factory(specs, time_compression=10)
+    await fleet.start()
+    await make_user(stack, "truc.ban", role="province_officer")
+    base = stack.settings.public_base_url
+    page = await browser.new_page()
+    await _sign_in(page, base, "truc.ban")
+    await expect(page.locator("h1")).to_contain_text("Xin chào, truc.ban")
+
+    await page.get_by_role("link", name="Phát tin khẩn cấp").first.click()
+    await expect(page.locator("h1")).to_have_text("Phát tin khẩn cấp")
+    await page.locator(f"input[name=areas][value='{COMMUNE}']").check()
+    await page.get_by_label("Tiêu đề").fill("Cảnh báo lũ quét")
+    await page.get_by_label("Hoặc một bản ghi âm").set_input_files(str(tone_mp3))
+    await page.get_by_role("button", name="Xem lại").click()
+    speakers = len([s for s in specs if s.kind != "eboard"])
+    eboards = len(specs) - speakers
+    await expect(page.locator("#summary-text")).to_have_text(
+        f"{speakers} cụm loa và {eboards} bảng điện tử tại 1 xã sẽ phát ngay lập tức."
+    )
+    await page.get_by_role("button", name="Phát tin khẩn cấp ngay").click()
+
+    await page.wait_for_url(f"{base}/console/broadcasts/**")
+    await expect(page.locator("#total")).to_have_text(str(len(specs)))
+    # Live, by server-sent events: every cluster confirms, then every one has played.
+    await expect(page.locator("#confirmed")).to_have_text(str(len(specs)), timeout=30_000)
+    await expect(page.locator("[data-state=played]")).to_have_text(str(len(specs)), timeout=30_000)
+    await expect(page.locator("#status")).to_have_text("Hoàn tất: mọi cụm loa đã có kết quả")
+    await expect(page.locator("#silent-total")).to_have_text("0")
+    broadcast_id = page.url.rsplit("/", 1)[-1]
+    assert fleet.count(lambda d: d.play_counts[broadcast_id] == 1) == len(specs)
+
+
+async def test_english_on_request_phone_screens_and_roles(stack: Stack, browser: Browser) -> None:
+    await seed_province(stack)
+    await make_user(stack, "ky.thuat", role="technician", area=COMMUNE)
+    base = stack.settings.public_base_url
+    phone = await browser.new_page(viewport={"width": 390, "height": 844})
+    await _sign_in(phone, base, "ky.thuat")
+    # A technician has no emergency button, and the emergency page says so.
+    assert await phone.get_by_role("link", name="Phát tin khẩn cấp").count() == 0
+    response = await phone.goto(f"{base}/console/emergency")
+    assert response is not None and response.status == 403
+    # Health of its commune, numbers written the Vietnamese way; another area refused.
+    await phone.goto(f"{base}/console/health")
+    first_row = phone.locator("tbody tr").first
+    await expect(first_row.locator("th")).not_to_be_empty()
+    wide = await phone.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+    assert wide is False, "the page scrolls sideways on a phone"
+    outside = await phone.goto(f"{base}/console/health?area=70")
+    assert outside is not None and outside.status == 403
+
+    await phone.goto(f"{base}/console?lang=en")
+    await expect(phone.locator("h1")).to_have_text("Hello, ky.thuat")
+    await phone.goto(f"{base}/console/health")  # the choice is remembered
+    await expect(phone.locator("h1")).to_have_text("Fleet health")
+    assert await phone.locator("html").get_attribute("lang") == "en"
+
+
+async def test_a_recording_made_in_the_browser_is_broadcast(
+    stack: Stack, browser: Browser, fleet_factory: Callable[..., Fleet]
+) -> None:
+    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas]
+    fleet = fleet_factory(specs, time_compression=10)  # every cluster of the commune
+    await fleet.start()
+    await make_user(stack, "truc.ban", role="province_officer")
+    base = stack.settings.public_base_url
+    page = await browser.new_page()
+    await _sign_in(page, base, "truc.ban")
+    await page.goto(f"{base}/console/emergency")
+    await page.locator(f"input[name=areas][value='{COMMUNE}']").check()
+    await page.get_by_label("Tiêu đề").fill("Thông báo khẩn từ xã")
+    await page.get_by_role("button", name="Ghi âm ngay").click()
+    await expect(page.locator("#record-status")).to_have_text("Đang ghi âm…")
+    await page.wait_for_timeout(1500)  # the officer speaks for a second and a half
+    await page.get_by_role("button", name="Dừng").click()
+    await expect(page.locator("#record-status")).to_have_text("Đã ghi âm: sẽ được gửi đi")
+    await page.get_by_role("button", name="Xem lại").click()
+    await page.get_by_role("button", name="Phát tin khẩn cấp ngay").click()
+    await page.wait_for_url(f"{base}/console/broadcasts/**")
+    broadcast_id = page.url.rsplit("/", 1)[-1]
+    await expect(page.locator("#status")).to_have_text(
+        "Hoàn tất: mọi cụm loa đã có kết quả", timeout=30_000
+    )
+    sent = await stack.broadcast(broadcast_id)
+    media = (await stack.client.get(f"/api/v1/media/{sent['media_sha256']}")).json()
+    assert media["original_name"] == "recording.webm", media
+    assert fleet.count(lambda d: d.play_counts[broadcast_id] == 1) == len(specs)
+
+
+async def test_a_technician_finds_a_cluster_on_the_map_and_sets_its_volume(
+    stack: Stack, browser: Browser, fleet_factory: Callable[..., Fleet]
+) -> None:
+    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas and s.kind != "eboard"]
+    fleet = fleet_factory(specs[:2])
+    await fleet.start()
+    await make_user(stack, "ky.thuat", role="technician", area=COMMUNE)
+    base = stack.settings.public_base_url
+    page = await browser.new_page()
+    await _sign_in(page, base, "ky.thuat")
+    await page.goto(f"{base}/console/health?area={COMMUNE}")
+    # Drawn by the page (no tile server): one point per cluster, the two online ones green.
+    await expect(page.locator("svg circle")).to_have_count(len(specs) + 1)  # + the e-board
+    await expect(page.locator("svg circle.ok")).to_have_count(2)
+    await page.locator(f"svg a[href='/console/clusters/{specs[0].code}']").click()
+    await expect(page.locator("h1")).to_contain_text(specs[0].code)
+    await page.get_by_label("Âm lượng").fill("35")
+    await page.get_by_role("button", name="Đặt âm lượng").click()
+    await expect(page.locator("#operate-result")).to_have_text("set_volume: xong", timeout=20_000)
+    assert fleet.devices[specs[0].code].volume == 35
