@@ -9,12 +9,12 @@ no compiled file to forget (`pybabel extract -F babel.cfg` refreshes the templat
 from __future__ import annotations
 
 import io
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -54,6 +54,9 @@ class Formats:
 
     def number(self, value: float | int) -> str:
         return format_decimal(value, locale=self.locale)
+
+    def day(self, value: date) -> str:
+        return format_date(value, "EEEE dd/MM/yyyy", locale=self.locale).capitalize()
 
     def when(self, value: datetime | None) -> str:
         if value is None:

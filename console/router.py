@@ -5,6 +5,7 @@ through the API itself, from the browser, with the session cookie."""
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -23,6 +24,8 @@ from core.errors import AppError
 from core.policy import ALLOWED, Action, covers
 from devices.models import Cluster
 from health import service as health_service
+from schedules import service as schedule_service
+from schedules.recurrence import to_utc, zone
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 templates = Jinja2Templates(directory=str(i18n.HERE / "templates"))
@@ -31,8 +34,8 @@ templates = Jinja2Templates(directory=str(i18n.HERE / "templates"))
 HOME: dict[Role, list[str]] = {
     Role.PROVINCE_OFFICER: ["emergency", "health"],
     Role.ADMIN: ["emergency", "health"],
-    Role.DISTRICT_OPERATOR: ["health"],
-    Role.COMMUNE_OPERATOR: ["health"],
+    Role.DISTRICT_OPERATOR: ["schedule", "health"],
+    Role.COMMUNE_OPERATOR: ["schedule", "health"],
     Role.TECHNICIAN: ["health"],
     Role.EDITOR: ["health"],
     Role.OBSERVER: ["health"],
@@ -181,3 +184,42 @@ async def cluster_page(code: str, request: Request, runtime: RuntimeDep) -> Resp
         )
     may_operate = Action.OPERATE in ALLOWED[actor.role]
     return _render(request, "cluster.html", actor, page=page, may_operate=may_operate)
+
+
+@router.get("/schedule")
+async def schedule_page(request: Request, runtime: RuntimeDep) -> Response:
+    """A commune's schedule for a day or a week, in local time, by day."""
+    actor = await _actor(request, runtime)
+    if actor is None:
+        return _to_login(request)
+    tz = zone(runtime.settings.default_timezone)
+    try:
+        first = date.fromisoformat(request.query_params.get("day", ""))
+    except ValueError:
+        first = runtime.clock.now().astimezone(tz).date()
+    days = 7 if request.query_params.get("days") != "1" else 1
+    async with session_scope(runtime.sessions) as session:
+        root = await session.scalar(select(Area.code).where(Area.parent_id.is_(None)))
+        area = request.query_params.get("area") or actor.area or root or ""
+        target = await session.scalar(select(Area.path).where(Area.code == area))
+        if target is None or not covers(actor, target):
+            return _render(request, "forbidden.html", actor, status_code=403)
+        start = to_utc(datetime.combine(first, time()), tz)
+        end = to_utc(datetime.combine(first + timedelta(days=days), time()), tz)
+        slots = await schedule_service.calendar(
+            session=session, area_code=area, start=start, end=end
+        )
+    by_day: dict[date, list[Any]] = {first + timedelta(days=i): [] for i in range(days)}
+    for slot in slots:
+        by_day.setdefault(slot.starts_local.date(), []).append(slot)
+    return _render(
+        request,
+        "schedule.html",
+        actor,
+        area=area,
+        by_day=by_day,
+        first=first,
+        days=days,
+        previous=first - timedelta(days=days),
+        following=first + timedelta(days=days),
+    )

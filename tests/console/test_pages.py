@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import seed_province
+from tests.broadcast.helpers import approved_bulletin, seed_province, upload
 from tests.security.helpers import PASSWORD, make_user
 from tests.support import Stack
 
@@ -164,3 +166,39 @@ async def test_a_technician_finds_a_cluster_on_the_map_and_sets_its_volume(
     await page.get_by_role("button", name="Đặt âm lượng").click()
     await expect(page.locator("#operate-result")).to_have_text("set_volume: xong", timeout=20_000)
     assert fleet.devices[specs[0].code].volume == 35
+
+
+async def test_a_commune_operator_reads_the_week_of_the_commune(
+    stack: Stack, browser: Browser, tone_mp3: Path
+) -> None:
+    await seed_province(stack)
+    media = await upload(stack, tone_mp3)
+    bulletin = await approved_bulletin(stack, title="Tin sáng", media_sha256=media["sha256"])
+    local = ZoneInfo(stack.settings.default_timezone)
+    tomorrow = stack.runtime.clock.now().astimezone(local).date() + timedelta(days=1)
+    created = await stack.client.post(
+        "/api/v1/schedules",
+        json={
+            "title": "Bản tin buổi sáng",
+            "bulletin_id": bulletin["id"],
+            "starts_local": f"{tomorrow.isoformat()}T06:30:00",
+            "rule": "FREQ=DAILY",
+            "areas": [COMMUNE],
+        },
+    )
+    assert created.status_code == 201, created.text
+    await make_user(stack, "xa.vien", role="commune_operator", area=COMMUNE)
+    base = stack.settings.public_base_url
+    page = await browser.new_page()
+    await _sign_in(page, base, "xa.vien")
+    await page.get_by_role("link", name="Lịch phát").first.click()
+    days = page.locator("section.day")
+    await expect(days).to_have_count(7)
+    await expect(days.nth(0)).to_contain_text("Không có lịch phát")  # today: it starts tomorrow
+    for n in range(1, 7):
+        await expect(days.nth(n)).to_contain_text("06:30")
+        await expect(days.nth(n)).to_contain_text("Bản tin buổi sáng")
+    await page.get_by_role("link", name="Sau →").click()
+    await expect(page.locator("section.day").nth(6)).to_contain_text("06:30")
+    refused = await page.goto(f"{base}/console/schedule?area=70")
+    assert refused is not None and refused.status == 403
