@@ -15,8 +15,12 @@ from sqlalchemy import select
 
 from accounts import service as account_service
 from app.deps import SESSION_COOKIE, RuntimeDep
+from areas import service as area_service
 from areas.models import Area
 from broadcast import service as broadcast_service
+from bulletins import inbox
+from bulletins import service as bulletin_service
+from bulletins.workflow import REVIEWERS, Status
 from console import i18n
 from core.actors import Actor, Role
 from core.database import session_scope
@@ -32,12 +36,12 @@ templates = Jinja2Templates(directory=str(i18n.HERE / "templates"))
 
 # What each role sees first on its home page, most urgent first.
 HOME: dict[Role, list[str]] = {
-    Role.PROVINCE_OFFICER: ["emergency", "health"],
-    Role.ADMIN: ["emergency", "health"],
-    Role.DISTRICT_OPERATOR: ["schedule", "health"],
-    Role.COMMUNE_OPERATOR: ["schedule", "health"],
+    Role.PROVINCE_OFFICER: ["emergency", "bulletins", "health"],
+    Role.ADMIN: ["emergency", "bulletins", "health"],
+    Role.DISTRICT_OPERATOR: ["inbox", "schedule", "bulletins", "health"],
+    Role.COMMUNE_OPERATOR: ["inbox", "schedule", "bulletins", "health"],
     Role.TECHNICIAN: ["health"],
-    Role.EDITOR: ["health"],
+    Role.EDITOR: ["bulletins", "health"],
     Role.OBSERVER: ["health"],
 }
 
@@ -223,3 +227,41 @@ async def schedule_page(request: Request, runtime: RuntimeDep) -> Response:
         previous=first - timedelta(days=days),
         following=first + timedelta(days=days),
     )
+
+
+@router.get("/bulletins")
+async def bulletins_page(request: Request, runtime: RuntimeDep) -> Response:
+    """The editorial queue (for the board: approve, or reject with a reason) and the
+    library of approved bulletins, as the person may see them."""
+    actor = await _actor(request, runtime)
+    if actor is None:
+        return _to_login(request)
+    async with session_scope(runtime.sessions) as session:
+        lists = {}
+        for status in (Status.SUBMITTED, Status.APPROVED):
+            rows, total = await bulletin_service.list_page(
+                session=session,
+                actor=actor,
+                status=status,
+                topic=None,
+                search=None,
+                limit=100,
+                offset=0,
+            )
+            lists[status.value] = (rows, total)
+    reviewer = actor.role in REVIEWERS
+    return _render(request, "bulletins.html", actor, lists=lists, reviewer=reviewer)
+
+
+@router.get("/inbox")
+async def inbox_page(request: Request, runtime: RuntimeDep) -> Response:
+    """A commune's bulletins from above, pending first: put on air, or decline."""
+    actor = await _actor(request, runtime)
+    if actor is None:
+        return _to_login(request)
+    async with session_scope(runtime.sessions) as session:
+        scope = await area_service.get(session=session, code=actor.area) if actor.area else None
+        rows, _ = await inbox.list_page(session, scope=scope, status=None, limit=100, offset=0)
+        items = [await inbox.to_read(session, item, b, a) for item, b, a in rows]
+    may_handle = Action.SCHEDULE in ALLOWED[actor.role]
+    return _render(request, "inbox.html", actor, items=items, may_handle=may_handle)

@@ -201,3 +201,34 @@ if (operate) {
     });
   });
 }
+
+// The editorial queue and the inbox: one button, one API call, the answer in place.
+document.querySelectorAll("li[data-bulletin] button[data-action]").forEach((button) => {
+  button.addEventListener("click", async () => {
+    const item = button.closest("li");
+    const note = item.querySelector("input[name=note]");
+    const result = item.querySelector(".result");
+    try {
+      const body = note && note.value.trim() ? { note: note.value.trim() } : {};
+      const done = await api("POST", `/api/v1/bulletins/${item.dataset.bulletin}/${button.dataset.action}`, body);
+      result.textContent = done.status;
+      item.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+    } catch (error) {
+      result.textContent = error.message;
+    }
+  });
+});
+document.querySelectorAll("li[data-item] button[data-action]").forEach((button) => {
+  button.addEventListener("click", async () => {
+    const item = button.closest("li");
+    const result = item.querySelector(".result");
+    try {
+      const done = await api("POST", `/api/v1/inbox/${item.dataset.item}/${button.dataset.action}`, {});
+      result.textContent = done.status;
+      item.querySelector(".state").textContent = done.status;
+      item.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+    } catch (error) {
+      result.textContent = error.message;
+    }
+  });
+});

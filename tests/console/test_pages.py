@@ -202,3 +202,53 @@ async def test_a_commune_operator_reads_the_week_of_the_commune(
     await expect(page.locator("section.day").nth(6)).to_contain_text("06:30")
     refused = await page.goto(f"{base}/console/schedule?area=70")
     assert refused is not None and refused.status == 403
+
+
+async def test_the_board_reviews_and_a_commune_puts_a_bulletin_from_above_on_air(
+    stack: Stack, browser: Browser, fleet_factory: Callable[..., Fleet], tone_mp3: Path
+) -> None:
+    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas]
+    fleet = fleet_factory(specs, time_compression=10)
+    await fleet.start()
+    clip = await upload(stack, tone_mp3)
+    drafts = {}
+    for title in ("Lịch tiêm phòng", "Tin chưa kiểm chứng"):
+        created = await stack.client.post(
+            "/api/v1/bulletins", json={"title": title, "media_sha256": clip["sha256"]}
+        )
+        drafts[title] = created.json()["id"]
+        assert (await stack.client.post(f"/api/v1/bulletins/{drafts[title]}/submit")).is_success
+    await make_user(stack, "bien.tap", role="editor")
+    await make_user(stack, "xa.vien", role="commune_operator", area=COMMUNE)
+    base = stack.settings.public_base_url
+
+    board = await browser.new_page()
+    await _sign_in(board, base, "bien.tap")
+    await board.goto(f"{base}/console/bulletins")
+    good = board.locator(f"li[data-bulletin='{drafts['Lịch tiêm phòng']}']")
+    bad = board.locator(f"li[data-bulletin='{drafts['Tin chưa kiểm chứng']}']")
+    await good.get_by_role("button", name="Duyệt").click()
+    await expect(good.locator(".result")).to_have_text("approved")
+    await bad.get_by_role("button", name="Từ chối").click()  # a rejection needs a reason
+    await expect(bad.locator(".result")).not_to_have_text("")
+    assert await bad.locator(".result").text_content() != "rejected"
+    await bad.get_by_label("Lý do").fill("Nguồn tin chưa được xác minh")
+    await bad.get_by_role("button", name="Từ chối").click()
+    await expect(bad.locator(".result")).to_have_text("rejected")
+
+    sent = await stack.client.post(
+        f"/api/v1/bulletins/{drafts['Lịch tiêm phòng']}/distribute",
+        json={"areas": [COMMUNE]},
+        headers={"x-actor": "truc.ban", "x-role": "province_officer"},
+    )
+    assert sent.status_code == 200, sent.text
+    commune = await browser.new_page()
+    await _sign_in(commune, base, "xa.vien")
+    await commune.get_by_role("link", name="Hộp thư").first.click()
+    [item] = await commune.locator("li[data-item]").all()
+    await expect(item).to_contain_text("Lịch tiêm phòng")
+    await expect(item.locator(".state")).to_have_text("chờ xử lý")
+    await item.get_by_role("button", name="Phát sóng").click()
+    await expect(item.locator(".state")).to_have_text("accepted")
+    broadcasts = (await stack.client.get("/api/v1/broadcasts")).json()["items"]
+    assert [b["title"] for b in broadcasts] == ["Lịch tiêm phòng"]
