@@ -213,6 +213,15 @@ async def schedule_page(request: Request, runtime: RuntimeDep) -> Response:
         slots = await schedule_service.calendar(
             session=session, area_code=area, start=start, end=end
         )
+        approved, _ = await bulletin_service.list_page(
+            session=session,
+            actor=actor,
+            status=Status.APPROVED,
+            topic=None,
+            search=None,
+            limit=200,
+            offset=0,
+        )
     by_day: dict[date, list[Any]] = {first + timedelta(days=i): [] for i in range(days)}
     for slot in slots:
         by_day.setdefault(slot.starts_local.date(), []).append(slot)
@@ -226,6 +235,8 @@ async def schedule_page(request: Request, runtime: RuntimeDep) -> Response:
         days=days,
         previous=first - timedelta(days=days),
         following=first + timedelta(days=days),
+        bulletins=[b for b in approved if b.cls != "emergency"],
+        may_schedule=Action.SCHEDULE in ALLOWED[actor.role],
     )
 
 

@@ -232,3 +232,45 @@ document.querySelectorAll("li[data-item] button[data-action]").forEach((button) 
     }
   });
 });
+
+const scheduleForm = document.getElementById("schedule-form");
+if (scheduleForm) {
+  const overlaps = document.getElementById("s-overlaps");
+  const body = (accept) => {
+    const data = {
+      title: scheduleForm.title.value.trim(),
+      bulletin_id: scheduleForm.bulletin_id.value,
+      starts_local: scheduleForm.starts_local.value,
+      plays: Number(scheduleForm.plays.value),
+      areas: [scheduleForm.dataset.area],
+      accept_conflicts: accept,
+    };
+    if (scheduleForm.rule.value) data.rule = scheduleForm.rule.value;
+    return data;
+  };
+  const list = (found) => {
+    overlaps.innerHTML = found.length
+      ? found.map((o) => `<li>${esc(scheduleForm.dataset.conflicts)} «${esc(o.title)}» ` +
+          `${esc(o.first_overlap_local.replace("T", " ").slice(0, 16))} ×${o.overlaps}</li>`).join("")
+      : `<li>${esc(scheduleForm.dataset.clear)}</li>`;
+  };
+  document.getElementById("s-check").addEventListener("click", async () => {
+    show("schedule-error", "");
+    try {
+      list(await api("POST", "/api/v1/schedules/check", body(false)));
+    } catch (error) {
+      show("schedule-error", error.message);
+    }
+  });
+  scheduleForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    show("schedule-error", "");
+    try {
+      // Saved as checked: overlaps listed above are accepted knowingly (priority decides).
+      await api("POST", "/api/v1/schedules", body(overlaps.children.length > 0));
+      window.location.reload();
+    } catch (error) {
+      show("schedule-error", error.message);
+    }
+  });
+}

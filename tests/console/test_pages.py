@@ -252,3 +252,41 @@ async def test_the_board_reviews_and_a_commune_puts_a_bulletin_from_above_on_air
     await expect(item.locator(".state")).to_have_text("accepted")
     broadcasts = (await stack.client.get("/api/v1/broadcasts")).json()["items"]
     assert [b["title"] for b in broadcasts] == ["Lịch tiêm phòng"]
+
+
+async def test_a_commune_adds_a_daily_slot_and_sees_the_overlap_before_saving(
+    stack: Stack, browser: Browser, tone_mp3: Path
+) -> None:
+    await seed_province(stack)
+    media = await upload(stack, tone_mp3)
+    bulletin = await approved_bulletin(stack, title="Tin sáng", media_sha256=media["sha256"])
+    local = ZoneInfo(stack.settings.default_timezone)
+    tomorrow = stack.runtime.clock.now().astimezone(local).date() + timedelta(days=1)
+    existing = await stack.client.post(
+        "/api/v1/schedules",
+        json={
+            "title": "Bản tin buổi sáng",
+            "bulletin_id": bulletin["id"],
+            "starts_local": f"{tomorrow.isoformat()}T06:30:00",
+            "rule": "FREQ=DAILY",
+            "areas": [COMMUNE],
+        },
+    )
+    assert existing.status_code == 201, existing.text
+    await make_user(stack, "xa.vien", role="commune_operator", area=COMMUNE)
+    base = stack.settings.public_base_url
+    page = await browser.new_page()
+    await _sign_in(page, base, "xa.vien")
+    await page.goto(f"{base}/console/schedule")
+    await page.get_by_text("Thêm vào lịch phát").click()
+    await page.get_by_label("Tiêu đề").fill("Thông báo tiêm phòng")
+    await page.get_by_label("Bản tin đã duyệt").select_option(bulletin["id"])
+    await page.get_by_label("Lần phát đầu (giờ địa phương)").fill(f"{tomorrow.isoformat()}T06:30")
+    await page.get_by_label("Lặp lại").select_option("FREQ=DAILY")
+    await page.get_by_role("button", name="Kiểm tra trùng lịch").click()
+    await expect(page.locator("#s-overlaps li")).to_contain_text("Trùng với «Bản tin buổi sáng»")
+    await page.get_by_role("button", name="Lưu").click()
+    await expect(page.locator("section.day").nth(1)).to_contain_text("Thông báo tiêm phòng")
+    await expect(page.locator("section.day").nth(1)).to_contain_text("Bản tin buổi sáng")
+    saved = (await stack.client.get("/api/v1/schedules")).json()["items"]
+    assert sorted(s["title"] for s in saved) == ["Bản tin buổi sáng", "Thông báo tiêm phòng"]
