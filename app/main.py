@@ -30,6 +30,7 @@ from firmware.router import router as firmware_router
 from health.router import router as health_router
 from media.asgi import MediaApp
 from media.router import router as media_router
+from reports.router import router as reports_router
 from schedules.router import router as schedules_router
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         accounts_router,
         audit_router,
         console_router,
+        reports_router,
         ops_router,
     ):
         app.include_router(router)

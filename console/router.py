@@ -28,6 +28,7 @@ from core.errors import AppError
 from core.policy import ALLOWED, Action, covers
 from devices.models import Cluster
 from health import service as health_service
+from reports import airtime
 from schedules import service as schedule_service
 from schedules.recurrence import to_utc, zone
 
@@ -36,13 +37,13 @@ templates = Jinja2Templates(directory=str(i18n.HERE / "templates"))
 
 # What each role sees first on its home page, most urgent first.
 HOME: dict[Role, list[str]] = {
-    Role.PROVINCE_OFFICER: ["emergency", "bulletins", "health"],
-    Role.ADMIN: ["emergency", "bulletins", "health"],
+    Role.PROVINCE_OFFICER: ["emergency", "bulletins", "health", "reports"],
+    Role.ADMIN: ["emergency", "bulletins", "health", "reports"],
     Role.DISTRICT_OPERATOR: ["inbox", "schedule", "bulletins", "health"],
     Role.COMMUNE_OPERATOR: ["inbox", "schedule", "bulletins", "health"],
     Role.TECHNICIAN: ["health"],
     Role.EDITOR: ["bulletins", "health"],
-    Role.OBSERVER: ["health"],
+    Role.OBSERVER: ["reports", "health"],
 }
 
 
@@ -276,3 +277,33 @@ async def inbox_page(request: Request, runtime: RuntimeDep) -> Response:
         items = [await inbox.to_read(session, item, b, a) for item, b, a in rows]
     may_handle = Action.SCHEDULE in ALLOWED[actor.role]
     return _render(request, "inbox.html", actor, items=items, may_handle=may_handle)
+
+
+@router.get("/reports")
+async def reports_page(request: Request, runtime: RuntimeDep) -> Response:
+    """Broadcasts and airtime by area over the last 7, 30 or 90 days; share working."""
+    actor = await _actor(request, runtime)
+    if actor is None:
+        return _to_login(request)
+    days = {"7": 7, "90": 90}.get(request.query_params.get("days", ""), 30)
+    until = runtime.clock.now()
+    since = until - timedelta(days=days)
+    async with session_scope(runtime.sessions) as session:
+        root = await session.scalar(select(Area.code).where(Area.parent_id.is_(None)))
+        area = request.query_params.get("area") or actor.area or root or ""
+        target = await session.scalar(select(Area.path).where(Area.code == area))
+        if target is None or not covers(actor, target):
+            return _render(request, "forbidden.html", actor, status_code=403)
+        rows = await airtime.by_area(
+            session=session, settings=runtime.settings, area_code=area, since=since, until=until
+        )
+    return _render(
+        request,
+        "reports.html",
+        actor,
+        rows=rows,
+        area=area,
+        days=days,
+        since=since.isoformat(),
+        until=until.isoformat(),
+    )

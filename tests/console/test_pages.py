@@ -290,3 +290,29 @@ async def test_a_commune_adds_a_daily_slot_and_sees_the_overlap_before_saving(
     await expect(page.locator("section.day").nth(1)).to_contain_text("Bản tin buổi sáng")
     saved = (await stack.client.get("/api/v1/schedules")).json()["items"]
     assert sorted(s["title"] for s in saved) == ["Bản tin buổi sáng", "Thông báo tiêm phòng"]
+
+
+async def test_the_report_page_shows_the_period_and_offers_a_csv(
+    stack: Stack, browser: Browser, tone_mp3: Path
+) -> None:
+    await seed_province(stack)
+    media = await upload(stack, tone_mp3)
+    sent = await stack.client.post(
+        "/api/v1/broadcasts",
+        json={"title": "Bão số 9", "areas": [COMMUNE], "media_sha256": media["sha256"]},
+    )
+    assert sent.status_code == 201
+    await make_user(stack, "truc.ban", role="province_officer")
+    base = stack.settings.public_base_url
+    page = await browser.new_page()
+    await _sign_in(page, base, "truc.ban")
+    await page.get_by_role("link", name="Báo cáo").first.click()
+    province = page.locator("tr[data-area='70'] td")
+    await expect(province.nth(0)).to_have_text("1")  # broadcasts
+    await expect(province.nth(1)).to_have_text("1")  # emergencies
+    await page.get_by_role("link", name="7 ngày qua").click()
+    await expect(page.locator("a[aria-current=page]")).to_have_text("7 ngày qua")
+    csv_link = await page.get_by_role("link", name="Tải về dạng CSV").get_attribute("href")
+    assert csv_link is not None
+    exported = await stack.client.get(csv_link)
+    assert exported.status_code == 200 and exported.text.startswith("area_code,name,broadcasts")

@@ -1,0 +1,1 @@
+"""Statistics and reports: what aired where, and how much of the fleet worked."""
