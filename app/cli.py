@@ -508,6 +508,30 @@ def loadtest_telemetry(
     )
 
 
+@app.command("loadtest-console")
+def loadtest_console(
+    clusters: int = 1639,
+    json_path: Annotated[Path, typer.Option("--json", help="where to write the results")] = Path(
+        "console.json"
+    ),
+    processes: Annotated[int, typer.Option(help="simulator processes")] = 2,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help='default: a fresh SQLite file; "postgresql": a fresh local database'),
+    ] = None,
+) -> None:
+    """The web console on a whole province: each page's time, and the live view's events
+    while a province-wide emergency goes out."""
+    from app.console_bench import ConsoleBenchOptions, run_console_bench
+
+    _logging("WARNING")
+    run_console_bench(
+        ConsoleBenchOptions(
+            clusters=clusters, json_path=json_path, processes=processes, database_url=database_url
+        )
+    )
+
+
 @app.command("loadtest-ingest")
 def loadtest_ingest(
     minutes: Annotated[float, typer.Option(help="length of the generated WAV")] = 30.0,
