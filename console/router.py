@@ -111,7 +111,23 @@ async def emergency_page(request: Request, runtime: RuntimeDep) -> Response:
         return _to_login(request)
     if Action.SEND_EMERGENCY not in ALLOWED[actor.role]:
         return _render(request, "forbidden.html", actor, status_code=403)
-    return _render(request, "emergency.html", actor, areas=await _areas_for(runtime, actor))
+    async with session_scope(runtime.sessions) as session:
+        approved, _ = await bulletin_service.list_page(
+            session=session,
+            actor=actor,
+            status=Status.APPROVED,
+            topic=None,
+            search=None,
+            limit=200,
+            offset=0,
+        )
+    return _render(
+        request,
+        "emergency.html",
+        actor,
+        areas=await _areas_for(runtime, actor),
+        bulletins=list(approved),
+    )
 
 
 @router.get("/broadcasts/{broadcast_id}")

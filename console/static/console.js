@@ -117,6 +117,7 @@ if (emergency) {
       };
       const text = emergency.text.value.trim();
       if (text) body.text = text;
+      if (emergency.bulletin && emergency.bulletin.value) body.bulletin_id = emergency.bulletin.value;
       const file = emergency.audio.files[0];
       if (file || recording) {
         const form = new FormData();

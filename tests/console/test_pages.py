@@ -316,3 +316,72 @@ async def test_the_report_page_shows_the_period_and_offers_a_csv(
     assert csv_link is not None
     exported = await stack.client.get(csv_link)
     assert exported.status_code == 200 and exported.text.startswith("area_code,name,broadcasts")
+
+
+async def test_an_emergency_from_an_approved_bulletin(
+    stack: Stack, browser: Browser, tone_mp3: Path
+) -> None:
+    await seed_province(stack)
+    media = await upload(stack, tone_mp3)
+    bulletin = await approved_bulletin(
+        stack, title="Cảnh báo cháy rừng", media_sha256=media["sha256"]
+    )
+    await make_user(stack, "truc.ban", role="province_officer")
+    base = stack.settings.public_base_url
+    page = await browser.new_page()
+    await _sign_in(page, base, "truc.ban")
+    await page.goto(f"{base}/console/emergency")
+    await page.locator(f"input[name=areas][value='{COMMUNE}']").check()
+    await page.get_by_label("Tiêu đề").fill("Cháy rừng khẩn cấp")
+    await page.get_by_label("Một bản tin đã duyệt").select_option(bulletin["id"])
+    await page.get_by_role("button", name="Xem lại").click()
+    await page.get_by_role("button", name="Phát tin khẩn cấp ngay").click()
+    await page.wait_for_url(f"{base}/console/broadcasts/**")
+    sent = await stack.broadcast(page.url.rsplit("/", 1)[-1])
+    assert sent["bulletin_id"] == bulletin["id"] and sent["media_sha256"] == media["sha256"]
+
+
+# Every field named for a screen reader, every image described, the page's language set,
+# and nothing that can take the focus hidden from the keyboard.
+A11Y = """() => {
+  const problems = [];
+  if (!document.documentElement.lang) problems.push("html has no lang");
+  for (const el of document.querySelectorAll("input:not([type=hidden]), select, textarea")) {
+    const named = (el.labels && el.labels.length) || el.getAttribute("aria-label");
+    if (!named) problems.push(`unlabelled ${el.tagName} ${el.name || el.id}`);
+  }
+  for (const img of document.querySelectorAll("img")) {
+    if (!img.hasAttribute("alt")) problems.push(`image without alt ${img.src}`);
+  }
+  for (const el of document.querySelectorAll("[tabindex]")) {
+    if (Number(el.getAttribute("tabindex")) > 0) problems.push("positive tabindex");
+  }
+  if (!document.querySelector("h1")) problems.push("no h1");
+  return problems;
+}"""
+
+
+async def test_every_page_names_its_fields_for_screen_readers(
+    stack: Stack, browser: Browser
+) -> None:
+    specs = await seed_province(stack)
+    await make_user(stack, "quan.tri", role="admin")
+    base = stack.settings.public_base_url
+    page = await browser.new_page()
+    await _sign_in(page, base, "quan.tri")
+    pages = [
+        "/console",
+        "/console/emergency",
+        "/console/health",
+        "/console/schedule",
+        "/console/bulletins",
+        "/console/inbox",
+        "/console/reports",
+        f"/console/clusters/{specs[0].code}",
+        "/console/login",
+    ]
+    for path in pages:
+        for lang in ("vi", "en"):
+            response = await page.goto(f"{base}{path}?lang={lang}")
+            assert response is not None and response.status == 200, path
+            assert await page.evaluate(A11Y) == [], (path, lang)
