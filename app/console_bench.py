@@ -20,9 +20,7 @@ import httpx
 from rich.console import Console
 
 from app.loadtest import PROVINCE, province_stack, run_facts
-from app.seed import DEMO_PASSWORD, seed_demo_users
-from core.clock import SystemClock
-from core.database import create_engine, create_session_maker, session_scope
+from app.seed import DEMO_PASSWORD, ensure_demo_users
 
 PAGES = (
     "/console",
@@ -41,15 +39,6 @@ class ConsoleBenchOptions:
     json_path: Path
     processes: int = 2
     database_url: str | None = None
-
-
-async def _users(database_url: str) -> None:
-    engine = create_engine(database_url)
-    try:
-        async with session_scope(create_session_maker(engine)) as session:
-            await seed_demo_users(session, SystemClock())
-    finally:
-        await engine.dispose()
 
 
 def _pages(client: httpx.Client) -> dict[str, dict[str, float]]:
@@ -109,7 +98,7 @@ def run_console_bench(options: ConsoleBenchOptions) -> dict[str, Any]:
         database_url=options.database_url,
         console=console,
     ) as province:
-        asyncio.run(_users(province.database_url))
+        asyncio.run(ensure_demo_users(province.database_url))
         with httpx.Client(base_url=province.stack.api_url, timeout=120) as client:
             client.post(
                 "/api/v1/auth/login", json={"username": "truc.ban", "password": DEMO_PASSWORD}

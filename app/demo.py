@@ -16,7 +16,7 @@ from app.orchestrate import (
     start_broker_if_needed,
     start_simulator,
 )
-from app.seed import DEMO_PASSWORD, DEMO_USERS, seed_demo_users
+from app.seed import DEMO_PASSWORD, DEMO_USERS, ensure_demo_users
 from core.settings import get_settings
 from media.synth import WARNING_TONE, tone
 
@@ -48,7 +48,7 @@ def run_demo(*, port: int, send_alert: bool, processes: int) -> None:
     try:
         console.print(run_module("app", "db", "upgrade", env=env))
         console.print(run_module("app", "seed", "demo", env=env))
-        asyncio.run(_demo_users(settings.database_url))
+        asyncio.run(ensure_demo_users(settings.database_url))
         start_api(stack, port, log=Path("var/api.log"))
         console.print(f"API: {stack.api_url}/docs  (log: var/api.log)")
         provisioned = _count_provisioned(stack.api_url)
@@ -93,18 +93,6 @@ def run_demo(*, port: int, send_alert: bool, processes: int) -> None:
     finally:
         console.print("stopping ...")
         stack.stop()
-
-
-async def _demo_users(database_url: str) -> None:
-    from core.clock import SystemClock
-    from core.database import create_engine, create_session_maker, session_scope
-
-    engine = create_engine(database_url)
-    try:
-        async with session_scope(create_session_maker(engine)) as session:
-            await seed_demo_users(session, SystemClock())
-    finally:
-        await engine.dispose()
 
 
 def _count_provisioned(api_url: str) -> int:

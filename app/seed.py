@@ -260,3 +260,16 @@ async def seed_demo_users(session: AsyncSession, clock: Clock) -> list[str]:
             await accounts.create(session, data, by="demo", now=clock.now())
             created.append(username)
     return created
+
+
+async def ensure_demo_users(database_url: str) -> None:
+    """The demo accounts in the database at `database_url` (a process of its own)."""
+    from core.clock import SystemClock
+    from core.database import create_engine, create_session_maker, session_scope
+
+    engine = create_engine(database_url)
+    try:
+        async with session_scope(create_session_maker(engine)) as session:
+            await seed_demo_users(session, SystemClock())
+    finally:
+        await engine.dispose()

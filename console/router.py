@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts import service as account_service
 from app.deps import SESSION_COOKIE, RuntimeDep
@@ -78,6 +79,15 @@ def _render(
     if request.query_params.get("lang") in i18n.LOCALES:
         response.set_cookie("lang", locale, max_age=365 * 86400, samesite="lax")
     return response
+
+
+async def _area_asked(request: Request, session: AsyncSession, actor: Actor) -> str | None:
+    """The page's area: ?area=, else the person's own, else the whole province; None if
+    it lies outside the person's area (or does not exist)."""
+    root = await session.scalar(select(Area.code).where(Area.parent_id.is_(None)))
+    area = request.query_params.get("area") or actor.area or root or ""
+    path = await session.scalar(select(Area.path).where(Area.code == area))
+    return area if path is not None and covers(actor, path) else None
 
 
 def _to_login(request: Request) -> RedirectResponse:
@@ -151,10 +161,8 @@ async def health_page(request: Request, runtime: RuntimeDep) -> Response:
     if actor is None:
         return _to_login(request)
     async with session_scope(runtime.sessions) as session:
-        root = await session.scalar(select(Area.code).where(Area.parent_id.is_(None)))
-        area = request.query_params.get("area") or actor.area or root or ""
-        target = await session.scalar(select(Area.path).where(Area.code == area))
-        if target is None or not covers(actor, target):
+        area = await _area_asked(request, session, actor)
+        if area is None:
             return _render(request, "forbidden.html", actor, status_code=403)
         rows = await health_service.rollup(
             session=session, settings=runtime.settings, area_code=area
@@ -220,10 +228,8 @@ async def schedule_page(request: Request, runtime: RuntimeDep) -> Response:
         first = runtime.clock.now().astimezone(tz).date()
     days = 7 if request.query_params.get("days") != "1" else 1
     async with session_scope(runtime.sessions) as session:
-        root = await session.scalar(select(Area.code).where(Area.parent_id.is_(None)))
-        area = request.query_params.get("area") or actor.area or root or ""
-        target = await session.scalar(select(Area.path).where(Area.code == area))
-        if target is None or not covers(actor, target):
+        area = await _area_asked(request, session, actor)
+        if area is None:
             return _render(request, "forbidden.html", actor, status_code=403)
         start = to_utc(datetime.combine(first, time()), tz)
         end = to_utc(datetime.combine(first + timedelta(days=days), time()), tz)
@@ -305,10 +311,8 @@ async def reports_page(request: Request, runtime: RuntimeDep) -> Response:
     until = runtime.clock.now()
     since = until - timedelta(days=days)
     async with session_scope(runtime.sessions) as session:
-        root = await session.scalar(select(Area.code).where(Area.parent_id.is_(None)))
-        area = request.query_params.get("area") or actor.area or root or ""
-        target = await session.scalar(select(Area.path).where(Area.code == area))
-        if target is None or not covers(actor, target):
+        area = await _area_asked(request, session, actor)
+        if area is None:
             return _render(request, "forbidden.html", actor, status_code=403)
         rows = await airtime.by_area(
             session=session, settings=runtime.settings, area_code=area, since=since, until=until

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -168,9 +169,8 @@ async def test_a_technician_finds_a_cluster_on_the_map_and_sets_its_volume(
     assert fleet.devices[specs[0].code].volume == 35
 
 
-async def test_a_commune_operator_reads_the_week_of_the_commune(
-    stack: Stack, browser: Browser, tone_mp3: Path
-) -> None:
+async def _morning_news_from_tomorrow(stack: Stack, tone_mp3: Path) -> tuple[dict[str, Any], date]:
+    """The province seeded and the commune's daily 06:30 news from tomorrow (local)."""
     await seed_province(stack)
     media = await upload(stack, tone_mp3)
     bulletin = await approved_bulletin(stack, title="Tin sáng", media_sha256=media["sha256"])
@@ -187,6 +187,13 @@ async def test_a_commune_operator_reads_the_week_of_the_commune(
         },
     )
     assert created.status_code == 201, created.text
+    return bulletin, tomorrow
+
+
+async def test_a_commune_operator_reads_the_week_of_the_commune(
+    stack: Stack, browser: Browser, tone_mp3: Path
+) -> None:
+    await _morning_news_from_tomorrow(stack, tone_mp3)
     await make_user(stack, "xa.vien", role="commune_operator", area=COMMUNE)
     base = stack.settings.public_base_url
     page = await browser.new_page()
@@ -257,22 +264,7 @@ async def test_the_board_reviews_and_a_commune_puts_a_bulletin_from_above_on_air
 async def test_a_commune_adds_a_daily_slot_and_sees_the_overlap_before_saving(
     stack: Stack, browser: Browser, tone_mp3: Path
 ) -> None:
-    await seed_province(stack)
-    media = await upload(stack, tone_mp3)
-    bulletin = await approved_bulletin(stack, title="Tin sáng", media_sha256=media["sha256"])
-    local = ZoneInfo(stack.settings.default_timezone)
-    tomorrow = stack.runtime.clock.now().astimezone(local).date() + timedelta(days=1)
-    existing = await stack.client.post(
-        "/api/v1/schedules",
-        json={
-            "title": "Bản tin buổi sáng",
-            "bulletin_id": bulletin["id"],
-            "starts_local": f"{tomorrow.isoformat()}T06:30:00",
-            "rule": "FREQ=DAILY",
-            "areas": [COMMUNE],
-        },
-    )
-    assert existing.status_code == 201, existing.text
+    bulletin, tomorrow = await _morning_news_from_tomorrow(stack, tone_mp3)
     await make_user(stack, "xa.vien", role="commune_operator", area=COMMUNE)
     base = stack.settings.public_base_url
     page = await browser.new_page()
