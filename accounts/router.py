@@ -97,7 +97,7 @@ def _presented_token(request: Request) -> str | None:
 
 
 @router.get("/api/v1/auth/me", dependencies=[allow(Action.SELF, From.ANYWHERE)])
-async def me(runtime: RuntimeDep, actor: ActorDep) -> dict[str, str | None]:
+async def me(actor: ActorDep) -> dict[str, str | None]:
     return {"name": actor.name, "role": actor.role.value, "area": actor.area}
 
 

@@ -21,6 +21,7 @@ from audit.middleware import AuditMiddleware
 from audit.router import router as audit_router
 from broadcast.router import router as broadcast_router
 from bulletins.router import router as bulletins_router
+from console.router import SignInNeeded, sign_in_first
 from console.router import router as console_router
 from core.clock import Clock
 from core.errors import AppError
@@ -88,6 +89,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         ),
         name="media-files",
     )
+
+    app.add_exception_handler(SignInNeeded, sign_in_first)
 
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:

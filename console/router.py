@@ -6,9 +6,9 @@ through the API itself, from the browser, with the session cookie."""
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
@@ -48,13 +48,33 @@ HOME: dict[Role, list[str]] = {
 }
 
 
-async def _actor(request: Request, runtime: RuntimeDep) -> Actor | None:
+class SignInNeeded(Exception):
+    """A page asked without a live session: answered with the sign-in page
+    (`sign_in_first`, registered by the application)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+
+async def signed_in(request: Request, runtime: RuntimeDep) -> Actor:
+    """The person the session cookie stands for."""
     raw = request.cookies.get(SESSION_COOKIE)
-    if not raw:
-        return None
-    async with session_scope(runtime.sessions) as session:
-        found = await account_service.resolve_token(session, raw, now=runtime.clock.now())
-    return account_service.actor_of(found[0]) if found else None
+    found = None
+    if raw:
+        async with session_scope(runtime.sessions) as session:
+            found = await account_service.resolve_token(session, raw, now=runtime.clock.now())
+    if found is None:
+        raise SignInNeeded(request.url.path)
+    return account_service.actor_of(found[0])
+
+
+SignedIn = Annotated[Actor, Depends(signed_in)]
+
+
+async def sign_in_first(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SignInNeeded)
+    return RedirectResponse(f"/console/login?next={exc.path}", status_code=303)
 
 
 def _render(
@@ -90,20 +110,13 @@ async def _area_asked(request: Request, session: AsyncSession, actor: Actor) -> 
     return area if path is not None and covers(actor, path) else None
 
 
-def _to_login(request: Request) -> RedirectResponse:
-    return RedirectResponse(f"/console/login?next={request.url.path}", status_code=303)
-
-
 @router.get("/login")
 async def login_page(request: Request) -> Response:
     return _render(request, "login.html", None, next=request.query_params.get("next", "/console"))
 
 
 @router.get("")
-async def home(request: Request, runtime: RuntimeDep) -> Response:
-    actor = await _actor(request, runtime)
-    if actor is None:
-        return _to_login(request)
+async def home(request: Request, actor: SignedIn) -> Response:
     return _render(request, "home.html", actor, tiles=HOME[actor.role])
 
 
@@ -115,10 +128,7 @@ async def _areas_for(runtime: RuntimeDep, actor: Actor) -> list[Area]:
 
 
 @router.get("/emergency")
-async def emergency_page(request: Request, runtime: RuntimeDep) -> Response:
-    actor = await _actor(request, runtime)
-    if actor is None:
-        return _to_login(request)
+async def emergency_page(request: Request, runtime: RuntimeDep, actor: SignedIn) -> Response:
     if Action.SEND_EMERGENCY not in ALLOWED[actor.role]:
         return _render(request, "forbidden.html", actor, status_code=403)
     async with session_scope(runtime.sessions) as session:
@@ -141,10 +151,9 @@ async def emergency_page(request: Request, runtime: RuntimeDep) -> Response:
 
 
 @router.get("/broadcasts/{broadcast_id}")
-async def live_page(broadcast_id: str, request: Request, runtime: RuntimeDep) -> Response:
-    actor = await _actor(request, runtime)
-    if actor is None:
-        return _to_login(request)
+async def live_page(
+    broadcast_id: str, request: Request, runtime: RuntimeDep, actor: SignedIn
+) -> Response:
     try:
         async with session_scope(runtime.sessions) as session:
             broadcast = await broadcast_service.read(
@@ -156,10 +165,7 @@ async def live_page(broadcast_id: str, request: Request, runtime: RuntimeDep) ->
 
 
 @router.get("/health")
-async def health_page(request: Request, runtime: RuntimeDep) -> Response:
-    actor = await _actor(request, runtime)
-    if actor is None:
-        return _to_login(request)
+async def health_page(request: Request, runtime: RuntimeDep, actor: SignedIn) -> Response:
     async with session_scope(runtime.sessions) as session:
         area = await _area_asked(request, session, actor)
         if area is None:
@@ -198,10 +204,9 @@ def plot(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @router.get("/clusters/{code}")
-async def cluster_page(code: str, request: Request, runtime: RuntimeDep) -> Response:
-    actor = await _actor(request, runtime)
-    if actor is None:
-        return _to_login(request)
+async def cluster_page(
+    code: str, request: Request, runtime: RuntimeDep, actor: SignedIn
+) -> Response:
     async with session_scope(runtime.sessions) as session:
         path = await session.scalar(
             select(Area.path).join(Cluster, Cluster.area_id == Area.id).where(Cluster.code == code)
@@ -216,11 +221,8 @@ async def cluster_page(code: str, request: Request, runtime: RuntimeDep) -> Resp
 
 
 @router.get("/schedule")
-async def schedule_page(request: Request, runtime: RuntimeDep) -> Response:
+async def schedule_page(request: Request, runtime: RuntimeDep, actor: SignedIn) -> Response:
     """A commune's schedule for a day or a week, in local time, by day."""
-    actor = await _actor(request, runtime)
-    if actor is None:
-        return _to_login(request)
     tz = zone(runtime.settings.default_timezone)
     try:
         first = date.fromisoformat(request.query_params.get("day", ""))
@@ -264,12 +266,9 @@ async def schedule_page(request: Request, runtime: RuntimeDep) -> Response:
 
 
 @router.get("/bulletins")
-async def bulletins_page(request: Request, runtime: RuntimeDep) -> Response:
+async def bulletins_page(request: Request, runtime: RuntimeDep, actor: SignedIn) -> Response:
     """The editorial queue (for the board: approve, or reject with a reason) and the
     library of approved bulletins, as the person may see them."""
-    actor = await _actor(request, runtime)
-    if actor is None:
-        return _to_login(request)
     async with session_scope(runtime.sessions) as session:
         lists = {}
         for status in (Status.SUBMITTED, Status.APPROVED):
@@ -288,11 +287,8 @@ async def bulletins_page(request: Request, runtime: RuntimeDep) -> Response:
 
 
 @router.get("/inbox")
-async def inbox_page(request: Request, runtime: RuntimeDep) -> Response:
+async def inbox_page(request: Request, runtime: RuntimeDep, actor: SignedIn) -> Response:
     """A commune's bulletins from above, pending first: put on air, or decline."""
-    actor = await _actor(request, runtime)
-    if actor is None:
-        return _to_login(request)
     async with session_scope(runtime.sessions) as session:
         scope = await area_service.get(session=session, code=actor.area) if actor.area else None
         rows, _ = await inbox.list_page(session, scope=scope, status=None, limit=100, offset=0)
@@ -302,11 +298,8 @@ async def inbox_page(request: Request, runtime: RuntimeDep) -> Response:
 
 
 @router.get("/reports")
-async def reports_page(request: Request, runtime: RuntimeDep) -> Response:
+async def reports_page(request: Request, runtime: RuntimeDep, actor: SignedIn) -> Response:
     """Broadcasts and airtime by area over the last 7, 30 or 90 days; share working."""
-    actor = await _actor(request, runtime)
-    if actor is None:
-        return _to_login(request)
     days = {"7": 7, "90": 90}.get(request.query_params.get("days", ""), 30)
     until = runtime.clock.now()
     since = until - timedelta(days=days)
