@@ -24,6 +24,13 @@ app.add_typer(users_app, name="users")
 app.add_typer(broker_app, name="broker")
 
 ApiOption = Annotated[str | None, typer.Option("--api", help="control plane URL")]
+# The load tests' common options (their defaults differ, so they are given at each use).
+JsonOption = Annotated[Path, typer.Option("--json", help="where to write the results")]
+ProcessesOption = Annotated[int, typer.Option(help="simulator processes")]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(help='default: a fresh SQLite file; "postgresql": a fresh local database'),
+]
 
 
 def _api(api: str | None) -> str:
@@ -411,7 +418,7 @@ def alert(
 def demo(
     port: int = 8000,
     send_alert: Annotated[bool, typer.Option(help="send a province-wide emergency")] = True,
-    processes: Annotated[int, typer.Option(help="simulator processes")] = 2,
+    processes: ProcessesOption = 2,
 ) -> None:
     """Everything at once: broker, database, demo province, API, simulated fleet."""
     from app.demo import run_demo
@@ -423,14 +430,9 @@ def demo(
 @app.command()
 def loadtest(
     clusters: int = 1639,
-    json_path: Annotated[Path, typer.Option("--json", help="where to write the results")] = Path(
-        "loadtest.json"
-    ),
-    processes: Annotated[int, typer.Option(help="simulator processes")] = 2,
-    database_url: Annotated[
-        str | None,
-        typer.Option(help='default: a fresh SQLite file; "postgresql": a fresh local database'),
-    ] = None,
+    json_path: JsonOption = Path("loadtest.json"),
+    processes: ProcessesOption = 2,
+    database_url: DatabaseOption = None,
     timeout: float = 60.0,
 ) -> None:
     """Full stack in separate processes; one province-wide emergency; JSON results."""
@@ -451,14 +453,9 @@ def loadtest(
 @app.command("loadtest-schedule")
 def loadtest_schedule(
     clusters: int = 1639,
-    json_path: Annotated[Path, typer.Option("--json", help="where to write the results")] = Path(
-        "schedule-bench.json"
-    ),
-    processes: Annotated[int, typer.Option(help="simulator processes")] = 2,
-    database_url: Annotated[
-        str | None,
-        typer.Option(help='default: a fresh SQLite file; "postgresql": a fresh local database'),
-    ] = None,
+    json_path: JsonOption = Path("schedule-bench.json"),
+    processes: ProcessesOption = 2,
+    database_url: DatabaseOption = None,
     lead: Annotated[float, typer.Option(help="seconds from saving to the first slot")] = 60.0,
 ) -> None:
     """Three daily slots per commune: expand a week, push to every cluster, and how late
@@ -482,14 +479,9 @@ def loadtest_telemetry(
     clusters: int = 10000,
     heartbeats: int = 100_000,
     interval: Annotated[float, typer.Option(help="seconds between a cluster's heartbeats")] = 2.0,
-    json_path: Annotated[Path, typer.Option("--json", help="where to write the results")] = Path(
-        "telemetry.json"
-    ),
-    processes: Annotated[int, typer.Option(help="simulator processes")] = 4,
-    database_url: Annotated[
-        str | None,
-        typer.Option(help='default: a fresh SQLite file; "postgresql": a fresh local database'),
-    ] = None,
+    json_path: JsonOption = Path("telemetry.json"),
+    processes: ProcessesOption = 4,
+    database_url: DatabaseOption = None,
 ) -> None:
     """Heartbeats at a high rate: sustained ingest with the latest state and history
     written, and the province rollup's latency meanwhile."""
@@ -511,22 +503,18 @@ def loadtest_telemetry(
 @app.command("loadtest-console")
 def loadtest_console(
     clusters: int = 1639,
-    json_path: Annotated[Path, typer.Option("--json", help="where to write the results")] = Path(
-        "console.json"
-    ),
-    processes: Annotated[int, typer.Option(help="simulator processes")] = 2,
-    database_url: Annotated[
-        str | None,
-        typer.Option(help='default: a fresh SQLite file; "postgresql": a fresh local database'),
-    ] = None,
+    json_path: JsonOption = Path("console.json"),
+    processes: ProcessesOption = 2,
+    database_url: DatabaseOption = None,
 ) -> None:
     """The web console on a whole province: each page's time, and the live view's events
     while a province-wide emergency goes out."""
-    from app.console_bench import ConsoleBenchOptions, run_console_bench
+    from app.console_bench import run_console_bench
+    from app.loadtest import BenchOptions
 
     _logging("WARNING")
     run_console_bench(
-        ConsoleBenchOptions(
+        BenchOptions(
             clusters=clusters, json_path=json_path, processes=processes, database_url=database_url
         )
     )
@@ -535,9 +523,7 @@ def loadtest_console(
 @app.command("loadtest-ingest")
 def loadtest_ingest(
     minutes: Annotated[float, typer.Option(help="length of the generated WAV")] = 30.0,
-    json_path: Annotated[Path, typer.Option("--json", help="where to write the results")] = Path(
-        "ingest.json"
-    ),
+    json_path: JsonOption = Path("ingest.json"),
 ) -> None:
     """Upload a long CD-quality WAV to the API in its own process: wall time, peak memory,
     and the health endpoint's latency while ffmpeg works."""

@@ -12,14 +12,12 @@ import asyncio
 import json
 import statistics
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 from rich.console import Console
 
-from app.loadtest import PROVINCE, province_stack, run_facts
+from app.loadtest import PROVINCE, BenchOptions, province_stack, run_facts
 from app.seed import DEMO_PASSWORD, ensure_demo_users
 
 PAGES = (
@@ -31,14 +29,6 @@ PAGES = (
     "/console/bulletins",
 )
 REQUESTS = 10
-
-
-@dataclass(frozen=True)
-class ConsoleBenchOptions:
-    clusters: int
-    json_path: Path
-    processes: int = 2
-    database_url: str | None = None
 
 
 def _pages(client: httpx.Client) -> dict[str, dict[str, float]]:
@@ -89,7 +79,7 @@ def _live(client: httpx.Client) -> dict[str, Any]:
     }
 
 
-def run_console_bench(options: ConsoleBenchOptions) -> dict[str, Any]:
+def run_console_bench(options: BenchOptions) -> dict[str, Any]:
     console = Console()
     result: dict[str, Any] = {"clusters": options.clusters}
     with province_stack(

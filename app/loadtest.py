@@ -53,12 +53,19 @@ MEDIA_SECONDS = 5
 POLL_S = 0.25  # as an operator's screen would; polling is not free for the API
 
 
-@dataclass(frozen=True)
-class LoadtestOptions:
+@dataclass(frozen=True, kw_only=True)
+class BenchOptions:
+    """What every `broadcast loadtest…` command takes: the province's size, where the
+    results go, how many simulator processes, which database."""
+
     clusters: int
     json_path: Path
     processes: int = 2
-    database_url: str | None = None
+    database_url: str | None = None  # None: a fresh SQLite file; "postgresql": a fresh one
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadtestOptions(BenchOptions):
     timeout_s: float = 60.0
 
 

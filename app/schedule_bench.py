@@ -31,7 +31,7 @@ import httpx
 from rich.console import Console
 from sqlalchemy import func, select
 
-from app.loadtest import EDITOR, MEDIA_SECONDS, PROVINCE, province_stack, run_facts
+from app.loadtest import EDITOR, MEDIA_SECONDS, PROVINCE, BenchOptions, province_stack, run_facts
 from app.orchestrate import (
     wait_until,
 )
@@ -50,12 +50,8 @@ SLOT_SPACING = timedelta(hours=8)
 POLL_S = 0.25
 
 
-@dataclass(frozen=True)
-class ScheduleBenchOptions:
-    clusters: int
-    json_path: Path
-    processes: int = 2
-    database_url: str | None = None
+@dataclass(frozen=True, kw_only=True)
+class ScheduleBenchOptions(BenchOptions):
     lead_s: float = 60.0  # from the start of saving schedules to the first slot
     timeout_s: float = 180.0
 

@@ -12,28 +12,23 @@ import json
 import statistics
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 from rich.console import Console
 from sqlalchemy import func, select
 
-from app.loadtest import PROVINCE, province_stack, run_facts
+from app.loadtest import PROVINCE, BenchOptions, province_stack, run_facts
 from core.database import create_engine
 from health.models import ClusterHealth, TelemetrySample
 
 ROLLUP_REQUESTS = 20
 
 
-@dataclass(frozen=True)
-class TelemetryBenchOptions:
-    clusters: int
+@dataclass(frozen=True, kw_only=True)
+class TelemetryBenchOptions(BenchOptions):
     heartbeats: int
     interval_s: float
-    json_path: Path
-    processes: int = 2
-    database_url: str | None = None
 
 
 def _ingest(client: httpx.Client) -> dict[str, Any]:
