@@ -142,4 +142,7 @@ class OperationResult(Base):
 
     __table_args__ = (
         Index("uq_operation_results_op_cluster", "operation_id", "cluster_id", unique=True),
+        # The jobs that re-send and expire look for the few results still open, every
+        # tick, among every result ever kept.
+        Index("ix_operation_results_state", "state"),
     )
