@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.deps import ActorDep, RuntimeDep
 from areas.models import Area
 from core.actors import Actor
-from core.database import session_scope
+from core.database import chunked, session_scope
 from core.errors import Forbidden
 from core.policy import Action, covers, require
 from devices.models import Cluster
@@ -199,14 +199,15 @@ async def _check(
     if not areas and not clusters:
         return
     paths: list[tuple[str, str, str]] = []  # (kind, code, area path)
-    if areas:
-        rows = await session.execute(select(Area.code, Area.path).where(Area.code.in_(areas)))
+    # In chunks: a request may name 100,000 clusters, past SQLite's bind-parameter limit.
+    for chunk in chunked(areas, 1):
+        rows = await session.execute(select(Area.code, Area.path).where(Area.code.in_(chunk)))
         paths += [("area", code, path) for code, path in rows.all()]
-    if clusters:
+    for chunk in chunked(clusters, 1):
         rows = await session.execute(
             select(Cluster.code, Area.path)
             .join(Area, Area.id == Cluster.area_id)
-            .where(Cluster.code.in_(clusters))
+            .where(Cluster.code.in_(chunk))
         )
         paths += [("cluster", code, path) for code, path in rows.all()]
     if overlap:
