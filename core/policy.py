@@ -31,21 +31,19 @@ class Action(StrEnum):
     SELF = "self"  # one's own session, password and tokens
 
 
-_OPERATOR = frozenset(
-    {Action.READ, Action.SEND, Action.CANCEL, Action.SCHEDULE, Action.MEDIA, Action.BULLETIN}
-)
+_EVERYONE = frozenset({Action.READ, Action.SELF})
+_OPERATOR = _EVERYONE | {Action.SEND, Action.CANCEL, Action.SCHEDULE, Action.MEDIA, Action.BULLETIN}
 ALLOWED: dict[Role, frozenset[Action]] = {
     Role.COMMUNE_OPERATOR: _OPERATOR,
     Role.DISTRICT_OPERATOR: _OPERATOR,
     # The duty officer alone (with the administrator) sends emergencies (issue 6): a
     # commune's own alarm for a fire goes as a priority broadcast.
     Role.PROVINCE_OFFICER: _OPERATOR | {Action.SEND_EMERGENCY},
-    Role.EDITOR: frozenset({Action.READ, Action.MEDIA, Action.BULLETIN}),
-    Role.TECHNICIAN: frozenset({Action.READ, Action.OPERATE, Action.FIRMWARE}),
+    Role.EDITOR: _EVERYONE | {Action.MEDIA, Action.BULLETIN},
+    Role.TECHNICIAN: _EVERYONE | {Action.OPERATE, Action.FIRMWARE},
     Role.ADMIN: frozenset(Action),
-    Role.OBSERVER: frozenset({Action.READ}),
+    Role.OBSERVER: _EVERYONE,
 }
-ALLOWED = {role: actions | {Action.SELF} for role, actions in ALLOWED.items()}  # everyone
 
 
 def require(actor: Actor, action: Action) -> None:

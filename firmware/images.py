@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -117,7 +116,3 @@ async def get(session: AsyncSession, version: str) -> FirmwareImage:
     if image is None:
         raise FirmwareNotFound(version)
     return image
-
-
-def stored_path(settings: Settings, image: FirmwareImage) -> Path:
-    return storage.media_path(settings.media_dir, image.sha256)
