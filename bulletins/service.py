@@ -306,6 +306,7 @@ async def list_page(
     search: str | None,
     limit: int,
     offset: int,
+    author: str | None = None,
 ) -> tuple[Sequence[Bulletin], int]:
     """The library as the actor may see it (their area's subtree), newest first."""
     query = select(Bulletin).join(Area, Bulletin.area_id == Area.id)
@@ -320,6 +321,8 @@ async def list_page(
         query = query.where(Bulletin.status == status.value)
     if topic:
         query = query.where(Bulletin.topic == topic)
+    if author:
+        query = query.where(Bulletin.author == author)
     if search:
         query = query.where(Bulletin.title.ilike(f"%{search}%"))
     total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0

@@ -21,8 +21,10 @@ from areas.models import Area
 from broadcast import service as broadcast_service
 from bulletins import inbox
 from bulletins import service as bulletin_service
-from bulletins.workflow import REVIEWERS, Status
+from bulletins.models import Bulletin
+from bulletins.workflow import REVIEWERS, Status, may_author
 from console import i18n
+from console.maps import commune_shapes, plot
 from core.actors import Actor, Role
 from core.database import session_scope
 from core.errors import AppError
@@ -120,11 +122,27 @@ async def home(request: Request, actor: SignedIn) -> Response:
     return _render(request, "home.html", actor, tiles=HOME[actor.role])
 
 
-async def _areas_for(runtime: RuntimeDep, actor: Actor) -> list[Area]:
-    """The area tree the person may target, in tree order."""
-    async with session_scope(runtime.sessions) as session:
-        rows = (await session.scalars(select(Area).order_by(Area.path))).all()
-    return [a for a in rows if covers(actor, a.path) and a.depth <= 2]
+async def _areas_for(session: AsyncSession, actor: Actor) -> list[Area]:
+    """The area tree the person may target, down to communes, in tree order."""
+    rows = (await session.scalars(select(Area).where(Area.depth <= 2).order_by(Area.path))).all()
+    return [a for a in rows if covers(actor, a.path)]
+
+
+async def _commune_map(session: AsyncSession, areas: list[Area]) -> list[Any]:
+    """The communes among `areas` drawn as outlines around their clusters' positions."""
+    communes = {a.code: a for a in areas if a.depth == 2}
+    rows = await session.execute(
+        select(Area.path, Cluster.latitude, Cluster.longitude)
+        .join(Cluster, Cluster.area_id == Area.id)
+        .where(Cluster.latitude.is_not(None), Cluster.longitude.is_not(None))
+    )
+    placed = []
+    for path, lat, lon in rows:
+        parts = path.strip("/").split("/")  # province, district, commune, hamlet...
+        commune = communes.get(parts[2]) if len(parts) > 2 else None
+        if commune is not None and lat is not None and lon is not None:
+            placed.append((commune.code, commune.name, commune.path, lat, lon))
+    return commune_shapes(placed)
 
 
 @router.get("/emergency")
@@ -141,12 +159,10 @@ async def emergency_page(request: Request, runtime: RuntimeDep, actor: SignedIn)
             limit=200,
             offset=0,
         )
+        areas = await _areas_for(session, actor)
+        shapes = await _commune_map(session, areas)
     return _render(
-        request,
-        "emergency.html",
-        actor,
-        areas=await _areas_for(runtime, actor),
-        bulletins=list(approved),
+        request, "emergency.html", actor, areas=areas, shapes=shapes, bulletins=list(approved)
     )
 
 
@@ -177,30 +193,6 @@ async def health_page(request: Request, runtime: RuntimeDep, actor: SignedIn) ->
             session=session, settings=runtime.settings, area_code=area
         )
     return _render(request, "health.html", actor, rows=rows, area=area, map=plot(points))
-
-
-MAP_W, MAP_H, MAP_PAD = 640, 420, 12
-
-
-def plot(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Positions scaled into the map's box (longitude across, latitude up): drawn by the
-    page itself as SVG, so the map needs no tile server and no internet."""
-    if not points:
-        return []
-    lats, lons = [p["lat"] for p in points], [p["lon"] for p in points]
-    south, north, west, east = min(lats), max(lats), min(lons), max(lons)
-    span = max(north - south, east - west, 1e-6)
-    scale = min((MAP_W - 2 * MAP_PAD), (MAP_H - 2 * MAP_PAD)) / span
-    # Bad news on top: offline and faulty clusters drawn last.
-    order = {"ok": 0, "faulty": 1, "offline": 2}
-    return [
-        {
-            **p,
-            "x": round(MAP_PAD + (p["lon"] - west) * scale, 1),
-            "y": round(MAP_H - MAP_PAD - (p["lat"] - south) * scale, 1),
-        }
-        for p in sorted(points, key=lambda p: order[p["state"]])
-    ]
 
 
 @router.get("/clusters/{code}")
@@ -247,6 +239,7 @@ async def schedule_page(request: Request, runtime: RuntimeDep, actor: SignedIn) 
             limit=200,
             offset=0,
         )
+        clusters = await _clusters_to_pick(session, area)
     by_day: dict[date, list[Any]] = {first + timedelta(days=i): [] for i in range(days)}
     for slot in slots:
         by_day.setdefault(slot.starts_local.date(), []).append(slot)
@@ -261,8 +254,29 @@ async def schedule_page(request: Request, runtime: RuntimeDep, actor: SignedIn) 
         previous=first - timedelta(days=days),
         following=first + timedelta(days=days),
         bulletins=[b for b in approved if b.cls != "emergency"],
+        clusters=clusters,
         may_schedule=Action.SCHEDULE in ALLOWED[actor.role],
     )
+
+
+PICKABLE_CLUSTERS = 300
+
+
+async def _clusters_to_pick(session: AsyncSession, area: str) -> list[Cluster]:
+    """The clusters under the area, for a slot that plays on some of them only (each
+    cluster of a commune may air something different in one slot); none for an area
+    too large to pick from a list (a district or the province: schedule by area)."""
+    path = await session.scalar(select(Area.path).where(Area.code == area))
+    rows = (
+        await session.scalars(
+            select(Cluster)
+            .join(Area, Cluster.area_id == Area.id)
+            .where(Area.path.startswith(path or "", autoescape=True))
+            .order_by(Cluster.code)
+            .limit(PICKABLE_CLUSTERS + 1)
+        )
+    ).all()
+    return list(rows) if len(rows) <= PICKABLE_CLUSTERS else []
 
 
 @router.get("/bulletins")
@@ -272,7 +286,7 @@ async def bulletins_page(request: Request, runtime: RuntimeDep, actor: SignedIn)
     async with session_scope(runtime.sessions) as session:
         lists = {}
         for status in (Status.SUBMITTED, Status.APPROVED):
-            rows, total = await bulletin_service.list_page(
+            lists[status.value] = await bulletin_service.list_page(
                 session=session,
                 actor=actor,
                 status=status,
@@ -281,9 +295,34 @@ async def bulletins_page(request: Request, runtime: RuntimeDep, actor: SignedIn)
                 limit=100,
                 offset=0,
             )
-            lists[status.value] = (rows, total)
-    reviewer = actor.role in REVIEWERS
-    return _render(request, "bulletins.html", actor, lists=lists, reviewer=reviewer)
+        # The person's own unfinished work: drafts to submit, rejections to revise.
+        mine: list[Bulletin] = []
+        for status in (Status.REJECTED, Status.DRAFT):
+            rows, _ = await bulletin_service.list_page(
+                session=session,
+                actor=actor,
+                status=status,
+                topic=None,
+                search=None,
+                limit=50,
+                offset=0,
+                author=actor.name,
+            )
+            mine.extend(rows)
+    return _render(
+        request,
+        "bulletins.html",
+        actor,
+        lists=lists,
+        mine=mine,
+        reviewer=actor.role in REVIEWERS,
+        may_write=may_author(actor),
+        topics=TOPICS,
+    )
+
+
+# Suggested topics (free text is allowed): what commune stations air, after DOMAIN.md.
+TOPICS = ("general", "weather", "disaster", "health", "agriculture", "security", "policy")
 
 
 @router.get("/inbox")

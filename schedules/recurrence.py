@@ -99,6 +99,14 @@ def _local_occurrences(recurrence: Recurrence, lo: datetime, hi: datetime) -> It
 
 def slots(recurrence: Recurrence, start: datetime, end: datetime) -> list[datetime]:
     """Every play that starts in [start, end), as UTC instants in order."""
+    return [slot for slot, _ in plays(recurrence, start, end)]
+
+
+def plays(
+    recurrence: Recurrence, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime]]:
+    """Every play that starts in [start, end) in order: its UTC instant, and the local
+    occurrence it belongs to (what `exdates_local` names to leave a whole one out)."""
     tz = recurrence.zone()
     # Local bounds with a day's margin either side: offsets are under 15 hours, and a
     # play's gap can push it past the occurrence's own day.
@@ -106,7 +114,7 @@ def slots(recurrence: Recurrence, start: datetime, end: datetime) -> list[dateti
     lo = to_local(start, tz) - margin
     hi = to_local(end, tz) + timedelta(days=1)
     excluded = set(recurrence.exdates_local)
-    found: list[datetime] = []
+    found: list[tuple[datetime, datetime]] = []
     for local in _local_occurrences(recurrence, lo, hi):
         if local in excluded:
             continue
@@ -116,7 +124,7 @@ def slots(recurrence: Recurrence, start: datetime, end: datetime) -> list[dateti
             if recurrence.ends_at is not None and slot >= recurrence.ends_at:
                 break
             if start <= slot < end:
-                found.append(slot)
+                found.append((slot, local))
     return sorted(found)
 
 

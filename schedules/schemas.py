@@ -96,6 +96,10 @@ class SlotRead(BaseModel):
     title: str
     cls: CommandClass = Field(serialization_alias="class")
     starts_local: datetime
+    occurrence_local: datetime = Field(
+        description="the occurrence this play belongs to (several plays may share one): "
+        "the value to add to exdates_local to leave it out"
+    )
     starts_at: datetime
     duration_s: int
     clusters: int

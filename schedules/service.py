@@ -29,7 +29,15 @@ from devices.protocol import CommandClass
 from media.models import MediaFile
 from schedules import targets
 from schedules.models import Schedule, ScheduleFiring
-from schedules.recurrence import Recurrence, RecurrenceError, next_slot, slots, to_local, validate
+from schedules.recurrence import (
+    Recurrence,
+    RecurrenceError,
+    next_slot,
+    plays,
+    slots,
+    to_local,
+    validate,
+)
 from schedules.schemas import (
     NowNext,
     Overlap,
@@ -296,13 +304,14 @@ async def calendar(
             continue
         recurrence = recurrence_of(schedule)
         length = await play_seconds(session, schedule)
-        for slot in slots(recurrence, start, end):
+        for slot, occurrence in plays(recurrence, start, end):
             found.append(
                 SlotRead(
                     schedule_id=schedule.id,
                     title=schedule.title,
                     cls=CommandClass(schedule.cls),
                     starts_local=to_local(slot, recurrence.zone()),
+                    occurrence_local=occurrence,
                     starts_at=slot,
                     duration_s=length,
                     clusters=len(shared),

@@ -12,7 +12,11 @@ async function api(method, url, body) {
   }
   const response = await fetch(url, options);
   const data = response.status === 204 ? {} : await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(data.error || response.statusText);
+  if (!response.ok) {
+    const error = new Error(data.error || response.statusText);
+    error.data = data; // e.g. the overlaps a 409 lists
+    throw error;
+  }
   return data;
 }
 
@@ -88,7 +92,33 @@ if (recordButton) {
 
 const emergency = document.getElementById("emergency");
 if (emergency) {
-  const chosen = () => [...emergency.querySelectorAll("input[name=areas]:checked")].map((c) => c.value);
+  const boxes = [...emergency.querySelectorAll("input[name=areas]")];
+  const chosen = () => boxes.filter((c) => c.checked).map((c) => c.value);
+  // The map and the list are one choice: a commune on the map is lit when it, or a
+  // district or province above it, is ticked; clicking a commune ticks or unticks it.
+  const communes = [...emergency.querySelectorAll("g.commune")];
+  const light = () => {
+    const paths = boxes.filter((c) => c.checked).map((c) => c.dataset.path);
+    communes.forEach((g) => {
+      g.setAttribute("aria-checked", String(paths.some((p) => g.dataset.path.startsWith(p))));
+    });
+  };
+  const toggle = (g) => {
+    const box = boxes.find((c) => c.value === g.dataset.code);
+    if (!box) return;
+    box.checked = !box.checked;
+    light();
+  };
+  communes.forEach((g) => {
+    g.addEventListener("click", () => toggle(g));
+    g.addEventListener("keydown", (event) => {
+      if (event.key === " " || event.key === "Enter") {
+        event.preventDefault();
+        toggle(g);
+      }
+    });
+  });
+  boxes.forEach((c) => c.addEventListener("change", light));
   emergency.querySelector("#review").addEventListener("click", async () => {
     show("emergency-error", "");
     try {
@@ -237,16 +267,36 @@ document.querySelectorAll("li[data-item] button[data-action]").forEach((button) 
 const scheduleForm = document.getElementById("schedule-form");
 if (scheduleForm) {
   const overlaps = document.getElementById("s-overlaps");
-  const body = (accept) => {
+  const save = document.getElementById("s-save");
+  const saveLabel = save.textContent;
+  const stopEditing = document.getElementById("s-new");
+  const editing = () => scheduleForm.schedule_id.value;
+  let accepted = false; // the overlaps shown were seen: save anyway (priority decides)
+  const picked = () => [...scheduleForm.querySelectorAll("input[name=clusters]:checked")].map((c) => c.value);
+  const onlySome = () => {
+    const reach = scheduleForm.querySelector("input[name=reach]:checked");
+    return reach !== null && reach.value === "clusters";
+  };
+  const body = () => {
     const data = {
       title: scheduleForm.title.value.trim(),
-      bulletin_id: scheduleForm.bulletin_id.value,
       starts_local: scheduleForm.starts_local.value,
       plays: Number(scheduleForm.plays.value),
-      areas: [scheduleForm.dataset.area],
-      accept_conflicts: accept,
+      accept_conflicts: accepted,
     };
-    if (scheduleForm.rule.value) data.rule = scheduleForm.rule.value;
+    if (onlySome()) {
+      data.clusters = picked();
+      data.areas = [];
+    } else {
+      data.areas = [scheduleForm.dataset.area];
+      data.clusters = [];
+    }
+    if (editing()) {
+      data.rule = scheduleForm.rule.value || null;
+    } else {
+      data.bulletin_id = scheduleForm.bulletin_id.value;
+      if (scheduleForm.rule.value) data.rule = scheduleForm.rule.value;
+    }
     return data;
   };
   const list = (found) => {
@@ -254,11 +304,24 @@ if (scheduleForm) {
       ? found.map((o) => `<li>${esc(scheduleForm.dataset.conflicts)} «${esc(o.title)}» ` +
           `${esc(o.first_overlap_local.replace("T", " ").slice(0, 16))} ×${o.overlaps}</li>`).join("")
       : `<li>${esc(scheduleForm.dataset.clear)}</li>`;
+    accepted = found.length > 0;
+    save.textContent = accepted ? scheduleForm.dataset.saveAnyway : saveLabel;
   };
+  const edited = () => [...scheduleForm.elements].forEach((el) => {
+    if (el.name !== "schedule_id") el.addEventListener("change", () => { accepted = false; save.textContent = saveLabel; });
+  });
+  edited();
   document.getElementById("s-check").addEventListener("click", async () => {
     show("schedule-error", "");
     try {
-      list(await api("POST", "/api/v1/schedules/check", body(false)));
+      if (editing()) {
+        // A change is checked by saving it: the server compares it with everything else.
+        overlaps.innerHTML = "";
+        return;
+      }
+      const data = body();
+      data.accept_conflicts = false;
+      list(await api("POST", "/api/v1/schedules/check", data));
     } catch (error) {
       show("schedule-error", error.message);
     }
@@ -267,11 +330,116 @@ if (scheduleForm) {
     event.preventDefault();
     show("schedule-error", "");
     try {
-      // Saved as checked: overlaps listed above are accepted knowingly (priority decides).
-      await api("POST", "/api/v1/schedules", body(overlaps.children.length > 0));
+      if (editing()) await api("PATCH", `/api/v1/schedules/${editing()}`, body());
+      else await api("POST", "/api/v1/schedules", body());
       window.location.reload();
     } catch (error) {
-      show("schedule-error", error.message);
+      const found = error.data && error.data.detail && error.data.detail.conflicts;
+      if (found) list(found);
+      else show("schedule-error", error.message);
+    }
+  });
+  const load = async (id) => {
+    const item = await api("GET", `/api/v1/schedules/${id}`);
+    scheduleForm.schedule_id.value = item.id;
+    scheduleForm.title.value = item.title;
+    scheduleForm.bulletin_id.value = item.bulletin_id;
+    scheduleForm.bulletin_id.disabled = true; // content is the schedule's identity: end it and add another
+    scheduleForm.starts_local.value = item.starts_local.slice(0, 16);
+    const rule = item.rule || "";
+    if (![...scheduleForm.rule.options].some((o) => o.value === rule)) {
+      scheduleForm.rule.add(new Option(rule, rule)); // a rule written through the API
+    }
+    scheduleForm.rule.value = rule;
+    scheduleForm.plays.value = item.plays;
+    const some = item.target_clusters.length > 0;
+    const reach = scheduleForm.querySelector(`input[name=reach][value=${some ? "clusters" : "area"}]`);
+    if (reach) reach.checked = true;
+    scheduleForm.querySelectorAll("input[name=clusters]").forEach((c) => {
+      c.checked = item.target_clusters.includes(c.value);
+    });
+    const note = document.getElementById("editing");
+    note.textContent = `${scheduleForm.dataset.editing}: ${item.title}`;
+    note.hidden = false;
+    stopEditing.hidden = false;
+    overlaps.innerHTML = "";
+    accepted = false;
+    save.textContent = saveLabel;
+    document.getElementById("schedule-box").open = true;
+    scheduleForm.title.focus();
+  };
+  stopEditing.addEventListener("click", () => window.location.reload());
+  document.querySelectorAll("tr[data-schedule] button[data-slot-action]").forEach((button) => {
+    button.addEventListener("click", async () => {
+      const row = button.closest("tr");
+      const id = row.dataset.schedule;
+      show("slot-error", "");
+      try {
+        const action = button.dataset.slotAction;
+        if (action === "edit") {
+          await load(id);
+          return;
+        }
+        if (action === "end" && !window.confirm(scheduleForm.dataset.endQuestion)) return;
+        // Skipping one play or ending the schedule takes plays away and cannot add an
+        // overlap, so overlaps accepted when it was saved do not stand in the way.
+        const change = { accept_conflicts: true };
+        if (action === "end") change.status = "ended";
+        else {
+          const item = await api("GET", `/api/v1/schedules/${id}`);
+          change.exdates_local = [...item.exdates_local, row.dataset.occurrence];
+        }
+        await api("PATCH", `/api/v1/schedules/${id}`, change);
+        window.location.reload();
+      } catch (error) {
+        show("slot-error", error.message);
+      }
+    });
+  });
+}
+
+// Write a bulletin: text (spoken by the server), a file or a recording made here; kept
+// as a draft or sent straight to the editorial board.
+const bulletinForm = document.getElementById("bulletin-form");
+if (bulletinForm) {
+  const day = (value, end) => {
+    if (!value) return undefined;
+    const local = new Date(`${value}T${end ? "23:59:59" : "00:00:00"}`);
+    return local.toISOString();
+  };
+  bulletinForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    show("bulletin-error", "");
+    const buttons = bulletinForm.querySelectorAll("button[type=submit]");
+    buttons.forEach((b) => { b.disabled = true; });
+    try {
+      const body = {
+        title: bulletinForm.title.value.trim(),
+        topic: bulletinForm.topic.value.trim(),
+        class: bulletinForm.cls.value,
+        language: bulletinForm.language.value,
+      };
+      const text = bulletinForm.text.value.trim();
+      if (text) body.text = text;
+      const from = day(bulletinForm.valid_from.value, false);
+      const until = day(bulletinForm.valid_until.value, true);
+      if (from) body.valid_from = from;
+      if (until) body.valid_until = until;
+      const file = bulletinForm.audio.files[0];
+      if (file || recording) {
+        const form = new FormData();
+        if (file) form.append("file", file);
+        else form.append("file", recording, "recording.webm");
+        body.media_sha256 = (await api("POST", "/api/v1/media", form)).sha256;
+      }
+      const created = await api("POST", "/api/v1/bulletins", body);
+      if (event.submitter && event.submitter.value === "submit") {
+        await api("POST", `/api/v1/bulletins/${created.id}/submit`);
+      }
+      window.location.reload();
+    } catch (error) {
+      buttons.forEach((b) => { b.disabled = false; });
+      show("bulletin-error", error.message);
     }
   });
 }

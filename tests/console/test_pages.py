@@ -5,50 +5,17 @@ request; a phone-sized screen without sideways scrolling."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import AsyncIterator, Callable
-from datetime import date, timedelta
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
 
-import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from simulator.fleet import Fleet
 from tests.broadcast.helpers import approved_bulletin, seed_province, upload
-from tests.security.helpers import PASSWORD, make_user
+from tests.console.helpers import COMMUNE, morning_news_from_tomorrow
+from tests.console.helpers import sign_in as _sign_in
+from tests.security.helpers import make_user
 from tests.support import Stack
-
-COMMUNE = "25216"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-# Chromium's stand-in microphone (a steady beep), granted without asking.
-FAKE_MICROPHONE = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if CHROMIUM is None:
-        pytest.fail("Chromium is not installed (scripts/setup installs Debian's chromium)")
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=FAKE_MICROPHONE)
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
-async def _sign_in(page: Page, base: str, username: str) -> None:
-    await page.goto(f"{base}/console")
-    await expect(page).to_have_url(f"{base}/console/login?next=/console")
-    # The keyboard alone: the name field has the focus, Tab to the password, Enter.
-    await page.keyboard.type(username)
-    await page.keyboard.press("Tab")
-    await page.keyboard.type(PASSWORD)
-    await page.keyboard.press("Enter")
-    await expect(page).to_have_url(f"{base}/console")
 
 
 async def test_a_duty_officer_sends_an_emergency_and_watches_it_confirm(
@@ -169,31 +136,10 @@ async def test_a_technician_finds_a_cluster_on_the_map_and_sets_its_volume(
     assert fleet.devices[specs[0].code].volume == 35
 
 
-async def _morning_news_from_tomorrow(stack: Stack, tone_mp3: Path) -> tuple[dict[str, Any], date]:
-    """The province seeded and the commune's daily 06:30 news from tomorrow (local)."""
-    await seed_province(stack)
-    media = await upload(stack, tone_mp3)
-    bulletin = await approved_bulletin(stack, title="Tin sáng", media_sha256=media["sha256"])
-    local = ZoneInfo(stack.settings.default_timezone)
-    tomorrow = stack.runtime.clock.now().astimezone(local).date() + timedelta(days=1)
-    created = await stack.client.post(
-        "/api/v1/schedules",
-        json={
-            "title": "Bản tin buổi sáng",
-            "bulletin_id": bulletin["id"],
-            "starts_local": f"{tomorrow.isoformat()}T06:30:00",
-            "rule": "FREQ=DAILY",
-            "areas": [COMMUNE],
-        },
-    )
-    assert created.status_code == 201, created.text
-    return bulletin, tomorrow
-
-
 async def test_a_commune_operator_reads_the_week_of_the_commune(
     stack: Stack, browser: Browser, tone_mp3: Path
 ) -> None:
-    await _morning_news_from_tomorrow(stack, tone_mp3)
+    await morning_news_from_tomorrow(stack, tone_mp3)
     await make_user(stack, "xa.vien", role="commune_operator", area=COMMUNE)
     base = stack.settings.public_base_url
     page = await browser.new_page()
@@ -264,7 +210,7 @@ async def test_the_board_reviews_and_a_commune_puts_a_bulletin_from_above_on_air
 async def test_a_commune_adds_a_daily_slot_and_sees_the_overlap_before_saving(
     stack: Stack, browser: Browser, tone_mp3: Path
 ) -> None:
-    bulletin, tomorrow = await _morning_news_from_tomorrow(stack, tone_mp3)
+    bulletin, tomorrow = await morning_news_from_tomorrow(stack, tone_mp3)
     await make_user(stack, "xa.vien", role="commune_operator", area=COMMUNE)
     base = stack.settings.public_base_url
     page = await browser.new_page()
@@ -323,7 +269,26 @@ async def test_an_emergency_from_an_approved_bulletin(
     page = await browser.new_page()
     await _sign_in(page, base, "truc.ban")
     await page.goto(f"{base}/console/emergency")
-    await page.locator(f"input[name=areas][value='{COMMUNE}']").check()
+    # Chosen on the map: the commune's outline, clicked, ticks it in the list and lights up.
+    on_map = page.locator(f"g.commune[data-code='{COMMUNE}']")
+    await on_map.click()
+    await expect(on_map).to_have_attribute("aria-checked", "true")
+    await expect(page.locator(f"input[name=areas][value='{COMMUNE}']")).to_be_checked()
+    await expect(page.locator("g.commune[aria-checked=true]")).to_have_count(1)
+    # A district ticked in the list lights every commune under it; clicked off, none.
+    district = page.locator("input[name=areas][data-path$='/688/']")
+    under = await page.locator("g.commune[data-path^='/70/688/']").count()
+    assert under > 1
+    await district.check()
+    await expect(page.locator("g.commune[aria-checked=true]")).to_have_count(under)
+    await district.uncheck()
+    await expect(page.locator("g.commune[aria-checked=true]")).to_have_count(1)
+    # The keyboard: Space on a focused commune ticks it off again, and on again.
+    await on_map.focus()
+    await page.keyboard.press(" ")
+    await expect(on_map).to_have_attribute("aria-checked", "false")
+    await page.keyboard.press("Enter")
+    await expect(on_map).to_have_attribute("aria-checked", "true")
     await page.get_by_label("Tiêu đề").fill("Cháy rừng khẩn cấp")
     await page.get_by_label("Một bản tin đã duyệt").select_option(bulletin["id"])
     await page.get_by_role("button", name="Xem lại").click()
@@ -331,6 +296,7 @@ async def test_an_emergency_from_an_approved_bulletin(
     await page.wait_for_url(f"{base}/console/broadcasts/**")
     sent = await stack.broadcast(page.url.rsplit("/", 1)[-1])
     assert sent["bulletin_id"] == bulletin["id"] and sent["media_sha256"] == media["sha256"]
+    assert sent["target_areas"] == [COMMUNE]
 
 
 # Every field named for a screen reader, every image described, the page's language set,
