@@ -500,6 +500,20 @@ def loadtest_telemetry(
     )
 
 
+@app.command("screenshots")
+def screenshots(
+    out: Annotated[Path, typer.Option(help="where the PNG files go")] = Path("docs/screenshots"),
+    clusters: int = 1639,
+    processes: ProcessesOption = 2,
+) -> None:
+    """The console's main pages photographed on a whole simulated province, in Debian's
+    Chromium (the README shows them)."""
+    from app.screenshots import take_screenshots
+
+    _logging("WARNING")
+    take_screenshots(out=out, clusters=clusters, processes=processes)
+
+
 @app.command("loadtest-console")
 def loadtest_console(
     clusters: int = 1639,

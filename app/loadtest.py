@@ -198,9 +198,10 @@ def province_stack(
     database_url: str | None,
     console: Console,
     heartbeat_s: float = 60.0,
+    offline: float = 0.0,
 ) -> Iterator[Province]:
-    """The whole stack as separate processes, seeded with `clusters` clusters all online;
-    stopped (and a fresh PostgreSQL database dropped) on the way out."""
+    """The whole stack as separate processes, seeded with `clusters` clusters online but
+    the `offline` share, which never connects; stopped (and a fresh PostgreSQL database dropped) on the way out."""
     work = Path(tempfile.mkdtemp(prefix="loadtest-"))
     url = database_url or f"sqlite+aiosqlite:///{work}/loadtest.db"
     drop_database = None
@@ -229,7 +230,14 @@ def province_stack(
             str(processes),
             "--heartbeat",
             str(heartbeat_s),
-            expected=clusters,
+            "--offline",
+            str(offline),
+            # Each simulator process leaves out its own share of its shard.
+            expected=sum(
+                len(range(i, clusters, processes))
+                - round(len(range(i, clusters, processes)) * offline)
+                for i in range(processes)
+            ),
             log=work / "simulator.log",
         )
         yield Province(stack, url, work)

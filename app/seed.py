@@ -235,6 +235,7 @@ DEMO_USERS = (
     ("truc.ban", "province_officer", None, "Trực ban tỉnh"),
     ("ky.thuat", "technician", "688", "Kỹ thuật viên Phước Long"),
     ("xa.thacmo", "commune_operator", "25216", "Cán bộ Phường Thác Mơ"),
+    ("bien.tap", "editor", None, "Ban biên tập tỉnh"),
     ("quan.tri", "admin", None, "Quản trị hệ thống"),
 )
 

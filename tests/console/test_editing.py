@@ -118,6 +118,8 @@ async def test_a_writer_sends_a_spoken_bulletin_for_review_and_the_board_approve
     await board.goto(f"{base}/console/bulletins")
     spoken = board.locator("li[data-bulletin]", has_text="Lịch thu gom rác tháng 12")
     await expect(spoken.locator("audio")).to_have_count(1)  # the board hears what will air
+    await expect(spoken).to_contain_text("xe thu gom rác đi qua các khu phố")  # and reads it
+    await expect(spoken).to_contain_text("y tế")  # the topic, in Vietnamese
     await spoken.get_by_role("button", name="Duyệt").click()
     await expect(spoken.locator(".result")).to_have_text("approved")
 
