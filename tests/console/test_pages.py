@@ -153,6 +153,11 @@ async def test_a_commune_operator_reads_the_week_of_the_commune(
         await expect(days.nth(n)).to_contain_text("Bản tin buổi sáng")
     await page.get_by_role("link", name="Sau →").click()
     await expect(page.locator("section.day").nth(6)).to_contain_text("06:30")
+    await page.get_by_role("link", name="Một ngày").click()  # the day view
+    await expect(page.locator("section.day")).to_have_count(1)
+    await expect(page.locator("section.day")).to_contain_text("06:30")
+    await page.get_by_role("link", name="Cả tuần").click()
+    await expect(page.locator("section.day")).to_have_count(7)
     refused = await page.goto(f"{base}/console/schedule?area=70")
     assert refused is not None and refused.status == 403
 
