@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -190,7 +189,9 @@ def login(
 
 
 def _logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from core.logs import configure
+
+    configure(level)
 
 
 @app.command()
@@ -215,6 +216,7 @@ def serve(
         create_app(settings),
         host=host,
         port=port,
+        log_config=None,  # uvicorn's lines go through ours (text or JSON)
         log_level="info",
         access_log=access_log,
         ssl_certfile=str(ssl_certfile) if ssl_certfile else None,

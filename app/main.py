@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from accounts.router import router as accounts_router
+from app.metrics import RequestCounter
+from app.metrics import router as metrics_router
 from app.ops_router import router as ops_router
 from app.runtime import Runtime
 from areas.router import router as areas_router
@@ -71,6 +73,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         console_router,
         reports_router,
         ops_router,
+        metrics_router,
     ):
         app.include_router(router)
 
@@ -79,6 +82,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         return RedirectResponse("/console")
 
     app.add_middleware(AuditMiddleware)
+    app.add_middleware(RequestCounter)
     app.mount("/console/static", StaticFiles(directory=CONSOLE_STATIC), name="console-static")
     app.mount(
         "/media",

@@ -21,6 +21,7 @@ from broadcast.schemas import BroadcastCreate
 from core.actors import Actor, Role
 from core.batching import BatchConsumer
 from core.clock import Clock, SystemClock
+from core.counters import HttpStats
 from core.database import create_engine, create_session_maker, session_scope
 from core.ingest_stats import IngestStats
 from core.mqtt import MessageHandler, MqttService, Outgoing
@@ -53,6 +54,8 @@ class Runtime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     stats: IngestStats = field(default_factory=IngestStats)
+    http: HttpStats = field(default_factory=HttpStats)
+    metrics_cache: object | None = None  # app/metrics.py: database figures, briefly kept
     # Within a process, database writers take turns here: an ack batch never overwrites a
     # cancel it did not see, and SQLite's single writer is never contended. PostgreSQL adds
     # row locks (taken in id order) on top, for several processes.

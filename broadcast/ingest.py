@@ -52,6 +52,7 @@ class _Match:
     play_s: float | None  # how long one full playback takes, None for a stream
     expires_at: datetime
     stream_ends_at: datetime | None
+    requested_at: datetime  # the broadcast's creation: where confirmation latency starts
     dirty: set[str] = field(default_factory=set)
 
     def set(self, column: str, value: Any) -> None:
@@ -77,6 +78,7 @@ async def _load(session: AsyncSession, acks: list[Ack]) -> dict[tuple[str, str],
             Broadcast.repeat,
             Broadcast.stream_url,
             Broadcast.stream_ends_at,
+            Broadcast.created_at,
             MediaFile.duration_ms,
         )
         .join(Cluster, Delivery.cluster_id == Cluster.id)
@@ -92,12 +94,19 @@ async def _load(session: AsyncSession, acks: list[Ack]) -> dict[tuple[str, str],
     matches = {}
     for row in (await session.execute(query)).all():
         values = dict(zip(_ROW_COLUMNS, row[3 : 3 + len(_ROW_COLUMNS)], strict=True))
-        command_id, cancel_id, expires_at, repeat, stream_url, stream_ends_at, duration_ms = row[
-            3 + len(_ROW_COLUMNS) :
-        ]
+        (
+            command_id,
+            cancel_id,
+            expires_at,
+            repeat,
+            stream_url,
+            stream_ends_at,
+            created_at,
+            duration_ms,
+        ) = row[3 + len(_ROW_COLUMNS) :]
         play_s = None if stream_url or duration_ms is None else duration_ms * repeat / 1000
         matches[(row[1], row[2])] = _Match(
-            row[0], values, command_id, cancel_id, play_s, expires_at, stream_ends_at
+            row[0], values, command_id, cancel_id, play_s, expires_at, stream_ends_at, created_at
         )
     return matches
 
@@ -166,6 +175,8 @@ def _apply(
         match.set("played_at", now)
     if new in (S.DELIVERED, S.PLAYING, S.PLAYED, S.PREEMPTED) and values["delivered_at"] is None:
         match.set("delivered_at", now)  # a lost "received" is implied by any later stage
+        stats.confirm_latency.observe(max(0.0, (now - match.requested_at).total_seconds()))
+    stats.count(f"delivery_{new.value}")
     if new in TERMINAL:
         match.set("ended_at", now)
     if ack.reason:

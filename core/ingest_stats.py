@@ -8,6 +8,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from core.counters import Histogram
+
 log = logging.getLogger("ingest")
 
 RECENT_REJECTS = 50  # enough for a technician to see the pattern, small enough to keep
@@ -47,6 +49,7 @@ class AuditNote:
 @dataclass
 class IngestStats:
     counts: Counter[str] = field(default_factory=Counter)
+    confirm_latency: Histogram = field(default_factory=Histogram)
     recent: deque[Reject] = field(default_factory=lambda: deque(maxlen=RECENT_REJECTS))
     _budgets: dict[str, _LogBudget] = field(default_factory=dict)
     # Bounded like the log lines: a flood of junk is one line a window, not a full disk.

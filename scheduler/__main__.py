@@ -12,6 +12,7 @@ import logging
 import signal
 
 from app.runtime import Runtime
+from core.logs import configure
 from core.settings import get_settings
 
 
@@ -29,7 +30,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure(logging.INFO)
     asyncio.run(main())

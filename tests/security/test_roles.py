@@ -191,9 +191,10 @@ async def test_a_scoped_person_must_name_an_area_inside_their_own(
 
 def test_no_endpoint_is_without_an_authorisation_rule() -> None:
     app = create_app(Settings(environment="test"))
-    # Probes, sign-in, and the console's pages (they redirect to sign-in themselves and
-    # read through the same rules; what they change goes through the guarded API).
-    public = {"/", "/healthz", "/readyz", "/api/v1/auth/login"}
+    # Probes and metrics (internal network only: nginx does not pass them), sign-in, and
+    # the console's pages (they redirect to sign-in themselves and read through the same
+    # rules; what they change goes through the guarded API).
+    public = {"/", "/healthz", "/readyz", "/metrics", "/api/v1/auth/login"}
     unguarded = []
     routes = [r for r in _routes(app.router.routes) if isinstance(r, APIRoute)]
     assert len(routes) > 50
