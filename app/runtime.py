@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 MQTT_CONNECT_TIMEOUT_S = 10.0
 RETENTION_EVERY_S = 60.0  # telemetry history past its window is dropped this often
+CAP_ACKS_EVERY_S = 2.0  # how often finished CAP alerts are looked for, to acknowledge
 # Who the record says sent a scheduled broadcast (the schedule keeps who wrote it).
 SCHEDULER_ACTOR = Actor("scheduler", Role.ADMIN)
 
@@ -183,6 +184,21 @@ class Runtime:
             if publications:
                 await dispatcher.publish_commands("operations", publications)
 
+        last_feed, last_acks, seen_entries = [-math.inf], [-math.inf], set[str]()
+
+        async def cap_exchange() -> None:
+            """CAP feeds read every CAP_FEED_INTERVAL_S; outcomes reported upstream."""
+            from cap import feeds  # cap's service sends broadcasts through this runtime
+
+            if self.settings.cap_feeds and (
+                time.monotonic() - last_feed[0] >= self.settings.cap_feed_interval_s
+            ):
+                last_feed[0] = time.monotonic()
+                await feeds.poll(self, seen_entries)
+            if self.settings.cap_ack_url and time.monotonic() - last_acks[0] >= CAP_ACKS_EVERY_S:
+                last_acks[0] = time.monotonic()
+                await feeds.send_acks(self)
+
         self.jobs = JobRunner(
             # Schedules first: a slot is due now, re-sends can wait half a second.
             {
@@ -192,6 +208,7 @@ class Runtime:
                 "watch_fleet": watch_fleet,
                 "operations": operate,
                 "self_test": self.daily_self_test,
+                "cap": cap_exchange,
             },
             interval_s=self.settings.sweep_interval_s,
             leader=LeaderLock(self.engine),

@@ -67,12 +67,16 @@ def _ref(media: MediaFile, target: Target, url_for: UrlFor) -> MediaRef:
     )
 
 
+DRILL_MARK = "DIỄN TẬP / EXERCISE: "
+
+
 def display_for(
     broadcast: Broadcast, image: MediaFile | None, target: Target, url_for: UrlFor
 ) -> Display:
     """The e-board's part of the command: the same bulletin as text."""
     return Display(
-        title=broadcast.title,
+        # An exercise says so on the screen, in both languages a province uses.
+        title=f"{DRILL_MARK}{broadcast.title}" if broadcast.drill else broadcast.title,
         body=broadcast.body or "",
         image=_ref(image, target, url_for) if image is not None else None,
         duration_s=broadcast.display_s or DEFAULT_DISPLAY_S,

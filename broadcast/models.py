@@ -2,7 +2,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.database import Base, BigIntPK, UTCDateTime
@@ -32,6 +42,9 @@ class Broadcast(Base):
     # stored schedule: it never plays the same item twice, from either path.
     schedule_item: Mapped[str | None] = mapped_column(String(80))
     repeat: Mapped[int] = mapped_column(Integer, default=1)
+    # An exercise or a test (CAP status Exercise/Test): marked as such on the record, on
+    # e-boards and in the spoken text, so nobody takes it for the real thing.
+    drill: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     target_areas: Mapped[list[str]] = mapped_column(JSON)
     target_clusters: Mapped[list[str]] = mapped_column(JSON)
     command_id: Mapped[str] = mapped_column(String(36))

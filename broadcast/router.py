@@ -44,6 +44,7 @@ async def list_broadcasts(
             title=b.title,
             cls=b.cls,  # type: ignore[arg-type]
             status=b.status,
+            drill=b.drill,
             created_at=b.created_at,
             expires_at=b.expires_at,
         )

@@ -42,6 +42,10 @@ class BroadcastCreate(BaseModel):
         default=None, description="UTC; defaults to now + BROADCAST_DEFAULT_EXPIRY_S"
     )
     repeat: int = Field(default=1, ge=1, le=100)
+    drill: bool = Field(
+        default=False,
+        description="an exercise: marked as such on the record, on e-boards and in CAP",
+    )
 
     model_config = {"populate_by_name": True}
 
@@ -111,6 +115,7 @@ class BroadcastRead(BaseModel):
     display_s: int | None = None
     bulletin_id: str | None = None
     sent_by: str | None = None
+    drill: bool = False
     target_areas: list[str]
     target_clusters: list[str]
     created_at: datetime
@@ -133,6 +138,7 @@ class BroadcastSummary(BaseModel):
     title: str
     cls: CommandClass = Field(serialization_alias="class")
     status: str
+    drill: bool = False
     created_at: datetime
     expires_at: datetime
 

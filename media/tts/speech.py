@@ -42,22 +42,32 @@ def prepare(text: str, language: str) -> str:
 
 
 async def speak(ctx: IngestContext, *, text: str, language: str) -> MediaRead:
+    return await speak_parts(ctx, [(text, language)])
+
+
+async def speak_parts(ctx: IngestContext, parts: list[tuple[str, str]]) -> MediaRead:
+    """One clip of (text, language) parts read one after the other (a CAP alert carried
+    in Vietnamese and English), behind one chime."""
     engine = engine_for(ctx.settings)
-    if language not in engine.languages:
-        raise UnsupportedLanguage(engine, language)
-    spoken = prepare(text, language)
+    for _, language in parts:
+        if language not in engine.languages:
+            raise UnsupportedLanguage(engine, language)
+    spoken = [(prepare(text, language), language) for text, language in parts]
     media_dir = ctx.settings.media_dir
-    raw = await asyncio.to_thread(storage.temp_file, media_dir, ".wav")
+    raws = [await asyncio.to_thread(storage.temp_file, media_dir, ".wav") for _ in spoken]
     framed = await asyncio.to_thread(storage.temp_file, media_dir, ".wav")
     try:
-        await engine.synthesize(spoken, language, raw)
-        await asyncio.to_thread(frame_speech, raw, framed)
+        for (text, language), raw in zip(spoken, raws, strict=True):
+            await engine.synthesize(text, language, raw)
+        await asyncio.to_thread(frame_speech, raws, framed)
         sha256, size = await asyncio.to_thread(storage.hash_file, framed)
     except BaseException:
         await asyncio.to_thread(framed.unlink, missing_ok=True)
         raise
     finally:
-        await asyncio.to_thread(raw.unlink, missing_ok=True)
+        for raw in raws:
+            await asyncio.to_thread(raw.unlink, missing_ok=True)
+    languages = "+".join(language for _, language in parts)
     return await media_service.ingest(
-        ctx, source=framed, sha256=sha256, size=size, original_name=f"tts:{engine.name}:{language}"
+        ctx, source=framed, sha256=sha256, size=size, original_name=f"tts:{engine.name}:{languages}"
     )

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.database import Base, UTCDateTime
+
+
+class CapMessage(Base):
+    """Every CAP message received, kept as it arrived (refused ones too, for review) with
+    what was done with it: the broadcast it became, or why not."""
+
+    __tablename__ = "cap_messages"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # Its identity (sender, identifier, sent), absent when it could not be read at all.
+    sender: Mapped[str | None] = mapped_column(String(300))
+    identifier: Mapped[str | None] = mapped_column(String(300))
+    sent: Mapped[str | None] = mapped_column(String(40))  # as written: references quote it
+    status: Mapped[str | None] = mapped_column(String(16))
+    msg_type: Mapped[str | None] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(500))  # "http" or the feed's URL
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # accepted (aired, or a cancel/update carried out) | ignored (not for us, a draft, out
+    # of date) | rejected (malformed, invalid, unsigned where required)
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    drill: Mapped[bool] = mapped_column(Boolean, default=False)
+    broadcast_id: Mapped[str | None] = mapped_column(ForeignKey("broadcasts.id"))
+    raw: Mapped[str] = mapped_column(Text)
+    ack_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_cap_messages_identity", "sender", "identifier", "sent"),
+        Index("ix_cap_messages_received_at", "received_at"),
+    )

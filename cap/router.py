@@ -1,0 +1,106 @@
+"""CAP 1.2 over HTTP: alerts in (POST the XML), the review list of what arrived, a
+broadcast out as CAP, and the Ack of a received alert (docs/cap.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import func, select
+
+from app.deps import RuntimeDep, SessionDep
+from app.guard import From, allow
+from broadcast.models import Broadcast
+from bulletins.models import Bulletin
+from cap import export, service
+from cap.models import CapMessage
+from cap.schemas import CapMessageFull, CapMessageRead, CapReceipt
+from core.errors import Conflict, NotFound
+from core.policy import Action
+from core.schemas import Limit, Offset, Page
+
+router = APIRouter(tags=["cap"])
+CAP_XML = "application/cap+xml"
+STATUS_OF_OUTCOME = {"accepted": 201, "ignored": 200, "rejected": 422}
+
+
+@router.post(
+    "/api/v1/cap",
+    response_model=CapReceipt,
+    dependencies=[allow(Action.SEND_EMERGENCY, From.PROVINCE)],
+    openapi_extra={
+        "requestBody": {"content": {CAP_XML: {}, "application/xml": {}}, "required": True}
+    },
+)
+async def receive_alert(request: Request, runtime: RuntimeDep) -> JSONResponse:
+    """A CAP 1.2 message (the XML as the body). 201: acted on (aired, in the communes'
+    inboxes, or a cancel carried out); 200: kept but not for airing here (not our area,
+    a draft, expired), or a copy of one already acted on; 422: refused, with the reason,
+    and kept for review at GET /api/v1/cap."""
+    raw = await request.body()
+    outcome = await service.receive(runtime, raw, source="http")
+    receipt = CapReceipt.model_validate(outcome.message).model_copy(
+        update={"duplicate": outcome.duplicate}
+    )
+    status = 200 if outcome.duplicate else STATUS_OF_OUTCOME[outcome.message.outcome]
+    body = receipt.model_dump(mode="json")
+    if outcome.message.outcome == "rejected":
+        body = {"error": outcome.message.reason, "detail": {"field": "body"}, **body}
+    return JSONResponse(body, status_code=status)
+
+
+@router.get("/api/v1/cap", dependencies=[allow(Action.READ, From.PROVINCE)])
+async def list_messages(
+    session: SessionDep,
+    outcome: Annotated[str | None, Query(pattern="^(accepted|ignored|rejected)$")] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[CapMessageRead]:
+    """Every CAP message received, newest first: the refused ones are for review."""
+    query = select(CapMessage)
+    if outcome:
+        query = query.where(CapMessage.outcome == outcome)
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = await session.scalars(
+        query.order_by(CapMessage.received_at.desc(), CapMessage.id).limit(limit).offset(offset)
+    )
+    items = [CapMessageRead.model_validate(m) for m in rows]
+    return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+async def _message(session: SessionDep, message_id: str) -> CapMessage:
+    message = await session.get(CapMessage, message_id)
+    if message is None:
+        raise NotFound(f"no CAP message {message_id!r}", detail={"message": message_id})
+    return message
+
+
+@router.get("/api/v1/cap/{message_id}", dependencies=[allow(Action.READ, From.PROVINCE)])
+async def read_message(message_id: str, session: SessionDep) -> CapMessageFull:
+    """One message with the XML as it arrived."""
+    return CapMessageFull.model_validate(await _message(session, message_id))
+
+
+@router.get("/api/v1/cap/{message_id}/ack", dependencies=[allow(Action.READ, From.PROVINCE)])
+async def message_ack(message_id: str, session: SessionDep, runtime: RuntimeDep) -> Response:
+    """A CAP Ack referencing the message, with what became of it (for the sender)."""
+    message = await _message(session, message_id)
+    if message.identifier is None:
+        raise Conflict("the message could not be read: there is nothing to reference")
+    body = await export.ack(session, runtime.settings, message, runtime.clock.now())
+    return Response(body, media_type=CAP_XML)
+
+
+@router.get(
+    "/api/v1/broadcasts/{broadcast_id}/cap", dependencies=[allow(Action.READ, From.BROADCAST)]
+)
+async def broadcast_as_cap(broadcast_id: str, session: SessionDep, runtime: RuntimeDep) -> Response:
+    """The broadcast as a CAP 1.2 alert (valid against the OASIS schema)."""
+    topic = await session.scalar(
+        select(Bulletin.topic)
+        .join(Broadcast, Broadcast.bulletin_id == Bulletin.id)
+        .where(Broadcast.id == broadcast_id)
+    )
+    body = await export.broadcast_alert(session, runtime.settings, broadcast_id, topic)
+    return Response(body, media_type=CAP_XML)

