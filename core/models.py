@@ -8,8 +8,8 @@ def import_all_models() -> None:
     import areas.models  # noqa: F401
     import audit.models  # noqa: F401
     import broadcast.models  # noqa: F401
-    import cap.models  # noqa: F401
     import bulletins.models  # noqa: F401
+    import cap.models  # noqa: F401
     import devices.models  # noqa: F401
     import firmware.models  # noqa: F401
     import health.models  # noqa: F401
