@@ -34,9 +34,10 @@ async def send(
     that does not exist yet; if the process dies in between, the sweep sends it. Text with
     no recording is read aloud first (a second or so, outside any transaction)."""
     if data.needs_speech:
-        spoken = await speech.speak(
-            runtime.ingest_context(), text=data.text or "", language=data.language
-        )
+        text = data.text or ""
+        if data.drill:  # heard as an exercise, not only seen as one
+            text = f"{speech.drill_sentence(data.language)} {text}"
+        spoken = await speech.speak(runtime.ingest_context(), text=text, language=data.language)
         data = data.model_copy(update={"media_sha256": spoken.sha256})
     [(broadcast, total, content)] = await _write(runtime, [(data, also)], actor)
     if not await runtime.require_dispatcher().publish_plays([(broadcast, content)]):

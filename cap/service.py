@@ -43,7 +43,6 @@ from media.tts import speech
 log = logging.getLogger("cap")
 
 MAX_RAW_CHARS = 1_000_000
-DRILL_INTRO = {"vi": "Đây là tin diễn tập.", "en": "This is an exercise."}
 NOT_FOR_THE_PUBLIC = {"Draft", "System"}
 DRILLS = {"Exercise", "Test"}
 # CAP categories to the library's topics (bulletins/ TOPICS).
@@ -245,7 +244,7 @@ def _speech(runtime: Runtime, alert: Alert, drill: bool) -> tuple[list[tuple[str
         if voice is None:
             unspoken.append(info.language)
             continue
-        intro = DRILL_INTRO.get(voice.split("-")[0], DRILL_INTRO["en"]) if drill else ""
+        intro = speech.drill_sentence(voice) if drill else ""
         parts.append(((intro + " " + info.spoken_text()).strip()[:4500], voice))
     return parts, unspoken
 

@@ -90,6 +90,16 @@ if (recordButton) {
   });
 }
 
+// The chosen file, else the recording made here, uploaded: its sha256 (none: undefined).
+async function uploadAudio(input) {
+  const file = input.files[0];
+  if (!file && !recording) return undefined;
+  const form = new FormData();
+  if (file) form.append("file", file);
+  else form.append("file", recording, "recording.webm");
+  return (await api("POST", "/api/v1/media", form)).sha256;
+}
+
 const emergency = document.getElementById("emergency");
 if (emergency) {
   const boxes = [...emergency.querySelectorAll("input[name=areas]")];
@@ -147,14 +157,10 @@ if (emergency) {
       };
       const text = emergency.text.value.trim();
       if (text) body.text = text;
+      if (emergency.drill.checked) body.drill = true;
       if (emergency.bulletin && emergency.bulletin.value) body.bulletin_id = emergency.bulletin.value;
-      const file = emergency.audio.files[0];
-      if (file || recording) {
-        const form = new FormData();
-        if (file) form.append("file", file);
-        else form.append("file", recording, "recording.webm");
-        body.media_sha256 = (await api("POST", "/api/v1/media", form)).sha256;
-      }
+      const sha256 = await uploadAudio(emergency.audio);
+      if (sha256) body.media_sha256 = sha256;
       const sent = await api("POST", "/api/v1/broadcasts", body);
       window.location.assign(`/console/broadcasts/${sent.id}`);
     } catch (error) {
@@ -425,13 +431,8 @@ if (bulletinForm) {
       const until = day(bulletinForm.valid_until.value, true);
       if (from) body.valid_from = from;
       if (until) body.valid_until = until;
-      const file = bulletinForm.audio.files[0];
-      if (file || recording) {
-        const form = new FormData();
-        if (file) form.append("file", file);
-        else form.append("file", recording, "recording.webm");
-        body.media_sha256 = (await api("POST", "/api/v1/media", form)).sha256;
-      }
+      const sha256 = await uploadAudio(bulletinForm.audio);
+      if (sha256) body.media_sha256 = sha256;
       const created = await api("POST", "/api/v1/bulletins", body);
       if (event.submitter && event.submitter.value === "submit") {
         await api("POST", `/api/v1/bulletins/${created.id}/submit`);

@@ -28,6 +28,14 @@ def engine_for(settings: Settings) -> SpeechEngine:
     return ENGINES[settings.tts_engine](settings)
 
 
+DRILL_SENTENCES = {"vi": "Đây là tin diễn tập.", "en": "This is an exercise."}
+
+
+def drill_sentence(language: str) -> str:
+    """What an exercise opens with, in the language it is read in (English otherwise)."""
+    return DRILL_SENTENCES.get(language.split("-")[0].lower(), DRILL_SENTENCES["en"])
+
+
 def prepare(text: str, language: str) -> str:
     """What the engine reads: numbers, dates and times spelt out for Vietnamese."""
     text = text.strip()

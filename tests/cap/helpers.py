@@ -13,6 +13,7 @@ from cryptography.x509.oid import NameOID
 from lxml import etree
 from signxml.signer import XMLSigner
 
+from cap import export
 from cap.schema import NS
 
 SENDER = "canhbao@nchmf.gov.vn"  # the national hydro-meteorological forecasting centre
@@ -43,11 +44,7 @@ def _add(parent: etree._Element, name: str, text: str | None = None) -> etree._E
 
 
 def cap_time(value: datetime.datetime) -> str:
-    return (
-        value.astimezone(datetime.timezone(datetime.timedelta(hours=7)))
-        .replace(microsecond=0)
-        .isoformat()
-    )
+    return export.cap_time(value, "Asia/Ho_Chi_Minh")  # what an agency in Vietnam writes
 
 
 def alert(

@@ -296,12 +296,15 @@ async def test_an_emergency_from_an_approved_bulletin(
     await expect(on_map).to_have_attribute("aria-checked", "true")
     await page.get_by_label("Tiêu đề").fill("Cháy rừng khẩn cấp")
     await page.get_by_label("Một bản tin đã duyệt").select_option(bulletin["id"])
+    await page.get_by_label("Đây là tin diễn tập", exact=False).check()
     await page.get_by_role("button", name="Xem lại").click()
     await page.get_by_role("button", name="Phát tin khẩn cấp ngay").click()
     await page.wait_for_url(f"{base}/console/broadcasts/**")
     sent = await stack.broadcast(page.url.rsplit("/", 1)[-1])
     assert sent["bulletin_id"] == bulletin["id"] and sent["media_sha256"] == media["sha256"]
     assert sent["target_areas"] == [COMMUNE]
+    assert sent["drill"] is True
+    await expect(page.locator("#drill")).to_have_text("Diễn tập")
 
 
 # Every field named for a screen reader, every image described, the page's language set,
