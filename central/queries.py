@@ -8,8 +8,9 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -34,6 +35,8 @@ from health.models import Alarm
 from reports import airtime
 from schedules.models import Schedule
 
+E = TypeVar("E", bound=BaseModel)
+
 
 async def area_path(session: AsyncSession, code: str | None) -> str:
     """The subtree's path prefix ("/" for the whole province)."""
@@ -48,6 +51,12 @@ async def _page(
     total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = (await session.execute(query.limit(limit).offset(offset))).all()
     return list(rows), total
+
+
+def _entry(model: type[E], row: object, **extra: Any) -> E:
+    """An answer item from a row's attributes of the same names, plus `extra`."""
+    fields = {name: getattr(row, name) for name in model.model_fields if name not in extra}
+    return model(**fields, **extra)
 
 
 async def areas(
@@ -85,23 +94,7 @@ async def stations(
     if online is not None:
         query = query.where(Cluster.online.is_(online))
     rows, total = await _page(session, query, limit, offset)
-    return [
-        StationEntry(
-            code=c.code,
-            name=c.name,
-            kind=c.kind,
-            area_code=area_code,
-            latitude=c.latitude,
-            longitude=c.longitude,
-            speakers=c.speakers,
-            model=c.model,
-            firmware=c.firmware,
-            online=c.online,
-            last_seen_at=c.last_seen_at,
-            offline_since=c.offline_since,
-        )
-        for c, area_code in rows
-    ], total
+    return [_entry(StationEntry, c, area_code=code) for c, code in rows], total
 
 
 async def bulletins(
@@ -130,23 +123,7 @@ async def bulletins(
     if status:
         query = query.where(Bulletin.status == status)
     rows, total = await _page(session, query, limit, offset)
-    return [
-        BulletinEntry(
-            id=b.id,
-            title=b.title,
-            topic=b.topic,
-            cls=b.cls,
-            language=b.language,
-            status=b.status,
-            area_code=code,
-            author=b.author,
-            valid_from=b.valid_from,
-            valid_until=b.valid_until,
-            created_at=b.created_at,
-            updated_at=b.updated_at,
-        )
-        for b, code in rows
-    ], total
+    return [_entry(BulletinEntry, b, area_code=code) for b, code in rows], total
 
 
 async def schedules(
@@ -179,24 +156,7 @@ async def schedules(
             or in_area.intersection(s.target_clusters)
         ]
     page = found[offset : offset + limit]
-    return [
-        ScheduleEntry(
-            id=s.id,
-            title=s.title,
-            bulletin_id=s.bulletin_id,
-            cls=s.cls,
-            timezone=s.timezone,
-            starts_local=s.starts_local,
-            rule=s.rule,
-            plays=s.plays,
-            target_areas=s.target_areas,
-            target_clusters=s.target_clusters,
-            status=s.status,
-            next_fire_at=s.next_fire_at,
-            updated_at=s.updated_at,
-        )
-        for s in page
-    ], len(found)
+    return [_entry(ScheduleEntry, s) for s in page], len(found)
 
 
 def delivery_times(requested: datetime, confirmed: Sequence[datetime], total: int) -> DeliveryTimes:

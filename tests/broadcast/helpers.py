@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +11,7 @@ from app.seed import seed_demo
 from broadcast.models import Delivery, DeliveryEvent
 from core.database import session_scope
 from simulator.device import DeviceSpec
+from simulator.fleet import Fleet
 from simulator.provisioning import fetch_specs
 from tests.support import Stack
 
@@ -63,3 +66,27 @@ async def approved_bulletin(stack: Stack, **fields: Any) -> dict[str, Any]:
     assert approved.status_code == 200, approved.text
     data: dict[str, Any] = approved.json()
     return data
+
+
+@dataclass
+class CommuneHeard:
+    """A province seeded, one commune's clusters online, one emergency played by all."""
+
+    everyone: list[DeviceSpec]
+    specs: list[DeviceSpec]
+    fleet: Fleet
+    media: dict[str, Any]
+    sent: dict[str, Any]
+
+
+async def a_commune_hears_an_emergency(
+    stack: Stack, fleet_factory: Callable[..., Fleet], clip: Path, commune: str
+) -> CommuneHeard:
+    everyone = await seed_province(stack)
+    specs = [s for s in everyone if commune in s.areas]
+    fleet = fleet_factory(specs, time_compression=10)
+    await fleet.start()
+    media = await upload(stack, clip)
+    sent = await send(stack, areas=[commune], media_sha256=media["sha256"])
+    await stack.wait_broadcast(sent["id"], lambda b: b["counts"].get("played", 0) == len(specs))
+    return CommuneHeard(everyone, specs, fleet, media, sent)

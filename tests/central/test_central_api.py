@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import approved_bulletin, seed_province, send, upload
+from tests.broadcast.helpers import (
+    a_commune_hears_an_emergency,
+    approved_bulletin,
+    seed_province,
+    send,
+    upload,
+)
 from tests.security.helpers import make_user, signed_in
 from tests.support import Stack, counts
 
@@ -30,13 +36,8 @@ async def _get(stack: Stack, headers: dict[str, str], path: str, **params: Any) 
 async def test_the_observer_reads_stations_and_the_broadcast_log_as_they_are(
     stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
 ) -> None:
-    everyone = await seed_province(stack)
-    specs = [s for s in everyone if COMMUNE in s.areas]
-    fleet = fleet_factory(specs, time_compression=10)
-    await fleet.start()
-    media = await upload(stack, tone_mp3)
-    here = await send(stack, areas=[COMMUNE], media_sha256=media["sha256"])
-    await stack.wait_broadcast(here["id"], lambda b: counts(b, "played") == len(specs))
+    heard = await a_commune_hears_an_emergency(stack, fleet_factory, tone_mp3, COMMUNE)
+    everyone, specs, media, here = heard.everyone, heard.specs, heard.media, heard.sent
     elsewhere = await send(stack, areas=[OTHER_DISTRICT], media_sha256=media["sha256"], drill=True)
     observer = await _observer(stack)
 

@@ -11,8 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from devices import protocol
 from devices.mqtt_lite import LiteClient
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import seed_province, send, upload
-from tests.support import Stack, counts, eventually
+from tests.broadcast.helpers import a_commune_hears_an_emergency, seed_province, send, upload
+from tests.support import Stack, eventually
 
 COMMUNE = "25216"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -36,13 +36,8 @@ def _value(samples: Samples, name: str, **labels: str) -> float:
 async def test_metrics_match_a_broadcast_the_fleet_and_the_requests(
     stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
 ) -> None:
-    everyone = await seed_province(stack)
-    specs = [s for s in everyone if COMMUNE in s.areas]
-    fleet = fleet_factory(specs, time_compression=10)
-    await fleet.start()
-    media = await upload(stack, tone_mp3)
-    sent = await send(stack, areas=[COMMUNE], media_sha256=media["sha256"])
-    await stack.wait_broadcast(sent["id"], lambda b: counts(b, "played") == len(specs))
+    heard = await a_commune_hears_an_emergency(stack, fleet_factory, tone_mp3, COMMUNE)
+    everyone, specs = heard.everyone, heard.specs
 
     rogue = LiteClient("rogue", lambda _t, _p: None)
     await rogue.connect(stack.settings.mqtt_host, stack.settings.mqtt_port)
