@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from app.loadtest import PROVINCE, BenchOptions, province_stack, run_facts
+from app.loadtest import PROVINCE, BenchOptions, bench_province, run_facts
 from app.seed import DEMO_PASSWORD, ensure_demo_users
 
 PAGES = (
@@ -82,12 +82,7 @@ def _live(client: httpx.Client) -> dict[str, Any]:
 def run_console_bench(options: BenchOptions) -> dict[str, Any]:
     console = Console()
     result: dict[str, Any] = {"clusters": options.clusters}
-    with province_stack(
-        clusters=options.clusters,
-        processes=options.processes,
-        database_url=options.database_url,
-        console=console,
-    ) as province:
+    with bench_province(options, console) as province:
         asyncio.run(ensure_demo_users(province.database_url))
         with httpx.Client(base_url=province.stack.api_url, timeout=120) as client:
             client.post(

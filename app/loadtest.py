@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -247,6 +247,19 @@ def province_stack(
             asyncio.run(drop_database())
 
 
+def bench_province(
+    options: BenchOptions, console: Console, **extra: Any
+) -> AbstractContextManager[Province]:
+    """The province a benchmark's options describe (`extra`: province_stack's others)."""
+    return province_stack(
+        clusters=options.clusters,
+        processes=options.processes,
+        database_url=options.database_url,
+        console=console,
+        **extra,
+    )
+
+
 def run_facts(database_url: str) -> dict[str, Any]:
     """The machine, date and database a result was measured on."""
     return {
@@ -263,12 +276,7 @@ def run_facts(database_url: str) -> dict[str, Any]:
 
 def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
     console = Console()
-    with province_stack(
-        clusters=options.clusters,
-        processes=options.processes,
-        database_url=options.database_url,
-        console=console,
-    ) as province:
+    with bench_province(options, console) as province:
         stack, database_url, broker = province.stack, province.database_url, province.broker
         floors = [
             asyncio.run(

@@ -31,7 +31,7 @@ import httpx
 from rich.console import Console
 from sqlalchemy import func, select
 
-from app.loadtest import EDITOR, MEDIA_SECONDS, PROVINCE, BenchOptions, province_stack, run_facts
+from app.loadtest import EDITOR, MEDIA_SECONDS, PROVINCE, BenchOptions, bench_province, run_facts
 from app.orchestrate import (
     wait_until,
 )
@@ -173,12 +173,7 @@ async def _slot_starts(database_url: str, slot: datetime) -> dict[str, Any]:
 def run_schedule_bench(options: ScheduleBenchOptions) -> dict[str, Any]:
     console = Console()
     result: dict[str, Any] = {"clusters": options.clusters}
-    with province_stack(
-        clusters=options.clusters,
-        processes=options.processes,
-        database_url=options.database_url,
-        console=console,
-    ) as province:
+    with bench_province(options, console) as province:
         with httpx.Client(base_url=province.stack.api_url, timeout=120) as client:
             result.update(_run(options, client, province.database_url, province.work, console))
     result.update(run_facts(province.database_url))

@@ -18,7 +18,7 @@ import httpx
 from rich.console import Console
 from sqlalchemy import func, select
 
-from app.loadtest import PROVINCE, BenchOptions, province_stack, run_facts
+from app.loadtest import PROVINCE, BenchOptions, bench_province, run_facts
 from core.database import create_engine
 from health.models import ClusterHealth, TelemetrySample
 
@@ -72,13 +72,7 @@ def run_telemetry_bench(options: TelemetryBenchOptions) -> dict[str, Any]:
         "interval_s": options.interval_s,
         "offered_per_s": round(options.clusters / options.interval_s),
     }
-    with province_stack(
-        clusters=options.clusters,
-        processes=options.processes,
-        database_url=options.database_url,
-        console=console,
-        heartbeat_s=options.interval_s,
-    ) as province:
+    with bench_province(options, console, heartbeat_s=options.interval_s) as province:
         with httpx.Client(base_url=province.stack.api_url, timeout=60) as client:
             start = _ingest(client)["counts"].get("hb_received", 0)
             began = time.monotonic()

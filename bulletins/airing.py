@@ -124,7 +124,9 @@ def inbox_items(
     now: datetime,
     expires_at: datetime | None,
     broadcast_id: str | None,
+    level: SenderLevel | None = None,
 ) -> list[InboxItem]:
+    """One item per commune; `level` the sender's (default: the actor role's)."""
     aired = broadcast_id is not None
     return [
         InboxItem(
@@ -132,7 +134,7 @@ def inbox_items(
             area_id=commune.id,
             cls=cls.value,
             sender=actor.name,
-            sender_level=sender_level(actor).value,
+            sender_level=(level or sender_level(actor)).value,
             received_at=now,
             expires_at=expires_at or bulletin.valid_until,
             status="aired" if aired else "pending",

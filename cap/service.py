@@ -26,7 +26,7 @@ from broadcast.models import Broadcast
 from broadcast.schemas import BroadcastCreate
 from bulletins import airing
 from bulletins import service as bulletin_service
-from bulletins.models import Bulletin
+from bulletins.models import Bulletin, InboxItem
 from bulletins.schemas import BulletinCreate
 from bulletins.workflow import Status
 from cap import mapping, signature
@@ -157,7 +157,11 @@ async def _stop_referenced(runtime: Runtime, alert: Alert) -> list[str]:
         rows = await session.execute(
             select(CapMessage.sender, CapMessage.identifier, CapMessage.sent, Broadcast.id)
             .join(Broadcast, CapMessage.broadcast_id == Broadcast.id)
-            .where(Broadcast.status == "active", Broadcast.expires_at > runtime.clock.now())
+            .where(
+                CapMessage.identifier.in_({i for _, i, _ in keys}),
+                Broadcast.status == "active",
+                Broadcast.expires_at > runtime.clock.now(),
+            )
         )
         targets = [b for s, i, t, b in rows if (s, i, t) in keys]
     stopped = []
@@ -188,16 +192,15 @@ async def _targets(session: AsyncSession, alert: Alert) -> _Targets:
     known = dict(
         (await session.execute(select(Area.code, Area.path).where(Area.code.in_(codes)))).all()
     )
-    positions = (
-        await session.execute(
+    inside: list[str] = []
+    if any(a.polygons or a.circles for a in areas):  # else no position need be read
+        positions = await session.execute(
             select(Cluster.code, Cluster.latitude, Cluster.longitude).where(
                 Cluster.latitude.is_not(None), Cluster.longitude.is_not(None)
             )
         )
-    ).all()
-    inside = mapping.clusters_inside(
-        areas, [(c, lat, lon) for c, lat, lon in positions if lat is not None and lon is not None]
-    )
+        placed = [(c, lat, lon) for c, lat, lon in positions if lat is not None and lon is not None]
+        inside = mapping.clusters_inside(areas, placed)
     communes = await _communes_of(session, list(known.values()), inside)
     return _Targets(
         areas=[c for c in codes if c in known],
@@ -223,10 +226,14 @@ async def _communes_of(session: AsyncSession, paths: list[str], clusters: list[s
                 .where(Cluster.code.in_(clusters))
             )
         ).all()
-        communes = (await session.scalars(select(Area).where(Area.level == airing.COMMUNE))).all()
-        for commune in communes:
-            if any(p.startswith(commune.path) for p in cluster_paths):
-                found[commune.id] = commune
+        # A cluster's commune is the commune among its area's ancestors (or the area).
+        ancestors = {
+            "/" + "/".join(codes[:k]) + "/"
+            for codes in (p.strip("/").split("/") for p in cluster_paths)
+            for k in range(1, len(codes) + 1)
+        }
+        query = select(Area).where(Area.path.in_(ancestors), Area.level == airing.COMMUNE)
+        found.update({a.id: a for a in (await session.scalars(query)).all()})
     return sorted(found.values(), key=lambda a: a.code)
 
 
@@ -370,8 +377,9 @@ def _inbox(
     now: datetime,
     expires_at: datetime | None,
     broadcast_id: str | None,
-) -> list[object]:
-    items = airing.inbox_items(
+) -> list[InboxItem]:
+    """The communes' inbox items, from above the province."""
+    return airing.inbox_items(
         bulletin=bulletin,
         communes=communes,
         actor=actor,
@@ -379,7 +387,5 @@ def _inbox(
         now=now,
         expires_at=expires_at,
         broadcast_id=broadcast_id,
+        level=SenderLevel.CENTRAL,
     )
-    for item in items:
-        item.sender_level = SenderLevel.CENTRAL.value  # from above the province
-    return list(items)

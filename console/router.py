@@ -122,6 +122,20 @@ async def home(request: Request, actor: SignedIn) -> Response:
     return _render(request, "home.html", actor, tiles=HOME[actor.role])
 
 
+async def _approved_bulletins(session: AsyncSession, actor: Actor) -> list[Bulletin]:
+    """What may air, as the person may see it, newest first."""
+    rows, _ = await bulletin_service.list_page(
+        session=session,
+        actor=actor,
+        status=Status.APPROVED,
+        topic=None,
+        search=None,
+        limit=200,
+        offset=0,
+    )
+    return list(rows)
+
+
 async def _areas_for(session: AsyncSession, actor: Actor) -> list[Area]:
     """The area tree the person may target, down to communes, in tree order."""
     rows = (await session.scalars(select(Area).where(Area.depth <= 2).order_by(Area.path))).all()
@@ -150,20 +164,10 @@ async def emergency_page(request: Request, runtime: RuntimeDep, actor: SignedIn)
     if Action.SEND_EMERGENCY not in ALLOWED[actor.role]:
         return _render(request, "forbidden.html", actor, status_code=403)
     async with session_scope(runtime.sessions) as session:
-        approved, _ = await bulletin_service.list_page(
-            session=session,
-            actor=actor,
-            status=Status.APPROVED,
-            topic=None,
-            search=None,
-            limit=200,
-            offset=0,
-        )
+        approved = await _approved_bulletins(session, actor)
         areas = await _areas_for(session, actor)
         shapes = await _commune_map(session, areas)
-    return _render(
-        request, "emergency.html", actor, areas=areas, shapes=shapes, bulletins=list(approved)
-    )
+    return _render(request, "emergency.html", actor, areas=areas, shapes=shapes, bulletins=approved)
 
 
 @router.get("/broadcasts/{broadcast_id}")
@@ -230,15 +234,7 @@ async def schedule_page(request: Request, runtime: RuntimeDep, actor: SignedIn) 
         slots = await schedule_service.calendar(
             session=session, area_code=area, start=start, end=end
         )
-        approved, _ = await bulletin_service.list_page(
-            session=session,
-            actor=actor,
-            status=Status.APPROVED,
-            topic=None,
-            search=None,
-            limit=200,
-            offset=0,
-        )
+        approved = await _approved_bulletins(session, actor)
         clusters = await _clusters_to_pick(session, area)
     by_day: dict[date, list[Any]] = {first + timedelta(days=i): [] for i in range(days)}
     for slot in slots:

@@ -30,11 +30,11 @@ def chime() -> AudioSegment:
 LANGUAGE_PAUSE_MS = 1200  # between the same message in one language and the next
 
 
-def frame_speech(speech_wav: Path | list[Path], out: Path, *, with_chime: bool = True) -> None:
+def frame_speech(parts: list[Path], out: Path, *, with_chime: bool = True) -> None:
     """Write chime + silence + speech + silence to `out` as mono WAV; several speech files
     (one message in several languages) follow each other with a pause between."""
     speech = AudioSegment.empty()
-    for k, path in enumerate([speech_wav] if isinstance(speech_wav, Path) else speech_wav):
+    for k, path in enumerate(parts):
         with path.open("rb") as f:  # pydub leaves files it opens itself unclosed
             part = AudioSegment.from_wav(f).set_channels(1).set_frame_rate(SAMPLE_RATE)
         pause = AudioSegment.silent(duration=LANGUAGE_PAUSE_MS, frame_rate=SAMPLE_RATE)
