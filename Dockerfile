@@ -1,14 +1,25 @@
 # The control plane image: API, scheduler and media server are the same image, other commands.
 FROM python:3.11-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg espeak-ng \
+# Chromium prints the monthly report to PDF (reports/printing.py).
+RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg espeak-ng chromium \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./
+# Every package pyproject.toml lists (a missing one installs without error and fails at start).
 COPY core core
+COPY accounts accounts
+COPY audit audit
+COPY cap cap
+COPY central central
+COPY console console
+COPY reports reports
 COPY areas areas
 COPY devices devices
+COPY health health
+COPY firmware firmware
 COPY broadcast broadcast
 COPY bulletins bulletins
+COPY schedules schedules
 COPY media media
 COPY scheduler scheduler
 COPY simulator simulator

@@ -24,6 +24,7 @@ from audit.router import router as audit_router
 from broadcast.router import router as broadcast_router
 from bulletins.router import router as bulletins_router
 from cap.router import router as cap_router
+from central.inbound import router as central_inbox_router
 from central.router import router as central_router
 from console.router import SignInNeeded, sign_in_first
 from console.router import router as console_router
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         metrics_router,
         cap_router,
         central_router,
+        central_inbox_router,
     ):
         app.include_router(router)
 

@@ -134,6 +134,7 @@ async def send_acks(runtime: Runtime) -> int:
             await session.scalars(
                 select(CapMessage).where(
                     CapMessage.ack_sent_at.is_(None),
+                    CapMessage.source != "central-json",  # JSON senders read the record
                     CapMessage.identifier.is_not(None),
                     or_(CapMessage.outcome != "rejected", CapMessage.sender.is_not(None)),
                 )

@@ -48,6 +48,7 @@ class Info:
     expires: datetime | None
     sender_name: str | None
     areas: list[Area]
+    topic: str | None = None  # the library's topic when the sender names it (JSON form)
 
     def spoken_text(self) -> str:
         """What is read aloud and shown: headline, description, instruction."""

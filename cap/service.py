@@ -94,6 +94,12 @@ async def receive(runtime: Runtime, raw: bytes, *, source: str) -> Outcome:
         log.warning("CAP message from %s rejected: %s", source, refused.reason)
         await _store(runtime, message)
         return Outcome(message)
+    return await receive_alert(runtime, alert, message)
+
+
+async def receive_alert(runtime: Runtime, alert: Alert, message: CapMessage) -> Outcome:
+    """Act on an alert already read (from CAP XML, or the central level's JSON form),
+    once: `message` is its record, holding what arrived."""
     message.sender, message.identifier = alert.sender[:300], alert.identifier[:300]
     message.sent, message.status, message.msg_type = alert.sent_text, alert.status, alert.msg_type
     message.drill = alert.status in DRILLS
@@ -339,7 +345,9 @@ async def _approved_bulletin(
 ) -> Bulletin:
     """The alert in the library, approved by its issuer (a national authority's alert is
     not re-edited by the province; the record says who approved it and how)."""
-    topic = next((TOPIC_OF_CATEGORY[c] for c in first.categories if c in TOPIC_OF_CATEGORY), None)
+    topic = first.topic or next(
+        (TOPIC_OF_CATEGORY[c] for c in first.categories if c in TOPIC_OF_CATEGORY), None
+    )
     bulletin = await bulletin_service.create(
         session=session,
         clock=runtime.clock,

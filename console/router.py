@@ -23,7 +23,7 @@ from bulletins import inbox
 from bulletins import service as bulletin_service
 from bulletins.models import Bulletin
 from bulletins.workflow import REVIEWERS, Status, may_author
-from console import i18n
+from console import i18n, printable
 from console.maps import commune_shapes, plot
 from core.actors import Actor, Role
 from core.database import session_scope
@@ -31,7 +31,7 @@ from core.errors import AppError
 from core.policy import ALLOWED, Action, covers
 from devices.models import Cluster
 from health import service as health_service
-from reports import airtime
+from reports import airtime, monthly
 from schedules import service as schedule_service
 from schedules.recurrence import to_utc, zone
 
@@ -330,6 +330,31 @@ async def inbox_page(request: Request, runtime: RuntimeDep, actor: SignedIn) -> 
         items = [await inbox.to_read(session, item, b, a) for item, b, a in rows]
     may_handle = Action.SCHEDULE in ALLOWED[actor.role]
     return _render(request, "inbox.html", actor, items=items, may_handle=may_handle)
+
+
+@router.get("/reports/monthly")
+async def monthly_report_page(request: Request, runtime: RuntimeDep, actor: SignedIn) -> Response:
+    """The month's report as it prints (?month=YYYY-MM, default this month), with links to
+    the PDF, the workbook and the CSV."""
+    locale = i18n.choose(request.query_params.get("lang"), request.cookies.get("lang"))
+    zone_name = runtime.settings.default_timezone
+    now = runtime.clock.now()
+    month = request.query_params.get("month") or monthly.this_month(now, zone_name)
+    if not monthly.MONTH.match(month):
+        month = monthly.this_month(now, zone_name)
+    async with session_scope(runtime.sessions) as session:
+        area = await _area_asked(request, session, actor)
+        if area is None:
+            return _render(request, "forbidden.html", actor, status_code=403)
+        report = await monthly.build(session, runtime.settings, area, month, now)
+    query = f"area={area}&month={month}&lang={locale}"
+    _ = i18n.translations(locale).gettext
+    downloads = [
+        (_("Download PDF"), f"/api/v1/reports/monthly.pdf?{query}"),
+        (_("Download XLSX"), f"/api/v1/reports/monthly.xlsx?{query}"),
+        (_("Download as CSV"), f"/api/v1/reports/monthly.csv?area={area}&month={month}"),
+    ]
+    return HTMLResponse(printable.monthly_html(report, locale, downloads))
 
 
 @router.get("/reports")

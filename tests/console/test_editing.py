@@ -173,3 +173,18 @@ async def test_the_report_draws_airtime_and_working_share_by_area(
         else:
             assert await bar.get_attribute("width") == "0.0", district
             assert await share.get_attribute("width") == "0.0", district
+    # The month's report, from the page's link, as it prints: the province's figures.
+    await page.click("#monthly-link")
+    await expect(page.locator("h1")).to_contain_text("Báo cáo tháng")
+    await expect(page.locator("[data-figure=broadcasts]")).to_have_text("1")
+    await expect(page.locator("[data-figure=plays]")).to_have_text(str(len(specs)))
+    await expect(page.locator("#emergencies tbody tr")).to_have_attribute(
+        "data-broadcast", sent.json()["id"]
+    )
+    await expect(page.locator("#chart-days rect.bar")).to_have_count(
+        await page.locator("#chart-days text").count() - 1  # one value written: one day aired
+    )
+    links = page.locator(".downloads a")
+    assert [await a.get_attribute("href") for a in await links.all()][1].startswith(
+        "/api/v1/reports/monthly.pdf?area=70&month="
+    )

@@ -343,6 +343,7 @@ async def test_every_page_names_its_fields_for_screen_readers(
         "/console/bulletins",
         "/console/inbox",
         "/console/reports",
+        "/console/reports/monthly",
         f"/console/clusters/{specs[0].code}",
         "/console/login",
     ]
