@@ -111,6 +111,25 @@ async def _load(session: AsyncSession, acks: list[Ack]) -> dict[tuple[str, str],
     return matches
 
 
+# The times an acknowledgement of each stage proves were reached by the time it arrived.
+_PROVEN_BY = {
+    S.DELIVERED: ("delivered_at",),
+    S.PLAYING: ("delivered_at", "playing_at"),
+    S.PLAYED: ("delivered_at", "playing_at", "played_at"),
+    S.PREEMPTED: ("delivered_at",),
+}
+
+
+def _no_later_than(match: _Match, now: datetime, column: str) -> None:
+    """An acknowledgement received at `now` proves its stage, and every earlier one, was
+    reached by then. With several replicas, each stamps what it read with its own receipt
+    time and they apply in lock order, not arrival order: the earliest proof is the time
+    on the record. Times are only ever lowered, never made up."""
+    earlier = match.values[column]
+    if earlier is not None and earlier > now:
+        match.set(column, now)
+
+
 def _next_attempt(
     match: _Match, state: DeliveryState, now: datetime, settings: Settings
 ) -> datetime | None:
@@ -163,6 +182,8 @@ def _apply(
         return
     outcome = transition(current, new)
     stats.count(f"ack_{outcome.value}")
+    for column in _PROVEN_BY.get(new, ()):
+        _no_later_than(match, now, column)
     if outcome is not Outcome.APPLIED:
         if outcome is Outcome.DUPLICATE and current not in TERMINAL:
             # Still alive and saying so: push the next "are you there?" further out.
@@ -173,9 +194,11 @@ def _apply(
         match.set("playing_at", now)
     if new is S.PLAYED:
         match.set("played_at", now)
-    if new in (S.DELIVERED, S.PLAYING, S.PLAYED, S.PREEMPTED) and values["delivered_at"] is None:
-        match.set("delivered_at", now)  # a lost "received" is implied by any later stage
-        stats.confirm_latency.observe(max(0.0, (now - match.requested_at).total_seconds()))
+    if new in (S.DELIVERED, S.PLAYING, S.PLAYED, S.PREEMPTED):
+        if values["delivered_at"] is None:
+            match.set("delivered_at", now)  # a lost "received" is implied by any later stage
+            stats.confirm_latency.observe(max(0.0, (now - match.requested_at).total_seconds()))
+
     stats.count(f"delivery_{new.value}")
     if new in TERMINAL:
         match.set("ended_at", now)

@@ -49,6 +49,11 @@ STREAM_CHUNK_BYTES = 16 * 1024
 PREEMPTED_REASON = "preempted by a higher-priority broadcast"
 OFFLINE_ACK_TIMEOUT_S = 2.0  # a clean shutdown waits this long for its last word
 MAX_EARLY_S = 60.0  # a play sent further ahead of its starts_at than this: clocks disagree
+# A download that fails for a passing reason (no connection, a timeout, HTTP 5xx or 429)
+# is tried again, backing off, until the command's validity ends (docs/protocol.md 4.1).
+DOWNLOAD_RETRY_BASE_S = 0.5
+DOWNLOAD_RETRY_CAP_S = 15.0
+SHA256_MISMATCH = "media sha256 mismatch"
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,8 @@ class Faults:
 
     ack_loss: float = 0.0  # share of acknowledgements silently dropped
     latency_s: float = 0.0  # extra delay before each acknowledgement, uniform 0..latency
+    # (so with a latency, a device's acknowledgements also arrive out of order)
+    duplicate_acks: float = 0.0  # share of acknowledgements sent twice (QoS 1 redelivery)
     media_corrupt: float = 0.0  # share of downloads whose bytes come back altered
     firmware_failure: float = 0.0  # share of firmware installs that do not boot
 
@@ -136,6 +143,8 @@ class SimulatedCluster:
         self.online = asyncio.Event()
         self.play_counts: Counter[str] = Counter()  # broadcast id -> full plays
         self.acks_dropped = 0
+        self.acks_sent = 0  # handed to the broker (a replica's ingest counts what it read)
+        self.download_retries = 0
         self.rejected: list[str] = []
         self.volume = 70
         self.condition = Condition()  # what its sensors read; tests and faults change it
@@ -160,6 +169,11 @@ class SimulatedCluster:
         self.stream_bytes: Counter[str] = Counter()  # broadcast id -> relayed bytes
 
     # --- connection ------------------------------------------------------------------
+
+    def clock(self) -> datetime:
+        """The cluster's own clock: what it stamps on its messages and checks validity by
+        (its skew is a fault a test can set)."""
+        return datetime.now(UTC) + timedelta(seconds=self.condition.clock_skew_s)
 
     def start(self) -> None:
         self._run_task = asyncio.create_task(self._run(), name=f"sim-{self.spec.code}")
@@ -265,7 +279,7 @@ class SimulatedCluster:
         state = self.condition
         hb = Heartbeat(
             cluster=self.spec.code,
-            at=datetime.now(UTC) + timedelta(seconds=state.clock_skew_s),
+            at=self.clock(),
             seq=self._hb_seq,
             playing=playing,
             volume=self.volume,
@@ -311,7 +325,7 @@ class SimulatedCluster:
             broadcast=broadcast,
             cluster=self.spec.code,
             stage=stage,
-            at=datetime.now(UTC),
+            at=self.clock(),
             reason=reason,
         ).to_json()
         topic = protocol.ack_topic(self.spec.code)
@@ -319,13 +333,17 @@ class SimulatedCluster:
         def publish() -> None:
             try:
                 self.client.publish(topic, ack)
+                self.acks_sent += 1
             except MqttLiteError:
                 pass  # link down: the control plane will ask again
 
-        if faults.latency_s:
-            asyncio.get_running_loop().call_later(self.env.rng.random() * faults.latency_s, publish)
-        else:
-            publish()
+        copies = 2 if faults.duplicate_acks and self.env.rng.random() < faults.duplicate_acks else 1
+        for _ in range(copies):
+            if faults.latency_s:
+                delay = self.env.rng.random() * faults.latency_s
+                asyncio.get_running_loop().call_later(delay, publish)
+            else:
+                publish()
 
     # --- commands -----------------------------------------------------------------------
 
@@ -341,7 +359,7 @@ class SimulatedCluster:
         except ProtocolError as exc:
             self.rejected.append(f"malformed: {exc}")
             return  # nothing to answer: we cannot tell which command it was
-        now = datetime.now(UTC)
+        now = self.clock()
         if command.id in self._last_stage:
             # A repeat (re-send or replay): never act twice, just say where we are. A command
             # still being fetched has no stage yet, and its first answer is on its way.
@@ -585,31 +603,51 @@ class SimulatedCluster:
         fetch the audio (streams are opened when playing); e-boards fetch the image."""
         if self.spec.kind == "eboard":
             image = command.display.image if command.display else None
-            return await self._fetch(image) if image else None
+            return await self._fetch(image, until=command.expires_at) if image else None
         if command.media is None:
             return None
-        return await self._fetch(command.media.for_profile(self.spec.profile))
+        media = command.media.for_profile(self.spec.profile)
+        return await self._fetch(media, until=command.expires_at)
 
-    async def _fetch(self, media: MediaRef, *, fresh: bool = False) -> str | None:
+    async def _fetch(
+        self, media: MediaRef, *, fresh: bool = False, until: datetime | None = None
+    ) -> str | None:
         """Download and verify; the reason on failure. `fresh`: even if held (a test of
-        the download path itself)."""
+        the download path itself). `until`: passing failures are retried until then (a
+        corrupted copy once); without it, one attempt (the self-test reports the first)."""
         if media.sha256 in self._media_cache and not fresh:
             return None
+        delay, mismatches = DOWNLOAD_RETRY_BASE_S, 0
+        while True:
+            failure, passing = await self._download(media)
+            if failure is None:
+                return None
+            if failure == SHA256_MISMATCH:
+                mismatches += 1
+                passing = mismatches < 2  # damaged on the way once; twice is the file
+            if not passing or until is None or self.clock() + timedelta(seconds=delay) >= until:
+                return failure
+            self.download_retries += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, DOWNLOAD_RETRY_CAP_S)
+
+    async def _download(self, media: MediaRef) -> tuple[str | None, bool]:
+        """One attempt: (the reason it failed or None, whether trying again may help)."""
         spec = self.spec
         url = media_auth.device_url(media.url, code=spec.code, areas=spec.areas, key=spec.media_key)
         try:
             async with self.env.downloads:
                 status, body = await http_lite.get(url, tls=self.env.tls)
         except (OSError, TimeoutError, http_lite.HttpLiteError) as exc:
-            return f"media download failed: {exc.__class__.__name__}"
+            return f"media download failed: {exc.__class__.__name__}", True
         if status != 200:
-            return f"media download failed: HTTP {status}"
+            return f"media download failed: HTTP {status}", status >= 500 or status == 429
         if self.env.faults.media_corrupt and self.env.rng.random() < self.env.faults.media_corrupt:
             body = body[:-1] + bytes([body[-1] ^ 0xFF])
         if hashlib.sha256(body).hexdigest() != media.sha256:
-            return "media sha256 mismatch"
+            return SHA256_MISMATCH, True
         self._media_cache[media.sha256] = body
-        return None
+        return None, False
 
     async def _play(self, command: Command) -> None:
         playback = self._waiting[command.broadcast]

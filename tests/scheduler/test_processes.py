@@ -3,7 +3,6 @@ slot once; killed with SIGKILL, the other takes over and fires the next slot."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -20,25 +19,11 @@ from broadcast.models import Broadcast
 from core.database import session_scope
 from core.settings import Settings
 from tests.broadcast.helpers import approved_bulletin, seed_province, upload
+from tests.processes import settings_env
 from tests.support import Stack, eventually
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 LEAD_S = 4  # the slot is this far ahead when saved: both processes are up by then
-
-
-def _env(settings: Settings) -> dict[str, str]:
-    """The stack's settings as a scheduler process reads them."""
-    values = {
-        "ENVIRONMENT": settings.environment,
-        "DATABASE_URL": settings.database_url,
-        "MQTT_HOST": settings.mqtt_host,
-        "MQTT_PORT": str(settings.mqtt_port),
-        "PUBLIC_BASE_URL": settings.public_base_url,
-        "MEDIA_DIR": str(settings.media_dir),
-        "SWEEP_INTERVAL_S": str(settings.sweep_interval_s),
-        "MQTT_SHARE_GROUP": settings.mqtt_share_group,
-    }
-    return {**os.environ, **{f"BROADCAST_{k}": v for k, v in values.items()}}
 
 
 class _Scheduler:
@@ -47,7 +32,7 @@ class _Scheduler:
         with log.open("wb") as out:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "scheduler"],
-                env=_env(settings),
+                env=settings_env(settings),
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )

@@ -1,0 +1,266 @@
+"""A district's emergency on its worst day: the broker restarted mid-alert, the database's
+connections cut, acknowledgements duplicated and out of order, clocks skewed, a third
+of the links flapping. After each, every reachable cluster has confirmed it and played
+it once, and the record of who confirmed when is complete (tests/faults/helpers.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from app.broker import Broker
+from app.main import create_app
+from broadcast.ingest import IncomingAck, apply_acks
+from broadcast.models import Broadcast
+from core.database import session_scope
+from core.ingest_stats import IngestStats
+from core.settings import Settings
+from devices import protocol
+from devices.protocol import Ack, AckStage
+from simulator.device import DeviceSpec, Faults
+from simulator.fleet import Fleet
+from tests.broadcast.helpers import seed_province, send, upload
+from tests.faults.helpers import assert_nothing_lost, records
+from tests.support import Stack, counts, start_stack
+
+DISTRICT = "690"  # Thị xã Bình Long: about a hundred clusters
+PG_ADMIN_DSN = os.environ.get(
+    "BROADCAST_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture
+async def own_broker() -> AsyncIterator[Broker]:
+    broker = Broker().start()
+    yield broker
+    broker.close()
+
+
+async def _district(stack: Stack) -> list[DeviceSpec]:
+    """The province seeded; the district's clusters and e-boards."""
+    return [s for s in await seed_province(stack) if DISTRICT in s.areas]
+
+
+async def _started(fleet: Fleet) -> Fleet:
+    await fleet.start()
+    return fleet
+
+
+async def test_the_broker_restarted_mid_alert_loses_nothing(
+    settings_factory: Callable[..., Settings], own_broker: Broker, tone_mp3: Path
+) -> None:
+    settings = settings_factory(mqtt_port=own_broker.port)
+    port = int(settings.public_base_url.rsplit(":", 1)[1])
+    stack = await start_stack(create_app(settings), settings, port)
+    fleet = Fleet([], host=own_broker.host, port=own_broker.port)
+    try:
+        specs = [s for s in await seed_province(stack) if DISTRICT in s.areas]
+        # Acknowledgements trickle in over two seconds: the restart lands among them.
+        fleet = await _started(
+            Fleet(
+                specs,
+                host=own_broker.host,
+                port=own_broker.port,
+                faults=Faults(latency_s=2.0),
+                time_compression=10,
+                seed=21,
+            )
+        )
+        media = await upload(stack, tone_mp3)
+        sent = await send(stack, areas=[DISTRICT], media_sha256=media["sha256"])
+        midway = await stack.wait_broadcast(sent["id"], lambda b: b["confirmed"] > 0)
+        own_broker.restart()  # sessions, queues and in-flight messages are gone
+        assert midway["confirmed"] < len(specs), "the restart came mid-alert"
+        await stack.wait_broadcast(
+            sent["id"], lambda b: counts(b, "played") == len(specs), timeout=60
+        )
+        await assert_nothing_lost(
+            stack.runtime.engine,
+            sent["id"],
+            fleet,
+            [s.code for s in specs],
+            until=datetime.now(UTC),
+        )
+    finally:
+        await fleet.close()
+        await stack.stop()
+
+
+async def test_the_database_connections_cut_mid_alert_lose_nothing(
+    stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path, database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite is a file in the process: there is no server to restart")
+    specs = await _district(stack)
+    codes = [s.code for s in specs]
+    fleet = await _started(
+        fleet_factory(
+            specs,
+            faults=Faults(latency_s=2.0),
+            time_compression=10,
+        )
+    )
+    media = await upload(stack, tone_mp3)
+    sent = await send(stack, areas=[DISTRICT], media_sha256=media["sha256"])
+    midway = await stack.wait_broadcast(sent["id"], lambda b: b["confirmed"] > 0)
+    # What a restart looks like to the control plane: every connection dropped at once.
+    name = database_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        cut = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1",
+            name,
+        )
+    finally:
+        await admin.close()
+    assert cut > 0 and midway["confirmed"] < len(codes)
+    await stack.wait_broadcast(sent["id"], lambda b: counts(b, "played") == len(codes), timeout=60)
+    await assert_nothing_lost(
+        stack.runtime.engine, sent["id"], fleet, codes, until=datetime.now(UTC)
+    )
+
+
+async def test_duplicated_and_reordered_acknowledgements_change_nothing(
+    stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
+) -> None:
+    specs = await _district(stack)
+    codes = [s.code for s in specs]
+    fleet = await _started(
+        fleet_factory(
+            specs,
+            # Every ack twice, each copy up to 1.5 s late: copies and stages cross.
+            faults=Faults(duplicate_acks=1.0, latency_s=1.5),
+            time_compression=10,
+        )
+    )
+    media = await upload(stack, tone_mp3)
+    sent = await send(stack, areas=[DISTRICT], media_sha256=media["sha256"])
+    await stack.wait_broadcast(sent["id"], lambda b: counts(b, "played") == len(codes), timeout=60)
+    assert stack.runtime.jobs is not None
+    await stack.runtime.jobs.wait_ticks(3)  # the late copies have landed by now
+    await assert_nothing_lost(
+        stack.runtime.engine, sent["id"], fleet, codes, until=datetime.now(UTC)
+    )
+    _, deliveries, events = await records(stack.runtime.engine, sent["id"])
+    assert {d.state for d in deliveries.values()} == {"played"}
+    ingest = (await stack.client.get("/api/v1/ingest")).json()["counts"]
+    assert ingest["acks_received"] >= 2 * 3 * len(codes), "each of three stages came twice"
+    # Out of order: some cluster's "played" or "playing" reached us before its "received"
+    # copy, and the later stage stood (nothing leaves an ending, nothing goes back).
+    assert all(events[c][-1].state == "played" for c in codes)
+
+
+async def test_skewed_clocks_play_once_and_the_record_keeps_our_time(
+    stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
+) -> None:
+    specs = await _district(stack)
+    codes = [s.code for s in specs]
+    fleet = await _started(
+        fleet_factory(
+            specs,
+            time_compression=10,
+        )
+    )
+    ahead, behind = codes[0::3], codes[1::3]
+    for code in ahead:
+        fleet.devices[code].condition.clock_skew_s = 600.0
+    for code in behind:
+        fleet.devices[code].condition.clock_skew_s = -600.0
+    lost = codes[2]  # so far ahead that the alert has expired by its clock
+    fleet.devices[lost].condition.clock_skew_s = 2 * 3600.0
+    media = await upload(stack, tone_mp3)
+    sent = await send(stack, areas=[DISTRICT], media_sha256=media["sha256"])
+    fine = [c for c in codes if c != lost]
+    await stack.wait_broadcast(
+        sent["id"],
+        lambda b: counts(b, "played") == len(fine) and counts(b, "rejected") == 1,
+        timeout=60,
+    )
+    await assert_nothing_lost(
+        stack.runtime.engine, sent["id"], fleet, fine, until=datetime.now(UTC)
+    )
+    _, deliveries, events = await records(stack.runtime.engine, sent["id"])
+    refused = deliveries[lost]
+    assert (refused.state, refused.reason) == ("rejected", "expired")
+    # Our clock times the delivery; the cluster's own is kept beside it for the record.
+    for code, skew in [(ahead[0], 600.0), (behind[0], -600.0)]:
+        played = next(e for e in events[code] if e.state == "played")
+        assert played.device_at is not None
+        assert abs((played.device_at - played.at).total_seconds() - skew) < 30
+
+
+async def test_a_third_of_the_links_flapping_through_the_alert_lose_nothing(
+    stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
+) -> None:
+    specs = await _district(stack)
+    codes = [s.code for s in specs]
+    fleet = await _started(
+        fleet_factory(
+            specs,
+            faults=Faults(latency_s=0.5),
+            time_compression=10,
+        )
+    )
+    flapping, _ = fleet.split(0.3, seed=6)
+    media = await upload(stack, tone_mp3)
+    sent = await send(stack, areas=[DISTRICT], media_sha256=media["sha256"])
+    for _ in range(3):  # down and up again, three times, while the alert goes out
+        for code in flapping:
+            fleet.devices[code].drop_link()
+        await asyncio.gather(*(fleet.devices[c].online.wait() for c in flapping))
+    await stack.wait_broadcast(sent["id"], lambda b: counts(b, "played") == len(codes), timeout=90)
+    await assert_nothing_lost(
+        stack.runtime.engine, sent["id"], fleet, codes, until=datetime.now(UTC)
+    )
+    ingest = (await stack.client.get("/api/v1/ingest")).json()["counts"]
+    assert ingest["status_received"] >= len(codes) + 3 * len(flapping), "every drop was seen"
+
+
+async def test_acks_read_out_of_order_by_two_replicas_keep_the_earliest_proof(
+    stack: Stack, tone_mp3: Path
+) -> None:
+    """Replicas apply in lock order, each stamping its own receipt time: the record keeps,
+    for each stage, the earliest time an acknowledgement proved it."""
+    specs = await _district(stack)
+    cluster = next(s.code for s in specs if s.kind == "speaker_cluster")
+    media = await upload(stack, tone_mp3)
+    sent = await send(stack, clusters=[cluster], media_sha256=media["sha256"])
+    async with session_scope(stack.runtime.sessions) as session:
+        broadcast = await session.get(Broadcast, sent["id"])
+        assert broadcast is not None
+        command = broadcast.command_id
+    t0 = datetime.now(UTC)
+
+    def arrived(stage: AckStage, after_s: float) -> IncomingAck:
+        ack = Ack(cmd=command, broadcast=sent["id"], cluster=cluster, stage=stage, at=t0)
+        return IncomingAck(
+            topic=protocol.ack_topic(cluster),
+            topic_cluster=cluster,
+            payload=ack.to_json(),
+            received_at=t0 + timedelta(seconds=after_s),
+        )
+
+    # Read in this order; arrived at these times (one replica held "received" longer).
+    for stage, after_s in [
+        (AckStage.PLAYING, 1.0),
+        (AckStage.RECEIVED, 0.5),
+        (AckStage.PLAYED, 3.0),
+        (AckStage.PLAYING, 5.0),  # a late copy changes nothing
+    ]:
+        async with session_scope(stack.runtime.sessions) as session:
+            await apply_acks(
+                session, [arrived(stage, after_s)], settings=stack.settings, stats=IngestStats()
+            )
+    _, deliveries, events = await records(stack.runtime.engine, sent["id"])
+    delivery = deliveries[cluster]
+    assert delivery.state == "played"
+    assert delivery.delivered_at == t0 + timedelta(seconds=0.5)
+    assert delivery.playing_at == t0 + timedelta(seconds=1.0)
+    assert delivery.played_at == t0 + timedelta(seconds=3.0)
+    assert [e.state for e in events[cluster] if e.state != "sent"] == ["playing", "played"]
