@@ -47,6 +47,12 @@ class Broker:
         self._dir = tempfile.TemporaryDirectory(prefix="mosquitto-")
         conf = PROJECT_CONF.read_text()
         conf = re.sub(r"(?m)^listener\s+\d+.*$", f"listener {self.port} {host}", conf)
+        # Its own store, kept across restart(); writable by the user mosquitto drops to.
+        store = Path(self._dir.name) / "store"
+        store.mkdir()
+        store.chmod(0o777)
+        Path(self._dir.name).chmod(0o711)  # passable, not listable
+        conf = re.sub(r"(?m)^persistence_location\s+.*$", f"persistence_location {store}/", conf)
         self.conf_path = Path(self._dir.name) / "mosquitto.conf"
         self.conf_path.write_text(conf + "\n" + extra)
         self.log_path = Path(self._dir.name) / "mosquitto.log"

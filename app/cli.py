@@ -336,6 +336,11 @@ def simulate(
     ack_loss: Annotated[float, typer.Option(help="share of acks dropped")] = 0.0,
     latency: Annotated[float, typer.Option(help="max extra ack delay, seconds")] = 0.0,
     churn: Annotated[float, typer.Option(help="share dropping their link per minute")] = 0.0,
+    flapping: Annotated[float, typer.Option(help="share whose link drops every 4 s")] = 0.0,
+    duplicate_acks: Annotated[float, typer.Option(help="share of acks sent twice")] = 0.0,
+    clock_skew: Annotated[
+        float, typer.Option(help="seconds: a third of the clocks ahead, a third behind")
+    ] = 0.0,
     time_compression: float = 1.0,
     heartbeat: float = 60.0,
 ) -> None:
@@ -357,6 +362,9 @@ def simulate(
             ack_loss=ack_loss,
             latency_s=latency,
             churn_per_min=churn,
+            flapping=flapping,
+            duplicate_acks=duplicate_acks,
+            clock_skew_s=clock_skew,
             time_compression=time_compression,
             heartbeat_s=heartbeat,
         )
@@ -447,6 +455,41 @@ def loadtest(
             json_path=json_path,
             processes=processes,
             database_url=database_url,
+            timeout_s=timeout,
+        )
+    )
+
+
+@app.command("loadtest-faults")
+def loadtest_faults(
+    clusters: int = 1639,
+    json_path: JsonOption = Path("faults.json"),
+    processes: ProcessesOption = 2,
+    database_url: DatabaseOption = None,
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="baseline, broker-restart, api-kill, db-cut, flapping, duplicates, "
+            "clock-skew (repeatable; default all)"
+        ),
+    ] = None,
+    timeout: float = 120.0,
+) -> None:
+    """One province-wide emergency per fault: time until every cluster confirmed, lost,
+    played twice."""
+    from app.fault_bench import SCENARIOS, FaultBenchOptions, run_fault_bench
+
+    unknown = set(scenario or []) - set(SCENARIOS)
+    if unknown:
+        raise typer.BadParameter(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    _logging("WARNING")
+    run_fault_bench(
+        FaultBenchOptions(
+            clusters=clusters,
+            json_path=json_path,
+            processes=processes,
+            database_url=database_url,
+            scenarios=tuple(scenario or SCENARIOS),
             timeout_s=timeout,
         )
     )

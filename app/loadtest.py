@@ -199,9 +199,13 @@ def province_stack(
     console: Console,
     heartbeat_s: float = 60.0,
     offline: float = 0.0,
+    simulator_args: tuple[str, ...] = (),
+    online_share: float = 1.0,
 ) -> Iterator[Province]:
     """The whole stack as separate processes, seeded with `clusters` clusters online but
-    the `offline` share, which never connects; stopped (and a fresh PostgreSQL database dropped) on the way out."""
+    the `offline` share, which never connects (`simulator_args`: more `broadcast simulate`
+    options, faults; `online_share`: of those, how many must be online at once before it
+    starts, when links keep dropping); stopped (and a fresh PostgreSQL database dropped) on the way out."""
     work = Path(tempfile.mkdtemp(prefix="loadtest-"))
     url = database_url or f"sqlite+aiosqlite:///{work}/loadtest.db"
     drop_database = None
@@ -232,11 +236,15 @@ def province_stack(
             str(heartbeat_s),
             "--offline",
             str(offline),
+            *simulator_args,
             # Each simulator process leaves out its own share of its shard.
-            expected=sum(
-                len(range(i, clusters, processes))
-                - round(len(range(i, clusters, processes)) * offline)
-                for i in range(processes)
+            expected=round(
+                online_share
+                * sum(
+                    len(range(i, clusters, processes))
+                    - round(len(range(i, clusters, processes)) * offline)
+                    for i in range(processes)
+                )
             ),
             log=work / "simulator.log",
         )

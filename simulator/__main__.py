@@ -20,6 +20,9 @@ def main() -> None:
     parser.add_argument("--ack-loss", type=float, default=0.0)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--churn", type=float, default=0.0)
+    parser.add_argument("--flapping", type=float, default=0.0)
+    parser.add_argument("--duplicate-acks", type=float, default=0.0)
+    parser.add_argument("--clock-skew", type=float, default=0.0)
     parser.add_argument("--time-compression", type=float, default=1.0)
     parser.add_argument("--heartbeat", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=1)
@@ -39,6 +42,9 @@ def main() -> None:
             ack_loss=a.ack_loss,
             latency_s=a.latency,
             churn_per_min=a.churn,
+            flapping=a.flapping,
+            duplicate_acks=a.duplicate_acks,
+            clock_skew_s=a.clock_skew,
             time_compression=a.time_compression,
             heartbeat_s=a.heartbeat,
             bind=a.bind,

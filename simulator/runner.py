@@ -30,6 +30,9 @@ class SimulateOptions:
     ack_loss: float = 0.0
     latency_s: float = 0.0
     churn_per_min: float = 0.0  # share of online clusters that drop their link each minute
+    flapping: float = 0.0  # share of clusters whose link drops every FLAP_EVERY_S seconds
+    duplicate_acks: float = 0.0  # share of acknowledgements sent twice
+    clock_skew_s: float = 0.0  # a third of the clusters this far ahead, a third behind
     time_compression: float = 1.0
     heartbeat_s: float = 60.0
     bind: str | None = None  # local address, to spread many connections over 127.0.0.x
@@ -48,21 +51,32 @@ async def run_fleet(options: SimulateOptions, stop: asyncio.Event) -> None:
         specs,
         host=options.broker_host,
         port=options.broker_port,
-        faults=Faults(ack_loss=options.ack_loss, latency_s=options.latency_s),
+        faults=Faults(
+            ack_loss=options.ack_loss,
+            latency_s=options.latency_s,
+            duplicate_acks=options.duplicate_acks,
+        ),
         time_compression=options.time_compression,
         heartbeat_s=options.heartbeat_s,
         local_addr=options.bind,
         seed=options.seed + options.shard[0],
     )
     offline, online = fleet.split(options.offline, seed=options.seed)
+    for k, code in enumerate(sorted(fleet.devices)):
+        fleet.devices[code].condition.clock_skew_s = options.clock_skew_s * (k % 3 - 1)
     await fleet.start(online)
     print(f"ready {len(online)} online, {len(offline)} offline", flush=True)
-    churn = asyncio.create_task(_churn(fleet, online, options)) if options.churn_per_min else None
+    tasks = []
+    if options.churn_per_min:
+        tasks.append(asyncio.create_task(_churn(fleet, online, options)))
+    if options.flapping:
+        flapping = sorted(fleet.env.rng.sample(online, round(len(online) * options.flapping)))
+        tasks.append(asyncio.create_task(_flap(fleet, flapping)))
     try:
         await stop.wait()
     finally:
-        if churn is not None:
-            churn.cancel()
+        for task in tasks:
+            task.cancel()
         await fleet.close()
 
 
@@ -74,6 +88,24 @@ async def _churn(fleet: Fleet, codes: list[str], options: SimulateOptions) -> No
         await asyncio.sleep(1.0)
         for code in rng.sample(codes, min(per_tick, len(codes))):
             fleet.devices[code].drop_link()
+
+
+FLAP_EVERY_S = 4.0
+
+
+async def _flap(fleet: Fleet, codes: list[str]) -> None:
+    """The same clusters lose their link again and again (a weak 4G cell), each at its own
+    moment in every period."""
+    rng = fleet.env.rng
+    offsets = {code: rng.random() * FLAP_EVERY_S for code in codes}
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    period = 0
+    while True:
+        for code, offset in sorted(offsets.items(), key=lambda item: item[1]):
+            await asyncio.sleep(max(0.0, start + period * FLAP_EVERY_S + offset - loop.time()))
+            fleet.devices[code].drop_link()
+        period += 1
 
 
 def run(options: SimulateOptions) -> None:
@@ -120,6 +152,12 @@ def _run_children(options: SimulateOptions) -> None:
             str(options.latency_s),
             "--churn",
             str(options.churn_per_min),
+            "--flapping",
+            str(options.flapping),
+            "--duplicate-acks",
+            str(options.duplicate_acks),
+            "--clock-skew",
+            str(options.clock_skew_s),
             "--time-compression",
             str(options.time_compression),
             "--heartbeat",

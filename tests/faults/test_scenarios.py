@@ -22,6 +22,7 @@ from core.database import session_scope
 from core.ingest_stats import IngestStats
 from core.settings import Settings
 from devices import protocol
+from devices.mqtt_lite import LiteClient
 from devices.protocol import Ack, AckStage
 from simulator.device import DeviceSpec, Faults
 from simulator.fleet import Fleet
@@ -40,6 +41,34 @@ async def own_broker() -> AsyncIterator[Broker]:
     broker = Broker().start()
     yield broker
     broker.close()
+
+
+PROBE_TOPIC = "bc/v1/test/retained"
+
+
+async def _retain(broker: Broker, topic: str, payload: bytes) -> None:
+    client = LiteClient("probe-writer", lambda _t, _p: None)
+    await client.connect(broker.host, broker.port)
+    acknowledged = client.publish(topic, payload, retain=True)
+    assert acknowledged is not None
+    await asyncio.wait_for(acknowledged, 10)  # the broker has it
+    await client.disconnect()
+
+
+async def _retained(broker: Broker, topic: str) -> bytes:
+    got: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    def keep(_topic: str, payload: bytes) -> None:
+        if not got.done():
+            got.set_result(payload)
+
+    client = LiteClient("probe-reader", keep)
+    await client.connect(broker.host, broker.port)
+    try:
+        await client.subscribe([topic])
+        return await asyncio.wait_for(got, 10)
+    finally:
+        await client.disconnect()
 
 
 async def _district(stack: Stack) -> list[DeviceSpec]:
@@ -75,8 +104,11 @@ async def test_the_broker_restarted_mid_alert_loses_nothing(
         media = await upload(stack, tone_mp3)
         sent = await send(stack, areas=[DISTRICT], media_sha256=media["sha256"])
         midway = await stack.wait_broadcast(sent["id"], lambda b: b["confirmed"] > 0)
-        own_broker.restart()  # sessions, queues and in-flight messages are gone
+        await _retain(own_broker, PROBE_TOPIC, b"still here")
+        own_broker.restart()  # connections and in-flight messages are gone
         assert midway["confirmed"] < len(specs), "the restart came mid-alert"
+        # The broker's store kept retained state (mosquitto.conf: persistence).
+        assert await _retained(own_broker, PROBE_TOPIC) == b"still here"
         await stack.wait_broadcast(
             sent["id"], lambda b: counts(b, "played") == len(specs), timeout=60
         )

@@ -1,0 +1,212 @@
+"""`broadcast loadtest-faults`: a province-wide emergency on a bad day, one fault at a time,
+on the whole stack as separate processes. For each: the time from the request until every
+reachable cluster confirmed, how many never did (lost), and how many played it twice.
+
+Faults: the broker restarted mid-alert; the API killed with SIGKILL mid-alert and
+started again; the database's connections cut mid-alert (PostgreSQL; what a restart
+looks like to its clients); 30 % of the links dropping every 4 s; every acknowledgement
+sent twice and up to a second late (so out of order); clocks 10 minutes ahead and behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import httpx
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+
+from app.loadtest import POLL_S, PROVINCE, BenchOptions, Province, bench_province, run_facts
+from app.orchestrate import start_api
+from broadcast.models import Delivery, DeliveryEvent
+from core.database import create_engine
+from media.synth import tone
+
+PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+SPREAD_S = 1.0  # acknowledgements up to this late: the fault lands among them
+
+# Each scenario: the simulator's options, and what is done once the first cluster confirmed.
+SCENARIOS: dict[str, tuple[str, ...]] = {
+    "baseline": ("--latency", str(SPREAD_S)),
+    "broker-restart": ("--latency", str(SPREAD_S)),
+    "api-kill": ("--latency", str(SPREAD_S)),
+    "db-cut": ("--latency", str(SPREAD_S)),
+    "flapping": ("--flapping", "0.3"),
+    "duplicates": ("--duplicate-acks", "1", "--latency", str(SPREAD_S)),
+    "clock-skew": ("--clock-skew", "600"),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaultBenchOptions(BenchOptions):
+    scenarios: tuple[str, ...] = tuple(SCENARIOS)
+    timeout_s: float = 120.0
+
+
+def run_fault_bench(options: FaultBenchOptions) -> dict[str, Any]:
+    console = Console()
+    results: dict[str, Any] = {}
+    facts: dict[str, Any] = {}
+    for name in options.scenarios:
+        if name == "db-cut" and not (options.database_url or "").startswith("postgresql"):
+            results[name] = {"skipped": "SQLite has no server to restart"}
+            continue
+        # Flapping links: at any moment a few are reconnecting.
+        online_share = 0.9 if name == "flapping" else 1.0
+        with bench_province(
+            options, console, simulator_args=SCENARIOS[name], online_share=online_share
+        ) as province:
+            console.print(f"[bold]{name}[/bold]: {options.clusters} clusters")
+            results[name] = _scenario(name, province, options, console)
+            facts = run_facts(province.database_url)
+    report = {"clusters": options.clusters, "scenarios": results, **facts}
+    options.json_path.write_text(json.dumps(report, indent=2))
+    _table(console, report)
+    return report
+
+
+def _scenario(
+    name: str, province: Province, options: FaultBenchOptions, console: Console
+) -> dict[str, Any]:
+    stack = province.stack
+    clip = tone(province.work / "alert.mp3", 5, source="sine=frequency=660")
+    with httpx.Client(base_url=stack.api_url, timeout=60) as client:
+        with clip.open("rb") as f:
+            sha = client.post("/api/v1/media", files={"file": ("alert.mp3", f)}).json()["sha256"]
+        trigger = datetime.now(UTC)
+        started = time.perf_counter()
+        response = client.post(
+            "/api/v1/broadcasts",
+            json={"title": f"Fault test: {name}", "areas": [PROVINCE], "media_sha256": sha},
+        )
+        response.raise_for_status()
+        broadcast_id = response.json()["id"]
+        _wait(lambda: _confirmed(client, broadcast_id) > 0, started + options.timeout_s)
+        confirmed_before = _confirmed(client, broadcast_id)
+        injected_s = time.perf_counter() - started
+        _inject(name, province)
+        console.print(f"  {name} at {injected_s:.2f} s ({confirmed_before} confirmed)")
+        everyone = options.clusters
+        _wait(
+            lambda: (
+                _confirmed(client, broadcast_id) >= everyone
+                and _played(client, broadcast_id) >= everyone
+            ),
+            started + options.timeout_s,
+        )
+    confirmed, played_twice, last = asyncio.run(_record(province.database_url, broadcast_id))
+    return {
+        "fault_at_s": round(injected_s, 3),
+        "confirmed_before_fault": confirmed_before,
+        "all_confirmed_s": round((last - trigger).total_seconds(), 3) if last else None,
+        "confirmed": confirmed,
+        "lost": options.clusters - confirmed,
+        "played_twice": played_twice,
+    }
+
+
+def _inject(name: str, province: Province) -> None:
+    stack = province.stack
+    if name == "broker-restart":
+        province.broker.restart()
+    elif name == "api-kill":
+        assert stack.api is not None
+        stack.api.kill()
+        stack.api.wait()
+        start_api(stack, int(stack.api_url.rsplit(":", 1)[1]), log=province.work / "api-2.log")
+    elif name == "db-cut":
+        asyncio.run(_cut_connections(province.database_url))
+
+
+async def _cut_connections(url: str) -> int:
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        cut: int = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1",
+            url.rsplit("/", 1)[1],
+        )
+        return cut
+    finally:
+        await admin.close()
+
+
+def _wait(done: Callable[[], bool], deadline: float) -> None:
+    while time.perf_counter() < deadline:
+        try:
+            if done():
+                return
+        except httpx.HTTPError:
+            pass  # the API is restarting
+        time.sleep(POLL_S / 5)
+
+
+def _state(client: httpx.Client, broadcast_id: str) -> dict[str, Any]:
+    response = client.get(f"/api/v1/broadcasts/{broadcast_id}", params={"unconfirmed_limit": 0})
+    response.raise_for_status()
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def _confirmed(client: httpx.Client, broadcast_id: str) -> int:
+    return int(_state(client, broadcast_id)["confirmed"])
+
+
+def _played(client: httpx.Client, broadcast_id: str) -> int:
+    return int(_state(client, broadcast_id)["counts"].get("played", 0))
+
+
+async def _record(url: str, broadcast_id: str) -> tuple[int, int, datetime | None]:
+    """(clusters confirmed, deliveries with more than one `played` event, last confirmed)."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            confirmed, last = (
+                await conn.execute(
+                    select(
+                        func.count(Delivery.delivered_at), func.max(Delivery.delivered_at)
+                    ).where(Delivery.broadcast_id == broadcast_id)
+                )
+            ).one()
+            twice = await conn.scalar(
+                select(func.count()).select_from(
+                    select(DeliveryEvent.delivery_id)
+                    .join(Delivery, Delivery.id == DeliveryEvent.delivery_id)
+                    .where(Delivery.broadcast_id == broadcast_id, DeliveryEvent.state == "played")
+                    .group_by(DeliveryEvent.delivery_id)
+                    .having(func.count() > 1)
+                    .subquery()
+                )
+            )
+    finally:
+        await engine.dispose()
+    if isinstance(last, str):  # SQLite through a bare connection
+        last = datetime.fromisoformat(last)
+    if last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    return int(confirmed), int(twice or 0), last
+
+
+def _table(console: Console, report: dict[str, Any]) -> None:
+    table = Table(title=f"faults: {report['clusters']} clusters")
+    for column in ("scenario", "fault at (s)", "all confirmed (s)", "lost", "played twice"):
+        table.add_column(column, justify="right")
+    for name, result in report["scenarios"].items():
+        if "skipped" in result:
+            table.add_row(name, "skipped", result["skipped"], "", "")
+            continue
+        table.add_row(
+            name,
+            str(result["fault_at_s"]),
+            str(result["all_confirmed_s"]),
+            str(result["lost"]),
+            str(result["played_twice"]),
+        )
+    console.print(table)
