@@ -26,9 +26,11 @@ from typing import Any
 import httpx
 import psutil
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import select
 
+from app import bench_report
 from app.broker import Broker, free_port
 from app.orchestrate import (
     StackProcesses,
@@ -39,6 +41,7 @@ from app.orchestrate import (
     start_simulator,
     wait_until,
 )
+from areas.models import Area
 from broadcast.models import Delivery
 from core.database import create_engine
 from core.settings import Settings
@@ -142,6 +145,36 @@ async def delivery_times(database_url: str, broadcast_id: str) -> list[datetime 
         times = [row[0] for row in rows.all()]
     await engine.dispose()
     return times
+
+
+async def delivery_times_by_district(
+    database_url: str, broadcast_id: str, trigger: datetime
+) -> list[tuple[str, float | None]]:
+    """(district, seconds from the request to confirmed or None) of every delivery."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(Area.path, Delivery.delivered_at)
+                    .join(Area, Area.id == Delivery.area_id)
+                    .where(Delivery.broadcast_id == broadcast_id)
+                )
+            ).all()
+            names = dict((await conn.execute(select(Area.code, Area.name))).all())
+    finally:
+        await engine.dispose()
+    found = []
+    for path, delivered_at in rows:
+        codes = path.strip("/").split("/")
+        district = codes[1] if len(codes) > 1 else codes[0]
+        if isinstance(delivered_at, str):  # SQLite through a bare connection
+            delivered_at = datetime.fromisoformat(delivered_at)
+        if delivered_at is not None and delivered_at.tzinfo is None:
+            delivered_at = delivered_at.replace(tzinfo=UTC)
+        seconds = (delivered_at - trigger).total_seconds() if delivered_at else None
+        found.append((names.get(district, district), seconds))
+    return found
 
 
 async def fresh_postgres_database() -> tuple[str, Callable[[], Coroutine[Any, Any, None]]]:
@@ -295,9 +328,11 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
         wait_until(lambda: _ingest_idle(stack.api_url), timeout=30, what="the API's ingest")
         clip = tone(province.work / "alert.mp3", MEDIA_SECONDS, source="sine=frequency=660")
         result = _emergency(options, stack, database_url, clip, console)
+        by_district = result.pop("by_district")
         # The same clip again: every cluster holds it now (a repeated bulletin, a template),
         # so this is the control plane and the broker without the download burst.
         warm = _emergency(options, stack, database_url, clip, console)
+        warm.pop("by_district")
         for key in (
             "trigger_to_all_delivered_s",
             "p50_delivered_s",
@@ -314,7 +349,9 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
         )
     result.update(run_facts(database_url))
     options.json_path.write_text(json.dumps(result, indent=2))
+    bench_report.write(result, bench_report.group(by_district), options.json_path)
     _report(console, result, options.json_path)
+    console.print(f"report: {options.json_path.with_suffix('.html')} and .png")
     return result
 
 
@@ -436,6 +473,7 @@ def _emergency(
             "areas": [PROVINCE],
             "media_sha256": sha,
         }
+        acks_before = client.get("/api/v1/ingest").json()["counts"].get("acks_received", 0)
         profiler = _start_profiler(stack.api.pid)
         trigger = datetime.now(UTC)
         started = time.perf_counter()
@@ -443,27 +481,21 @@ def _emergency(
         response.raise_for_status()
         accepted_s = time.perf_counter() - started
         broadcast_id = response.json()["id"]
-        state: dict[str, Any] = {}
-        deadline = started + options.timeout_s
-        while time.perf_counter() < deadline:
-            state = client.get(
-                f"/api/v1/broadcasts/{broadcast_id}", params={"unconfirmed_limit": 0}
-            ).json()
-            if state["counts"].get("played", 0) == options.clusters:
-                break
-            time.sleep(POLL_S)
+        state = _watch(client, broadcast_id, options, started, console)
         all_played_s = time.perf_counter() - started
         ingest_report = client.get("/api/v1/ingest").json()
         ingest = ingest_report["batches"]
+        acks = ingest_report["counts"].get("acks_received", 0) - acks_before
     peak_rss = sampler.stop()
+    simulator_rss_kb = _rss_kb(stack.simulator.pid)
     if profiler is not None:
         profiler.wait()
     cpu = {
         f"cpu_{name}_s": round(_cpu_seconds(pid) - cpu_before[name], 3)
         for name, pid in parts.items()
     }
-    times = asyncio.run(delivery_times(database_url, broadcast_id))
-    delays = [(t - trigger).total_seconds() for t in times if t is not None]
+    by_district = asyncio.run(delivery_times_by_district(database_url, broadcast_id, trigger))
+    delays = [t for _, t in by_district if t is not None]
     delivered = len(delays)
     return {
         "clusters": options.clusters,
@@ -479,9 +511,58 @@ def _emergency(
         "api_peak_rss_mb": round(peak_rss, 1),
         "simulator_processes": options.processes,
         **cpu,
+        "acks": acks,
+        "cpu_api_ms_per_1000_acks": round(cpu["cpu_api_s"] * 1e6 / acks, 1) if acks else None,
+        "cpu_broker_ms_per_1000_acks": round(cpu["cpu_broker_s"] * 1e6 / acks, 1) if acks else None,
+        "api_peak_rss_kb_per_cluster": round(peak_rss * 1024 / options.clusters, 1),
+        "simulator_rss_kb_per_cluster": round(simulator_rss_kb / options.clusters, 1),
+        "by_district": by_district,
         "ingest_batches": ingest,
         "ingest_counts": ingest_report["counts"],
     }
+
+
+def _watch(
+    client: httpx.Client,
+    broadcast_id: str,
+    options: LoadtestOptions,
+    started: float,
+    console: Console,
+) -> dict[str, Any]:
+    """Poll the broadcast until every cluster played it (or the timeout), drawing its
+    progress: confirmed and played against the province."""
+    state: dict[str, Any] = {}
+    deadline = started + options.timeout_s
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        confirmed = progress.add_task("confirmed", total=options.clusters)
+        played = progress.add_task("played", total=options.clusters)
+        while time.perf_counter() < deadline:
+            state = client.get(
+                f"/api/v1/broadcasts/{broadcast_id}", params={"unconfirmed_limit": 0}
+            ).json()
+            progress.update(confirmed, completed=state["confirmed"])
+            progress.update(played, completed=state["counts"].get("played", 0))
+            if state["counts"].get("played", 0) == options.clusters:
+                break
+            time.sleep(POLL_S)
+    return state
+
+
+def _rss_kb(pid: int) -> float:
+    """Resident memory of a process and its children (the simulator's shards), in KiB."""
+    try:
+        process = psutil.Process(pid)
+        members = [process, *process.children(recursive=True)]
+        return float(sum(p.memory_info().rss for p in members)) / 1024
+    except psutil.Error:
+        return 0.0
 
 
 def _report(console: Console, result: dict[str, Any], path: Path) -> None:

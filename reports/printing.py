@@ -38,8 +38,27 @@ def find_chromium(configured: str | None) -> str:
 
 
 async def html_to_pdf(html: str, chromium: str, timeout_s: float = 60.0) -> bytes:
+    return await _render(html, chromium, timeout_s, "report.pdf", "--print-to-pdf={out}")
+
+
+async def html_to_png(
+    html: str, chromium: str, *, width: int, height: int, timeout_s: float = 60.0
+) -> bytes:
+    """The page photographed at `width` x `height` CSS pixels."""
+    return await _render(
+        html,
+        chromium,
+        timeout_s,
+        "page.png",
+        "--screenshot={out}",
+        f"--window-size={width},{height}",
+        "--hide-scrollbars",
+    )
+
+
+async def _render(html: str, chromium: str, timeout_s: float, name: str, *how: str) -> bytes:
     with tempfile.TemporaryDirectory(prefix="report-") as folder:
-        page, pdf = Path(folder) / "report.html", Path(folder) / "report.pdf"
+        page, out = Path(folder) / "page.html", Path(folder) / name
         page.write_text(html, encoding="utf-8")
         arguments = [
             "--headless",
@@ -48,7 +67,7 @@ async def html_to_pdf(html: str, chromium: str, timeout_s: float = 60.0) -> byte
             "--no-first-run",
             "--no-pdf-header-footer",
             f"--user-data-dir={folder}/profile",
-            f"--print-to-pdf={pdf}",
+            *(h.format(out=out) for h in how),
             page.as_uri(),
         ]
         if os.geteuid() == 0:  # Chromium refuses to sandbox itself as root (containers)
@@ -65,12 +84,12 @@ async def html_to_pdf(html: str, chromium: str, timeout_s: float = 60.0) -> byte
             process.kill()
             await process.wait()
             raise PrintingUnavailable(
-                f"Chromium did not print the report within {timeout_s:.0f} s", detail={}
+                f"Chromium did not render the page within {timeout_s:.0f} s", detail={}
             ) from None
-        if process.returncode != 0 or not pdf.exists():
+        if process.returncode != 0 or not out.exists():
             tail = errors.decode(errors="replace").strip().splitlines()[-3:]
             raise PrintingUnavailable(
-                f"Chromium could not print the report: {' / '.join(tail) or process.returncode}",
+                f"Chromium could not render the page: {' / '.join(tail) or process.returncode}",
                 detail={},
             )
-        return pdf.read_bytes()
+        return out.read_bytes()
