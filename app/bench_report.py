@@ -14,14 +14,14 @@ from typing import Any
 from reports import printing
 
 WIDTH, HEIGHT = 640, 260  # one chart's drawing area, in SVG units
-LEFT, BOTTOM = 44, 28
+LEFT, BOTTOM, TOP, RIGHT = 44, 28, 10, 16
 COLOURS = ("#1f5fa8", "#b3261e", "#2e7d32", "#8e24aa", "#ef6c00", "#00838f", "#5d4037")
 
 
 def _axes(t_max: float, label: str) -> list[str]:
     parts = [
         f'<line x1="{LEFT}" y1="{HEIGHT - BOTTOM}" x2="{WIDTH}" y2="{HEIGHT - BOTTOM}" class="axis"/>',
-        f'<line x1="{LEFT}" y1="0" x2="{LEFT}" y2="{HEIGHT - BOTTOM}" class="axis"/>',
+        f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{HEIGHT - BOTTOM}" class="axis"/>',
         f'<text x="{WIDTH - 4}" y="{HEIGHT - 4}" text-anchor="end">{html.escape(label)}</text>',
     ]
     for k in range(5):
@@ -37,11 +37,11 @@ def _axes(t_max: float, label: str) -> list[str]:
 
 
 def _x(t: float, t_max: float) -> float:
-    return LEFT + (WIDTH - LEFT) * min(t, t_max) / t_max
+    return LEFT + (WIDTH - LEFT - RIGHT) * min(t, t_max) / t_max
 
 
 def _y(share: float) -> float:
-    return (HEIGHT - BOTTOM) * (1 - share)
+    return TOP + (HEIGHT - BOTTOM - TOP) * (1 - share)
 
 
 def _curve(times: list[float], total: int, t_max: float) -> str:
@@ -68,8 +68,8 @@ def charts(by_area: dict[str, list[float | None]], floor_s: float | None) -> tup
     if floor_s:
         x = _x(floor_s, t_max)
         overall.append(
-            f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{HEIGHT - BOTTOM}" class="floor"/>'
-            f'<text x="{x + 4:.1f}" y="14">bare MQTT floor {floor_s:.2f} s</text>'
+            f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{HEIGHT - BOTTOM}" class="floor"/>'
+            f'<text x="{x + 4:.1f}" y="{TOP + 12}">bare MQTT floor {floor_s:.2f} s</text>'
         )
     areas = [*_axes(t_max, "s since the request")]
     legend = []
