@@ -94,3 +94,50 @@ class Broker:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def bridge_to(core: Broker, name: str) -> str:
+    """An edge broker's bridge to the core (Mosquitto's own bridging, MQTT 5): commands,
+    schedules and keys come in from the control plane's broker, the devices' acks,
+    status and heartbeats go out to it. Clusters connect to edges, the control plane to
+    the core: one broker per ~19,000 clusters here (20,000 file descriptors a process)."""
+    return "\n".join(
+        [
+            f"connection {name}",
+            f"address {core.host}:{core.port}",
+            "bridge_protocol_version mqttv50",
+            "cleansession true",
+            "try_private true",
+            "topic bc/v1/area/+/cmd in 1",
+            "topic bc/v1/cluster/+/cmd in 1",
+            "topic bc/v1/cluster/+/schedule in 1",
+            "topic bc/v1/keys in 1",
+            "topic bc/v1/cluster/+/ack out 1",
+            "topic bc/v1/cluster/+/status out 1",
+            "topic bc/v1/cluster/+/hb out 1",
+            "",
+        ]
+    )
+
+
+class BrokerTier:
+    """A core broker (the control plane's) and `edges` brokers bridged to it (the
+    clusters'); with no edges, the core alone."""
+
+    def __init__(self, edges: int = 0) -> None:
+        self.core = Broker()
+        self.edges = [Broker(extra=bridge_to(self.core, f"edge{k}-to-core")) for k in range(edges)]
+
+    def start(self) -> BrokerTier:
+        self.core.start()
+        for edge in self.edges:
+            edge.start()
+        return self
+
+    @property
+    def for_clusters(self) -> list[Broker]:
+        return self.edges or [self.core]
+
+    def close(self) -> None:
+        for broker in [*self.edges, self.core]:
+            broker.close()

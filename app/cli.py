@@ -337,6 +337,10 @@ def simulate(
     latency: Annotated[float, typer.Option(help="max extra ack delay, seconds")] = 0.0,
     churn: Annotated[float, typer.Option(help="share dropping their link per minute")] = 0.0,
     flapping: Annotated[float, typer.Option(help="share whose link drops every 4 s")] = 0.0,
+    edge_port: Annotated[
+        list[int] | None,
+        typer.Option(help="an edge broker's port (repeatable): processes spread over them"),
+    ] = None,
     duplicate_acks: Annotated[float, typer.Option(help="share of acks sent twice")] = 0.0,
     clock_skew: Annotated[
         float, typer.Option(help="seconds: a third of the clocks ahead, a third behind")
@@ -355,6 +359,7 @@ def simulate(
             api_url=api or settings.public_base_url,
             broker_host=settings.mqtt_host,
             broker_port=settings.mqtt_port,
+            edge_ports=tuple(edge_port or ()),
             clusters=clusters,
             area=area,
             processes=processes,
@@ -444,6 +449,9 @@ def loadtest(
     processes: ProcessesOption = 2,
     database_url: DatabaseOption = None,
     timeout: float = 60.0,
+    edges: Annotated[
+        int, typer.Option(help="edge brokers bridged to the core, holding the clusters")
+    ] = 0,
 ) -> None:
     """Full stack in separate processes; one province-wide emergency; JSON results."""
     from app.loadtest import LoadtestOptions, run_loadtest
@@ -456,6 +464,7 @@ def loadtest(
             processes=processes,
             database_url=database_url,
             timeout_s=timeout,
+            edges=edges,
         )
     )
 

@@ -31,7 +31,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from app import bench_report
-from app.broker import Broker, free_port
+from app.broker import Broker, BrokerTier, free_port
 from app.orchestrate import (
     StackProcesses,
     run_module,
@@ -65,6 +65,7 @@ class BenchOptions:
     json_path: Path
     processes: int = 2
     database_url: str | None = None  # None: a fresh SQLite file; "postgresql": a fresh one
+    edges: int = 0  # edge brokers bridged to the core, holding the clusters
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,6 +217,7 @@ class Province:
     stack: StackProcesses
     database_url: str
     work: Path
+    edges: list[Broker]  # brokers bridged to the core, holding the clusters (may be none)
 
     @property
     def broker(self) -> Broker:
@@ -234,6 +236,7 @@ def province_stack(
     offline: float = 0.0,
     simulator_args: tuple[str, ...] = (),
     online_share: float = 1.0,
+    edges: int = 0,
 ) -> Iterator[Province]:
     """The whole stack as separate processes, seeded with `clusters` clusters online but
     the `offline` share, which never connects (`simulator_args`: more `broadcast simulate`
@@ -244,7 +247,8 @@ def province_stack(
     drop_database = None
     if url == "postgresql":
         url, drop_database = asyncio.run(fresh_postgres_database())
-    broker = Broker().start()
+    tier = BrokerTier(edges).start()
+    broker = tier.core
     api_port, media_port = free_port(), free_port()
     env = stack_env(
         database_url=url,
@@ -270,6 +274,7 @@ def province_stack(
             "--offline",
             str(offline),
             *simulator_args,
+            *(f"--edge-port={edge.port}" for edge in tier.edges),
             # Each simulator process leaves out its own share of its shard.
             expected=round(
                 online_share
@@ -281,9 +286,11 @@ def province_stack(
             ),
             log=work / "simulator.log",
         )
-        yield Province(stack, url, work)
+        yield Province(stack, url, work, tier.edges)
     finally:
-        stack.stop()
+        stack.stop()  # the core broker with it
+        for edge in tier.edges:
+            edge.close()
         if drop_database is not None:
             asyncio.run(drop_database())
 
@@ -297,6 +304,7 @@ def bench_province(
         processes=options.processes,
         database_url=options.database_url,
         console=console,
+        edges=options.edges,
         **extra,
     )
 
@@ -327,11 +335,11 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
         ]
         wait_until(lambda: _ingest_idle(stack.api_url), timeout=30, what="the API's ingest")
         clip = tone(province.work / "alert.mp3", MEDIA_SECONDS, source="sine=frequency=660")
-        result = _emergency(options, stack, database_url, clip, console)
+        result = _emergency(options, stack, database_url, clip, console, province.edges)
         by_district = result.pop("by_district")
         # The same clip again: every cluster holds it now (a repeated bulletin, a template),
         # so this is the control plane and the broker without the download burst.
-        warm = _emergency(options, stack, database_url, clip, console)
+        warm = _emergency(options, stack, database_url, clip, console, province.edges)
         warm.pop("by_district")
         for key in (
             "trigger_to_all_delivered_s",
@@ -454,6 +462,7 @@ def _emergency(
     database_url: str,
     media: Path,
     console: Console,
+    edges: list[Broker],
 ) -> dict[str, Any]:
     assert stack.api is not None and stack.simulator is not None and stack.broker is not None
     assert stack.broker.process is not None
@@ -461,6 +470,7 @@ def _emergency(
         "api": stack.api.pid,
         "simulator": stack.simulator.pid,
         "broker": stack.broker.process.pid,
+        **{f"edge{k}": e.process.pid for k, e in enumerate(edges) if e.process is not None},
     }
     sampler = RssSampler(stack.api.pid)
     sampler.start()
@@ -514,6 +524,7 @@ def _emergency(
         **cpu,
         "acks": acks,
         "cpu_api_ms_per_1000_acks": round(cpu["cpu_api_s"] * 1e6 / acks, 1) if acks else None,
+        "edge_brokers": len(edges),
         "cpu_broker_ms_per_1000_acks": round(cpu["cpu_broker_s"] * 1e6 / acks, 1) if acks else None,
         "api_peak_rss_kb_per_cluster": round(peak_rss * 1024 / options.clusters, 1),
         "simulator_rss_kb_per_cluster": round(simulator_rss_kb / options.clusters, 1),

@@ -22,6 +22,9 @@ class SimulateOptions:
     api_url: str
     broker_host: str
     broker_port: int
+    # Edge brokers' ports: child process i connects to edge_ports[i % n] (same host)
+    # instead of broker_port, spreading the clusters over brokers bridged to the core.
+    edge_ports: tuple[int, ...] = ()
     clusters: int | None = None  # None: every provisioned cluster
     area: str | None = None
     processes: int = 1
@@ -141,7 +144,9 @@ def _run_children(options: SimulateOptions) -> None:
             "--broker-host",
             options.broker_host,
             "--broker-port",
-            str(options.broker_port),
+            str(options.edge_ports[i % len(options.edge_ports)])
+            if options.edge_ports
+            else str(options.broker_port),
             "--shard",
             f"{i}/{options.processes}",
             "--offline",

@@ -1,0 +1,69 @@
+"""Past one broker with the broker's own means: clusters on two edge Mosquittos bridged
+to the core Mosquitto the control plane uses. A district's emergency reaches clusters on
+both edges and every confirmation comes back through the bridges."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from app.broker import BrokerTier
+from app.main import create_app
+from core.settings import Settings
+from simulator.fleet import Fleet
+from tests.broadcast.helpers import seed_province, send, upload
+from tests.faults.helpers import assert_nothing_lost
+from tests.support import counts, eventually, start_stack
+
+DISTRICT = "690"
+
+
+@pytest.fixture
+async def tier() -> AsyncIterator[BrokerTier]:
+    brokers = BrokerTier(edges=2).start()
+    yield brokers
+    brokers.close()
+
+
+async def test_an_emergency_crosses_the_bridges_to_clusters_on_two_edge_brokers(
+    settings_factory: Callable[..., Settings], tier: BrokerTier, tone_mp3: Path
+) -> None:
+    settings = settings_factory(mqtt_port=tier.core.port)
+    port = int(settings.public_base_url.rsplit(":", 1)[1])
+    stack = await start_stack(create_app(settings), settings, port)
+    fleets: list[Fleet] = []
+    try:
+        specs = [s for s in await seed_province(stack) if DISTRICT in s.areas]
+        for k, edge in enumerate(tier.edges):
+            fleet = Fleet(specs[k :: len(tier.edges)], host=edge.host, port=edge.port, seed=k)
+            fleet.env.time_compression = 10
+            fleets.append(fleet)
+            await fleet.start()
+
+        async def online() -> int:
+            page = await stack.client.get(
+                "/api/v1/clusters", params={"area": DISTRICT, "online": "true", "limit": 1}
+            )
+            total: int = page.json()["total"]
+            return total
+
+        await eventually(online, lambda n: n == len(specs), what="births through the bridges")
+        media = await upload(stack, tone_mp3)
+        sent = await send(stack, areas=[DISTRICT], media_sha256=media["sha256"])
+        await stack.wait_broadcast(sent["id"], lambda b: counts(b, "played") == len(specs))
+        for fleet in fleets:
+            assert len(fleet) > 0
+            await assert_nothing_lost(
+                stack.runtime.engine,
+                sent["id"],
+                fleet,
+                list(fleet.devices),
+                until=datetime.now(UTC),
+            )
+    finally:
+        for fleet in fleets:
+            await fleet.close()
+        await stack.stop()
