@@ -147,7 +147,7 @@ def start_simulator(
     )
     wait_until(
         lambda: online_count(stack.api_url) >= expected,
-        timeout=READY_TIMEOUT_S * 2,
+        timeout=READY_TIMEOUT_S * 2 + expected / 250,  # 50,000 clusters: 5 more minutes
         what=f"{expected} clusters online",
         every=0.25,
     )
