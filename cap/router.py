@@ -39,14 +39,20 @@ async def receive_alert(request: Request, runtime: RuntimeDep) -> JSONResponse:
     a draft, expired), or a copy of one already acted on; 422: refused, with the reason,
     and kept for review at GET /api/v1/cap."""
     raw = await request.body()
-    outcome = await service.receive(runtime, raw, source="http")
-    receipt = CapReceipt.model_validate(outcome.message).model_copy(
-        update={"duplicate": outcome.duplicate}
+    return receipt(await service.receive(runtime, raw, source="http"), field="body")
+
+
+def receipt(outcome: service.Outcome, *, field: str) -> JSONResponse:
+    """The record of what arrived: 201 acted on, 200 kept or a copy (`duplicate`), 422
+    refused, with the reason and `field` named as the error."""
+    body = (
+        CapReceipt.model_validate(outcome.message)
+        .model_copy(update={"duplicate": outcome.duplicate})
+        .model_dump(mode="json")
     )
     status = 200 if outcome.duplicate else STATUS_OF_OUTCOME[outcome.message.outcome]
-    body = receipt.model_dump(mode="json")
     if outcome.message.outcome == "rejected":
-        body = {"error": outcome.message.reason, "detail": {"field": "body"}, **body}
+        body = {"error": outcome.message.reason, "detail": {"field": field}, **body}
     return JSONResponse(body, status_code=status)
 
 

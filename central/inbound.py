@@ -25,7 +25,7 @@ from app.guard import From, allow
 from cap import service
 from cap.message import Alert, Area, Info
 from cap.models import CapMessage
-from cap.router import STATUS_OF_OUTCOME
+from cap.router import receipt
 from cap.schemas import CapReceipt
 from core.database import session_scope
 from core.policy import Action
@@ -147,11 +147,4 @@ async def receive_bulletin(data: CentralBulletin, runtime: RuntimeDep) -> JSONRe
         outcome="rejected",
     )
     outcome = await service.receive_alert(runtime, to_alert(data, earlier_sent), message)
-    receipt = CapReceipt.model_validate(outcome.message).model_copy(
-        update={"duplicate": outcome.duplicate}
-    )
-    status = 200 if outcome.duplicate else STATUS_OF_OUTCOME[outcome.message.outcome]
-    body = receipt.model_dump(mode="json")
-    if outcome.message.outcome == "rejected":
-        body = {"error": outcome.message.reason, "detail": {"field": "texts"}, **body}
-    return JSONResponse(body, status_code=status)
+    return receipt(outcome, field="texts")

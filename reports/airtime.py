@@ -12,9 +12,10 @@ import csv
 import io
 from collections import defaultdict
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from areas import service as area_service
@@ -59,29 +60,10 @@ async def by_area(
         rows[h.area_code].clusters = h.total
         rows[h.area_code].working_share = round(1 - h.not_working_share, 4) if h.total else 0.0
     depth = len(area.path.strip("/").split("/"))  # a child's code sits at this index
-    played = Delivery.state == "played"
-    seconds = func.coalesce(MediaFile.duration_ms, 0) * Broadcast.repeat / 1000.0
-    query = (
-        select(
-            Area.path,
-            Delivery.broadcast_id,
-            Broadcast.cls,
-            func.sum(case((played, 1), else_=0)),
-            func.sum(case((played, seconds), else_=0)),
-        )
-        .join(Broadcast, Broadcast.id == Delivery.broadcast_id)
-        .join(Area, Area.id == Delivery.area_id)
-        .outerjoin(MediaFile, MediaFile.sha256 == Broadcast.media_sha256)
-        .where(
-            Area.path.startswith(area.path, autoescape=True),
-            Broadcast.created_at >= since,
-            Broadcast.created_at < until,
-        )
-        .group_by(Area.path, Delivery.broadcast_id, Broadcast.cls)
-    )
+    query = played_per_broadcast(area.path, since, until, Area.path, Broadcast.cls)
     seen: dict[str, set[str]] = defaultdict(set)
     urgent: dict[str, set[str]] = defaultdict(set)
-    for path, broadcast_id, cls, plays, airtime in (await session.execute(query)).all():
+    for path, cls, broadcast_id, plays, airtime in (await session.execute(query)).all():
         parts = path.strip("/").split("/")
         for code in {area.code, parts[depth] if len(parts) > depth else area.code}:
             row = rows.get(code)
@@ -95,6 +77,32 @@ async def by_area(
     for code, row in rows.items():
         row.broadcasts, row.emergencies = len(seen[code]), len(urgent[code])
     return list(rows.values())
+
+
+def played_per_broadcast(path: str, since: datetime, until: datetime, *by: Any) -> Select[Any]:
+    """For each broadcast sent in [since, until) to clusters under `path`, and each value
+    of the `by` columns: (*by, broadcast id, deliveries that ended played, their seconds
+    of sound). The one definition of airtime every report counts with."""
+    played = Delivery.state == "played"
+    seconds = func.coalesce(MediaFile.duration_ms, 0) * Broadcast.repeat / 1000.0
+    return (
+        select(
+            *by,
+            Delivery.broadcast_id,
+            func.sum(case((played, 1), else_=0)),
+            func.sum(case((played, seconds), else_=0)),
+        )
+        .select_from(Delivery)
+        .join(Broadcast, Broadcast.id == Delivery.broadcast_id)
+        .join(Area, Area.id == Delivery.area_id)
+        .outerjoin(MediaFile, MediaFile.sha256 == Broadcast.media_sha256)
+        .where(
+            Area.path.startswith(path, autoescape=True),
+            Broadcast.created_at >= since,
+            Broadcast.created_at < until,
+        )
+        .group_by(*by, Delivery.broadcast_id)
+    )
 
 
 def to_csv(rows: list[AreaAirtime]) -> str:

@@ -13,17 +13,14 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
-from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from areas import service as area_service
-from areas.models import Area
-from broadcast.models import Broadcast, Delivery
+from broadcast.models import Broadcast
 from central import queries
 from central.schemas import Statistics
 from core.errors import InvalidInput
 from core.settings import Settings
-from media.models import MediaFile
 from reports import airtime
 
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -141,29 +138,11 @@ async def _days(
     session: AsyncSession, path: str, since: datetime, until: datetime, local: ZoneInfo
 ) -> list[DayLine]:
     """Every local day of the month, quiet ones included (a chart needs the gaps)."""
-    played = Delivery.state == "played"
-    seconds = func.coalesce(MediaFile.duration_ms, 0) * Broadcast.repeat / 1000.0
-    query = (
-        select(
-            Broadcast.id,
-            Broadcast.created_at,
-            func.sum(case((played, 1), else_=0)),
-            func.sum(case((played, seconds), else_=0)),
-        )
-        .join(Delivery, Delivery.broadcast_id == Broadcast.id)
-        .join(Area, Area.id == Delivery.area_id)
-        .outerjoin(MediaFile, MediaFile.sha256 == Broadcast.media_sha256)
-        .where(
-            Area.path.startswith(path, autoescape=True),
-            Broadcast.created_at >= since,
-            Broadcast.created_at < until,
-        )
-        .group_by(Broadcast.id, Broadcast.created_at)
-    )
+    query = airtime.played_per_broadcast(path, since, until, Broadcast.created_at)
     sent: dict[date, int] = defaultdict(int)
     plays: dict[date, int] = defaultdict(int)
     seconds_on: dict[date, float] = defaultdict(float)
-    for _id, created_at, n, airtime_s in (await session.execute(query)).all():
+    for created_at, _id, n, airtime_s in (await session.execute(query)).all():
         day = created_at.astimezone(local).date()
         sent[day] += 1
         plays[day] += int(n or 0)

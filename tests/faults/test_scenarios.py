@@ -10,6 +10,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -76,9 +77,20 @@ async def _district(stack: Stack) -> list[DeviceSpec]:
     return [s for s in await seed_province(stack) if DISTRICT in s.areas]
 
 
-async def _started(fleet: Fleet) -> Fleet:
+async def _district_fleet(
+    stack: Stack, fleet_factory: Callable[..., Fleet], **options: Any
+) -> tuple[list[str], Fleet]:
+    """The district's codes and its fleet, online (`options`: faults and the like)."""
+    specs = await _district(stack)
+    fleet = fleet_factory(specs, time_compression=10, **options)
     await fleet.start()
-    return fleet
+    return [s.code for s in specs], fleet
+
+
+async def _alert(stack: Stack, clip: Path) -> dict[str, Any]:
+    """A district-wide emergency with the clip."""
+    media = await upload(stack, clip)
+    return await send(stack, areas=[DISTRICT], media_sha256=media["sha256"])
 
 
 async def test_the_broker_restarted_mid_alert_loses_nothing(
@@ -89,20 +101,18 @@ async def test_the_broker_restarted_mid_alert_loses_nothing(
     stack = await start_stack(create_app(settings), settings, port)
     fleet = Fleet([], host=own_broker.host, port=own_broker.port)
     try:
-        specs = [s for s in await seed_province(stack) if DISTRICT in s.areas]
+        specs = await _district(stack)
         # Acknowledgements trickle in over two seconds: the restart lands among them.
-        fleet = await _started(
-            Fleet(
-                specs,
-                host=own_broker.host,
-                port=own_broker.port,
-                faults=Faults(latency_s=2.0),
-                time_compression=10,
-                seed=21,
-            )
+        fleet = Fleet(
+            specs,
+            host=own_broker.host,
+            port=own_broker.port,
+            faults=Faults(latency_s=2.0),
+            time_compression=10,
+            seed=21,
         )
-        media = await upload(stack, tone_mp3)
-        sent = await send(stack, areas=[DISTRICT], media_sha256=media["sha256"])
+        await fleet.start()
+        sent = await _alert(stack, tone_mp3)
         midway = await stack.wait_broadcast(sent["id"], lambda b: b["confirmed"] > 0)
         await _retain(own_broker, PROBE_TOPIC, b"still here")
         own_broker.restart()  # connections and in-flight messages are gone
@@ -129,17 +139,12 @@ async def test_the_database_connections_cut_mid_alert_lose_nothing(
 ) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip("SQLite is a file in the process: there is no server to restart")
-    specs = await _district(stack)
-    codes = [s.code for s in specs]
-    fleet = await _started(
-        fleet_factory(
-            specs,
-            faults=Faults(latency_s=2.0),
-            time_compression=10,
-        )
+    codes, fleet = await _district_fleet(
+        stack,
+        fleet_factory,
+        faults=Faults(latency_s=2.0),
     )
-    media = await upload(stack, tone_mp3)
-    sent = await send(stack, areas=[DISTRICT], media_sha256=media["sha256"])
+    sent = await _alert(stack, tone_mp3)
     midway = await stack.wait_broadcast(sent["id"], lambda b: b["confirmed"] > 0)
     # What a restart looks like to the control plane: every connection dropped at once.
     name = database_url.rsplit("/", 1)[1]
@@ -161,18 +166,13 @@ async def test_the_database_connections_cut_mid_alert_lose_nothing(
 async def test_duplicated_and_reordered_acknowledgements_change_nothing(
     stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
 ) -> None:
-    specs = await _district(stack)
-    codes = [s.code for s in specs]
-    fleet = await _started(
-        fleet_factory(
-            specs,
-            # Every ack twice, each copy up to 1.5 s late: copies and stages cross.
-            faults=Faults(duplicate_acks=1.0, latency_s=1.5),
-            time_compression=10,
-        )
+    codes, fleet = await _district_fleet(
+        stack,
+        fleet_factory,
+        # Every ack twice, each copy up to 1.5 s late: copies and stages cross.
+        faults=Faults(duplicate_acks=1.0, latency_s=1.5),
     )
-    media = await upload(stack, tone_mp3)
-    sent = await send(stack, areas=[DISTRICT], media_sha256=media["sha256"])
+    sent = await _alert(stack, tone_mp3)
     await stack.wait_broadcast(sent["id"], lambda b: counts(b, "played") == len(codes), timeout=60)
     assert stack.runtime.jobs is not None
     await stack.runtime.jobs.wait_ticks(3)  # the late copies have landed by now
@@ -191,14 +191,7 @@ async def test_duplicated_and_reordered_acknowledgements_change_nothing(
 async def test_skewed_clocks_play_once_and_the_record_keeps_our_time(
     stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
 ) -> None:
-    specs = await _district(stack)
-    codes = [s.code for s in specs]
-    fleet = await _started(
-        fleet_factory(
-            specs,
-            time_compression=10,
-        )
-    )
+    codes, fleet = await _district_fleet(stack, fleet_factory)
     ahead, behind = codes[0::3], codes[1::3]
     for code in ahead:
         fleet.devices[code].condition.clock_skew_s = 600.0
@@ -206,8 +199,7 @@ async def test_skewed_clocks_play_once_and_the_record_keeps_our_time(
         fleet.devices[code].condition.clock_skew_s = -600.0
     lost = codes[2]  # so far ahead that the alert has expired by its clock
     fleet.devices[lost].condition.clock_skew_s = 2 * 3600.0
-    media = await upload(stack, tone_mp3)
-    sent = await send(stack, areas=[DISTRICT], media_sha256=media["sha256"])
+    sent = await _alert(stack, tone_mp3)
     fine = [c for c in codes if c != lost]
     await stack.wait_broadcast(
         sent["id"],
@@ -230,18 +222,13 @@ async def test_skewed_clocks_play_once_and_the_record_keeps_our_time(
 async def test_a_third_of_the_links_flapping_through_the_alert_lose_nothing(
     stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
 ) -> None:
-    specs = await _district(stack)
-    codes = [s.code for s in specs]
-    fleet = await _started(
-        fleet_factory(
-            specs,
-            faults=Faults(latency_s=0.5),
-            time_compression=10,
-        )
+    codes, fleet = await _district_fleet(
+        stack,
+        fleet_factory,
+        faults=Faults(latency_s=0.5),
     )
     flapping, _ = fleet.split(0.3, seed=6)
-    media = await upload(stack, tone_mp3)
-    sent = await send(stack, areas=[DISTRICT], media_sha256=media["sha256"])
+    sent = await _alert(stack, tone_mp3)
     for _ in range(3):  # down and up again, three times, while the alert goes out
         for code in flapping:
             fleet.devices[code].drop_link()
