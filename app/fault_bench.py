@@ -24,13 +24,20 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
-from app.loadtest import POLL_S, PROVINCE, BenchOptions, Province, bench_province, run_facts
+from app.loadtest import (
+    PG_ADMIN_DSN,
+    POLL_S,
+    PROVINCE,
+    BenchOptions,
+    Province,
+    bench_province,
+    run_facts,
+)
 from app.orchestrate import start_api
 from broadcast.models import Delivery, DeliveryEvent
 from core.database import create_engine
 from media.synth import tone
 
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SPREAD_S = 1.0  # acknowledgements up to this late: the fault lands among them
 
 # Each scenario: the simulator's options, and what is done once the first cluster confirmed.
@@ -94,12 +101,8 @@ def _scenario(
         injected_s = time.perf_counter() - started
         _inject(name, province)
         console.print(f"  {name} at {injected_s:.2f} s ({confirmed_before} confirmed)")
-        everyone = options.clusters
         _wait(
-            lambda: (
-                _confirmed(client, broadcast_id) >= everyone
-                and _played(client, broadcast_id) >= everyone
-            ),
+            lambda: _all_played(client, broadcast_id, options.clusters),
             started + options.timeout_s,
         )
     confirmed, played_twice, last = asyncio.run(_record(province.database_url, broadcast_id))
@@ -123,10 +126,12 @@ def _inject(name: str, province: Province) -> None:
         stack.api.wait()
         start_api(stack, int(stack.api_url.rsplit(":", 1)[1]), log=province.work / "api-2.log")
     elif name == "db-cut":
-        asyncio.run(_cut_connections(province.database_url))
+        asyncio.run(cut_connections(province.database_url))
 
 
-async def _cut_connections(url: str) -> int:
+async def cut_connections(url: str) -> int:
+    """What a PostgreSQL restart looks like to its clients: every connection to the
+    database of `url` ended at once. How many there were."""
     admin = await asyncpg.connect(PG_ADMIN_DSN)
     try:
         cut: int = await admin.fetchval(
@@ -159,8 +164,10 @@ def _confirmed(client: httpx.Client, broadcast_id: str) -> int:
     return int(_state(client, broadcast_id)["confirmed"])
 
 
-def _played(client: httpx.Client, broadcast_id: str) -> int:
-    return int(_state(client, broadcast_id)["counts"].get("played", 0))
+def _all_played(client: httpx.Client, broadcast_id: str, everyone: int) -> bool:
+    """Every cluster confirmed and played (one read of the broadcast)."""
+    state = _state(client, broadcast_id)
+    return bool(state["confirmed"] >= everyone and state["counts"].get("played", 0) >= everyone)
 
 
 async def _record(url: str, broadcast_id: str) -> tuple[int, int, datetime | None]:
@@ -187,10 +194,6 @@ async def _record(url: str, broadcast_id: str) -> tuple[int, int, datetime | Non
             )
     finally:
         await engine.dispose()
-    if isinstance(last, str):  # SQLite through a bare connection
-        last = datetime.fromisoformat(last)
-    if last is not None and last.tzinfo is None:
-        last = last.replace(tzinfo=UTC)
     return int(confirmed), int(twice or 0), last
 
 

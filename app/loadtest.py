@@ -51,6 +51,10 @@ from devices.protocol import Command, CommandKind, Target
 from media.synth import tone
 
 PROVINCE = "70"
+# The local PostgreSQL's administrative database (as the tests use it).
+PG_ADMIN_DSN = os.environ.get(
+    "BROADCAST_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 FLOOR_RUNS = 3
 MEDIA_SECONDS = 5
 POLL_S = 0.25  # as an operator's screen would; polling is not free for the API
@@ -169,10 +173,6 @@ async def delivery_times_by_district(
     for path, delivered_at in rows:
         codes = path.strip("/").split("/")
         district = codes[1] if len(codes) > 1 else codes[0]
-        if isinstance(delivered_at, str):  # SQLite through a bare connection
-            delivered_at = datetime.fromisoformat(delivered_at)
-        if delivered_at is not None and delivered_at.tzinfo is None:
-            delivered_at = delivered_at.replace(tzinfo=UTC)
         seconds = (delivered_at - trigger).total_seconds() if delivered_at else None
         found.append((names.get(district, district), seconds))
     return found
@@ -182,9 +182,7 @@ async def fresh_postgres_database() -> tuple[str, Callable[[], Coroutine[Any, An
     """A new, empty database on the local PostgreSQL, and the coroutine that drops it."""
     import asyncpg
 
-    admin_dsn = os.environ.get(
-        "BROADCAST_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
+    admin_dsn = PG_ADMIN_DSN
     name = f"broadcast_loadtest_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(admin_dsn)
     await admin.execute(f'CREATE DATABASE "{name}"')

@@ -21,7 +21,7 @@ from app.runtime import Runtime
 from broadcast.models import Broadcast, Delivery
 from broadcast.states import TERMINAL
 from cap import export, service
-from cap.models import CapMessage
+from cap.models import JSON_SOURCE, CapMessage
 from cap.schemas import CapFeedResult
 from core.database import session_scope
 
@@ -134,7 +134,7 @@ async def send_acks(runtime: Runtime) -> int:
             await session.scalars(
                 select(CapMessage).where(
                     CapMessage.ack_sent_at.is_(None),
-                    CapMessage.source != "central-json",  # JSON senders read the record
+                    CapMessage.source != JSON_SOURCE,  # JSON senders read the record
                     CapMessage.identifier.is_not(None),
                     or_(CapMessage.outcome != "rejected", CapMessage.sender.is_not(None)),
                 )

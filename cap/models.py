@@ -7,6 +7,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.database import Base, UTCDateTime
 
+# `source` of a bulletin the central level sent as JSON (central/inbound.py): its sender
+# reads the record, so no CAP Ack goes back for it.
+JSON_SOURCE = "central-json"
+
 
 class CapMessage(Base):
     """Every CAP message received, kept as it arrived (refused ones too, for review) with

@@ -24,14 +24,13 @@ from app.deps import RuntimeDep
 from app.guard import From, allow
 from cap import service
 from cap.message import Alert, Area, Info
-from cap.models import CapMessage
+from cap.models import JSON_SOURCE, CapMessage
 from cap.router import receipt
 from cap.schemas import CapReceipt
 from core.database import session_scope
 from core.policy import Action
 from devices.protocol import CommandClass
 
-SOURCE = "central-json"
 # The CAP words that the mapping (cap/mapping.py) reads as each class.
 WORDS_OF_CLASS = {
     CommandClass.EMERGENCY: ("Immediate", "Extreme", "Observed"),
@@ -141,7 +140,7 @@ async def receive_bulletin(data: CentralBulletin, runtime: RuntimeDep) -> JSONRe
         earlier_sent = {i: s for i, s in rows if i is not None and s is not None}
     message = CapMessage(
         id=str(uuid.uuid4()),
-        source=SOURCE,
+        source=JSON_SOURCE,
         received_at=runtime.clock.now(),
         raw=json.dumps(data.model_dump(mode="json", by_alias=True), ensure_ascii=False),
         outcome="rejected",

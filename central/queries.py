@@ -251,12 +251,20 @@ def _summary(broadcast: Broadcast, outcomes: list[tuple[str, datetime | None]]) 
 
 
 async def statistics_for(
-    session: AsyncSession, settings: Settings, code: str, since: datetime, until: datetime
+    session: AsyncSession,
+    settings: Settings,
+    code: str,
+    since: datetime,
+    until: datetime,
+    own: airtime.AreaAirtime | None = None,
 ) -> Statistics:
+    """`own`: the area's airtime row when the caller has it already (a parent's
+    `airtime.by_area` gives every child's), so it is not counted again."""
     path = await area_path(session, code)
-    [own, *_] = await airtime.by_area(
-        session=session, settings=settings, area_code=code, since=since, until=until
-    )
+    if own is None:
+        [own, *_] = await airtime.by_area(
+            session=session, settings=settings, area_code=code, since=since, until=until
+        )
     sent = (
         await session.scalars(
             select(Broadcast).where(

@@ -97,7 +97,9 @@ async def build(
         AreaStatistics(
             name=row.name,
             **(
-                await queries.statistics_for(session, settings, row.area_code, since, until)
+                await queries.statistics_for(
+                    session, settings, row.area_code, since, until, own=row
+                )
             ).model_dump(),
         )
         for row in rows

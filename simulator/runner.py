@@ -100,12 +100,12 @@ async def _flap(fleet: Fleet, codes: list[str]) -> None:
     """The same clusters lose their link again and again (a weak 4G cell), each at its own
     moment in every period."""
     rng = fleet.env.rng
-    offsets = {code: rng.random() * FLAP_EVERY_S for code in codes}
+    offsets = sorted((rng.random() * FLAP_EVERY_S, code) for code in codes)
     loop = asyncio.get_running_loop()
     start = loop.time()
     period = 0
     while True:
-        for code, offset in sorted(offsets.items(), key=lambda item: item[1]):
+        for offset, code in offsets:
             await asyncio.sleep(max(0.0, start + period * FLAP_EVERY_S + offset - loop.time()))
             fleet.devices[code].drop_link()
         period += 1

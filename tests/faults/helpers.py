@@ -8,9 +8,10 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.models import Broadcast, Delivery, DeliveryEvent
+from core.database import create_session_maker
 from devices.models import Cluster
 from simulator.fleet import Fleet
 
@@ -21,8 +22,7 @@ async def records(
     engine: AsyncEngine, broadcast_id: str
 ) -> tuple[Broadcast, dict[str, Delivery], dict[str, list[DeliveryEvent]]]:
     """The broadcast, its deliveries by cluster code, and each delivery's events in order."""
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-    async with sessions() as session:
+    async with create_session_maker(engine)() as session:
         broadcast = await session.get(Broadcast, broadcast_id)
         assert broadcast is not None
         rows = (

@@ -38,8 +38,13 @@ async def test_an_emergency_crosses_the_bridges_to_clusters_on_two_edge_brokers(
     try:
         specs = [s for s in await seed_province(stack) if DISTRICT in s.areas]
         for k, edge in enumerate(tier.edges):
-            fleet = Fleet(specs[k :: len(tier.edges)], host=edge.host, port=edge.port, seed=k)
-            fleet.env.time_compression = 10
+            fleet = Fleet(
+                specs[k :: len(tier.edges)],
+                host=edge.host,
+                port=edge.port,
+                time_compression=10,
+                seed=k,
+            )
             fleets.append(fleet)
             await fleet.start()
 

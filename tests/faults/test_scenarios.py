@@ -6,16 +6,15 @@ it once, and the record of who confirmed when is complete (tests/faults/helpers.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from app.broker import Broker
+from app.fault_bench import cut_connections
 from app.main import create_app
 from broadcast.ingest import IncomingAck, apply_acks
 from broadcast.models import Broadcast
@@ -32,9 +31,6 @@ from tests.faults.helpers import assert_nothing_lost, records
 from tests.support import Stack, counts, start_stack
 
 DISTRICT = "690"  # Thị xã Bình Long: about a hundred clusters
-PG_ADMIN_DSN = os.environ.get(
-    "BROADCAST_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 
 
 @pytest.fixture
@@ -146,16 +142,7 @@ async def test_the_database_connections_cut_mid_alert_lose_nothing(
     )
     sent = await _alert(stack, tone_mp3)
     midway = await stack.wait_broadcast(sent["id"], lambda b: b["confirmed"] > 0)
-    # What a restart looks like to the control plane: every connection dropped at once.
-    name = database_url.rsplit("/", 1)[1]
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        cut = await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1",
-            name,
-        )
-    finally:
-        await admin.close()
+    cut = await cut_connections(database_url)  # what a restart looks like to its clients
     assert cut > 0 and midway["confirmed"] < len(codes)
     await stack.wait_broadcast(sent["id"], lambda b: counts(b, "played") == len(codes), timeout=60)
     await assert_nothing_lost(
