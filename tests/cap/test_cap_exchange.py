@@ -199,8 +199,12 @@ async def test_a_feed_is_read_once_per_alert_and_outcomes_go_back_as_acks(
         in (by_reference["FEED-1"].note)
     )
     assert "in the inbox of" in (by_reference["FEED-2"].note or "")
-    stored = await _cap_messages(stack)
-    assert all(m["ack_sent_at"] is not None for m in stored["items"])
+    # Upstream has each Ack once its POST arrived; the record notes it after the answer.
+    stored = await eventually(
+        lambda: _cap_messages(stack),
+        lambda page: all(m["ack_sent_at"] is not None for m in page["items"]),
+        what="each Ack recorded as sent",
+    )
     assert SENDER in {m["sender"] for m in stored["items"]}
 
 
