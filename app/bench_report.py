@@ -90,9 +90,16 @@ def charts(by_area: dict[str, list[float | None]], floor_s: float | None) -> tup
     )
 
 
-def page(result: dict[str, Any], by_area: dict[str, list[float | None]]) -> str:
+DEFAULT_TITLE = "Province-wide emergency"
+
+
+def page(
+    result: dict[str, Any], by_area: dict[str, list[float | None]], title: str = DEFAULT_TITLE
+) -> str:
+    """The page; its table holds the headline figures, then a profile's own (any other
+    number or name in `result`)."""
     first, second = charts(by_area, result.get("floor_all_acked_s"))
-    keys = (
+    headline = (
         "clusters",
         "delivered",
         "lost",
@@ -108,13 +115,18 @@ def page(result: dict[str, Any], by_area: dict[str, list[float | None]]) -> str:
         "database",
         "date",
     )
+    keys = [k for k in headline if k in result]
+    if title != DEFAULT_TITLE:
+        keys += [
+            k
+            for k, v in result.items()
+            if k not in keys and k != "machine" and isinstance(v, int | float | str)
+        ]
     rows = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(result[k]))}</td></tr>"
-        for k in keys
-        if k in result
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(result[k]))}</td></tr>" for k in keys
     )
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Load test: {result.get("clusters")} clusters</title>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}: {result.get("clusters")} clusters</title>
 <style>
 body {{ font-family: "DejaVu Sans", Arial, sans-serif; margin: 16px; width: 680px; color: #1b1b1b; }}
 h1 {{ font-size: 18px; }} h2 {{ font-size: 14px; margin: 14px 0 4px; }}
@@ -124,22 +136,28 @@ svg {{ width: 100%; height: auto; }} svg text {{ font-size: 10px; fill: #333; }}
 table {{ border-collapse: collapse; font-size: 12px; }} th, td {{ border: 1px solid #ccc; padding: 2px 6px; text-align: left; }}
 .legend {{ font-size: 11px; }} .legend span {{ margin-right: 10px; white-space: nowrap; }}
 </style></head><body>
-<h1>Province-wide emergency: {result.get("clusters")} clusters</h1>
+<h1>{html.escape(title)}: {result.get("clusters")} clusters</h1>
 <h2>Share of clusters confirmed, by time since the request</h2>{first}
 <h2>Completion by district</h2>{second}
 <h2>Figures</h2><table>{rows}</table>
 </body></html>"""
 
 
-def write(result: dict[str, Any], by_area: dict[str, list[float | None]], json_path: Path) -> None:
+def write(
+    result: dict[str, Any],
+    by_area: dict[str, list[float | None]],
+    json_path: Path,
+    title: str = DEFAULT_TITLE,
+) -> None:
     """`name.html` and `name.png` beside `name.json`; the PNG only where Chromium is."""
-    document = page(result, by_area)
+    document = page(result, by_area, title)
     json_path.with_suffix(".html").write_text(document, encoding="utf-8")
     try:
         chromium = printing.find_chromium(None)
     except printing.PrintingUnavailable:
         return
-    png = asyncio.run(printing.html_to_png(document, chromium, width=712, height=900))
+    height = 800 + 24 * document.count("<tr>")  # the charts, then one line a figure
+    png = asyncio.run(printing.html_to_png(document, chromium, width=712, height=height))
     json_path.with_suffix(".png").write_bytes(png)
 
 

@@ -108,16 +108,22 @@ def bridge_to(core: Broker, name: str) -> str:
             "bridge_protocol_version mqttv50",
             "cleansession true",
             "try_private true",
-            "topic bc/v1/area/+/cmd in 1",
-            "topic bc/v1/cluster/+/cmd in 1",
-            "topic bc/v1/cluster/+/schedule in 1",
-            "topic bc/v1/keys in 1",
-            "topic bc/v1/cluster/+/ack out 1",
-            "topic bc/v1/cluster/+/status out 1",
-            "topic bc/v1/cluster/+/hb out 1",
+            *BRIDGE_TOPICS,
             "",
         ]
     )
+
+
+# What crosses a bridge (deploy/mosquitto.edge.conf carries the same lines).
+BRIDGE_TOPICS = (
+    "topic bc/v1/area/+/cmd in 1",
+    "topic bc/v1/cluster/+/cmd in 1",
+    "topic bc/v1/cluster/+/schedule in 1",
+    "topic bc/v1/keys in 1",
+    "topic bc/v1/cluster/+/ack out 1",
+    "topic bc/v1/cluster/+/status out 1",
+    "topic bc/v1/cluster/+/hb out 1",
+)
 
 
 class BrokerTier:

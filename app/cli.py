@@ -30,6 +30,9 @@ DatabaseOption = Annotated[
     str | None,
     typer.Option(help='default: a fresh SQLite file; "postgresql": a fresh local database'),
 ]
+NetworkOption = Annotated[
+    str, typer.Option(help="the simulated links: lan, 4g (300 ms), weak-4g (1.5 s, losses)")
+]
 
 
 def _api(api: str | None) -> str:
@@ -452,21 +455,44 @@ def loadtest(
     edges: Annotated[
         int, typer.Option(help="edge brokers bridged to the core, holding the clusters")
     ] = 0,
+    profile: Annotated[
+        str,
+        typer.Option(
+            help="emergency (one province-wide, then cached, then scheduled), morning "
+            "(every commune's morning news, an emergency cutting in), alert-storm (every "
+            "district's emergency at once, 3 waves), reconnect-storm (the broker restarted)"
+        ),
+    ] = "emergency",
+    network: NetworkOption = "lan",
 ) -> None:
-    """Full stack in separate processes; one province-wide emergency; JSON results."""
+    """Full stack in separate processes, one profile of a day; JSON, HTML and PNG results."""
+    from app.load_profiles import PROFILES, run_profile
     from app.loadtest import LoadtestOptions, run_loadtest
 
+    if profile not in PROFILES:
+        raise typer.BadParameter(f"unknown profile {profile!r}: one of {', '.join(PROFILES)}")
     _logging("WARNING")
-    run_loadtest(
-        LoadtestOptions(
-            clusters=clusters,
-            json_path=json_path,
-            processes=processes,
-            database_url=database_url,
-            timeout_s=timeout,
-            edges=edges,
-        )
+    options = LoadtestOptions(
+        clusters=clusters,
+        json_path=json_path,
+        processes=processes,
+        database_url=database_url,
+        timeout_s=timeout,
+        edges=edges,
+        network=_network(network),
     )
+    if profile == "emergency":
+        run_loadtest(options)
+    else:
+        run_profile(options, profile)
+
+
+def _network(name: str) -> str:
+    from app.networks import NETWORKS
+
+    if name not in NETWORKS:
+        raise typer.BadParameter(f"unknown network {name!r}: one of {', '.join(NETWORKS)}")
+    return name
 
 
 @app.command("loadtest-faults")
@@ -478,11 +504,19 @@ def loadtest_faults(
     scenario: Annotated[
         list[str] | None,
         typer.Option(
-            help="baseline, broker-restart, api-kill, db-cut, flapping, duplicates, "
+            help="baseline, broker-restart, api-kill, db-restart, flapping, duplicates, "
             "clock-skew (repeatable; default all)"
         ),
     ] = None,
     timeout: float = 120.0,
+    network: NetworkOption = "lan",
+    replicas: Annotated[
+        int,
+        typer.Option(
+            help="API processes on one PostgreSQL and broker (api-kill then kills the "
+            "leader for good); needs --database-url postgresql"
+        ),
+    ] = 1,
 ) -> None:
     """One province-wide emergency per fault: time until every cluster confirmed, lost,
     played twice."""
@@ -491,6 +525,12 @@ def loadtest_faults(
     unknown = set(scenario or []) - set(SCENARIOS)
     if unknown:
         raise typer.BadParameter(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    if (
+        replicas > 1
+        and database_url != "postgresql"
+        and set(scenario or SCENARIOS) != {"db-restart"}
+    ):
+        raise typer.BadParameter("replicas share a PostgreSQL: add --database-url postgresql")
     _logging("WARNING")
     run_fault_bench(
         FaultBenchOptions(
@@ -500,6 +540,8 @@ def loadtest_faults(
             database_url=database_url,
             scenarios=tuple(scenario or SCENARIOS),
             timeout_s=timeout,
+            network=_network(network),
+            replicas=replicas,
         )
     )
 

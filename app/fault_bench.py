@@ -3,8 +3,8 @@ on the whole stack as separate processes. For each: the time from the request un
 reachable cluster confirmed, how many never did (lost), and how many played it twice.
 
 Faults: the broker restarted mid-alert; the API killed with SIGKILL mid-alert and
-started again; the database's connections cut mid-alert (PostgreSQL; what a restart
-looks like to its clients); 30 % of the links dropping every 4 s; every acknowledgement
+started again; the database server crashed and restarted mid-alert (a PostgreSQL server
+of the bench's own, app/private_postgres.py); 30 % of the links dropping every 4 s; every acknowledgement
 sent twice and up to a second late (so out of order); clocks 10 minutes ahead and behind.
 """
 
@@ -14,26 +14,27 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import httpx
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
 from app.loadtest import (
-    PG_ADMIN_DSN,
     POLL_S,
     PROVINCE,
     BenchOptions,
     Province,
+    Replica,
     bench_province,
     run_facts,
 )
-from app.orchestrate import start_api
+from app.orchestrate import start_api, wait_until
+from app.private_postgres import PrivatePostgres
 from broadcast.models import Delivery, DeliveryEvent
 from core.database import create_engine
 from media.synth import tone
@@ -45,7 +46,7 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
     "baseline": ("--latency", str(SPREAD_S)),
     "broker-restart": ("--latency", str(SPREAD_S)),
     "api-kill": ("--latency", str(SPREAD_S)),
-    "db-cut": ("--latency", str(SPREAD_S)),
+    "db-restart": ("--latency", str(SPREAD_S)),
     "flapping": ("--flapping", "0.3"),
     "duplicates": ("--duplicate-acks", "1", "--latency", str(SPREAD_S)),
     "clock-skew": ("--clock-skew", "600"),
@@ -63,29 +64,49 @@ def run_fault_bench(options: FaultBenchOptions) -> dict[str, Any]:
     results: dict[str, Any] = {}
     facts: dict[str, Any] = {}
     for name in options.scenarios:
-        if name == "db-cut" and not (options.database_url or "").startswith("postgresql"):
-            results[name] = {"skipped": "SQLite has no server to restart"}
-            continue
         # Flapping links: at any moment a few are reconnecting.
         online_share = 0.9 if name == "flapping" else 1.0
-        with bench_province(
-            options, console, simulator_args=SCENARIOS[name], online_share=online_share
-        ) as province:
+        with ExitStack() as resources:
+            scenario_options, database = options, None
+            if name == "db-restart":  # the shared server is not ours to crash: our own
+                database = resources.enter_context(PrivatePostgres())
+                scenario_options = replace(options, database_url=database.url)
+            province = resources.enter_context(
+                bench_province(
+                    scenario_options,
+                    console,
+                    simulator_args=SCENARIOS[name],
+                    online_share=online_share,
+                )
+            )
             console.print(f"[bold]{name}[/bold]: {options.clusters} clusters")
-            results[name] = _scenario(name, province, options, console)
+            results[name] = _scenario(name, province, options, console, database)
             facts = run_facts(province.database_url)
-    report = {"clusters": options.clusters, "scenarios": results, **facts}
+    report = {
+        "clusters": options.clusters,
+        "replicas": options.replicas,
+        "network": options.network,
+        "scenarios": results,
+        **facts,
+    }
     options.json_path.write_text(json.dumps(report, indent=2))
     _table(console, report)
     return report
 
 
 def _scenario(
-    name: str, province: Province, options: FaultBenchOptions, console: Console
+    name: str,
+    province: Province,
+    options: FaultBenchOptions,
+    console: Console,
+    database: PrivatePostgres | None,
 ) -> dict[str, Any]:
-    stack = province.stack
     clip = tone(province.work / "alert.mp3", 5, source="sine=frequency=660")
-    with httpx.Client(base_url=stack.api_url, timeout=60) as client:
+    # With replicas, the harness talks to one that does not lead: the leader is the one
+    # killed in `api-kill`.
+    leader = _leader(province)
+    harness = next((r for r in province.replicas if r is not leader), province.replicas[0])
+    with httpx.Client(base_url=harness.url, timeout=60) as client:
         with clip.open("rb") as f:
             sha = client.post("/api/v1/media", files={"file": ("alert.mp3", f)}).json()["sha256"]
         trigger = datetime.now(UTC)
@@ -99,7 +120,7 @@ def _scenario(
         _wait(lambda: _confirmed(client, broadcast_id) > 0, started + options.timeout_s)
         confirmed_before = _confirmed(client, broadcast_id)
         injected_s = time.perf_counter() - started
-        _inject(name, province)
+        _inject(name, province, database, leader)
         console.print(f"  {name} at {injected_s:.2f} s ({confirmed_before} confirmed)")
         _wait(
             lambda: _all_played(client, broadcast_id, options.clusters),
@@ -116,31 +137,33 @@ def _scenario(
     }
 
 
-def _inject(name: str, province: Province) -> None:
+def _leader(province: Province) -> Replica | None:
+    """The replica holding the job leadership (None with one replica)."""
+    if len(province.replicas) < 2:
+        return None
+    wait_until(lambda: any(r.leads() for r in province.replicas), timeout=30, what="a job leader")
+    return next(r for r in province.replicas if r.leads())
+
+
+def _inject(
+    name: str, province: Province, database: PrivatePostgres | None, leader: Replica | None
+) -> None:
     stack = province.stack
     if name == "broker-restart":
         province.broker.restart()
+    elif name == "api-kill" and leader is not None:
+        # Several replicas: the leader dies for good; a survivor takes over its share of
+        # the acknowledgements at once and its jobs once the database lets go of its lock.
+        leader.process.kill()
+        leader.process.wait()
     elif name == "api-kill":
         assert stack.api is not None
         stack.api.kill()
         stack.api.wait()
         start_api(stack, int(stack.api_url.rsplit(":", 1)[1]), log=province.work / "api-2.log")
-    elif name == "db-cut":
-        asyncio.run(cut_connections(province.database_url))
-
-
-async def cut_connections(url: str) -> int:
-    """What a PostgreSQL restart looks like to its clients: every connection to the
-    database of `url` ended at once. How many there were."""
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        cut: int = await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1",
-            url.rsplit("/", 1)[1],
-        )
-        return cut
-    finally:
-        await admin.close()
+    elif name == "db-restart":
+        assert database is not None
+        database.restart()
 
 
 def _wait(done: Callable[[], bool], deadline: float) -> None:
@@ -202,9 +225,6 @@ def _table(console: Console, report: dict[str, Any]) -> None:
     for column in ("scenario", "fault at (s)", "all confirmed (s)", "lost", "played twice"):
         table.add_column(column, justify="right")
     for name, result in report["scenarios"].items():
-        if "skipped" in result:
-            table.add_row(name, "skipped", result["skipped"], "", "")
-            continue
         table.add_row(
             name,
             str(result["fault_at_s"]),

@@ -129,10 +129,10 @@ def start_broker_if_needed(host: str, port: int) -> tuple[Broker | None, int]:
 
 def start_api(stack: StackProcesses, port: int, log: Path | None = None) -> None:
     stack.api = python_module("app", "serve", "--port", str(port), env=stack.env, log=log)
-    wait_until(lambda: _ready(stack.api_url), timeout=READY_TIMEOUT_S, what="the API")
+    wait_until(lambda: api_ready(stack.api_url), timeout=READY_TIMEOUT_S, what="the API")
 
 
-def _ready(api_url: str) -> bool:
+def api_ready(api_url: str) -> bool:
     try:
         return httpx.get(f"{api_url}/readyz", timeout=2).status_code == 200
     except httpx.HTTPError:

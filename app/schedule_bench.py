@@ -56,11 +56,11 @@ class ScheduleBenchOptions(BenchOptions):
     timeout_s: float = 180.0
 
 
-def _local(instant: datetime) -> str:
+def local_time(instant: datetime) -> str:
     return instant.astimezone(VN).replace(tzinfo=None).isoformat(timespec="seconds")
 
 
-def _stale(client: httpx.Client) -> int:
+def out_of_date(client: httpx.Client) -> int:
     response = client.get("/api/v1/schedules/out-of-date", params={"area": PROVINCE})
     response.raise_for_status()
     return len(response.json())
@@ -119,7 +119,7 @@ async def _expand_a_week(database_url: str, start: datetime) -> dict[str, Any]:
     }
 
 
-async def _slot_starts(database_url: str, slot: datetime) -> dict[str, Any]:
+async def slot_starts(database_url: str, slot: datetime) -> dict[str, Any]:
     """When the slot's broadcasts were written, and when each cluster started: by its own
     clock (`device_at` of its `playing`; the simulators share this machine's clock) and
     when the control plane heard it."""
@@ -209,7 +209,7 @@ def _run(
                 json={
                     "title": f"Bản tin {('sáng', 'trưa', 'tối')[n]}",
                     "bulletin_id": bulletin["id"],
-                    "starts_local": _local(first_slot + n * SLOT_SPACING),
+                    "starts_local": local_time(first_slot + n * SLOT_SPACING),
                     "rule": "FREQ=DAILY",
                     "areas": [commune],
                 },
@@ -221,7 +221,7 @@ def _run(
     # One change that touches every cluster's document: a province-wide one-off, saved
     # once the pushes of the communes' schedules have settled.
     wait_until(
-        lambda: _stale(client) == 0, timeout=options.timeout_s, what="pushes settled", every=1
+        lambda: out_of_date(client) == 0, timeout=options.timeout_s, what="pushes settled", every=1
     )
     changed = datetime.now(UTC)
     client.post(
@@ -229,7 +229,7 @@ def _run(
         json={
             "title": "Thông báo của tỉnh",
             "bulletin_id": bulletin["id"],
-            "starts_local": _local(first_slot + timedelta(hours=4)),
+            "starts_local": local_time(first_slot + timedelta(hours=4)),
             "areas": [PROVINCE],
         },
     ).raise_for_status()
@@ -248,7 +248,7 @@ def _run(
     expected = options.clusters
 
     def started() -> bool:
-        stats = asyncio.run(_slot_starts(database_url, first_slot))
+        stats = asyncio.run(slot_starts(database_url, first_slot))
         return bool(stats["slot_started"] >= expected)
 
     wait_until(
@@ -257,7 +257,7 @@ def _run(
         what="every cluster playing the slot",
         every=1.0,
     )
-    slot = asyncio.run(_slot_starts(database_url, first_slot))
+    slot = asyncio.run(slot_starts(database_url, first_slot))
     console.print(
         f"slot: {slot['slot_started']} clusters started, the latest "
         f"{slot['slot_start_latest_s']} s after the slot"

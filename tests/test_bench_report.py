@@ -28,3 +28,14 @@ def test_each_curve_ends_at_the_share_confirmed_and_the_png_is_written(tmp_path:
     assert "Completion by district" in json_path.with_suffix(".html").read_text()
     png = json_path.with_suffix(".png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+
+
+def test_a_profiles_page_carries_its_title_and_its_own_figures() -> None:
+    by_area = bench_report.group([("Đồng Xoài", 0.2)])
+    result = {"clusters": 1, "profile": "alert-storm", "wave2_lost": 0, "machine": {"cpus": 2}}
+    page = bench_report.page(result, by_area, title="Alert storm")
+    assert "<h1>Alert storm: 1 clusters</h1>" in page
+    assert "<th>wave2_lost</th><td>0</td>" in page and "<th>profile</th>" in page
+    assert "cpus" not in page  # nested facts stay in the JSON
+    # The default page keeps to its headline figures.
+    assert "wave2_lost" not in bench_report.page(result, by_area)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.broker import BrokerTier
+from app.broker import BRIDGE_TOPICS, BrokerTier
 from app.main import create_app
 from core.settings import Settings
 from simulator.fleet import Fleet
@@ -72,3 +72,34 @@ async def test_an_emergency_crosses_the_bridges_to_clusters_on_two_edge_brokers(
         for fleet in fleets:
             await fleet.close()
         await stack.stop()
+
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def _lines(path: Path, *prefixes: str) -> list[str]:
+    return [
+        " ".join(line.split())
+        for line in path.read_text().splitlines()
+        if line.split() and line.split()[0] in prefixes
+    ]
+
+
+def test_the_deployed_edge_bridges_what_the_tested_edges_bridge_with_the_cores_limits() -> None:
+    edge = DEPLOY / "mosquitto.edge.conf"
+    # The docker-compose edge (`--profile edges`) is the one tested above, in production
+    # clothes: the same topics each way, and the core's limits (a province's acks at
+    # once without a silent drop), TLS and accounts.
+    assert _lines(edge, "topic") == list(BRIDGE_TOPICS)
+    limits = (
+        "max_queued_messages",
+        "max_queued_bytes",
+        "max_inflight_messages",
+        "max_inflight_bytes",
+        "allow_duplicate_messages",
+        "allow_anonymous",
+        "password_file",
+        "acl_file",
+        "persistence",
+    )
+    assert _lines(edge, *limits) == _lines(DEPLOY / "mosquitto.production.conf", *limits)
