@@ -21,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import func, select
 
 from app import bench_report
@@ -110,27 +112,49 @@ def _send(client: httpx.Client, title: str, areas: list[str], sha: str) -> tuple
     return response.json()["id"], trigger
 
 
-async def _unconfirmed(database_url: str, ids: list[str]) -> int:
+async def _confirmed_of(database_url: str, ids: list[str]) -> tuple[int, int]:
+    """(deliveries confirmed, deliveries) of the broadcasts."""
     engine = create_engine(database_url)
     try:
         async with engine.connect() as conn:
-            left = await conn.scalar(
-                select(func.count())
-                .select_from(Delivery)
-                .where(Delivery.broadcast_id.in_(ids), Delivery.delivered_at.is_(None))
-            )
+            confirmed, total = (
+                await conn.execute(
+                    select(func.count(Delivery.delivered_at), func.count()).where(
+                        Delivery.broadcast_id.in_(ids)
+                    )
+                )
+            ).one()
     finally:
         await engine.dispose()
-    return int(left or 0)
+    return int(confirmed), int(total)
 
 
-def _wait_confirmed(database_url: str, ids: list[str], timeout: float, what: str) -> None:
-    wait_until(
-        lambda: asyncio.run(_unconfirmed(database_url, ids)) == 0,
-        timeout=timeout,
-        what=what,
-        every=POLL_S,
-    )
+def _wait_confirmed(
+    database_url: str, ids: list[str], timeout: float, what: str, console: Console
+) -> None:
+    _wait_counting(lambda: asyncio.run(_confirmed_of(database_url, ids)), timeout, what, console)
+
+
+def _wait_counting(
+    count: Callable[[], tuple[int, int]], timeout: float, what: str, console: Console
+) -> None:
+    """Until `count()` gives (n, n), drawing n as it grows."""
+    with Progress(
+        TextColumn(what),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(what)
+
+        def done() -> bool:
+            reached, total = count()
+            progress.update(task, completed=reached, total=total)
+            return reached >= total
+
+        wait_until(done, timeout=timeout, what=what, every=POLL_S)
 
 
 def _summary(rows: list[tuple[str, float | None]], prefix: str) -> dict[str, Any]:
@@ -184,7 +208,7 @@ def _morning(
         if wait > 0:
             time.sleep(wait)  # the emergency is due at a moment of the schedule, not an event
         broadcast_id, trigger = _send(client, "Lũ khẩn cấp", [PROVINCE], sha)
-    _wait_confirmed(url, [broadcast_id], options.timeout_s, "the emergency confirmed")
+    _wait_confirmed(url, [broadcast_id], options.timeout_s, "the emergency confirmed", console)
     rows = asyncio.run(delivery_times_by_district(url, broadcast_id, trigger))
     slot_stats = asyncio.run(slot_starts(url, slot))
     # The news was still playing everywhere: the emergency cut each cluster's off.
@@ -281,7 +305,7 @@ def _alert_storm(
         "waiting for every cluster to confirm every one"
     )
     ids = [broadcast_id for broadcast_id, _, _ in sent]
-    _wait_confirmed(url, ids, options.timeout_s, "every storm emergency confirmed")
+    _wait_confirmed(url, ids, options.timeout_s, "every storm emergency confirmed", console)
     first = min(at for _, at, _ in sent)
     rows: list[tuple[str, float | None]] = []
     per_wave: dict[str, Any] = {}
@@ -339,14 +363,14 @@ def _reconnect(
         restart_s = time.perf_counter() - down
         console.print(f"broker restarted in {restart_s:.2f} s; every cluster reconnecting")
         broadcast_id, trigger = _send(client, "Cháy rừng: khẩn cấp", [PROVINCE], sha)
-        wait_until(
-            lambda: asyncio.run(_seen_since(url, back)) >= expected,
-            timeout=options.timeout_s,
-            what="every cluster reconnected",
-            every=POLL_S,
+        _wait_counting(
+            lambda: (asyncio.run(_seen_since(url, back)), expected),
+            options.timeout_s,
+            "clusters reconnected",
+            console,
         )
         reconnected_s = (datetime.now(UTC) - back).total_seconds()
-        _wait_confirmed(url, [broadcast_id], options.timeout_s, "the emergency confirmed")
+        _wait_confirmed(url, [broadcast_id], options.timeout_s, "the emergency confirmed", console)
         online = client.get("/api/v1/health", params={"area": PROVINCE}).json()[0]["online"]
     rows = asyncio.run(delivery_times_by_district(url, broadcast_id, trigger))
     return {

@@ -82,6 +82,8 @@ class LiteClient:
         self._keepalive = keepalive
         self._username = username
         self._password = password
+        self._session_expiry_s = 0
+        self.session_present = False
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._next_pid = 0
@@ -128,6 +130,7 @@ class LiteClient:
         if self._password is not None:
             flags |= 0x40
             payload += _bin(self._password.encode())
+        self._session_expiry_s = session_expiry_s
         props = b""
         if session_expiry_s:
             props = bytes([PROP_SESSION_EXPIRY]) + struct.pack("!I", session_expiry_s)
@@ -139,6 +142,7 @@ class LiteClient:
             writer.close()
             code = data[1] if kind == CONNACK and len(data) > 1 else -1
             raise MqttLiteError(f"connection refused (reason code {code})")
+        self.session_present = bool(data[0] & 0x01)  # the broker resumed a kept session
         self._reader, self._writer = reader, writer
         self.closed.clear()
         self._tasks = [
@@ -255,9 +259,15 @@ class LiteClient:
         return future
 
     async def disconnect(self) -> None:
-        """A clean goodbye: the broker discards the Last Will."""
+        """A clean goodbye: the broker discards the Last Will, and the session (a session
+        kept past the connection is for a dropped link, not for leaving)."""
         if self._writer is not None:
-            self._writer.write(bytes([DISCONNECT << 4, 0]))
+            if self._session_expiry_s:
+                # Reason 0, then the Session Expiry Interval set to 0: end it now.
+                props = bytes([PROP_SESSION_EXPIRY]) + struct.pack("!I", 0)
+                self._writer.write(_packet(DISCONNECT, 0, b"\x00" + _props(props)))
+            else:
+                self._writer.write(bytes([DISCONNECT << 4, 0]))
             try:
                 await self._writer.drain()
             except (ConnectionError, OSError):

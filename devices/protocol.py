@@ -121,6 +121,9 @@ def heartbeat_topic(cluster_code: str) -> str:
 # What a device names a play from its stored schedule (in heartbeats' `playing`): the item
 # id behind this prefix, since no broadcast stands for it yet (section 11).
 LOCAL_PLAY_PREFIX = "local:"
+# A device's MQTT session outlives a dropped link by this long: what is published to it
+# meanwhile waits at the broker and arrives the moment it reconnects (docs/protocol.md 1).
+DEVICE_SESSION_EXPIRY_S = 600
 KEYS_TOPIC = f"{TOPIC_ROOT}/keys"  # retained KeySet: the public keys every device trusts
 
 

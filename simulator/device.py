@@ -222,6 +222,10 @@ class SimulatedCluster:
     async def _run(self) -> None:
         delay = RECONNECT_BASE_S
         code = self.spec.code
+        # Powered up: a clean start (we remember nothing, the control plane re-sends what
+        # is unconfirmed); from then on each reconnection resumes the session, and what
+        # was published while the link was down arrives at once (docs/protocol.md 1).
+        resume = False
         will = (protocol.status_topic(code), Status(cluster=code, online=False).to_json(), True)
         while True:
             if (outage := self._offline_until - time.monotonic()) > 0:
@@ -231,9 +235,12 @@ class SimulatedCluster:
                     self.env.host,
                     self.env.port,
                     will=will,
+                    clean_start=not resume,
+                    session_expiry_s=protocol.DEVICE_SESSION_EXPIRY_S,
                     local_addr=self.env.local_addr,
                     tls=self.env.tls,
                 )
+                resume = True
                 filters = [
                     protocol.KEYS_TOPIC,
                     protocol.cluster_command_topic(code),
