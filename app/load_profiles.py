@@ -28,7 +28,6 @@ from typing import Any
 
 import httpx
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import func, select
 
 from app import bench_report
@@ -40,6 +39,7 @@ from app.loadtest import (
     Province,
     bench_province,
     delivery_times_by_district,
+    progress_bars,
     run_facts,
 )
 from app.networks import NETWORKS
@@ -139,14 +139,7 @@ def _wait_counting(
     count: Callable[[], tuple[int, int]], timeout: float, what: str, console: Console
 ) -> None:
     """Until `count()` gives (n, n), drawing n as it grows."""
-    with Progress(
-        TextColumn(what),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
+    with progress_bars(console) as progress:
         task = progress.add_task(what)
 
         def done() -> bool:

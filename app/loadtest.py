@@ -584,14 +584,7 @@ def _watch(
     state: dict[str, Any] = {}
     deadline = started + options.timeout_s
     all_confirmed: float | None = None
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
+    with progress_bars(console) as progress:
         confirmed = progress.add_task("confirmed", total=options.clusters)
         played = progress.add_task("played", total=options.clusters)
         while time.perf_counter() < deadline:
@@ -610,6 +603,18 @@ def _watch(
                     break
             time.sleep(POLL_S)
     return state
+
+
+def progress_bars(console: Console) -> Progress:
+    """Bars that count up to a total, with the time so far; gone when done."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 def _rss_kb(pid: int) -> float:
