@@ -9,7 +9,7 @@ import logging
 import random
 import ssl
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 RECONNECT_BASE_S = 0.5  # a cluster on 4G retries quickly, then backs off
 RECONNECT_CAP_S = 10.0
+VERIFIED_MAX = 256  # commands a process remembers as verified
 KEEPALIVE_S = 30
 SEEN_COMMANDS_MAX = 512  # ids remembered against replays; older ones have long expired
 STREAM_STALL_S = 5.0  # a relay silent this long is dead (Icecast sends continuously)
@@ -114,6 +115,21 @@ class Environment:
     local_addr: str | None = None
     rng: random.Random = field(default_factory=random.Random)
     tls: ssl.SSLContext | None = None  # broker and media over TLS, trusting this CA
+    # Commands whose signature this process has verified, with the keys then trusted. A
+    # real fleet verifies on every cluster's own CPU at once; simulated clusters share
+    # this machine's cores, where 10,000 checks of one area command cost about a second
+    # (docs/benchmarks.md), so one check per payload and set of keys stands for them all.
+    verified: OrderedDict[tuple[bytes, frozenset[str]], None] = field(default_factory=OrderedDict)
+
+    def check_signature(self, trust: TrustStore, payload: bytes, obj: dict[str, Any]) -> None:
+        """`trust.check(obj)` (obj parsed from payload), once per payload and keys."""
+        key = (payload, trust.kids)
+        if key in self.verified:
+            return
+        trust.check(obj)  # a failure is not remembered: every cluster refuses it itself
+        self.verified[key] = None
+        if len(self.verified) > VERIFIED_MAX:
+            self.verified.popitem(last=False)
 
 
 @dataclass
@@ -375,7 +391,7 @@ class SimulatedCluster:
                 self._send_ack(command.id, command.broadcast, stage, None)
             return
         try:
-            self.trust.check(raw)
+            self.env.check_signature(self.trust, payload, raw)
         except SignatureError as exc:
             # Not remembered: a forgery must not use up the id of a genuine command.
             self.rejected.append(f"{exc.problem.value}: {command.id}")
