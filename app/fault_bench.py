@@ -4,8 +4,10 @@ reachable cluster confirmed, how many never did (lost), and how many played it t
 
 Faults: the broker restarted mid-alert; the API killed with SIGKILL mid-alert and
 started again; the database server crashed and restarted mid-alert (a PostgreSQL server
-of the bench's own, app/private_postgres.py); 30 % of the links dropping every 4 s; every acknowledgement
-sent twice and up to a second late (so out of order); clocks 10 minutes ahead and behind.
+of the bench's own, app/private_postgres.py); 30 % of the links dropping every 4 s;
+every acknowledgement sent twice and up to a second late (so out of order); clocks 10
+minutes ahead and behind. With `--replicas N` the API runs as N processes on one
+PostgreSQL and broker, and `api-kill` kills the job leader for good.
 """
 
 from __future__ import annotations

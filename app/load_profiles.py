@@ -54,7 +54,6 @@ from schedules.models import ScheduleFiring
 
 PROFILES = ("emergency", "morning", "alert-storm", "reconnect-storm")
 
-
 STORM_WAVES = 3
 STORM_GAP_S = 1.0  # between waves: the duty officer's next bulletin
 MORNING_LEAD_S = 20.0  # from the schedules saved to the slot: the pushes settle first
@@ -66,7 +65,7 @@ def run_profile(options: LoadtestOptions, profile: str) -> dict[str, Any]:
     console = Console()
     network = NETWORKS[options.network]
     runs = {"morning": _morning, "alert-storm": _alert_storm, "reconnect-storm": _reconnect}
-    with bench_province(options, console, online_share=network.online_share) as province:
+    with bench_province(options, console) as province:
         console.print(f"[bold]{profile}[/bold] over {options.network} ({network.describe()})")
         result, by_area = runs[profile](options, province, console)
     result = {
@@ -175,7 +174,9 @@ def _morning(
             json={"title": "Bản tin sáng", "media_sha256": _upload(client, news)},
         ).json()
         client.post(f"/api/v1/bulletins/{bulletin['id']}/submit").raise_for_status()
-        client.post(f"/api/v1/bulletins/{bulletin['id']}/approve", headers=EDITOR)
+        client.post(
+            f"/api/v1/bulletins/{bulletin['id']}/approve", headers=EDITOR
+        ).raise_for_status()
         communes = sorted(
             {c["areas"][-1] for c in client.get("/api/v1/clusters/provisioning").json()}
         )

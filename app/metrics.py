@@ -7,7 +7,7 @@ Three kinds of figure, each read where it is cheapest and truest:
 - **read from the database at scrape time** (so they are right whichever replica did the
   work): clusters online and offline, and the deliveries of the broadcasts still valid,
   by state and class. These are cached for `CACHE_S` so a scrape storm costs one query;
-- **the process's own state**: MQTT connected, ingest backlogs.
+- **the process's own state**: MQTT connected, job leadership, ingest backlogs.
 
 With several API replicas each exposes its own counters (sum them) and the same
 database figures (take `max`). The scheduler process serves no HTTP and has no metrics.
@@ -122,6 +122,11 @@ class _Snapshot(Collector):
             "broadcast_mqtt_connected",
             "1 while the MQTT client is connected and subscribed",
             value=1 if mqtt and mqtt.connected else 0,
+        )
+        yield GaugeMetricFamily(
+            "broadcast_job_leader",
+            "1 while this process holds the job leadership (re-sends, expiry, schedules)",
+            value=1 if runtime.jobs and runtime.jobs.leading else 0,
         )
         backlog = GaugeMetricFamily(
             "broadcast_ingest_backlog", "Device messages waiting for a batch", labels=["queue"]

@@ -36,7 +36,7 @@ async def apis(tmp_path: Path) -> AsyncIterator[Callable[[Settings], ApiProcess]
         started.append(api)
         return api
 
-    yield start  # type: ignore[misc]
+    yield start
     for api in started:
         api.stop()
 
@@ -157,6 +157,8 @@ async def test_two_replicas_share_the_acks_and_one_killed_mid_alert_loses_nothin
         alert = await _send(clients[1], media)
         await eventually(lambda: _state(clients[0], alert), lambda b: b["confirmed"] > 0)
         leader = next(r for r in replicas if r.says("acquired scheduler leadership"))
+        # Monitoring tells which one leads: exactly that one says so in its metrics.
+        assert [await _leads(c) for c in clients] == [r is leader for r in replicas]
         survivor = clients[1 - replicas.index(leader)]
         leader.kill()
         await eventually(
@@ -165,6 +167,7 @@ async def test_two_replicas_share_the_acks_and_one_killed_mid_alert_loses_nothin
             timeout=90,
             what="every cluster played, through the survivor",
         )
+        assert await eventually(lambda: _leads(survivor), bool, what="the survivor leading")
     finally:
         for client in clients:
             await client.aclose()
@@ -176,3 +179,10 @@ async def test_two_replicas_share_the_acks_and_one_killed_mid_alert_loses_nothin
             )
     finally:
         await engine.dispose()
+
+
+async def _leads(client: httpx.AsyncClient) -> bool:
+    """What the replica's /metrics say of its job leadership."""
+    metrics = (await client.get("/metrics")).text
+    [line] = [x for x in metrics.splitlines() if x.startswith("broadcast_job_leader ")]
+    return line.split()[1] == "1.0"
