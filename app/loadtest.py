@@ -162,25 +162,34 @@ async def delivery_times_by_district(
     database_url: str, broadcast_id: str, trigger: datetime
 ) -> list[tuple[str, float | None]]:
     """(district, seconds from the request to confirmed or None) of every delivery."""
+    return (await times_by_district(database_url, {broadcast_id: trigger}))[broadcast_id]
+
+
+async def times_by_district(
+    database_url: str, triggers: dict[str, datetime]
+) -> dict[str, list[tuple[str, float | None]]]:
+    """For each broadcast (id: when it was requested), its deliveries' (district, seconds
+    from the request to confirmed or None); one query for them all."""
     engine = create_engine(database_url)
     try:
         async with engine.connect() as conn:
             rows = (
                 await conn.execute(
-                    select(Area.path, Delivery.delivered_at)
+                    select(Delivery.broadcast_id, Area.path, Delivery.delivered_at)
                     .join(Area, Area.id == Delivery.area_id)
-                    .where(Delivery.broadcast_id == broadcast_id)
+                    .where(Delivery.broadcast_id.in_(list(triggers)))
                 )
             ).all()
             names = dict((await conn.execute(select(Area.code, Area.name))).all())
     finally:
         await engine.dispose()
-    found = []
-    for path, delivered_at in rows:
+    found: dict[str, list[tuple[str, float | None]]] = {b: [] for b in triggers}
+    for broadcast_id, path, delivered_at in rows:
         codes = path.strip("/").split("/")
         district = codes[1] if len(codes) > 1 else codes[0]
+        trigger = triggers[broadcast_id]
         seconds = (delivered_at - trigger).total_seconds() if delivered_at else None
-        found.append((names.get(district, district), seconds))
+        found[broadcast_id].append((names.get(district, district), seconds))
     return found
 
 
@@ -209,7 +218,7 @@ def _ingest_idle(api_url: str) -> bool:
     return not any(stats["backlog"].values())
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
@@ -553,8 +562,8 @@ def _emergency(
         "lost": options.clusters - delivered,
         "http_accepted_s": round(accepted_s, 3),
         "trigger_to_all_delivered_s": round(max(delays), 3) if delays else None,
-        "p50_delivered_s": round(_percentile(delays, 0.5), 3) if delays else None,
-        "p99_delivered_s": round(_percentile(delays, 0.99), 3) if delays else None,
+        "p50_delivered_s": round(percentile(delays, 0.5), 3) if delays else None,
+        "p99_delivered_s": round(percentile(delays, 0.99), 3) if delays else None,
         "trigger_to_all_played_s": round(all_played_s, 3),
         "media_seconds": MEDIA_SECONDS,
         "api_peak_rss_mb": round(peak_rss, 1),
