@@ -464,6 +464,12 @@ def loadtest(
         ),
     ] = "emergency",
     network: NetworkOption = "lan",
+    runs: Annotated[
+        int,
+        typer.Option(
+            min=1, help="emergency profile: fresh-clip and cached-clip emergencies, each this often"
+        ),
+    ] = 1,
 ) -> None:
     """Full stack in separate processes, one profile of a day; JSON, HTML and PNG results."""
     from app.load_profiles import PROFILES, run_profile
@@ -480,6 +486,7 @@ def loadtest(
         timeout_s=timeout,
         edges=edges,
         network=_network(network),
+        runs=runs,
     )
     if profile == "emergency":
         run_loadtest(options)

@@ -134,13 +134,16 @@ class Runtime:
     def start_jobs(self) -> None:
         dispatcher = self.require_dispatcher()
 
+        def answers_unread() -> bool:
+            return self.acks is not None and self.acks.busy
+
         async def sweep() -> None:
             await broadcast_jobs.sweep_deliveries(
                 sessions=self.sessions,
                 dispatcher=dispatcher,
                 clock=self.clock,
                 write_lock=self.write_lock,
-                answers_unread=lambda: self.acks is not None and self.acks.busy,
+                answers_unread=answers_unread,
             )
 
         last_push = [-math.inf]
@@ -168,7 +171,11 @@ class Runtime:
             async with self.write_lock, session_scope(self.sessions) as session:
                 await health_service.mark_silent_offline(session, now=now, settings=s)
                 await operations.expire(session, now=now)
-                if time.monotonic() - last_alarms[0] >= s.alarm_evaluate_s:
+                if alarms.due(
+                    since_last_s=time.monotonic() - last_alarms[0],
+                    interval_s=s.alarm_evaluate_s,
+                    answers_unread=answers_unread(),
+                ):
                     last_alarms[0] = time.monotonic()
                     await alarms.evaluate(session, now=now, settings=s)
                 if time.monotonic() - last_retention[0] >= RETENTION_EVERY_S:

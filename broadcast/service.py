@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -60,26 +61,48 @@ def _minimal_cover(areas: list[Area]) -> list[Area]:
     return kept
 
 
-async def resolve_targets(
-    session: AsyncSession, areas: list[str], clusters: list[str]
-) -> tuple[list[Area], list[str], dict[int, int]]:
-    """(minimal area cover, clusters named outside it, {cluster id: area id} of every
-    targeted cluster); unknown areas and clusters are refused by name."""
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """What a request addresses: the minimal cover of its areas, and the clusters it names
+    outside that cover (id, code)."""
+
+    cover: list[Area]
+    extra: list[tuple[int, str]]
+
+    @property
+    def paths(self) -> list[str]:
+        return [a.path for a in self.cover]
+
+    @property
+    def extra_ids(self) -> list[int]:
+        return [cid for cid, _ in self.extra]
+
+
+async def addressed(session: AsyncSession, areas: list[str], clusters: list[str]) -> Targets:
+    """The request's targets; unknown areas and clusters are refused by name."""
     found = await area_repository.get_many_by_code(session, areas)
     for code in areas:
         if code not in found:
             raise AreaNotFound(code)
     cover = _minimal_cover(list(found.values()))
-    in_areas = await device_repository.targets_in_subtrees(session, [a.path for a in cover])
-    named = await device_repository.targets_by_code(session, clusters)
+    named = await device_repository.named_clusters(session, clusters)
     named_codes = {code for _, code, _ in named}
     for code in clusters:
         if code not in named_codes:
             raise ClusterNotFound(code)
-    covered = {cid for cid, _, _ in in_areas}
-    extra = [row for row in named if row[0] not in covered]
-    targets = {cid: area_id for cid, _, area_id in [*in_areas, *extra]}
-    return cover, sorted({code for _, code, _ in extra}), targets
+    paths = [a.path for a in cover]
+    outside = [(cid, code) for cid, code, path in named if not path.startswith(tuple(paths))]
+    return Targets(cover, sorted(outside, key=lambda c: c[1]))
+
+
+async def resolve_targets(
+    session: AsyncSession, areas: list[str], clusters: list[str]
+) -> tuple[list[Area], list[str], dict[int, int]]:
+    """(minimal area cover, clusters named outside it, {cluster id: area id} of every
+    targeted cluster); unknown areas and clusters are refused by name."""
+    targets = await addressed(session, areas, clusters)
+    rows = await device_repository.targets_in_subtrees(session, targets.paths, targets.extra_ids)
+    return targets.cover, [code for _, code in targets.extra], {cid: aid for cid, _, aid in rows}
 
 
 async def create(
@@ -123,9 +146,7 @@ async def create(
         start = data.stream_starts_at or now
         display_s = math.ceil(((data.stream_ends_at or expires_at) - start).total_seconds())
 
-    cover, extra, targets = await resolve_targets(session, data.areas, data.clusters)
-    if not targets:
-        raise InvalidInput("no clusters under the given targets", detail={"field": "areas"})
+    targets = await addressed(session, data.areas, data.clusters)
 
     broadcast = Broadcast(
         id=str(uuid.uuid4()),
@@ -145,8 +166,8 @@ async def create(
         sent_by=sent_by,
         repeat=data.repeat,
         drill=data.drill,
-        target_areas=[a.code for a in cover],
-        target_clusters=extra,
+        target_areas=[a.code for a in targets.cover],
+        target_clusters=[code for _, code in targets.extra],
         command_id=str(uuid.uuid4()),
         created_at=now,
         expires_at=expires_at,
@@ -154,21 +175,16 @@ async def create(
     session.add(broadcast)
     await session.flush()
     first_retry = now + timedelta(seconds=retry_delay_s(1, settings))
-    await repository.insert_deliveries(
+    total = await repository.insert_queued_deliveries(
         session,
-        [
-            {
-                "broadcast_id": broadcast.id,
-                "cluster_id": cid,
-                "area_id": area_id,
-                "state": S.QUEUED.value,
-                "attempts": 1,
-                "next_attempt_at": first_retry,
-            }
-            for cid, area_id in targets.items()
-        ],
+        broadcast_id=broadcast.id,
+        paths=targets.paths,
+        cluster_ids=targets.extra_ids,
+        next_attempt_at=first_retry,
     )
-    return broadcast, len(targets)
+    if not total:  # the caller's transaction rolls the broadcast back
+        raise InvalidInput("no clusters under the given targets", detail={"field": "areas"})
+    return broadcast, total
 
 
 async def get(*, session: AsyncSession, broadcast_id: str) -> Broadcast:

@@ -5,7 +5,8 @@ A full client object per device (a paho client with its own buffers and locks) c
 more memory and CPU than a cluster is worth in a load run; this one costs a few kilobytes.
 For the control plane, paho (under aiomqtt) handles one packet per event-loop turn; this
 client drains whatever the socket delivered in one go, which matters when a province
-acknowledges at once.
+acknowledges at once, and writes what one turn of the event loop produced (the PUBACKs of
+a burst, a cluster's PUBACK and its answers) in one system call.
 It speaks CONNECT (with Last Will and session expiry), SUBSCRIBE, PUBLISH at QoS 0/1 with
 PUBACK both ways, PINGREQ and DISCONNECT. Anything else the broker sends is ignored.
 """
@@ -88,6 +89,7 @@ class LiteClient:
         self._writer: asyncio.StreamWriter | None = None
         self._next_pid = 0
         self._pending: dict[int, asyncio.Future[None]] = {}
+        self._out = bytearray()  # written at the end of this turn of the event loop
         self._tasks: list[asyncio.Task[None]] = []
         self.closed: asyncio.Event = asyncio.Event()
         self.closed.set()
@@ -197,15 +199,28 @@ class LiteClient:
             self._on_message(topic, payload)
         finally:
             if qos == 1 and self._writer is not None:
-                self._writer.write(_packet(PUBACK, 0, struct.pack("!H", pid)))
+                self._send(_packet(PUBACK, 0, struct.pack("!H", pid)))
+
+    def _send(self, data: bytes) -> None:
+        """Queue bytes for the socket. A write is a system call; everything queued in one
+        turn of the event loop goes out in one, in order."""
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out += data
+
+    def _flush(self) -> None:
+        if self._out and self._writer is not None:
+            self._writer.write(bytes(self._out))
+        self._out.clear()
 
     async def _ping_loop(self) -> None:
         while self._writer is not None:
             await asyncio.sleep(self._keepalive * 0.75)
             if self._writer is not None:
-                self._writer.write(bytes([PINGREQ << 4, 0]))
+                self._send(bytes([PINGREQ << 4, 0]))
 
     def _lost(self) -> None:
+        self._out.clear()  # never to be written on the next connection
         if self._writer is not None:
             self._writer.close()
         self._writer = self._reader = None
@@ -227,7 +242,7 @@ class LiteClient:
             body += _str(topic_filter) + bytes([qos])
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending[pid] = future
-        self._writer.write(_packet(SUBSCRIBE, 0x02, body))
+        self._send(_packet(SUBSCRIBE, 0x02, body))
         await asyncio.wait_for(future, timeout)
 
     def publish(
@@ -253,7 +268,7 @@ class LiteClient:
             future = asyncio.get_running_loop().create_future()
             future.add_done_callback(_consume_exception)
             self._pending[pid] = future
-        self._writer.write(
+        self._send(
             _packet(PUBLISH, (qos << 1) | (1 if retain else 0), body + _props(props) + payload)
         )
         return future
@@ -262,6 +277,7 @@ class LiteClient:
         """A clean goodbye: the broker discards the Last Will, and the session (a session
         kept past the connection is for a dropped link, not for leaving)."""
         if self._writer is not None:
+            self._flush()  # what was published before the goodbye
             if self._session_expiry_s:
                 # Reason 0, then the Session Expiry Interval set to 0: end it now.
                 props = bytes([PROP_SESSION_EXPIRY]) + struct.pack("!I", 0)

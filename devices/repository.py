@@ -4,8 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Row, Table, bindparam, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    false,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from areas.models import Area
@@ -44,29 +56,53 @@ async def list_page(
     return [(row[0], row[1]) for row in rows.all()], total
 
 
+def _under_or_named(paths: Sequence[str], cluster_ids: Sequence[int]) -> ColumnElement[bool]:
+    """Clusters in an area under any of `paths`, or one of `cluster_ids` (query joins Area)."""
+    conditions = [Area.path.startswith(path, autoescape=True) for path in paths]
+    if cluster_ids:
+        conditions.append(Cluster.id.in_(list(cluster_ids)))
+    return or_(false(), *conditions)
+
+
 async def targets_in_subtrees(
-    session: AsyncSession, paths: Sequence[str]
+    session: AsyncSession, paths: Sequence[str], cluster_ids: Sequence[int] = ()
 ) -> Sequence[Row[int, str, int]]:
-    """(cluster id, code, area id) of every cluster under any of the given area paths."""
-    if not paths:
+    """(cluster id, code, area id) of every cluster under any of the given area paths, and
+    of the clusters given by id."""
+    if not paths and not cluster_ids:
         return []
-    condition = Area.path.startswith(paths[0], autoescape=True)
-    for path in paths[1:]:
-        condition = condition | Area.path.startswith(path, autoescape=True)
     query = (
         select(Cluster.id, Cluster.code, Cluster.area_id)
         .join(Area, Cluster.area_id == Area.id)
-        .where(condition)
+        .where(_under_or_named(paths, cluster_ids))
     )
     return (await session.execute(query)).all()
 
 
-async def targets_by_code(
+def targets_source(
+    paths: Sequence[str], cluster_ids: Sequence[int], *constants: ColumnElement[Any]
+) -> Select[Any]:
+    """SELECT (cluster id, area id, *constants) of the same clusters as
+    `targets_in_subtrees`: the source of an INSERT … SELECT, so that the database writes a
+    row per cluster without the rows passing through Python."""
+    return (
+        select(Cluster.id, Cluster.area_id, *constants)
+        .join(Area, Cluster.area_id == Area.id)
+        .where(_under_or_named(paths, cluster_ids))
+    )
+
+
+async def named_clusters(
     session: AsyncSession, codes: Sequence[str]
-) -> Sequence[Row[int, str, int]]:
+) -> Sequence[Row[int, str, str]]:
+    """(cluster id, code, area path) of the clusters with these codes."""
     if not codes:
         return []
-    query = select(Cluster.id, Cluster.code, Cluster.area_id).where(Cluster.code.in_(list(codes)))
+    query = (
+        select(Cluster.id, Cluster.code, Area.path)
+        .join(Area, Cluster.area_id == Area.id)
+        .where(Cluster.code.in_(list(codes)))
+    )
     return (await session.execute(query)).all()
 
 

@@ -12,7 +12,7 @@ import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from devices import media_auth, protocol
 from devices.mqtt_lite import LiteClient, MqttLiteError
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 RECONNECT_BASE_S = 0.5  # a cluster on 4G retries quickly, then backs off
 RECONNECT_CAP_S = 10.0
-VERIFIED_MAX = 256  # commands a process remembers as verified
+VERIFIED_MAX = 256  # commands a process remembers as parsed and verified
 KEEPALIVE_S = 30
 SEEN_COMMANDS_MAX = 512  # ids remembered against replays; older ones have long expired
 STREAM_STALL_S = 5.0  # a relay silent this long is dead (Icecast sends continuously)
@@ -55,6 +55,9 @@ MAX_EARLY_S = 60.0  # a play sent further ahead of its starts_at than this: cloc
 DOWNLOAD_RETRY_BASE_S = 0.5
 DOWNLOAD_RETRY_CAP_S = 15.0
 SHA256_MISMATCH = "media sha256 mismatch"
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 @dataclass(frozen=True)
@@ -115,11 +118,13 @@ class Environment:
     local_addr: str | None = None
     rng: random.Random = field(default_factory=random.Random)
     tls: ssl.SSLContext | None = None  # broker and media over TLS, trusting this CA
-    # Commands whose signature this process has verified, with the keys then trusted. A
-    # real fleet verifies on every cluster's own CPU at once; simulated clusters share
-    # this machine's cores, where 10,000 checks of one area command cost about a second
-    # (docs/benchmarks.md), so one check per payload and set of keys stands for them all.
+    # A real fleet parses and verifies each command on every cluster's own CPU at once;
+    # simulated clusters share this machine's cores, where 10,000 signature checks of one
+    # area command cost about a second, and parsing it was 44 % of a simulator's time
+    # (docs/benchmarks.md). So a process does each once per payload and its clusters share
+    # the result: the parsed command is frozen, and the object it came from is only read.
     verified: OrderedDict[tuple[bytes, frozenset[str]], None] = field(default_factory=OrderedDict)
+    parsed: OrderedDict[bytes, tuple[Command, dict[str, Any]]] = field(default_factory=OrderedDict)
 
     def check_signature(self, trust: TrustStore, payload: bytes, obj: dict[str, Any]) -> None:
         """`trust.check(obj)` (obj parsed from payload), once per payload and keys."""
@@ -127,9 +132,22 @@ class Environment:
         if key in self.verified:
             return
         trust.check(obj)  # a failure is not remembered: every cluster refuses it itself
-        self.verified[key] = None
-        if len(self.verified) > VERIFIED_MAX:
-            self.verified.popitem(last=False)
+        _keep_recent(self.verified, key, None)
+
+    def parse_command(self, payload: bytes) -> tuple[Command, dict[str, Any]]:
+        """`protocol.parse_signed(Command, payload)`, once per payload (a malformed one is
+        refused by every cluster itself)."""
+        found = self.parsed.get(payload)
+        if found is None:
+            found = protocol.parse_signed(Command, payload)
+            _keep_recent(self.parsed, payload, found)
+        return found
+
+
+def _keep_recent(memo: OrderedDict[_K, _V], key: _K, value: _V) -> None:
+    memo[key] = value
+    if len(memo) > VERIFIED_MAX:
+        memo.popitem(last=False)
 
 
 @dataclass
@@ -378,7 +396,7 @@ class SimulatedCluster:
             self._on_schedule(payload)
             return
         try:
-            command, raw = protocol.parse_signed(Command, payload)
+            command, raw = self.env.parse_command(payload)
         except ProtocolError as exc:
             self.rejected.append(f"malformed: {exc}")
             return  # nothing to answer: we cannot tell which command it was

@@ -11,7 +11,7 @@ from core.clock import ManualClock
 from core.settings import Settings
 from devices import protocol
 from devices.mqtt_lite import LiteClient
-from health.alarms import AlarmKind, _State, conditions
+from health.alarms import DEFER_MAX_S, AlarmKind, _State, conditions, due
 from simulator.fleet import Fleet
 from tests.broadcast.helpers import seed_province
 from tests.support import Stack, eventually
@@ -189,3 +189,14 @@ def test_a_schedule_not_confirmed_in_time_is_an_alarm_only_while_online() -> Non
     assert kinds(offline) == set(), "offline, not yet too long; its stale schedule is moot"
     offline = state(online=False, offline_since=now - timedelta(seconds=300))
     assert kinds(offline) == {AlarmKind.OFFLINE}
+
+
+def test_alarms_wait_while_a_broadcasts_answers_are_unread_but_not_for_ever() -> None:
+    def evaluated(since_last_s: float, *, answers_unread: bool) -> bool:
+        return due(since_last_s=since_last_s, interval_s=5, answers_unread=answers_unread)
+
+    assert not evaluated(4.9, answers_unread=False), "not before their time"
+    assert evaluated(5, answers_unread=False)
+    assert not evaluated(5, answers_unread=True), "an emergency's confirmations come first"
+    assert not evaluated(5 + DEFER_MAX_S - 0.1, answers_unread=True)
+    assert evaluated(5 + DEFER_MAX_S, answers_unread=True), "a flood of answers delays, never stops"
