@@ -216,7 +216,7 @@ def serve(
     _logging()
     settings = get_settings().model_copy(update={"run_jobs_in_api": jobs})
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, settle_heap=True),
         host=host,
         port=port,
         log_config=None,  # uvicorn's lines go through ours (text or JSON)

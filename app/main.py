@@ -28,6 +28,7 @@ from central.inbound import router as central_inbox_router
 from central.router import router as central_router
 from console.router import SignInNeeded, sign_in_first
 from console.router import router as console_router
+from core import heap
 from core.clock import Clock
 from core.errors import AppError
 from core.settings import Settings, get_settings
@@ -43,7 +44,10 @@ log = logging.getLogger(__name__)
 CONSOLE_STATIC = Path(__file__).resolve().parent.parent / "console" / "static"
 
 
-def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, clock: Clock | None = None, *, settle_heap: bool = False
+) -> FastAPI:
+    """`settle_heap`: for the serving process itself (core.heap), not for tests."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -51,6 +55,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         runtime = Runtime.build(settings, clock)
         app.state.runtime = runtime
         await runtime.start()
+        if settle_heap:
+            heap.settle()
         try:
             yield
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 MQTT_CONNECT_TIMEOUT_S = 10.0
 RETENTION_EVERY_S = 60.0  # telemetry history past its window is dropped this often
+LINK_YIELDS_TO_ACKS_S = 2.0  # status and heartbeats wait at most this for acks to drain
 CAP_ACKS_EVERY_S = 2.0  # how often finished CAP alerts are looked for, to acknowledge
 # Who the record says sent a scheduled broadcast (the schedule keeps who wrote it).
 SCHEDULER_ACTOR = Actor("scheduler", Role.ADMIN)
@@ -101,7 +103,7 @@ class Runtime:
             "acks", self._handle_acks, max_batch=s.ack_batch_max, window_s=s.ack_batch_window_s
         )
         self.link = BatchConsumer(
-            "link", self._handle_link, max_batch=s.ack_batch_max, window_s=s.ack_batch_window_s
+            "link", self._handle_link, max_batch=s.ack_batch_max, window_s=s.link_batch_window_s
         )
         routes: dict[str, MessageHandler] = {
             protocol.ACK_FILTER: self._on_ack,
@@ -304,6 +306,11 @@ class Runtime:
             self._audit_refusals(session)
 
     async def _handle_link(self, batch: list[LinkMessage]) -> None:
+        # A broadcast's answers first: heartbeats can wait for a gap in them, never long.
+        if self.acks is not None and self.acks.busy:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.acks.drained(), LINK_YIELDS_TO_ACKS_S)
+
         async def resend_soon(session: AsyncSession, cluster_ids: list[int]) -> None:
             await broadcast_repository.resend_soon_for_clusters(
                 session, cluster_ids=cluster_ids, at=self.clock.now()

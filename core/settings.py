@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     # Acknowledgement ingest: one transaction per batch, never per message.
     ack_batch_max: int = 1000
     ack_batch_window_s: float = 0.01
+    # Status and heartbeats wait longer for company: nobody needs them within milliseconds,
+    # and a batch costs five statements however small (a province's heartbeats trickle in
+    # one or two at a time; docs/benchmarks.md).
+    link_batch_window_s: float = 0.25
 
     # Re-sending unconfirmed deliveries: exponential backoff from base to cap.
     resend_base_s: float = 2.0

@@ -14,6 +14,7 @@ PUBACK both ways, PINGREQ and DISCONNECT. Anything else the broker sends is igno
 from __future__ import annotations
 
 import asyncio
+import random
 import ssl
 import struct
 from collections.abc import Callable
@@ -215,7 +216,9 @@ class LiteClient:
 
     async def _ping_loop(self) -> None:
         while self._writer is not None:
-            await asyncio.sleep(self._keepalive * 0.75)
+            # Within the keep-alive, at a random point: a fleet that connected in the same
+            # second (after a broker restart) must not ping in the same second for ever.
+            await asyncio.sleep(self._keepalive * random.uniform(0.5, 0.75))
             if self._writer is not None:
                 self._send(bytes([PINGREQ << 4, 0]))
 

@@ -10,7 +10,9 @@ many communes, not one commune's every cluster). A job (`advance`) then, every t
 2. aborts when more than `abort_failure_pct` of the installs finished since it was
    started (or resumed) failed, once at least `abort_min_finished` have;
 3. sends the current wave's pending clusters that are online, at most `per_minute` in
-   any minute; offline ones wait for their link and do not hold the next wave back;
+   any minute; offline ones wait for their link and do not hold the next wave back, once
+   the wave has at least one outcome: a wave none of whose clusters could be reached yet
+   is no evidence that the image is good, so it waits rather than widen an untried image;
 4. moves to the next wave when nothing of the current one is pending-online or under
    way (or pauses for a person, with `pause_between_waves`), and completes when every
    cluster has an outcome.
@@ -238,6 +240,12 @@ async def _step(
     current = by_state.get(rollout.current_wave, Counter())
     if current["pending_online"] or any(current[s] for s in IN_FLIGHT):
         return []
+    waiting = f"wave {rollout.current_wave}: waiting for its clusters to come online"
+    if current["pending_offline"] and not (current["done"] or current["failed"]):
+        rollout.reason = waiting  # nothing of this wave heard from: no evidence yet
+        return []
+    if rollout.reason == waiting:
+        rollout.reason = ""
     if rollout.current_wave < rollout.waves:
         if rollout.pause_between_waves:
             rollout.state = "paused"

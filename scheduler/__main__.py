@@ -12,6 +12,7 @@ import logging
 import signal
 
 from app.runtime import Runtime
+from core import heap
 from core.logs import configure
 from core.settings import get_settings
 
@@ -23,6 +24,7 @@ async def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await runtime.start(run_jobs=True, consume=False)
+    heap.settle()
     try:
         await stop.wait()
     finally:

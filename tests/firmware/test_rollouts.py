@@ -212,6 +212,41 @@ async def test_offline_clusters_wait_and_do_not_hold_the_next_wave(
     assert fleet.devices[away].firmware == "2.4.0"
 
 
+async def test_a_wave_none_of_whose_clusters_is_reachable_holds_the_next_one(
+    stack: Stack, fleet_factory: Callable[..., Fleet]
+) -> None:
+    """Offline clusters do not hold a wave up once it has an outcome; a wave with none is
+    no evidence that the image boots, so the next, wider wave must not start."""
+    specs = (await _speakers(stack))[:4]
+    fleet = fleet_factory(specs)  # none of them online yet
+    await _upload(stack, "2.6.0", os.urandom(10_000))
+    created = await _rollout(
+        stack,
+        firmware="2.6.0",
+        clusters=[s.code for s in specs],
+        waves=[{"count": 2}, {"percent": 100}],
+    )
+    waves = _by_wave(await _read(stack, created["id"]))
+    await fleet.start(sorted(waves[2]))  # only the second wave's clusters come online
+    for code in waves[2]:
+        await eventually(
+            lambda code=code: stack.client.get(f"/api/v1/clusters/{code}/health"),
+            lambda r: r.json()["online"] is True,
+            what=f"{code} online",
+        )
+    assert stack.runtime.jobs is not None
+    await stack.runtime.jobs.wait_ticks(3)
+    held = await _read(stack, created["id"])
+    assert held["state"] == "running" and held["current_wave"] == 1
+    assert held["reason"] == "wave 1: waiting for its clusters to come online"
+    assert {c["state"] for c in held["clusters"]} == {"pending"}
+    assert not any(d.installs for d in fleet.devices.values()), "nothing widened untried"
+
+    await fleet.start(sorted(waves[1]))
+    done = await _until(stack, created["id"], "completed")
+    assert done["counts"] == {"done": 4} and done["reason"] == ""
+
+
 async def test_clusters_refuse_an_image_whose_bytes_do_not_match_its_manifest(
     stack: Stack, fleet_factory: Callable[..., Fleet]
 ) -> None:

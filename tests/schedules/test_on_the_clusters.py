@@ -115,8 +115,12 @@ async def test_a_cluster_offline_for_the_slot_plays_it_from_its_stored_schedule(
             return set(rows.all())
 
     await eventually(states, lambda s: s == {"played"}, timeout=30, what="every delivery played")
-    assert await out_of_date(stack) == [], "back online, it took the new version"
     assert sum(away.local_plays.values()) == 1, "asked again, it did not play a second time"
+    # Its heartbeat confirming the version travels apart from its answers (no order between
+    # the two): read when it has come.
+    await eventually(
+        lambda: out_of_date(stack), lambda rows: rows == [], what="back online, the new version"
+    )
 
 
 async def test_a_play_made_offline_is_recorded_even_after_its_broadcast_expired(
