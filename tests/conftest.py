@@ -113,6 +113,7 @@ def settings_factory(clean_db: str, broker: Broker, tmp_path: Path) -> Callable[
             "resend_cap_s": 4.0,
             "played_grace_s": 2.0,
             "sweep_interval_s": 0.2,
+            "link_batch_window_s": 0.05,  # tests wait on births and heartbeats throughout
             "mqtt_share_group": f"g{uuid.uuid4().hex[:8]}",  # tests never steal each other's acks
             "self_test_at": None,  # the daily self-test only where a test asks for it
         }
