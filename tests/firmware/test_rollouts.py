@@ -61,6 +61,15 @@ async def _until(stack: Stack, rollout_id: int, state: str) -> dict[str, Any]:
     )
 
 
+async def _seen(stack: Stack, code: str, *, online: bool) -> None:
+    """Wait until the control plane shows the cluster online (or offline)."""
+    await eventually(
+        lambda: stack.client.get(f"/api/v1/clusters/{code}/health"),
+        lambda r: r.json()["online"] is online,
+        what=f"{code} {'online' if online else 'offline'}",
+    )
+
+
 def _by_wave(rollout: dict[str, Any]) -> dict[int, set[str]]:
     waves: dict[int, set[str]] = {}
     for c in rollout["clusters"]:
@@ -186,11 +195,7 @@ async def test_offline_clusters_wait_and_do_not_hold_the_next_wave(
     await fleet.start()
     away = specs[0].code
     await fleet.stop([away])  # says it is offline before it goes
-    await eventually(
-        lambda: stack.client.get(f"/api/v1/clusters/{away}/health"),
-        lambda r: r.json()["online"] is False,
-        what=f"{away} offline",
-    )
+    await _seen(stack, away, online=False)
     await _upload(stack, "2.4.0", os.urandom(10_000))
     created = await _rollout(
         stack,
@@ -229,11 +234,7 @@ async def test_a_wave_none_of_whose_clusters_is_reachable_holds_the_next_one(
     waves = _by_wave(await _read(stack, created["id"]))
     await fleet.start(sorted(waves[2]))  # only the second wave's clusters come online
     for code in waves[2]:
-        await eventually(
-            lambda code=code: stack.client.get(f"/api/v1/clusters/{code}/health"),
-            lambda r: r.json()["online"] is True,
-            what=f"{code} online",
-        )
+        await _seen(stack, code, online=True)
     assert stack.runtime.jobs is not None
     await stack.runtime.jobs.wait_ticks(3)
     held = await _read(stack, created["id"])
