@@ -7,6 +7,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 # Every package pyproject.toml lists (a missing one installs without error and fails at start).
 COPY core core
+COPY authority authority
 COPY accounts accounts
 COPY audit audit
 COPY cap cap

@@ -1,26 +1,36 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from core.actors import Role
+from core.actors import PEOPLE, Role
 from core.schemas import CodeStr
 
 USERNAME = r"^[a-z0-9][a-z0-9._-]{1,99}$"
+
+
+def _a_person_s(role: Role) -> Role:
+    if role not in PEOPLE:
+        raise ValueError(f"{role.value} is the system's own role, not a person's")
+    return role
+
+
+PersonRole = Annotated[Role, AfterValidator(_a_person_s)]
 
 
 class UserCreate(BaseModel):
     username: str = Field(pattern=USERNAME, description="lower case, digits, . _ -")
     full_name: str = Field(default="", max_length=200)
     password: str = Field(min_length=1, max_length=256)
-    role: Role
+    role: PersonRole
     area: CodeStr | None = Field(default=None, description="none: the whole province")
 
 
 class UserUpdate(BaseModel):
     full_name: str | None = Field(default=None, max_length=200)
-    role: Role | None = None
+    role: PersonRole | None = None
     area: CodeStr | None = None
     password: str | None = Field(default=None, min_length=1, max_length=256)
     active: bool | None = None

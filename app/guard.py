@@ -24,9 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.deps import ActorDep, RuntimeDep
 from areas.models import Area
+from authority.checks import touched
+from authority.rules import Refused, inside
 from core.actors import Actor
-from core.database import chunked, session_scope
-from core.errors import Forbidden
+from core.database import session_scope
 from core.policy import Action, covers, require
 from devices.models import Cluster
 
@@ -62,9 +63,10 @@ def allow(action: Action, *sources: From) -> Any:
         if actor.area is None or From.ANYWHERE in sources:
             return actor
         if From.PROVINCE in sources:
-            raise Forbidden(
+            raise Refused(
                 f"{actor.label} works in area {actor.area}; this is province-wide",
-                detail={"area": actor.area},
+                "area",
+                yours=actor.area,
             )
         reading = action is Action.READ
         async with session_scope(runtime.sessions) as session:
@@ -136,10 +138,11 @@ async def _touched(
         q = request.query_params
         codes = [c for c in (q.get("area"), q.get("under"), q.get("parent")) if c]
         if not codes:
-            raise Forbidden(
+            raise Refused(
                 f"{actor.label} works in area {actor.area}: give ?area={actor.area} (or an "
                 "area inside it)",
-                detail={"field": "area"},
+                "area",
+                field="area",
             )
         return codes, []
     if source is From.BODY_TARGETS:
@@ -198,40 +201,14 @@ async def _check(
     one reaching into it). Unknown codes pass: the endpoint answers 404 naming them."""
     if not areas and not clusters:
         return
-    paths: list[tuple[str, str, str]] = []  # (kind, code, area path)
-    # In chunks: a request may name 100,000 clusters, past SQLite's bind-parameter limit.
-    for chunk in chunked(areas, 1):
-        rows = await session.execute(select(Area.code, Area.path).where(Area.code.in_(chunk)))
-        paths += [("area", code, path) for code, path in rows.all()]
-    for chunk in chunked(clusters, 1):
-        rows = await session.execute(
-            select(Cluster.code, Area.path)
-            .join(Area, Area.id == Cluster.area_id)
-            .where(Cluster.code.in_(chunk))
-        )
-        paths += [("cluster", code, path) for code, path in rows.all()]
-    if overlap:
-        own = await _own_path(session, actor)
-        for kind, code, path in paths:
-            inside = covers(actor, path)
-            around = kind == "area" and f"/{code}/" in own  # it contains the actor's area
-            if inside or around:
-                return
-        if paths:
-            raise _outside(actor, paths[0][0], paths[0][1])
+    paths = await touched(session, areas, clusters)
+    if not overlap:
+        inside(actor, paths)
         return
+    own = await session.scalar(select(Area.path).where(Area.code == actor.area)) or ""
     for kind, code, path in paths:
-        if not covers(actor, path):
-            raise _outside(actor, kind, code)
-
-
-async def _own_path(session: AsyncSession, actor: Actor) -> str:
-    path = await session.scalar(select(Area.path).where(Area.code == actor.area))
-    return path or ""
-
-
-def _outside(actor: Actor, kind: str, code: str) -> Forbidden:
-    return Forbidden(
-        f"{actor.label} works in area {actor.area}; {kind} {code} is outside it",
-        detail={kind: code},
-    )
+        around = kind == "area" and f"/{code}/" in own  # it contains the actor's area
+        if covers(actor, path) or around:
+            return
+    if paths:
+        inside(actor, paths[:1])  # refused, naming the first

@@ -19,7 +19,7 @@ from broadcast import repository as broadcast_repository
 from broadcast.dispatch import Dispatcher
 from broadcast.ingest import IncomingAck, apply_acks
 from broadcast.schemas import BroadcastCreate
-from core.actors import Actor, Role
+from core.actors import SCHEDULER_ACTOR
 from core.batching import BatchConsumer
 from core.clock import Clock, SystemClock
 from core.counters import HttpStats
@@ -46,8 +46,6 @@ MQTT_CONNECT_TIMEOUT_S = 10.0
 RETENTION_EVERY_S = 60.0  # telemetry history past its window is dropped this often
 LINK_YIELDS_TO_ACKS_S = 2.0  # status and heartbeats wait at most this for acks to drain
 CAP_ACKS_EVERY_S = 2.0  # how often finished CAP alerts are looked for, to acknowledge
-# Who the record says sent a scheduled broadcast (the schedule keeps who wrote it).
-SCHEDULER_ACTOR = Actor("scheduler", Role.ADMIN)
 
 
 @dataclass

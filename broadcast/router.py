@@ -78,14 +78,18 @@ async def read_broadcast(
     response_model_by_alias=True,
     dependencies=[allow(Action.CANCEL, From.BROADCAST)],
 )
-async def cancel_broadcast(broadcast_id: str, runtime: RuntimeDep) -> BroadcastRead:
-    """Stop it everywhere, including clusters that are playing it now."""
+async def cancel_broadcast(
+    broadcast_id: str, runtime: RuntimeDep, actor: ActorDep
+) -> BroadcastRead:
+    """Stop it everywhere, including clusters that are playing it now. The sender's level
+    or a higher one may; an emergency only the duty officer (docs/security.md)."""
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
         broadcast = await service.cancel(
             session=session,
             clock=runtime.clock,
             settings=runtime.settings,
             broadcast_id=broadcast_id,
+            actor=actor,
         )
     published = await runtime.require_dispatcher().publish_cancel(broadcast)
     async with session_scope(runtime.sessions) as session:

@@ -15,7 +15,11 @@ Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 class BroadcastCreate(BaseModel):
     title: str = Field(min_length=1, max_length=300)
     cls: CommandClass = Field(default=CommandClass.EMERGENCY, alias="class")
-    level: SenderLevel = SenderLevel.PROVINCE
+    level: SenderLevel | None = Field(
+        default=None,
+        description="the sender's level; absent: the sender's own (set by the server from "
+        "the role); a lower one may be asked for, never a higher",
+    )
     areas: list[CodeStr] = Field(default_factory=list, max_length=5000)
     clusters: list[CodeStr] = Field(default_factory=list, max_length=100_000)
     bulletin_id: str | None = Field(

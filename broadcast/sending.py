@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.runtime import Runtime
+from authority import Deed, authorise
 from broadcast import repository, service
 from broadcast.commands import Content
 from broadcast.dispatch import content_of
@@ -32,8 +33,20 @@ async def send(
 ) -> BroadcastRead:
     """Publishing after the commit means an acknowledgement can never arrive for a delivery
     that does not exist yet; if the process dies in between, the sweep sends it. Text with
-    no recording is read aloud first (a second or so, outside any transaction)."""
+    no recording is read aloud first (a second or so, outside any transaction), once the
+    authority check has passed: a refused request writes nothing, not even its clip. The
+    check is made again where the broadcast is written (broadcast.service.create)."""
     if data.needs_speech:
+        async with session_scope(runtime.sessions) as session:
+            await authorise(
+                session,
+                actor,
+                Deed.SEND,
+                cls=data.cls,
+                level=data.level,
+                areas=data.areas,
+                clusters=data.clusters,
+            )
         text = data.text or ""
         if data.drill:  # heard as an exercise, not only seen as one
             text = f"{speech.drill_sentence(data.language)} {text}"
@@ -79,8 +92,8 @@ async def _write(
                 clock=runtime.clock,
                 settings=runtime.settings,
                 data=data,
+                actor=actor,
                 bulletin_id=bulletin.id,
-                sent_by=actor.name,
             )
             await bulletin_service.mark_aired(
                 session=session,

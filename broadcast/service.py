@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from areas import repository as area_repository
 from areas.models import Area
 from areas.service import AreaNotFound
+from authority import Deed, authorise
 from broadcast import repository
 from broadcast.models import Broadcast
 from broadcast.schemas import (
@@ -24,12 +25,14 @@ from broadcast.schemas import (
     UnconfirmedCluster,
 )
 from broadcast.states import ACTIVE, UNCONFIRMED, DeliveryState
+from core.actors import Actor
 from core.clock import Clock
 from core.database import chunked
 from core.errors import Conflict, InvalidInput, NotFound
 from core.settings import Settings
 from devices import repository as device_repository
 from devices.models import Cluster
+from devices.protocol import CommandClass
 from devices.service import ClusterNotFound
 from media import service as media_service
 
@@ -111,10 +114,20 @@ async def create(
     clock: Clock,
     settings: Settings,
     data: BroadcastCreate,
+    actor: Actor,
     bulletin_id: str | None = None,
-    sent_by: str | None = None,
 ) -> tuple[Broadcast, int]:
-    """Write the broadcast and one QUEUED delivery per target cluster."""
+    """Write the broadcast and one QUEUED delivery per target cluster, if the actor may
+    send it (authority: the class's right, the targets' area, the level asked for)."""
+    level = await authorise(
+        session,
+        actor,
+        Deed.SEND,
+        cls=data.cls,
+        level=data.level,
+        areas=data.areas,
+        clusters=data.clusters,
+    )
     now = clock.now()
     default_expiry = now + timedelta(seconds=settings.default_expiry_s)
     if data.stream_ends_at is not None:
@@ -152,7 +165,7 @@ async def create(
         id=str(uuid.uuid4()),
         title=data.title,
         cls=data.cls.value,
-        level=data.level.value,
+        level=level.value,
         status="active",
         media_sha256=data.media_sha256,
         stream_url=str(data.stream_url) if data.stream_url else None,
@@ -163,7 +176,7 @@ async def create(
         image_sha256=data.image_sha256,
         display_s=display_s,
         bulletin_id=bulletin_id,
-        sent_by=sent_by,
+        sent_by=actor.name,
         repeat=data.repeat,
         drill=data.drill,
         target_areas=[a.code for a in targets.cover],
@@ -195,10 +208,21 @@ async def get(*, session: AsyncSession, broadcast_id: str) -> Broadcast:
 
 
 async def cancel(
-    *, session: AsyncSession, clock: Clock, settings: Settings, broadcast_id: str
+    *, session: AsyncSession, clock: Clock, settings: Settings, broadcast_id: str, actor: Actor
 ) -> Broadcast:
-    """Mark it cancelled now; the cancel command is re-sent until each cluster confirms."""
+    """Mark it cancelled now, if the actor may stop it (authority: the class's right, the
+    broadcast's level, all its targets inside the actor's area); the cancel command is
+    re-sent until each cluster confirms."""
     broadcast = await get(session=session, broadcast_id=broadcast_id)
+    await authorise(
+        session,
+        actor,
+        Deed.STOP,
+        cls=CommandClass(broadcast.cls),
+        level=broadcast.level,
+        areas=broadcast.target_areas,
+        clusters=broadcast.target_clusters,
+    )
     now = clock.now()
     if broadcast.status != "active":
         raise Conflict(

@@ -12,27 +12,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from areas import repository as area_repository
 from areas.models import Area
 from areas.service import AreaNotFound
+from authority import Deed, authorise, own_level
+from authority.rules import inside
 from broadcast.schemas import BroadcastCreate
 from bulletins import service as bulletin_service
 from bulletins.models import Bulletin, InboxItem
 from bulletins.schemas import BulletinCreate, DistributeRequest
-from bulletins.workflow import Status, within
-from core.actors import Actor, Role
+from bulletins.workflow import Status
+from core.actors import Actor
 from core.clock import Clock
-from core.errors import Conflict, Forbidden, InvalidInput
+from core.errors import Conflict, InvalidInput
+from core.policy import Action, require
 from devices.protocol import CommandClass, SenderLevel
 
 CONTENT_FIELDS = ("media_sha256", "stream_url", "image_sha256")
 COMMUNE = "commune"
-
-LEVEL_OF_ROLE = {
-    Role.COMMUNE_OPERATOR: SenderLevel.COMMUNE,
-    Role.DISTRICT_OPERATOR: SenderLevel.DISTRICT,
-}
-
-
-def sender_level(actor: Actor) -> SenderLevel:
-    return LEVEL_OF_ROLE.get(actor.role, SenderLevel.PROVINCE)
 
 
 async def resolve(
@@ -103,16 +97,45 @@ async def communes_under(session: AsyncSession, codes: list[str]) -> list[Area]:
     return sorted(communes.values(), key=lambda a: a.code)
 
 
-def check_may_distribute(actor: Actor, bulletin: Bulletin, request: DistributeRequest) -> None:
-    if actor.role not in (Role.PROVINCE_OFFICER, Role.DISTRICT_OPERATOR, Role.ADMIN):
-        raise Forbidden(
-            f"{actor.label} may not send bulletins down to communes", detail={"role": actor.role}
-        )
+async def check_may_distribute(
+    session: AsyncSession, actor: Actor, bulletin: Bulletin, request: DistributeRequest
+) -> None:
+    """Sending down is airing (priority, emergency) or offering to air (normal): the
+    authority check for the class, the areas and the sender's level, before anything."""
+    require(actor, Action.DISTRIBUTE)
+    await authorise(session, actor, Deed.SEND, cls=request.cls, areas=request.areas)
     if bulletin.status != Status.APPROVED and request.cls is not CommandClass.EMERGENCY:
         raise Conflict(
             f"bulletin {bulletin.id!r} is {bulletin.status}: approve it before sending it down",
             detail={"status": bulletin.status},
         )
+
+
+async def offer_to_inboxes(
+    session: AsyncSession,
+    *,
+    bulletin: Bulletin,
+    communes: list[Area],
+    actor: Actor,
+    now: datetime,
+    expires_at: datetime | None,
+) -> list[InboxItem]:
+    """A normal bulletin in each commune's inbox, for its operator to air or not; written
+    only if the actor may send it there."""
+    await authorise(
+        session, actor, Deed.SEND, cls=CommandClass.NORMAL, areas=[c.code for c in communes]
+    )
+    items = inbox_items(
+        bulletin=bulletin,
+        communes=communes,
+        actor=actor,
+        cls=CommandClass.NORMAL,
+        now=now,
+        expires_at=expires_at,
+        broadcast_id=None,
+    )
+    session.add_all(items)
+    return items
 
 
 def inbox_items(
@@ -134,7 +157,7 @@ def inbox_items(
             area_id=commune.id,
             cls=cls.value,
             sender=actor.name,
-            sender_level=(level or sender_level(actor)).value,
+            sender_level=(level or own_level(actor)).value,
             received_at=now,
             expires_at=expires_at or bulletin.valid_until,
             status="aired" if aired else "pending",
@@ -147,12 +170,8 @@ def inbox_items(
 
 
 def check_may_handle(actor: Actor, item: InboxItem, area: Area, now: datetime) -> None:
-    if actor.role not in (Role.COMMUNE_OPERATOR, Role.DISTRICT_OPERATOR, Role.ADMIN):
-        raise Forbidden(f"{actor.label} may not handle a commune's inbox", detail={})
-    if not within(actor, area.path):
-        raise Forbidden(
-            f"{actor.label} may not handle the inbox of {area.code}", detail={"area": area.code}
-        )
+    require(actor, Action.INBOX)
+    inside(actor, [("area", area.code, area.path)])
     if item.status != "pending":
         raise Conflict(f"this inbox item is already {item.status}", detail={"status": item.status})
     if item.expires_at is not None and now >= item.expires_at:

@@ -134,7 +134,7 @@ async def edit_bulletin(
 @router.post(
     "/api/v1/bulletins/{bulletin_id}/distribute",
     response_model=DistributeResult,
-    dependencies=[allow(Can.BULLETIN, From.BODY_TARGETS)],
+    dependencies=[allow(Can.DISTRIBUTE, From.BODY_TARGETS)],
 )
 async def distribute(
     bulletin_id: str, data: DistributeRequest, runtime: RuntimeDep, actor: ActorDep
@@ -145,23 +145,20 @@ async def distribute(
     inboxes record that it aired."""
     async with session_scope(runtime.sessions) as session:
         bulletin = await service.get(session=session, bulletin_id=bulletin_id)
-        airing.check_may_distribute(actor, bulletin, data)
+        await airing.check_may_distribute(session, actor, bulletin, data)
         communes = await airing.communes_under(session, data.areas)
     if not communes:
         raise InvalidInput("no communes under the given areas", detail={"field": "areas"})
     if data.cls is CommandClass.NORMAL:
         async with runtime.write_lock, session_scope(runtime.sessions) as session:
-            bulletin = await service.get(session=session, bulletin_id=bulletin_id)
-            items = airing.inbox_items(
-                bulletin=bulletin,
+            items = await airing.offer_to_inboxes(
+                session,
+                bulletin=await service.get(session=session, bulletin_id=bulletin_id),
                 communes=communes,
                 actor=actor,
-                cls=data.cls,
                 now=runtime.clock.now(),
                 expires_at=data.expires_at,
-                broadcast_id=None,
             )
-            session.add_all(items)
         return DistributeResult(communes=len(communes), inbox_items=len(items))
 
     async def record_in_inboxes(session: AsyncSession, broadcast: Broadcast) -> None:
@@ -184,7 +181,6 @@ async def distribute(
             {
                 "title": bulletin.title,
                 "class": data.cls,
-                "level": airing.sender_level(actor),
                 "areas": [c.code for c in communes],
                 "bulletin_id": bulletin_id,
                 "expires_at": data.expires_at,
@@ -248,7 +244,7 @@ async def read_inbox(
 @router.post(
     "/api/v1/inbox/{item_id}/accept",
     response_model_by_alias=True,
-    dependencies=[allow(Can.SCHEDULE, From.ANYWHERE)],
+    dependencies=[allow(Can.INBOX, From.ANYWHERE)],
 )
 async def accept_inbox_item(
     item_id: int, runtime: RuntimeDep, actor: ActorDep, data: InboxDecision | None = None
@@ -291,7 +287,7 @@ async def accept_inbox_item(
 @router.post(
     "/api/v1/inbox/{item_id}/decline",
     response_model_by_alias=True,
-    dependencies=[allow(Can.SCHEDULE, From.ANYWHERE)],
+    dependencies=[allow(Can.INBOX, From.ANYWHERE)],
 )
 async def decline_inbox_item(
     item_id: int, runtime: RuntimeDep, actor: ActorDep, data: InboxDecision | None = None

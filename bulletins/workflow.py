@@ -42,6 +42,7 @@ AUTHORS = frozenset(
         Role.PROVINCE_OFFICER,
         Role.EDITOR,
         Role.ADMIN,
+        Role.GATEWAY,  # a national agency's alert, kept as a bulletin approved by its issuer
     }
 )
 REVIEWERS = frozenset({Role.EDITOR, Role.ADMIN})

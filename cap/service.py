@@ -67,7 +67,7 @@ class Outcome:
 
 def gateway_actor(sender: str) -> Actor:
     """Who the record says sent what a CAP message became."""
-    return Actor(f"cap:{sender}"[:100], Role.PROVINCE_OFFICER)
+    return Actor(f"cap:{sender}"[:100], Role.GATEWAY)
 
 
 async def receive(runtime: Runtime, raw: bytes, *, source: str) -> Outcome:
@@ -178,6 +178,7 @@ async def _stop_referenced(runtime: Runtime, alert: Alert) -> list[str]:
                 clock=runtime.clock,
                 settings=runtime.settings,
                 broadcast_id=broadcast_id,
+                actor=gateway_actor(alert.sender),
             )
         await runtime.require_dispatcher().publish_cancel(broadcast)
         stopped.append(broadcast_id)

@@ -328,7 +328,7 @@ async def inbox_page(request: Request, runtime: RuntimeDep, actor: SignedIn) -> 
         scope = await area_service.get(session=session, code=actor.area) if actor.area else None
         rows, _ = await inbox.list_page(session, scope=scope, status=None, limit=100, offset=0)
         items = [await inbox.to_read(session, item, b, a) for item, b, a in rows]
-    may_handle = Action.SCHEDULE in ALLOWED[actor.role]
+    may_handle = Action.INBOX in ALLOWED[actor.role]
     return _render(request, "inbox.html", actor, items=items, may_handle=may_handle)
 
 

@@ -24,6 +24,12 @@ class Role(StrEnum):
     TECHNICIAN = "technician"
     ADMIN = "admin"
     OBSERVER = "observer"  # read-only (the central reporting system)
+    # Not people: the system acting on its own, never an account's role.
+    SYSTEM = "system"  # its own jobs: schedules firing at their level, the daily self-test
+    GATEWAY = "gateway"  # CAP and the central inbox: what the national level sends
+
+
+PEOPLE = frozenset(Role) - {Role.SYSTEM, Role.GATEWAY}
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,7 @@ class Actor:
 
 
 DEVELOPMENT_ACTOR = Actor("admin", Role.ADMIN)
+SCHEDULER_ACTOR = Actor("scheduler", Role.SYSTEM)
 
 
 def from_headers(
@@ -49,8 +56,10 @@ def from_headers(
         return DEVELOPMENT_ACTOR
     try:
         parsed = Role(role or "")
+        if parsed not in PEOPLE:
+            raise ValueError(role)
     except ValueError:
-        roles = ", ".join(r.value for r in Role)
+        roles = ", ".join(r.value for r in Role if r in PEOPLE)
         raise InvalidInput(
             f"unknown role {role!r}; one of {roles}", detail={"field": "header.x-role"}
         ) from None

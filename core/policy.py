@@ -23,6 +23,8 @@ class Action(StrEnum):
     SCHEDULE = "schedule.write"
     MEDIA = "media.upload"  # recordings, speech, e-board images
     BULLETIN = "bulletin.write"  # the editorial workflow adds its own rules per step
+    DISTRIBUTE = "bulletin.distribute"  # send a bulletin down to the communes (their inboxes)
+    INBOX = "inbox.handle"  # air or decline what arrived in a commune's inbox
     OPERATE = "device.operate"  # remote commands, self-test, alarm acknowledgement
     FIRMWARE = "firmware.manage"
     REGISTRY = "registry.write"  # the area tree and the cluster register
@@ -34,15 +36,19 @@ class Action(StrEnum):
 _EVERYONE = frozenset({Action.READ, Action.SELF})
 _OPERATOR = _EVERYONE | {Action.SEND, Action.CANCEL, Action.SCHEDULE, Action.MEDIA, Action.BULLETIN}
 ALLOWED: dict[Role, frozenset[Action]] = {
-    Role.COMMUNE_OPERATOR: _OPERATOR,
-    Role.DISTRICT_OPERATOR: _OPERATOR,
+    Role.COMMUNE_OPERATOR: _OPERATOR | {Action.INBOX},
+    Role.DISTRICT_OPERATOR: _OPERATOR | {Action.DISTRIBUTE, Action.INBOX},
     # The duty officer alone (with the administrator) sends emergencies (issue 6): a
     # commune's own alarm for a fire goes as a priority broadcast.
-    Role.PROVINCE_OFFICER: _OPERATOR | {Action.SEND_EMERGENCY},
+    Role.PROVINCE_OFFICER: _OPERATOR | {Action.SEND_EMERGENCY, Action.DISTRIBUTE},
     Role.EDITOR: _EVERYONE | {Action.MEDIA, Action.BULLETIN},
     Role.TECHNICIAN: _EVERYONE | {Action.OPERATE, Action.FIRMWARE},
     Role.ADMIN: frozenset(Action),
     Role.OBSERVER: _EVERYONE,
+    # The system: schedules fire at the level they were saved with (never emergencies);
+    # the gateway airs and withdraws what the national level sends.
+    Role.SYSTEM: frozenset({Action.READ, Action.SEND, Action.OPERATE}),
+    Role.GATEWAY: frozenset({Action.READ, Action.SEND, Action.SEND_EMERGENCY, Action.CANCEL}),
 }
 
 
@@ -50,7 +56,7 @@ def require(actor: Actor, action: Action) -> None:
     if action not in ALLOWED[actor.role]:
         raise Forbidden(
             f"{actor.label} may not {_WORDS[action]}",
-            detail={"role": actor.role.value, "action": action.value},
+            detail={"missing": "role", "role": actor.role.value, "needs": action.value},
         )
 
 
@@ -67,6 +73,8 @@ _WORDS = {
     Action.SCHEDULE: "change schedules",
     Action.MEDIA: "upload media",
     Action.BULLETIN: "write or review bulletins",
+    Action.DISTRIBUTE: "send bulletins down to the communes",
+    Action.INBOX: "decide on a commune's inbox (its operators do)",
     Action.OPERATE: "command devices",
     Action.FIRMWARE: "manage firmware",
     Action.REGISTRY: "change the area tree or the cluster register",

@@ -31,8 +31,10 @@ from typing import Any
 from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from authority import Deed, authorise
 from broadcast import service as broadcast_service
 from broadcast.commands import Publication
+from core.actors import Actor
 from core.errors import Conflict, InvalidInput, NotFound
 from core.settings import Settings
 from devices.models import Cluster
@@ -93,9 +95,10 @@ async def create(
     *,
     session: AsyncSession,
     data: RolloutCreate,
-    actor: str,
+    actor: Actor,
     now: datetime,
 ) -> Rollout:
+    await authorise(session, actor, Deed.ROLLOUT, areas=data.areas, clusters=data.clusters)
     image = await images.get(session, data.firmware)
     _, _, targets = await broadcast_service.resolve_targets(session, data.areas, data.clusters)
     if not targets:
@@ -137,7 +140,7 @@ async def create(
         pause_between_waves=data.pause_between_waves,
         target_areas=list(data.areas),
         target_clusters=list(data.clusters),
-        created_by=actor,
+        created_by=actor.name,
         created_at=now,
         counted_from=now,
         finished_at=None if waves else now,
@@ -337,39 +340,56 @@ async def _get(session: AsyncSession, rollout_id: int) -> Rollout:
     return rollout
 
 
-async def pause(session: AsyncSession, rollout_id: int, *, actor: str, now: datetime) -> Rollout:
+async def _to_change(session: AsyncSession, rollout_id: int, actor: Actor) -> Rollout:
+    """The rollout, if the actor may change it (all of its targets in the actor's area)."""
     rollout = await _get(session, rollout_id)
-    if rollout.state != "running":
-        raise Conflict(f"rollout {rollout_id} is {rollout.state}, not running")
-    rollout.state, rollout.reason = "paused", f"paused by {actor}"
+    await authorise(
+        session,
+        actor,
+        Deed.ROLLOUT,
+        areas=rollout.target_areas,
+        clusters=rollout.target_clusters,
+    )
     return rollout
 
 
-async def resume(session: AsyncSession, rollout_id: int, *, actor: str, now: datetime) -> Rollout:
+async def pause(session: AsyncSession, rollout_id: int, *, actor: Actor, now: datetime) -> Rollout:
+    rollout = await _to_change(session, rollout_id, actor)
+    if rollout.state != "running":
+        raise Conflict(f"rollout {rollout_id} is {rollout.state}, not running")
+    rollout.state, rollout.reason = "paused", f"paused by {actor.name}"
+    return rollout
+
+
+async def resume(session: AsyncSession, rollout_id: int, *, actor: Actor, now: datetime) -> Rollout:
     """A paused or aborted rollout goes on; failures before now no longer count towards
     the abort rule (a person has looked at them)."""
-    rollout = await _get(session, rollout_id)
+    rollout = await _to_change(session, rollout_id, actor)
     if rollout.state not in ("paused", "aborted"):
         raise Conflict(
             f"rollout {rollout_id} is {rollout.state}: only a paused or aborted one resumes"
         )
-    rollout.state, rollout.reason, rollout.counted_from = "running", f"resumed by {actor}", now
+    rollout.state, rollout.reason, rollout.counted_from = "running", f"resumed by {actor.name}", now
     return rollout
 
 
-async def cancel(session: AsyncSession, rollout_id: int, *, actor: str, now: datetime) -> Rollout:
+async def cancel(session: AsyncSession, rollout_id: int, *, actor: Actor, now: datetime) -> Rollout:
     """No more installs; clusters not yet sent are `cancelled`. Installs under way are
     still followed to their outcome."""
-    rollout = await _get(session, rollout_id)
+    rollout = await _to_change(session, rollout_id, actor)
     if rollout.state in ("cancelled", "completed"):
         raise Conflict(f"rollout {rollout_id} is already {rollout.state}")
     await session.execute(
         update(RolloutCluster)
         .where(RolloutCluster.rollout_id == rollout.id, RolloutCluster.state == "pending")
-        .values(state="cancelled", reason=f"cancelled by {actor}", updated_at=now)
+        .values(state="cancelled", reason=f"cancelled by {actor.name}", updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    rollout.state, rollout.reason, rollout.finished_at = "cancelled", f"cancelled by {actor}", now
+    rollout.state, rollout.reason, rollout.finished_at = (
+        "cancelled",
+        f"cancelled by {actor.name}",
+        now,
+    )
     return rollout
 
 

@@ -69,7 +69,7 @@ async def create_rollout(data: RolloutCreate, runtime: RuntimeDep, actor: ActorD
     """Clusters are put in waves now; the first installs go out at the next tick."""
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
         rollout = await rollouts.create(
-            session=session, data=data, actor=actor.name, now=runtime.clock.now()
+            session=session, data=data, actor=actor, now=runtime.clock.now()
         )
         rollout_id = rollout.id
     async with session_scope(runtime.sessions) as session:
@@ -101,6 +101,6 @@ async def move_rollout(
     aborted one too, its failures so far forgiven. cancel: no further installs. Installs
     under way are followed to their outcome whatever happens."""
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
-        await TRANSITIONS[action](session, rollout_id, actor=actor.name, now=runtime.clock.now())
+        await TRANSITIONS[action](session, rollout_id, actor=actor, now=runtime.clock.now())
     async with session_scope(runtime.sessions) as session:
         return await rollouts.read(session, rollout_id)

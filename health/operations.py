@@ -18,8 +18,10 @@ from typing import Any
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from authority import Deed, authorise
 from broadcast import service as broadcast_service
 from broadcast.commands import MediaSet, Publication, media_ref, url_signer
+from core.actors import Actor
 from core.errors import InvalidInput, NotFound
 from core.ingest_stats import IngestStats
 from core.settings import Settings
@@ -70,12 +72,15 @@ async def create(
     session: AsyncSession,
     settings: Settings,
     data: OperationCreate,
-    actor: str,
+    actor: Actor,
     now: datetime,
     media_sha256: str | None = None,
 ) -> Created:
-    """Write the operation and a `sent` result per cluster; the commands to publish after
-    the commit (one per targeted area, one per cluster named on its own)."""
+    """Write the operation and a `sent` result per cluster, if the actor may command
+    these clusters (authority: a test tone sounds, volume and amplifier change what is
+    heard); the commands to publish after the commit (one per targeted area, one per
+    cluster named on its own)."""
+    await authorise(session, actor, Deed.OPERATE, areas=data.areas, clusters=data.clusters)
     field = _REQUIRED.get(CommandKind(data.kind.value))
     if field is not None and getattr(data.params, field) is None:
         raise InvalidInput(
@@ -94,7 +99,7 @@ async def create(
         target_areas=[a.code for a in cover],
         target_clusters=extra,
         cluster_ids=targets,
-        actor=actor,
+        actor=actor.name,
         now=now,
         expires_at=now + timedelta(seconds=data.expires_in_s),
         media_sha256=media_sha256,

@@ -111,7 +111,7 @@ async def create_operation(
             session=session,
             settings=runtime.settings,
             data=data,
-            actor=actor.name,
+            actor=actor,
             now=runtime.clock.now(),
         )
     published = await runtime.require_dispatcher().publish_commands(

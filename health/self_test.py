@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from areas import service as area_service
 from areas.models import Area
+from core.actors import Actor, Role
 from core.database import session_scope
 from core.settings import Settings
 from devices.models import Cluster
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 # pipeline, so the test covers the media server and the signed URLs too.
 CLIP_TEXT = "Kiểm tra định kỳ hệ thống truyền thanh."
 WOULD_PLAY = "done"
-SELF_TEST_ACTOR = "self-test"
+SELF_TEST_ACTOR = Actor("self-test", Role.SYSTEM)
 
 
 def today_at(now: datetime, at: time, timezone: str) -> datetime:

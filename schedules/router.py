@@ -131,7 +131,7 @@ async def read_schedule(schedule_id: str, session: SessionDep) -> ScheduleRead:
     dependencies=[allow(Action.SCHEDULE, From.SCHEDULE, From.BODY_TARGETS)],
 )
 async def update_schedule(
-    schedule_id: str, data: ScheduleUpdate, runtime: RuntimeDep
+    schedule_id: str, data: ScheduleUpdate, runtime: RuntimeDep, actor: ActorDep
 ) -> ScheduleRead:
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
         schedule, overlaps = await service.update(
@@ -140,6 +140,7 @@ async def update_schedule(
             settings=runtime.settings,
             schedule_id=schedule_id,
             data=data,
+            actor=actor,
         )
         read = service.to_read(schedule, overlaps)
     runtime.schedules_changed.set()

@@ -12,7 +12,11 @@ class ScheduleCreate(BaseModel):
     title: str = Field(min_length=1, max_length=300)
     bulletin_id: str = Field(max_length=36, description="an approved bulletin")
     cls: CommandClass = Field(default=CommandClass.NORMAL, alias="class")
-    level: SenderLevel = SenderLevel.COMMUNE
+    level: SenderLevel | None = Field(
+        default=None,
+        description="the sender's level; absent: the sender's own (set by the server from "
+        "the role); a lower one may be asked for, never a higher",
+    )
     timezone: str | None = Field(default=None, description="IANA zone; default the province's")
     starts_local: datetime = Field(description="first play, local wall-clock time, no zone")
     rule: str | None = Field(

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from areas import service as area_service
 from areas.models import Area
+from authority import Deed, authorise
 from broadcast import service as broadcast_service
 from broadcast.models import Broadcast, Delivery
 from broadcast.states import DeliveryState
@@ -186,6 +187,15 @@ async def create(
     actor: Actor,
     data: ScheduleCreate,
 ) -> tuple[Schedule, list[Overlap]]:
+    level = await authorise(
+        session,
+        actor,
+        Deed.SCHEDULE,
+        cls=data.cls,
+        level=data.level,
+        areas=data.areas,
+        clusters=data.clusters,
+    )
     bulletin = await _approved_bulletin(session, data.bulletin_id)
     if bulletin.stream_url and not data.duration_s:
         raise InvalidInput(
@@ -198,7 +208,7 @@ async def create(
         title=data.title,
         bulletin_id=data.bulletin_id,
         cls=data.cls.value,
-        level=data.level.value,
+        level=level.value,
         timezone=data.timezone or settings.default_timezone,
         starts_local=data.starts_local,
         rule=data.rule,
@@ -239,8 +249,20 @@ async def update(
     settings: Settings,
     schedule_id: str,
     data: ScheduleUpdate,
+    actor: Actor,
 ) -> tuple[Schedule, list[Overlap]]:
+    """Edit, pause, end or skip a play (exdates): the schedule's level or a higher one,
+    with its targets, old and new, inside the actor's area."""
     schedule = await get(session=session, schedule_id=schedule_id)
+    await authorise(
+        session,
+        actor,
+        Deed.CHANGE,
+        cls=CommandClass(schedule.cls),
+        level=schedule.level,
+        areas=[*schedule.target_areas, *(data.areas or [])],
+        clusters=[*schedule.target_clusters, *(data.clusters or [])],
+    )
     changes = data.model_dump(exclude_unset=True, exclude={"accept_conflicts"})
     if "areas" in changes:
         schedule.target_areas = changes.pop("areas")

@@ -166,6 +166,10 @@ class SimulatedCluster:
         self.keyset_version = 0
         self._last_stage: dict[str, AckStage | None] = {}  # command id -> latest stage sent
         self._canceled: set[str] = set()  # broadcast ids
+        # Broadcast ids of every verified play command, and of every verified cancel: what
+        # reached this cluster (tests assert that a refused request reached nobody).
+        self.commanded: set[str] = set()
+        self.cancels: set[str] = set()
         self._current: _Playback | None = None
         self._queue: list[_Playback] = []  # waiting for the speaker
         self._speaker_free = asyncio.Event()
@@ -435,6 +439,7 @@ class SimulatedCluster:
             self._operations.add(task)  # kept referenced until done
             task.add_done_callback(self._operations.discard)
         else:
+            self.commanded.add(command.broadcast)
             if command.broadcast in self._canceled:
                 self._ack(command, AckStage.REJECTED, "canceled")
                 return
@@ -634,6 +639,7 @@ class SimulatedCluster:
 
     def _cancel(self, command: Command) -> None:
         self._canceled.add(command.broadcast)
+        self.cancels.add(command.broadcast)
         for playback in (self._current, self._waiting.get(command.broadcast)):
             if playback is not None and playback.command.broadcast == command.broadcast:
                 playback.task.cancel()

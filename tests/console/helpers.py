@@ -40,6 +40,7 @@ async def morning_news_from_tomorrow(stack: Stack, tone_mp3: Path) -> tuple[dict
             "starts_local": f"{tomorrow.isoformat()}T06:30:00",
             "rule": "FREQ=DAILY",
             "areas": [COMMUNE],
+            "level": "commune",  # the commune's own news, which its operator may change
         },
     )
     assert created.status_code == 201, created.text

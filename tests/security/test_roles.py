@@ -155,7 +155,8 @@ async def test_a_scoped_person_must_name_an_area_inside_their_own(
 ) -> None:
     headers = {"Authorization": f"Bearer {province['tokens']['commune_operator']}"}
     unscoped = await stack.client.get("/api/v1/alarms", headers=headers)
-    assert unscoped.status_code == 403 and unscoped.json()["detail"] == {"field": "area"}
+    assert unscoped.status_code == 403
+    assert unscoped.json()["detail"] == {"missing": "area", "field": "area"}
     mine = await stack.client.get(f"/api/v1/alarms?area={COMMUNE}", headers=headers)
     assert mine.status_code == 200
     others_inbox = await stack.client.get(
@@ -169,8 +170,25 @@ async def test_a_scoped_person_must_name_an_area_inside_their_own(
         f"/api/v1/broadcasts/{province['broadcast'][OUT]}/cancel", headers=headers
     )
     assert cancel_theirs.status_code == 403
-    cancel_mine = await stack.client.post(
+    # The province's emergency in the commune: not the commune's to stop (issue 18).
+    cancel_provinces = await stack.client.post(
         f"/api/v1/broadcasts/{province['broadcast'][IN]}/cancel", headers=headers
+    )
+    assert cancel_provinces.status_code == 403
+    assert cancel_provinces.json()["detail"]["missing"] == "role"
+    own = await stack.client.post(
+        "/api/v1/broadcasts",
+        json={
+            "title": "Họp dân",
+            "class": "normal",
+            "areas": [COMMUNE],
+            "bulletin_id": province["bulletin"],
+        },
+        headers=headers,
+    )
+    assert own.status_code == 201 and own.json()["level"] == "commune", own.text
+    cancel_mine = await stack.client.post(
+        f"/api/v1/broadcasts/{own.json()['id']}/cancel", headers=headers
     )
     assert cancel_mine.status_code == 200, cancel_mine.text
     # A province-wide emergency is readable in every commune it sounds in.
