@@ -21,9 +21,6 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(32))
     area_code: Mapped[str | None] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    # Consecutive failed sign-ins; at the limit the account is locked until `locked_until`.
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -47,3 +44,22 @@ class AuthToken(Base):
     created_from: Mapped[str] = mapped_column(String(64), default="")  # client address
 
     __table_args__ = (Index("ix_auth_tokens_user_id", "user_id"),)
+
+
+class SignInFailure(Base):
+    """Wrong passwords in a row for one name from one address (accounts/throttle.py): that
+    address waits, longer each time, and is held off the name at the limit. Kept for
+    unknown names too, so the answers are the same whether the account exists."""
+
+    __tablename__ = "sign_in_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100))
+    address: Mapped[str] = mapped_column(String(64))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    held_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("uq_sign_in_failures_username_address", "username", "address", unique=True),
+    )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+import logging
+from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from accounts import service
+from accounts import passwords, service
 from accounts.models import User
 from accounts.schemas import (
     Login,
@@ -19,17 +21,35 @@ from accounts.schemas import (
     UserRead,
     UserUpdate,
 )
+from accounts.throttle import TooManyAttempts
 from app.deps import SESSION_COOKIE, ActorDep, RuntimeDep
 from app.guard import From, allow
+from audit import service as audit_service
+from audit.models import AuditEvent
 from core.database import session_scope
-from core.errors import Unauthenticated
+from core.errors import InvalidInput, Unauthenticated
 from core.policy import Action
 
 router = APIRouter(tags=["accounts"])
+log = logging.getLogger(__name__)
 
 
 def _address(request: Request) -> str:
     return request.client.host if request.client else ""
+
+
+def _alarm(username: str, address: str, failures: int, now: datetime) -> AuditEvent:
+    """For administrators (GET /api/v1/audit?outcome=alarm, and the metric
+    broadcast_sign_in_alarms_total for an alerting rule): someone keeps guessing."""
+    return audit_service.event(
+        at=now,
+        actor="anonymous",
+        action="sign-in alarm",
+        outcome="alarm",
+        address=address,
+        target=username,
+        detail={"failures": failures, "held_s": "lock-out"},
+    )
 
 
 @router.post("/api/v1/auth/login")
@@ -37,32 +57,58 @@ async def login(
     data: Login, request: Request, response: Response, runtime: RuntimeDep
 ) -> LoginResult:
     """A session: the token in the answer (for the CLI and scripts) and as an HttpOnly
-    cookie (for the web console). Five wrong passwords in a row lock the account for
-    fifteen minutes (LOGIN_MAX_FAILURES, LOGIN_LOCKOUT_S)."""
+    cookie (for the web console). Wrong passwords slow down the address they come from,
+    never the account (accounts/throttle.py): 429 with Retry-After while an address waits.
+    The password is checked in a worker thread, outside the write lock that sending takes:
+    a flood of sign-ins must not delay an emergency."""
     settings, now = runtime.settings, runtime.clock.now()
     request.state.audit_target = data.username
+    address = _address(request)
+    wait = runtime.sign_in_budget.take(address, now.timestamp())
+    if wait:
+        raise TooManyAttempts("too many sign-ins from this address", retry_after_s=wait)
+    async with session_scope(runtime.sessions) as session:
+        user, held = await service.sign_in_state(session, data.username, address, now=now)
+    if held is not None:
+        raise held
+    ok = await asyncio.to_thread(
+        passwords.verify, user.password_hash if user else None, data.password
+    )
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
-        attempt = await service.authenticate(
-            session, data.username, data.password, settings=settings, now=now
+        attempt = await service.settle_sign_in(
+            session,
+            data.username,
+            address,
+            password_ok=ok,
+            settings=settings,
+            now=now,
+            password_for_rehash=data.password,
         )
-        if attempt.user is None:
-            error = attempt.error
-        else:
-            error = None
+        if attempt.alarm:
+            session.add(_alarm(data.username, address, attempt.alarm, now))
+        if attempt.user is not None:
             raw, token = await service.issue_token(
                 session,
                 attempt.user,
                 kind="session",
                 name="sign-in",
                 lifetime=timedelta(seconds=settings.session_ttl_s),
-                address=_address(request),
+                address=address,
                 now=now,
             )
             result = LoginResult(
                 token=raw, expires_at=token.expires_at, user=service.read(attempt.user)
             )
-    if error is not None:  # raised after the commit: the failure is counted
-        raise error
+    if attempt.alarm:
+        runtime.http.sign_in_alarms += 1
+        log.warning(
+            "sign-in alarm: %d wrong passwords in a row for %r from %s",
+            attempt.alarm,
+            data.username,
+            address,
+        )
+    if attempt.error is not None:  # raised after the commit: the failure is counted
+        raise attempt.error
     response.set_cookie(
         SESSION_COOKIE,
         raw,
@@ -109,8 +155,18 @@ async def me(actor: ActorDep) -> dict[str, str | None]:
 async def create_token(
     data: TokenCreate, request: Request, runtime: RuntimeDep, actor: ActorDep
 ) -> TokenCreated:
-    """A long-lived API token for the CLI or a script, acting as oneself."""
+    """A long-lived API token for the CLI or a script, acting as oneself; the password is
+    asked again (checked in a worker thread, outside the write lock)."""
     settings, now = runtime.settings, runtime.clock.now()
+    if data.days is not None and data.days > settings.api_token_ttl_days:
+        raise InvalidInput(
+            f"an API token lasts at most {settings.api_token_ttl_days} days",
+            detail={"field": "days"},
+        )
+    async with session_scope(runtime.sessions) as session:
+        stored = (await _own_account(session, actor.name)).password_hash
+    if not await asyncio.to_thread(passwords.verify, stored, data.password):
+        raise Unauthenticated("the password is wrong", detail={"field": "password"})
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
         user = await _own_account(session, actor.name)
         raw, token = await service.issue_token(

@@ -34,7 +34,9 @@ class UserUpdate(BaseModel):
     area: CodeStr | None = None
     password: str | None = Field(default=None, min_length=1, max_length=256)
     active: bool | None = None
-    unlock: bool = False
+    unlock: bool = Field(
+        default=False, description="lift every hold on the name's sign-ins (all addresses)"
+    )
 
 
 class UserRead(BaseModel):
@@ -45,7 +47,6 @@ class UserRead(BaseModel):
     role: str
     area_code: str | None
     active: bool
-    locked_until: datetime | None
     password_changed_at: datetime
     created_by: str
     created_at: datetime
@@ -64,7 +65,13 @@ class LoginResult(BaseModel):
 
 class TokenCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100, description="what it is for")
-    days: int | None = Field(default=None, ge=1, le=366)
+    password: str = Field(
+        min_length=1,
+        max_length=256,
+        description="one's password again: a session left open must not mint a token "
+        "that outlives it",
+    )
+    days: int | None = Field(default=None, ge=1, le=366, description="at most API_TOKEN_TTL_DAYS")
 
 
 class TokenCreated(BaseModel):

@@ -7,11 +7,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from accounts import passwords
-from accounts.models import AuthToken, User
+from accounts import passwords, throttle
+from accounts.models import AuthToken, SignInFailure, User
 from accounts.schemas import UserCreate, UserRead, UserUpdate
 from areas import service as area_service
 from core.actors import Actor, Role
@@ -21,10 +21,6 @@ from core.settings import Settings
 TOKEN_PREFIX = "bc_"  # recognisable in a leaked file or a log, so it can be revoked
 TOUCH_EVERY = timedelta(minutes=1)  # last-used is written at most this often per token
 WRONG = "wrong user name or password"  # never says which of the two
-
-
-class AccountLocked(AppError):
-    status_code = 423
 
 
 class UserNotFound(NotFound):
@@ -64,7 +60,6 @@ async def create(session: AsyncSession, data: UserCreate, *, by: str, now: datet
         role=data.role.value,
         area_code=data.area,
         active=True,
-        failed_logins=0,
         password_changed_at=now,
         created_by=by,
         created_at=now,
@@ -90,7 +85,7 @@ async def change(session: AsyncSession, username: str, data: UserUpdate, *, now:
         user.password_changed_at = now
         await _revoke_all(session, user, now)
     if data.unlock:
-        user.failed_logins, user.locked_until = 0, None
+        await session.execute(delete(SignInFailure).where(SignInFailure.username == username))
     if data.active is not None:
         user.active = data.active
         if not data.active:
@@ -114,40 +109,60 @@ class SignIn:
 
     user: User | None
     error: AppError | None
+    alarm: int = 0  # the wrong passwords in a row that reached the limit, else 0
 
 
-async def authenticate(
-    session: AsyncSession, username: str, password: str, *, settings: Settings, now: datetime
-) -> SignIn:
+async def sign_in_state(
+    session: AsyncSession, username: str, address: str, *, now: datetime
+) -> tuple[User | None, AppError | None]:
+    """The account (None: no such name) and, if this address is held off the name, the
+    answer to give without checking the password."""
     user = await session.scalar(select(User).where(User.username == username))
-    if user is not None and user.locked_until is not None and user.locked_until > now:
-        # Not even checked: a locked account must not become a free password oracle.
-        return SignIn(None, _locked(user))
-    ok = passwords.verify(user.password_hash if user else None, password)
-    if user is None or not ok:
-        if user is not None:
-            user.failed_logins += 1
-            if user.failed_logins >= settings.login_max_failures:
-                user.failed_logins = 0
-                user.locked_until = now + timedelta(seconds=settings.login_lockout_s)
-                return SignIn(None, _locked(user))
-        return SignIn(None, Unauthenticated(WRONG))
-    if not user.active:
-        return SignIn(None, Unauthenticated("this account is deactivated"))
-    user.failed_logins, user.locked_until = 0, None
-    if passwords.needs_rehash(user.password_hash):
-        user.password_hash = passwords.hash_password(password)
-    return SignIn(user, None)
-
-
-def _locked(user: User) -> AccountLocked:
-    until = user.locked_until
-    assert until is not None
-    return AccountLocked(
-        f"account locked after repeated failed sign-ins, until {until:%H:%M} UTC; an "
-        "administrator can unlock it",
-        detail={"locked_until": until.isoformat()},
+    held_until = await session.scalar(
+        select(SignInFailure.held_until).where(
+            SignInFailure.username == username, SignInFailure.address == address[:64]
+        )
     )
+    if held_until is not None and held_until > now:
+        return user, throttle.held(held_until, now)
+    return user, None
+
+
+async def settle_sign_in(
+    session: AsyncSession,
+    username: str,
+    address: str,
+    *,
+    password_ok: bool,
+    settings: Settings,
+    now: datetime,
+    password_for_rehash: str | None = None,
+) -> SignIn:
+    """Record the attempt, its password already checked (outside any lock): a failure
+    counts against this name from this address only; a success clears that count."""
+    user = await session.scalar(select(User).where(User.username == username))
+    row = await session.scalar(
+        select(SignInFailure).where(
+            SignInFailure.username == username, SignInFailure.address == address[:64]
+        )
+    )
+    if user is None or not password_ok:
+        if row is None:
+            row = SignInFailure(username=username, address=address[:64], failures=0)
+            session.add(row)
+        row.failures += 1
+        row.last_failed_at = now
+        hold = throttle.hold_after(row.failures, settings)
+        row.held_until = now + hold if hold else None
+        alarm = row.failures if row.failures == settings.login_max_failures else 0
+        return SignIn(None, Unauthenticated(WRONG), alarm)
+    if not user.active:  # said only to whoever knows its password
+        return SignIn(None, Unauthenticated("this account is deactivated"))
+    if row is not None:
+        await session.delete(row)
+    if passwords.needs_rehash(user.password_hash):  # rare: the hashing parameters changed
+        user.password_hash = passwords.hash_password(password_for_rehash or "")
+    return SignIn(user, None)
 
 
 async def issue_token(

@@ -183,7 +183,7 @@ def login(
         session = signed_in.json()["token"]
         created = client.post(
             "/api/v1/auth/tokens",
-            json={"name": "cli", "days": days},
+            json={"name": "cli", "days": days, "password": password},
             headers={"Authorization": f"Bearer {session}"},
         )
         created.raise_for_status()
@@ -248,10 +248,15 @@ def media_serve(host: str = "127.0.0.1", port: int = 8001) -> None:
 
 @keys_app.command("generate")
 def keys_generate() -> None:
-    """A new signing key: its seed (secret, for BROADCAST_SIGNING_KEY) and public key."""
+    """New secrets for production: BROADCAST_SECRET_KEY (media grants, device keys) and
+    BROADCAST_SIGNING_KEY (the Ed25519 seed that signs commands), with its public key."""
+    import secrets
+
     from devices.signing import SigningKey
 
     key = SigningKey.generate()
+    typer.echo(f"BROADCAST_SECRET_KEY={secrets.token_urlsafe(32)}")
+    typer.echo(f"BROADCAST_SIGNING_KEY={key.seed_text}")
     typer.echo(f"seed (secret)  {key.seed_text}")
     typer.echo(f"public key     {key.public_text}")
     typer.echo(f"key id         {key.kid}")

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.deps import ActorDep, RuntimeDep
+from app.runtime import Runtime
 from areas.models import Area
 from authority.checks import touched
 from authority.rules import Refused, inside
@@ -54,31 +55,37 @@ GUARD_MARKER = "__broadcast_guard__"  # lets the test find routes without a guar
 
 def allow(action: Action, *sources: From) -> Any:
     async def check(request: Request, runtime: RuntimeDep, actor: ActorDep) -> Actor:
-        body = await _body(request) if From.BODY_TARGETS in sources else {}
-        request.state.audit_detail = _summary(body)
-        wanted = action
-        if action is Action.SEND and body.get("class", "emergency") == "emergency":
-            wanted = Action.SEND_EMERGENCY  # the class a broadcast defaults to
-        require(actor, wanted)
-        if actor.area is None or From.ANYWHERE in sources:
-            return actor
-        if From.PROVINCE in sources:
-            raise Refused(
-                f"{actor.label} works in area {actor.area}; this is province-wide",
-                "area",
-                yours=actor.area,
-            )
-        reading = action is Action.READ
-        async with session_scope(runtime.sessions) as session:
-            for source in sources:
-                areas, clusters = await _touched(session, source, request, body, actor)
-                await _check(
-                    session, actor, areas, clusters, overlap=reading and source in _RESOURCES
-                )
-        return actor
+        return await enforce(request, runtime, actor, action, sources)
 
     setattr(check, GUARD_MARKER, action)
     return Depends(check)
+
+
+async def enforce(
+    request: Request, runtime: Runtime, actor: Actor, action: Action, sources: tuple[From, ...]
+) -> Actor:
+    """The role against the policy, then the area rule for what the request touches. The
+    API's `allow` and the console's pages (console/router.py `page`) both come here."""
+    body = await _body(request) if From.BODY_TARGETS in sources else {}
+    request.state.audit_detail = _summary(body)
+    wanted = action
+    if action is Action.SEND and body.get("class", "emergency") == "emergency":
+        wanted = Action.SEND_EMERGENCY  # the class a broadcast defaults to
+    require(actor, wanted)
+    if actor.area is None or From.ANYWHERE in sources:
+        return actor
+    if From.PROVINCE in sources:
+        raise Refused(
+            f"{actor.label} works in area {actor.area}; this is province-wide",
+            "area",
+            yours=actor.area,
+        )
+    reading = action is Action.READ
+    async with session_scope(runtime.sessions) as session:
+        for source in sources:
+            areas, clusters = await _touched(session, source, request, body, actor)
+            await _check(session, actor, areas, clusters, overlap=reading and source in _RESOURCES)
+    return actor
 
 
 _RESOURCES = frozenset({From.BROADCAST, From.SCHEDULE, From.OPERATION, From.ROLLOUT})

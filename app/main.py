@@ -26,7 +26,7 @@ from bulletins.router import router as bulletins_router
 from cap.router import router as cap_router
 from central.inbound import router as central_inbox_router
 from central.router import router as central_router
-from console.router import SignInNeeded, sign_in_first
+from console.router import PageRefused, SignInNeeded, refused_page, sign_in_first
 from console.router import router as console_router
 from core import heap
 from core.clock import Clock
@@ -107,11 +107,14 @@ def create_app(
     )
 
     app.add_exception_handler(SignInNeeded, sign_in_first)
+    app.add_exception_handler(PageRefused, refused_page)
 
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
         return JSONResponse(
-            {"error": exc.message, "detail": exc.detail}, status_code=exc.status_code
+            {"error": exc.message, "detail": exc.detail},
+            status_code=exc.status_code,
+            headers=exc.headers,
         )
 
     @app.exception_handler(RequestValidationError)

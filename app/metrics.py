@@ -112,6 +112,11 @@ class _Snapshot(Collector):
             "From a broadcast's request to each cluster's first confirmation",
             stats.confirm_latency,
         )
+        yield CounterMetricFamily(
+            "broadcast_sign_in_alarms",
+            "Names that reached the wrong-password limit from one address: someone guessing",
+            value=runtime.http.sign_in_alarms,
+        )
         mqtt = runtime.mqtt
         yield CounterMetricFamily(
             "broadcast_mqtt_reconnects",

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from accounts.throttle import AddressBudget
 from audit.service import event as audit_event
 from broadcast import jobs as broadcast_jobs
 from broadcast import repository as broadcast_repository
@@ -65,6 +66,8 @@ class Runtime:
     ingest_slots: asyncio.Semaphore = field(default_factory=asyncio.Semaphore)
     # Set when a schedule changes: the clusters' stored schedules are pushed at the next tick.
     schedules_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Sign-ins per source address, before any password is checked (accounts/throttle.py).
+    sign_in_budget: AddressBudget = field(default_factory=lambda: AddressBudget(1 / 3, 20))
     mqtt: MqttService | None = None
     dispatcher: Dispatcher | None = None
     acks: BatchConsumer[IncomingAck] | None = None
@@ -77,6 +80,8 @@ class Runtime:
         engine = create_engine(settings.database_url)
         runtime = cls(settings, clock or SystemClock(), engine, create_session_maker(engine))
         runtime.ingest_slots = asyncio.Semaphore(settings.ingest_concurrency)
+        per_minute = settings.login_per_address_per_minute
+        runtime.sign_in_budget = AddressBudget(per_minute / 60, per_minute)
         return runtime
 
     def ingest_context(self) -> IngestContext:

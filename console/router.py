@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts import service as account_service
 from app.deps import SESSION_COOKIE, RuntimeDep
+from app.guard import GUARD_MARKER, From, enforce
 from areas import service as area_service
 from areas.models import Area
 from broadcast import service as broadcast_service
@@ -59,8 +60,17 @@ class SignInNeeded(Exception):
         self.path = path
 
 
+class PageRefused(Exception):
+    """A page the person may not see: answered with the console's 403 page
+    (`refused_page`, registered by the application), and on record in the audit log."""
+
+    def __init__(self, actor: Actor, status_code: int) -> None:
+        super().__init__(status_code)
+        self.actor, self.status_code = actor, status_code
+
+
 async def signed_in(request: Request, runtime: RuntimeDep) -> Actor:
-    """The person the session cookie stands for."""
+    """The person the session cookie stands for (kept on the request for the audit log)."""
     raw = request.cookies.get(SESSION_COOKIE)
     found = None
     if raw:
@@ -68,10 +78,30 @@ async def signed_in(request: Request, runtime: RuntimeDep) -> Actor:
             found = await account_service.resolve_token(session, raw, now=runtime.clock.now())
     if found is None:
         raise SignInNeeded(request.url.path)
-    return account_service.actor_of(found[0])
+    actor = account_service.actor_of(found[0])
+    request.state.actor = actor
+    return actor
 
 
 SignedIn = Annotated[Actor, Depends(signed_in)]
+
+
+def page(action: Action, *sources: From) -> Any:
+    """A page's rule, checked by the same guard as the API's endpoints (app/guard.py)."""
+
+    async def check(request: Request, runtime: RuntimeDep, actor: SignedIn) -> Actor:
+        try:
+            return await enforce(request, runtime, actor, action, sources)
+        except AppError as exc:
+            raise PageRefused(actor, exc.status_code) from exc
+
+    setattr(check, GUARD_MARKER, action)
+    return Depends(check)
+
+
+async def refused_page(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PageRefused)
+    return _render(request, "forbidden.html", exc.actor, status_code=exc.status_code)
 
 
 async def sign_in_first(_request: Request, exc: Exception) -> Response:
@@ -117,7 +147,7 @@ async def login_page(request: Request) -> Response:
     return _render(request, "login.html", None, next=request.query_params.get("next", "/console"))
 
 
-@router.get("")
+@router.get("", dependencies=[page(Action.SELF, From.ANYWHERE)])
 async def home(request: Request, actor: SignedIn) -> Response:
     return _render(request, "home.html", actor, tiles=HOME[actor.role])
 
@@ -159,10 +189,8 @@ async def _commune_map(session: AsyncSession, areas: list[Area]) -> list[Any]:
     return commune_shapes(placed)
 
 
-@router.get("/emergency")
+@router.get("/emergency", dependencies=[page(Action.SEND_EMERGENCY, From.ANYWHERE)])
 async def emergency_page(request: Request, runtime: RuntimeDep, actor: SignedIn) -> Response:
-    if Action.SEND_EMERGENCY not in ALLOWED[actor.role]:
-        return _render(request, "forbidden.html", actor, status_code=403)
     async with session_scope(runtime.sessions) as session:
         approved = await _approved_bulletins(session, actor)
         areas = await _areas_for(session, actor)
@@ -170,7 +198,7 @@ async def emergency_page(request: Request, runtime: RuntimeDep, actor: SignedIn)
     return _render(request, "emergency.html", actor, areas=areas, shapes=shapes, bulletins=approved)
 
 
-@router.get("/broadcasts/{broadcast_id}")
+@router.get("/broadcasts/{broadcast_id}", dependencies=[page(Action.READ, From.BROADCAST)])
 async def live_page(
     broadcast_id: str, request: Request, runtime: RuntimeDep, actor: SignedIn
 ) -> Response:
@@ -184,7 +212,7 @@ async def live_page(
     return _render(request, "live.html", actor, broadcast=broadcast)
 
 
-@router.get("/health")
+@router.get("/health", dependencies=[page(Action.READ, From.QUERY_AREA_OR_OWN)])
 async def health_page(request: Request, runtime: RuntimeDep, actor: SignedIn) -> Response:
     async with session_scope(runtime.sessions) as session:
         area = await _area_asked(request, session, actor)
@@ -199,7 +227,7 @@ async def health_page(request: Request, runtime: RuntimeDep, actor: SignedIn) ->
     return _render(request, "health.html", actor, rows=rows, area=area, map=plot(points))
 
 
-@router.get("/clusters/{code}")
+@router.get("/clusters/{code}", dependencies=[page(Action.READ, From.CLUSTER_PATH)])
 async def cluster_page(
     code: str, request: Request, runtime: RuntimeDep, actor: SignedIn
 ) -> Response:
@@ -216,7 +244,7 @@ async def cluster_page(
     return _render(request, "cluster.html", actor, page=page, may_operate=may_operate)
 
 
-@router.get("/schedule")
+@router.get("/schedule", dependencies=[page(Action.READ, From.QUERY_AREA_OR_OWN)])
 async def schedule_page(request: Request, runtime: RuntimeDep, actor: SignedIn) -> Response:
     """A commune's schedule for a day or a week, in local time, by day."""
     tz = zone(runtime.settings.default_timezone)
@@ -275,7 +303,7 @@ async def _clusters_to_pick(session: AsyncSession, area: str) -> list[Cluster]:
     return list(rows) if len(rows) <= PICKABLE_CLUSTERS else []
 
 
-@router.get("/bulletins")
+@router.get("/bulletins", dependencies=[page(Action.READ, From.ANYWHERE)])
 async def bulletins_page(request: Request, runtime: RuntimeDep, actor: SignedIn) -> Response:
     """The editorial queue (for the board: approve, or reject with a reason) and the
     library of approved bulletins, as the person may see them."""
@@ -321,7 +349,7 @@ async def bulletins_page(request: Request, runtime: RuntimeDep, actor: SignedIn)
 TOPICS = ("general", "weather", "disaster", "health", "agriculture", "security", "policy")
 
 
-@router.get("/inbox")
+@router.get("/inbox", dependencies=[page(Action.READ, From.QUERY_AREA_OR_OWN)])
 async def inbox_page(request: Request, runtime: RuntimeDep, actor: SignedIn) -> Response:
     """A commune's bulletins from above, pending first: put on air, or decline."""
     async with session_scope(runtime.sessions) as session:
@@ -332,7 +360,7 @@ async def inbox_page(request: Request, runtime: RuntimeDep, actor: SignedIn) -> 
     return _render(request, "inbox.html", actor, items=items, may_handle=may_handle)
 
 
-@router.get("/reports/monthly")
+@router.get("/reports/monthly", dependencies=[page(Action.READ, From.QUERY_AREA_OR_OWN)])
 async def monthly_report_page(request: Request, runtime: RuntimeDep, actor: SignedIn) -> Response:
     """The month's report as it prints (?month=YYYY-MM, default this month), with links to
     the PDF, the workbook and the CSV."""
@@ -357,7 +385,7 @@ async def monthly_report_page(request: Request, runtime: RuntimeDep, actor: Sign
     return HTMLResponse(printable.monthly_html(report, locale, downloads))
 
 
-@router.get("/reports")
+@router.get("/reports", dependencies=[page(Action.READ, From.QUERY_AREA_OR_OWN)])
 async def reports_page(request: Request, runtime: RuntimeDep, actor: SignedIn) -> Response:
     """Broadcasts and airtime by area over the last 7, 30 or 90 days; share working."""
     days = {"7": 7, "90": 90}.get(request.query_params.get("days", ""), 30)

@@ -49,6 +49,7 @@ class HttpStats:
 
     requests: dict[tuple[str, str, str], int] = field(default_factory=dict)
     seconds: Histogram = field(default_factory=lambda: Histogram(bounds=HTTP_BUCKETS_S))
+    sign_in_alarms: int = 0  # names that reached the wrong-password limit from one address
 
     def record(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, str(status))

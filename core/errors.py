@@ -5,6 +5,7 @@ from __future__ import annotations
 
 class AppError(Exception):
     status_code = 400
+    headers: dict[str, str] | None = None  # sent with the answer (Retry-After, say)
 
     def __init__(self, message: str, *, detail: object | None = None) -> None:
         super().__init__(message)

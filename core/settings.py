@@ -16,6 +16,26 @@ from devices.signing import SigningKey, TrustStore
 from media.pipeline import DeliveryProfile, LoudnessTarget
 
 PLACEHOLDER_SECRET = "change-me"
+# What `secrets.token_urlsafe(32)` prints for 32 random bytes: shorter is refused in
+# production, and so is a long string of few characters ("changeme" eight times).
+SECRET_MIN_CHARS = 43
+SECRET_MIN_DISTINCT = 16
+WEAK_SECRETS = frozenset(
+    {PLACEHOLDER_SECRET, "changeme", "secret", "password", "admin", "test", "default"}
+)
+MAKE_SECRETS = "`broadcast keys generate` prints a secret key and a signing key"
+
+
+def secret_problem(value: str) -> str | None:
+    """Why a production secret is too weak, or None."""
+    folded = value.strip().lower()
+    if not folded or folded in WEAK_SECRETS or any(w * 2 in folded for w in WEAK_SECRETS):
+        return "is a well-known value"
+    if len(value) < SECRET_MIN_CHARS:
+        return f"is {len(value)} characters; at least {SECRET_MIN_CHARS} (32 random bytes)"
+    if len(set(value)) < SECRET_MIN_DISTINCT:
+        return f"has only {len(set(value))} different characters: not random"
+    return None
 
 
 class Settings(BaseSettings):
@@ -126,10 +146,15 @@ class Settings(BaseSettings):
     # answer before its install counts as failed (a cluster that never comes back is the
     # failure a rollout must stop for), and the largest image accepted.
     firmware_install_timeout_s: int = 1800
-    # People (accounts/): consecutive failed sign-ins before an account is locked, and for
-    # how long; how long a web session and an API token last.
+    # People (accounts/throttle.py): wrong passwords in a row for one name from one address
+    # before that address waits (doubling from the base), and at the limit for how long it
+    # is held off the name (the account itself is never locked); sign-ins per address per
+    # minute before any password is checked; how long a web session and an API token last.
+    login_free_failures: int = 2
+    login_delay_base_s: float = 2.0
     login_max_failures: int = 5
     login_lockout_s: int = 900
+    login_per_address_per_minute: int = 20
     session_ttl_s: int = 12 * 3600  # a duty officer's night shift
     api_token_ttl_days: int = 90
     # Identity from a trusted front proxy (X-Actor, X-Role, X-Area: an SSO gateway);
@@ -166,9 +191,18 @@ class Settings(BaseSettings):
         return ssl.create_default_context(cafile=str(self.mqtt_tls_ca))
 
     @model_validator(mode="after")
-    def _refuse_placeholder_secrets(self) -> Settings:
-        if self.environment == "production" and self.secret_key == PLACEHOLDER_SECRET:
-            raise ValueError("BROADCAST_SECRET_KEY must be set in production")
+    def _refuse_weak_secrets(self) -> Settings:
+        """In production the secret must be one nobody can search for offline (it signs
+        every media grant), and the command-signing key must be its own: a key derived
+        from a guessable secret, whose public half the key set publishes, would let
+        anyone who guesses it forge every command."""
+        if self.environment != "production":
+            return self
+        problem = secret_problem(self.secret_key)
+        if problem is not None:
+            raise ValueError(f"BROADCAST_SECRET_KEY {problem}; {MAKE_SECRETS}")
+        if not self.signing_key:
+            raise ValueError(f"BROADCAST_SIGNING_KEY must be set in production; {MAKE_SECRETS}")
         return self
 
     @model_validator(mode="after")

@@ -3,8 +3,9 @@ from __future__ import annotations
 from fastapi import APIRouter, UploadFile, status
 from fastapi.responses import FileResponse
 
-from app.deps import RuntimeDep, SessionDep
+from app.deps import ActorDep, RuntimeDep, SessionDep
 from app.guard import From, allow
+from authority.reads import may_read_media
 from core.database import session_scope
 from core.errors import InvalidInput
 from core.policy import Action
@@ -79,14 +80,23 @@ async def upload_image(file: UploadFile, runtime: RuntimeDep) -> MediaRead:
 
 
 @router.get("/api/v1/media/{sha256}", dependencies=[allow(Action.READ, From.ANYWHERE)])
-async def read_media(sha256: str, session: SessionDep, runtime: RuntimeDep) -> MediaRead:
-    return await service.get_read(session=session, settings=runtime.settings, sha256=sha256)
+async def read_media(
+    sha256: str, session: SessionDep, runtime: RuntimeDep, actor: ActorDep
+) -> MediaRead:
+    """A file's metadata; for people scoped to an area, only of what concerns it."""
+    read = await service.get_read(session=session, settings=runtime.settings, sha256=sha256)
+    await may_read_media(session, actor, sha256)
+    return read
 
 
 @router.get("/api/v1/media/{sha256}/file", dependencies=[allow(Action.READ, From.ANYWHERE)])
-async def download_media(sha256: str, session: SessionDep, runtime: RuntimeDep) -> FileResponse:
-    """The rendition itself, for people previewing it (clusters use signed /media URLs)."""
+async def download_media(
+    sha256: str, session: SessionDep, runtime: RuntimeDep, actor: ActorDep
+) -> FileResponse:
+    """The rendition itself, for people previewing it (clusters use signed /media URLs);
+    for people scoped to an area, only what a bulletin or broadcast of theirs carries."""
     media = await service.get(session=session, sha256=sha256)
+    await may_read_media(session, actor, sha256)
     return FileResponse(
         storage.media_path(runtime.settings.media_dir, media.sha256),
         media_type=media.content_type,

@@ -96,11 +96,19 @@ def test_keys_generate_then_show_the_configured_key() -> None:
         ).stdout
 
     generated = run("generate").splitlines()
-    seed = generated[0].split()[-1]
-    public = generated[1].split()[-1]
+    env = dict(line.split("=", 1) for line in generated[:2])
+    seed = generated[2].split()[-1]
+    public = generated[3].split()[-1]
     key = SigningKey.from_text(seed)
-    assert key.public_text == public and generated[2].split()[-1] == key.kid
-    shown = run("show", BROADCAST_SIGNING_KEY=seed, BROADCAST_TRUSTED_KEYS=f'["{public}"]')
+    assert key.public_text == public and generated[4].split()[-1] == key.kid
+    assert env["BROADCAST_SIGNING_KEY"] == seed
+    # What it prints is what production asks for.
+    shown = run(
+        "show",
+        **env,
+        BROADCAST_ENVIRONMENT="production",
+        BROADCAST_TRUSTED_KEYS=f'["{public}"]',
+    )
     assert f"signing key id {key.kid}" in shown
     assert shown.count(public) == 1, "its own public key listed once"
 

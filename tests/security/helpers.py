@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
+from devices.signing import SigningKey
 from tests.support import Stack
 
 PASSWORD = "một câu dài dễ nhớ 2026"  # a sentence: long, and passes the rules
@@ -31,3 +33,12 @@ async def signed_in(stack: Stack, username: str, password: str = PASSWORD) -> st
     stack.client.cookies.clear()
     token: str = response.json()["token"]
     return token
+
+
+def production_secrets() -> dict[str, str]:
+    """Settings overrides for a production stack: real secrets, as production demands."""
+    return {
+        "environment": "production",
+        "secret_key": secrets.token_urlsafe(32),
+        "signing_key": SigningKey.generate().seed_text,
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 
@@ -64,38 +65,57 @@ async def test_password_rules_name_the_field(stack: Stack) -> None:
     assert bad_role.status_code == 422 and "role" in bad_role.text
 
 
-async def test_five_wrong_passwords_lock_the_account_until_the_lockout_ends(
+async def test_wrong_passwords_hold_off_the_address_with_growing_waits(
     stack_factory: Callable[..., Awaitable[Stack]],
 ) -> None:
     clock = ManualClock(datetime(2026, 11, 24, 2, 0, tzinfo=UTC))  # 2 a.m., a flood
-    stack = await stack_factory(clock=clock, login_max_failures=5, login_lockout_s=900)
+    stack = await stack_factory(
+        clock=clock,
+        login_free_failures=2,
+        login_delay_base_s=2.0,
+        login_max_failures=5,
+        login_lockout_s=900,
+    )
     await make_user(stack, "truc.ban", role="province_officer")
 
-    async def attempt(password: str) -> int:
+    async def attempt(password: str, name: str = "truc.ban") -> tuple[int, dict[str, Any]]:
         response = await stack.client.post(
-            "/api/v1/auth/login", json={"username": "truc.ban", "password": password}
+            "/api/v1/auth/login", json={"username": name, "password": password}
         )
         stack.client.cookies.clear()  # act on as the development administrator
-        return response.status_code
+        return response.status_code, response.json()
 
-    assert [await attempt("sai mật khẩu rồi") for _ in range(4)] == [401] * 4
-    assert await attempt("sai mật khẩu rồi") == 423  # the fifth locks it
-    assert await attempt(PASSWORD) == 423  # even the right one, while locked
-    unknown = await stack.client.post(
-        "/api/v1/auth/login", json={"username": "nobody.here", "password": "whatever it is"}
-    )
-    assert unknown.status_code == 401 and unknown.json()["error"] == "wrong user name or password"
-
+    wrong = "sai mật khẩu rồi"
+    assert [(await attempt(wrong))[0] for _ in range(3)] == [401, 401, 401]
+    status, body = await attempt(PASSWORD)  # the third failure holds the address 2 s
+    assert status == 429 and body["detail"] == {"retry_after_s": 2}
+    clock.set(clock.now() + timedelta(seconds=2))
+    assert (await attempt(wrong))[0] == 401  # the fourth: 4 s
+    clock.set(clock.now() + timedelta(seconds=4))
+    assert (await attempt(wrong))[0] == 401  # the fifth: the lock-out time, an alarm
+    status, body = await attempt(PASSWORD)
+    assert status == 429 and body["detail"]["retry_after_s"] == 900
     clock.set(clock.now() + timedelta(seconds=901))
-    assert await attempt(PASSWORD) == 200
+    assert (await attempt(PASSWORD))[0] == 200  # held off no longer; the count starts again
+    assert [(await attempt(wrong))[0] for _ in range(2)] == [401, 401]
 
-    # An administrator unlocks a locked account at once.
+    # An unknown name is answered in the very same way: no account oracle.
+    statuses = []
     for _ in range(5):
-        await attempt("sai mật khẩu rồi")
-    assert await attempt(PASSWORD) == 423
-    unlocked = await stack.client.patch("/api/v1/users/truc.ban", json={"unlock": True})
-    assert unlocked.status_code == 200 and unlocked.json()["locked_until"] is None
-    assert await attempt(PASSWORD) == 200
+        statuses.append((await attempt(wrong, "khong.co.ai"))[0])
+        clock.set(clock.now() + timedelta(seconds=5))
+    unknown_status, unknown = await attempt(wrong, "khong.co.ai")
+    assert statuses == [401] * 5 and unknown_status == 429
+    assert unknown["detail"]["retry_after_s"] == 895
+
+    # An administrator lifts the holds on a name at once.
+    for _ in range(5):
+        await attempt(wrong)
+        clock.set(clock.now() + timedelta(seconds=5))
+    assert (await attempt(PASSWORD))[0] == 429
+    lifted = await stack.client.patch("/api/v1/users/truc.ban", json={"unlock": True})
+    assert lifted.status_code == 200
+    assert (await attempt(PASSWORD))[0] == 200
 
 
 async def test_api_tokens_expire_and_end_with_a_password_change_or_deactivation(
@@ -106,8 +126,18 @@ async def test_api_tokens_expire_and_end_with_a_password_change_or_deactivation(
     await make_user(stack, "ky.thuat", role="technician")
     session = await signed_in(stack, "ky.thuat")
     auth = {"Authorization": f"Bearer {session}"}
+    # A session left open on a shared computer does not mint a long token by itself.
+    for body, status, field in (
+        ({"name": "laptop"}, 422, "password"),
+        ({"name": "laptop", "password": "không phải mật khẩu"}, 401, "password"),
+        ({"name": "laptop", "password": PASSWORD, "days": 366}, 422, "days"),
+    ):
+        refused = await stack.client.post("/api/v1/auth/tokens", json=body, headers=auth)
+        assert refused.status_code == status and field in refused.text, refused.text
     created = await stack.client.post(
-        "/api/v1/auth/tokens", json={"name": "laptop", "days": 2}, headers=auth
+        "/api/v1/auth/tokens",
+        json={"name": "laptop", "days": 2, "password": PASSWORD},
+        headers=auth,
     )
     assert created.status_code == 201
     api = {"Authorization": f"Bearer {created.json()['token']}"}

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from app.broker import Broker
+from app.broker import Broker, free_port
 from core.mqtt import Outgoing
 from devices import broker_auth, protocol
 from devices.mqtt_lite import LiteClient, MqttLiteError
 from tests.broadcast.helpers import seed_province
+from tests.factories import small_province
 from tests.support import Stack, eventually
 
 CONTROL = "control-plane"
@@ -36,15 +37,20 @@ async def locked_broker(tmp_path: Path) -> AsyncIterator[tuple[Broker, dict[str,
         broker_auth.password_file([(CONTROL, broker_auth.mosquitto_hash(files["mqtt_password"]))])
     )
     files["broker_acl_file"].write_text(broker_auth.acl_file(CONTROL, []))
+    device_port = free_port()
     broker = Broker(
         extra=(
             "allow_anonymous false\n"
             "user root\n"  # the test runs as root: no drop to a user who cannot read tmp
             f"password_file {files['broker_password_file']}\n"
             f"acl_file {files['broker_acl_file']}\n"
+            # The clusters' listener, as deploy/mosquitto.production.conf has it.
+            f"listener {device_port} 127.0.0.1\n"
+            "use_username_as_clientid true\n"
         )
     )
     broker.start()
+    broker.device_port = device_port  # type: ignore[attr-defined]
     assert broker.process is not None
     files["broker_pid_file"].write_text(str(broker.process.pid))
     try:
@@ -57,15 +63,21 @@ class Device:
     """A bare MQTT client with a cluster's name: what an attacker holding one cluster's
     credentials (or none) can do."""
 
-    def __init__(self, broker: Broker, code: str, password: str | None) -> None:
+    def __init__(
+        self, broker: Broker, code: str, password: str | None, *, client_id: str | None = None
+    ) -> None:
         self.broker = broker
         self.got: list[tuple[str, bytes]] = []
         self.client = LiteClient(
-            code, lambda t, p: self.got.append((t, p)), username=code, password=password
+            client_id or code,
+            lambda t, p: self.got.append((t, p)),
+            username=code,
+            password=password,
         )
 
     async def connect(self) -> None:
-        await self.client.connect(self.broker.host, self.broker.port)
+        """On the clusters' listener."""
+        await self.client.connect(self.broker.host, self.broker.device_port)  # type: ignore[attr-defined]
 
 
 async def _connects(device: Device) -> bool:
@@ -173,3 +185,53 @@ async def _ingest(stack: Stack) -> dict[str, Any]:
 
 async def _value(items: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
     return list(items)
+
+
+async def test_a_clusters_credentials_cannot_knock_another_cluster_off(
+    stack_factory: Callable[..., Awaitable[Stack]],
+    locked_broker: tuple[Broker, dict[str, Any]],
+) -> None:
+    """Issue 18, finding 7: cluster A's account connecting with cluster B's client id
+    used to disconnect the real B, again and again. On the clusters' listener the client
+    id is the account name, so A only ever replaces its own connection."""
+    broker, files = locked_broker
+    stack = await stack_factory(mqtt_port=broker.port, **files)
+    await small_province(stack)
+    a, b = "25216-01", "25231-01"
+    passwords = {}
+    for code in (a, b):
+        issued = await stack.client.post(f"/api/v1/clusters/{code}/credentials")
+        passwords[code] = issued.json()["password"]
+    real_b = Device(broker, b, passwords[b])
+    await eventually(lambda: _connects(real_b), bool, what="B admitted")
+    for _ in range(3):
+        thief = Device(broker, a, passwords[a], client_id=b)  # A's account, B's client id
+        await thief.connect()
+        # The broker has handled the thief's CONNECT once it answers a subscription.
+        await thief.client.subscribe([protocol.cluster_command_topic(a)])
+        assert thief.client.connected and real_b.client.connected
+        thief.client.drop()
+    # The same account twice is still one connection: the newer replaces the older.
+    twin = Device(broker, b, passwords[b], client_id="anything")
+    await twin.connect()
+    await eventually(
+        lambda: _value([("", b"x")] if real_b.client.connected else []),
+        lambda got: not got,
+        what="B's older connection replaced by its own newer one",
+    )
+    twin.client.drop()
+
+
+def test_the_shipped_brokers_bind_client_ids_to_accounts_on_the_clusters_listener() -> None:
+    deploy = Path(__file__).resolve().parents[2] / "deploy"
+    for name in ("mosquitto.production.conf", "mosquitto.edge.conf"):
+        listeners: dict[str, list[str]] = {}
+        current = ""
+        for line in (deploy / name).read_text().splitlines():
+            words = line.split()
+            if words[:1] == ["listener"]:
+                current = words[1]
+                listeners[current] = []
+            elif words and current and not line.startswith("#"):
+                listeners[current].append(words[0])
+        assert "use_username_as_clientid" in listeners["8883"], name

@@ -15,7 +15,7 @@ from app.guard import GUARD_MARKER
 from app.main import create_app
 from core.settings import Settings
 from tests.broadcast.helpers import approved_bulletin, seed_province, upload
-from tests.security.helpers import make_user, signed_in
+from tests.security.helpers import make_user, production_secrets, signed_in
 from tests.support import Stack
 
 COMMUNE = "25216"
@@ -209,16 +209,15 @@ async def test_a_scoped_person_must_name_an_area_inside_their_own(
 
 def test_no_endpoint_is_without_an_authorisation_rule() -> None:
     app = create_app(Settings(environment="test"))
-    # Probes and metrics (internal network only: nginx does not pass them), sign-in, and
-    # the console's pages (they redirect to sign-in themselves and read through the same
-    # rules; what they change goes through the guarded API).
-    public = {"/", "/healthz", "/readyz", "/metrics", "/api/v1/auth/login"}
+    # Probes and metrics (internal network only: nginx does not pass them) and sign-in;
+    # the console's pages go through the same guard as the API (issue 18).
+    public = {"/", "/healthz", "/readyz", "/metrics", "/api/v1/auth/login", "/console/login"}
     unguarded = []
     routes = [r for r in _routes(app.router.routes) if isinstance(r, APIRoute)]
     assert len(routes) > 50
     for route in routes:
         guards = [d.call for d in route.dependant.dependencies if hasattr(d.call, GUARD_MARKER)]
-        if not guards and route.path not in public and not route.path.startswith("/console"):
+        if not guards and route.path not in public:
             unguarded.append(f"{sorted(route.methods)} {route.path}")
     assert unguarded == []
 
@@ -238,7 +237,7 @@ def _routes(routes: list[Any]) -> list[Any]:
 async def test_production_refuses_anyone_not_signed_in(
     stack_factory: Callable[..., Awaitable[Stack]],
 ) -> None:
-    stack = await stack_factory(environment="production", secret_key="s" * 32)
+    stack = await stack_factory(**production_secrets())
     for headers in ({}, {"x-actor": "mallory", "x-role": "admin"}):
         response = await stack.client.get("/api/v1/health?area=70", headers=headers)
         assert response.status_code == 401, response.text
