@@ -165,6 +165,7 @@ class SimulatedCluster:
         self.trust = TrustStore(spec.trusted_keys)
         self.keyset_version = 0
         self._last_stage: dict[str, AckStage | None] = {}  # command id -> latest stage sent
+        self._expires: dict[str, datetime] = {}  # command id -> its expires_at
         self._canceled: set[str] = set()  # broadcast ids
         # Broadcast ids of every verified play command, and of every verified cancel: what
         # reached this cluster (tests assert that a refused request reached nobody).
@@ -348,10 +349,41 @@ class SimulatedCluster:
 
     # --- acknowledgements ---------------------------------------------------------------
 
-    def _remember(self, command_id: str, stage: AckStage | None) -> None:
+    def _remember(
+        self, command_id: str, stage: AckStage | None, expires_at: datetime | None = None
+    ) -> None:
         self._last_stage[command_id] = stage
+        if expires_at is not None:
+            self._expires[command_id] = expires_at
         if len(self._last_stage) > SEEN_COMMANDS_MAX:
-            self._last_stage.pop(next(iter(self._last_stage)))
+            oldest = next(iter(self._last_stage))
+            self._last_stage.pop(oldest)
+            self._expires.pop(oldest, None)
+
+    async def power_cycle(self) -> None:
+        """The power goes off and comes back: what plays stops, the link drops without a
+        word (the broker publishes the Will), and the device boots with only what it keeps
+        in non-volatile memory (docs/protocol.md 4.8): the ids of unexpired commands it
+        heard (a replay within their validity must not sound twice), the broadcasts it was
+        told to cancel, its held schedule and the plays from it not yet reported. A
+        command only fetched is forgotten, so the control plane's re-send still plays it;
+        one that was sounding is kept as interrupted (dropped, section 4.3)."""
+        for playback in list(self._waiting.values()):
+            playback.task.cancel()
+        await self.stop(clean=False)
+        now = self.clock()
+        kept: dict[str, AckStage | None] = {}
+        for command_id, stage in self._last_stage.items():
+            if self._expires.get(command_id, now) <= now or stage in (None, AckStage.RECEIVED):
+                continue
+            kept[command_id] = AckStage.PREEMPTED if stage is AckStage.PLAYING else stage
+        self._last_stage = kept
+        self._expires = {c: e for c, e in self._expires.items() if c in kept}
+        self._current, self._queue, self._waiting = None, [], {}
+        self._speaker_free = asyncio.Event()
+        self._hb_seq, self._booted = 0, time.monotonic()
+        self.reboots += 1
+        self.start()
 
     def _ack(self, command: Command, stage: AckStage, reason: str | None = None) -> None:
         self._remember(command.id, stage)
@@ -419,7 +451,7 @@ class SimulatedCluster:
             self.rejected.append(f"{exc.problem.value}: {command.id}")
             self._send_ack(command.id, command.broadcast, AckStage.REJECTED, exc.problem.value)
             return
-        self._remember(command.id, None)
+        self._remember(command.id, None, command.expires_at)
         if command.is_expired(now):
             self.rejected.append(f"expired: {command.id}")
             self._ack(command, AckStage.REJECTED, "expired")
