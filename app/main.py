@@ -26,6 +26,7 @@ from bulletins.router import router as bulletins_router
 from cap.router import router as cap_router
 from central.inbound import router as central_inbox_router
 from central.router import router as central_router
+from console.headers import ConsoleHeaders
 from console.router import PageRefused, SignInNeeded, refused_page, sign_in_first
 from console.router import router as console_router
 from core import heap
@@ -94,6 +95,7 @@ def create_app(
         return RedirectResponse("/console")
 
     app.add_middleware(AuditMiddleware)
+    app.add_middleware(ConsoleHeaders)
     app.add_middleware(RequestCounter)
     app.mount("/console/static", StaticFiles(directory=CONSOLE_STATIC), name="console-static")
     app.mount(

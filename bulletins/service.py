@@ -46,7 +46,9 @@ async def _area_of(session: AsyncSession, actor: Actor, code: str | None) -> Are
         return root
     area = await area_service.get(session=session, code=code)
     if not within(actor, area.path):
-        raise Forbidden(f"{actor.label} may not write for area {code}", detail={"area": code})
+        raise Forbidden(
+            f"{actor.label} may not write for area {code}", detail={"missing": "area", "area": code}
+        )
     return area
 
 
@@ -93,7 +95,9 @@ async def create(
 ) -> Bulletin:
     """A new bulletin (a draft, unless an emergency creates it already submitted)."""
     if not may_author(actor):
-        raise Forbidden(f"{actor.label} may not write bulletins", detail={"role": actor.role})
+        raise Forbidden(
+            f"{actor.label} may not write bulletins", detail={"missing": "role", "role": actor.role}
+        )
     area = await _area_of(session, actor, data.area)
     await _check_media(session, data.media_sha256, "audio", "media_sha256")
     await _check_media(session, data.image_sha256, "image", "image_sha256")
@@ -144,7 +148,8 @@ async def update(
         )
     if actor.name != bulletin.author and actor.role is not Role.ADMIN:
         raise Forbidden(
-            f"only {bulletin.author} may edit this draft", detail={"author": bulletin.author}
+            f"only {bulletin.author} may edit this draft",
+            detail={"missing": "author", "author": bulletin.author},
         )
     await _check_media(session, data.media_sha256, "audio", "media_sha256")
     await _check_media(session, data.image_sha256, "image", "image_sha256")

@@ -106,7 +106,7 @@ def decide(
         raise Forbidden(
             f"{actor.name} wrote this bulletin; another member of the editorial board must "
             f"{action.value} it",
-            detail={"action": action.value},
+            detail={"missing": "author", "action": action.value},
         )
     allowed_here = (rule.author_may and is_author) or (rule.reviewers_may and is_reviewer)
     if actor.role is Role.ADMIN and not rule.author_may_not:
@@ -114,7 +114,7 @@ def decide(
     if not allowed_here or not within(actor, area_path):
         raise Forbidden(
             f"{actor.label} may not {action.value} this bulletin",
-            detail={"action": action.value, "role": actor.role.value},
+            detail={"missing": "role", "action": action.value, "role": actor.role.value},
         )
     if action is Action.REJECT and not (note or "").strip():
         raise InvalidInput("a rejection needs a reason", detail={"field": "note"})

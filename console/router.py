@@ -25,6 +25,7 @@ from bulletins import service as bulletin_service
 from bulletins.models import Bulletin
 from bulletins.workflow import REVIEWERS, Status, may_author
 from console import i18n, printable
+from console.headers import safe_next
 from console.maps import commune_shapes, plot
 from core.actors import Actor, Role
 from core.database import session_scope
@@ -144,7 +145,7 @@ async def _area_asked(request: Request, session: AsyncSession, actor: Actor) -> 
 
 @router.get("/login")
 async def login_page(request: Request) -> Response:
-    return _render(request, "login.html", None, next=request.query_params.get("next", "/console"))
+    return _render(request, "login.html", None, next=safe_next(request.query_params.get("next")))
 
 
 @router.get("", dependencies=[page(Action.SELF, From.ANYWHERE)])

@@ -516,6 +516,9 @@ class SimulatedCluster:
         if doc.valid_until <= datetime.now(UTC):
             self.rejected.append(f"expired schedule: {doc.version}")
             return
+        if doc.version < self.schedule.version:
+            self.rejected.append(f"schedule: old version {doc.version}")
+            return
         if self.schedule.accept(doc, self.spec.profile):
             self._publish_heartbeat()  # confirms the version at once
 
@@ -748,6 +751,10 @@ class SimulatedCluster:
                     self._ack(command, AckStage.FAILED, failure)
                     return
             else:
+                failure = self._amplifier_for(command)
+                if failure is not None:
+                    self._ack(command, AckStage.FAILED, failure)
+                    return
                 self._ack(command, AckStage.PLAYING)
                 duration_s = (command.media.duration_ms / 1000) if command.media else 1.0
                 for _ in range(command.repeat):
@@ -761,6 +768,22 @@ class SimulatedCluster:
         finally:
             self._waiting.pop(command.broadcast, None)
             self._release_the_speaker(playback)
+
+    def _amplifier_for(self, command: Command) -> str | None:
+        """Sound needs the amplifier (docs/protocol.md 4.3): an emergency switches it on
+        (a technician's "off" does not silence a flood warning) and says so at once; for
+        anything else an amplifier switched off is a failure with its reason, never a
+        silent `played`."""
+        state = self.condition
+        if state.amp_dead:
+            return "amplifier does not answer"
+        if state.amp_on:
+            return None
+        if command.cls is not CommandClass.EMERGENCY:
+            return "amplifier off"
+        state.amp_on = True
+        self._publish_heartbeat()
+        return None
 
     async def _show(self, command: Command) -> None:
         """An e-board: the bulletin on screen for its display time."""

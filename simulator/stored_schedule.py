@@ -36,12 +36,11 @@ class StoredSchedule:
         self._timers: dict[str, asyncio.Task[None]] = {}
 
     def accept(self, doc: ScheduleDoc, profile: str | None) -> bool:
-        """Take any version other than the one held; True if taken. The broker keeps one
-        retained document per cluster and delivers a publisher's messages in order, so
-        the latest received is the control plane's latest: no ordering by number is
-        needed (and a control plane restored from a backup, its counter behind, is still
-        obeyed)."""
-        if doc.version == self.version:
+        """Take a version higher than the one held; True if taken. A lower one is an old
+        signed document replayed (it would bring back an ended item): refused, by the
+        caller's note. The control plane's versions only grow (milliseconds of its clock,
+        and above the cluster's last), a restored backup included."""
+        if doc.version <= self.version:
             return False
         self.version = doc.version
         self.items = {item.id: item for item in doc.items}

@@ -29,6 +29,19 @@ function show(id, message) {
   el.hidden = !message;
 }
 
+// Only a path of this console on this site: never a script URL or another site, whatever
+// the link that brought the officer here said (the server checks it too).
+function consolePath(next) {
+  try {
+    const url = new URL(next || "/console", window.location.origin);
+    const ours = url.origin === window.location.origin && url.protocol.startsWith("http");
+    if (ours && /^\/console(\/|$)/.test(url.pathname)) return url.pathname + url.search + url.hash;
+  } catch (error) {
+    // not a URL at all
+  }
+  return "/console";
+}
+
 const login = document.getElementById("login");
 if (login) {
   login.addEventListener("submit", async (event) => {
@@ -38,7 +51,7 @@ if (login) {
         username: login.username.value.trim(),
         password: login.password.value,
       });
-      window.location.assign(login.dataset.next || "/console");
+      window.location.assign(consolePath(login.dataset.next));
     } catch (error) {
       show("login-error", error.message);
     }

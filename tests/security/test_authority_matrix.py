@@ -37,6 +37,8 @@ from media.models import MediaFile
 from schedules.models import Schedule
 from simulator.fleet import Fleet
 from tests.broadcast.helpers import approved_bulletin, upload
+from tests.cap.helpers import InfoSpec, alert, xml
+from tests.cap.test_cap_in import CAP_HEADERS
 from tests.factories import small_province
 from tests.security.helpers import make_user, signed_in
 from tests.support import Stack, eventually
@@ -77,6 +79,7 @@ ROUTES = [
         fixed_level=SenderLevel.COMMUNE,
     ),
     Route("POST /central/inbox", Deed.SEND, (P,), (Action.SEND_EMERGENCY,), province_only=True),
+    Route("POST /cap", Deed.SEND, (P,), (Action.SEND_EMERGENCY,), province_only=True),
     Route("POST /schedules", Deed.SCHEDULE, (E, P, N), (Action.SCHEDULE,), asks_level=True),
     Route("POST /operations (test tone)", Deed.OPERATE, (None,)),
     Route("POST /broadcasts/{id}/cancel", Deed.STOP, (E, P, N), (Action.CANCEL,), subjects=True),
@@ -184,6 +187,10 @@ class World:
         if route == "POST /central/inbox":
             body = _central(where, case.cls)
             return lambda: client.post("/api/v1/central/inbox", json=body, headers=headers)
+        if route == "POST /cap":
+            cap = _cap(where)
+            cap_headers = {**headers, **CAP_HEADERS}
+            return lambda: client.post("/api/v1/cap", content=cap, headers=cap_headers)
         if route == "POST /schedules":
             body = self._schedule(case, case.asked_level)
             return lambda: client.post("/api/v1/schedules", json=body, headers=headers)
@@ -285,6 +292,13 @@ class World:
                     await session.scalar(select(func.count()).select_from(model)) or 0
                 )
             return found
+
+
+def _cap(where: str) -> bytes:
+    """A CAP 1.2 alert the mapping reads as priority (Expected, Moderate, Likely)."""
+    words = {"urgency": "Expected", "severity": "Moderate", "certainty": "Likely"}
+    info = InfoSpec(geocodes=[where], **words)
+    return xml(alert(f"VN-{uuid.uuid4()}", info, sent=datetime.now(UTC)))
 
 
 def _central(where: str, cls: CommandClass | None) -> dict[str, Any]:
