@@ -94,7 +94,7 @@ class MqttService:
     async def _receive(self) -> None:
         """Hold the shared subscriptions on a lean connection, reconnecting forever."""
         settings = self._settings
-        filters = [protocol.shared(settings.mqtt_share_group, f) for f in self._routes]
+        filters = [protocol.shared(settings.share_group, f) for f in self._routes]
         while True:
             client = LiteClient(
                 f"{self.identifier}-rx",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ssl
 from datetime import time
 from functools import cached_property, lru_cache
@@ -51,8 +53,11 @@ class Settings(BaseSettings):
     # TLS (port 8883 in production) and verifies the broker against it.
     mqtt_tls_ca: Path | None = None
     # Shared-subscription group: every API replica joins it so each device message is
-    # handled by exactly one replica.
-    mqtt_share_group: str = "control"
+    # handled by exactly one replica. Empty: a name derived from SECRET_KEY. Mosquitto's
+    # access lists do not refuse a cluster account's `$share/{group}/…` subscription, and
+    # a member of the group takes its share of every cluster's answers and drops them
+    # (the ACL blocks the delivery): a name no cluster can guess keeps them out.
+    mqtt_share_group: str = ""
     # Base URL at which clients and clusters reach this API.
     public_base_url: str = "http://127.0.0.1:8000"
     # Where clusters download media. Default: this API's /media. In production a separate
@@ -184,6 +189,13 @@ class Settings(BaseSettings):
     # chromium, chromium-browser, google-chrome found on PATH.
     report_chromium: str | None = None
     report_print_timeout_s: float = 60.0
+
+    @property
+    def share_group(self) -> str:
+        if self.mqtt_share_group:
+            return self.mqtt_share_group
+        digest = hmac.new(self.secret_key.encode(), b"mqtt share group", hashlib.sha256)
+        return f"control-{digest.hexdigest()[:24]}"
 
     def mqtt_tls(self) -> ssl.SSLContext | None:
         if self.mqtt_tls_ca is None:

@@ -235,3 +235,45 @@ def test_the_shipped_brokers_bind_client_ids_to_accounts_on_the_clusters_listene
             elif words and current and not line.startswith("#"):
                 listeners[current].append(words[0])
         assert "use_username_as_clientid" in listeners["8883"], name
+
+
+async def test_a_cluster_account_cannot_take_a_share_of_the_control_planes_messages(
+    stack_factory: Callable[..., Awaitable[Stack]],
+    locked_broker: tuple[Broker, dict[str, Any]],
+) -> None:
+    """Issue 19: Mosquitto grants a cluster account `$share/control/bc/v1/cluster/+/ack`;
+    a member of the control plane's group took its share of every cluster's answers,
+    which the ACL then dropped (7 of 40 reached the control plane with five such
+    connections). The group's name is now derived from the secret: the guesses an
+    attacker can make form groups of their own, which take nothing from ours."""
+    broker, files = locked_broker
+    stack = await stack_factory(mqtt_port=broker.port, mqtt_share_group="", **files)
+    assert stack.settings.share_group.startswith("control-")
+    await small_province(stack)
+    codes = ["25216-01", "25195-01", "25231-01"]
+    passwords = {}
+    for code in codes:
+        issued = await stack.client.post(f"/api/v1/clusters/{code}/credentials")
+        passwords[code] = issued.json()["password"]
+    sender, *thieves = (Device(broker, c, passwords[c]) for c in codes)
+    await eventually(lambda: _connects(sender), bool, what="cluster admitted")
+    for thief, group in zip(thieves, ("control", "g"), strict=True):
+        await thief.connect()
+        await thief.client.subscribe(
+            [protocol.shared(group, f) for f in (protocol.ACK_FILTER, protocol.STATUS_FILTER)]
+        )
+    before = stack.runtime.stats.counts["malformed"]
+    for n in range(40):  # answers the control plane refuses, so it counts every one
+        sender.client.publish(protocol.ack_topic(sender.client.client_id), f"not json {n}".encode())
+    await eventually(
+        lambda: _value_count(stack, "malformed"),
+        lambda seen: seen - before >= 40,
+        what="all 40 answers at the control plane",
+    )
+    assert all(not t.got for t in thieves)
+    for device in (sender, *thieves):
+        device.client.drop()
+
+
+async def _value_count(stack: Stack, kind: str) -> int:
+    return stack.runtime.stats.counts[kind]
