@@ -11,6 +11,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accounts.throttle import AddressBudget
@@ -30,6 +31,7 @@ from core.mqtt import MessageHandler, MqttService, Outgoing
 from core.settings import Settings
 from devices import broker_auth, protocol, signing
 from devices.handlers import LinkMessage, apply_link_batch
+from devices.inbound import Inbound
 from firmware import rollouts
 from health import alarms, operations, self_test
 from health import service as health_service
@@ -103,10 +105,20 @@ class Runtime:
             async with session_scope(self.sessions) as session:
                 await broker_auth.sync(session, s)
         self.acks = BatchConsumer(
-            "acks", self._handle_acks, max_batch=s.ack_batch_max, window_s=s.ack_batch_window_s
+            "acks",
+            self._handle_acks,
+            max_batch=s.ack_batch_max,
+            window_s=s.ack_batch_window_s,
+            healthy=self.database_answers,
+            set_aside=self._unapplied,
         )
         self.link = BatchConsumer(
-            "link", self._handle_link, max_batch=s.ack_batch_max, window_s=s.link_batch_window_s
+            "link",
+            self._handle_link,
+            max_batch=s.ack_batch_max,
+            window_s=s.link_batch_window_s,
+            healthy=self.database_answers,
+            set_aside=self._unapplied,
         )
         routes: dict[str, MessageHandler] = {
             protocol.ACK_FILTER: self._on_ack,
@@ -278,6 +290,20 @@ class Runtime:
             if consumer is not None:
                 await consumer.stop()
         await self.engine.dispose()
+
+    async def database_answers(self) -> bool:
+        """Whether the database takes a statement now (after a batch failed: was it the
+        database, or one message in the batch?)."""
+        try:
+            async with session_scope(self.sessions) as session:
+                await session.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    def _unapplied(self, message: Inbound, error: Exception) -> None:
+        """A device message that parsed but could not be written: refused on its own."""
+        message.refuse(self.stats, "unapplied", f"{error.__class__.__name__}: {error}"[:300])
 
     async def drained(self) -> None:
         """Every device message received so far has been written."""

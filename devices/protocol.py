@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 PROTOCOL_VERSION = 1
 TOPIC_ROOT = "bc/v1"
@@ -154,7 +154,10 @@ def cluster_code_from_topic(topic: str) -> str | None:
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    # NaN and Infinity are not numbers a device can measure (JSON parsers accept them).
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", populate_by_name=True, allow_inf_nan=False
+    )
 
     v: Literal[1] = 1
 
@@ -276,18 +279,37 @@ class Command(_Message):
         return self.model_dump_json(by_alias=True, exclude_none=True).encode()
 
 
+def _device_time(value: datetime) -> datetime:
+    """A device's clock: with its zone, and a year a database can store; a clock reset to
+    1970 is a fault to report (clock drift), not a message to refuse."""
+    if value.tzinfo is None:
+        raise ValueError("give the time zone (UTC: …Z)")
+    if not DEVICE_YEARS[0] <= value.astimezone(UTC).year <= DEVICE_YEARS[1]:
+        raise ValueError(f"year outside {DEVICE_YEARS[0]}-{DEVICE_YEARS[1]}")
+    return value
+
+
+DEVICE_YEARS = (1970, 2200)
+DeviceTime = Annotated[datetime, AfterValidator(_device_time)]
+# No NUL in any text: PostgreSQL cannot store it, and no device means it.
+_NO_NUL = r"^[^\x00]*$"
+Id = Annotated[str, Field(max_length=100, pattern=_NO_NUL)]  # command, broadcast ids
+Text = Annotated[str, Field(max_length=300, pattern=_NO_NUL)]  # a reason
+Count = Annotated[int, Field(ge=0, le=2**63 - 1)]  # what a 64-bit column holds
+
+
 class Ack(_Message):
     """Cluster to control plane: the application-level acknowledgement of one command."""
 
-    cmd: str
-    broadcast: str
+    cmd: Id
+    broadcast: Id
     cluster: Code
     stage: AckStage
-    at: datetime
-    reason: str | None = None
+    at: DeviceTime
+    reason: Text | None = None
     # A play from the stored schedule, reported when the link is back (section 11): `cmd`
     # and `broadcast` are empty, `item` names it, `at` is when it started.
-    item: str | None = None
+    item: Annotated[str, Field(max_length=200, pattern=_NO_NUL)] | None = None
 
     def to_json(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
@@ -298,7 +320,7 @@ class Status(_Message):
 
     cluster: Code
     online: bool
-    fw: str | None = None
+    fw: Annotated[str, Field(max_length=64, pattern=_NO_NUL)] | None = None
 
     def to_json(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
@@ -309,24 +331,28 @@ class Heartbeat(_Message):
     Every field but `cluster` and `at` is optional: a device sends what it can measure."""
 
     cluster: Code
-    at: datetime  # the device's clock: the control plane derives the clock offset from it
-    seq: int = 0
-    playing: str | None = None  # broadcast id
+    at: DeviceTime  # the device's clock: the control plane derives the clock offset from it
+    seq: Count = 0
+    playing: Id | None = None  # broadcast id
     volume: Annotated[int, Field(ge=0, le=100)] | None = None
-    rssi: int | None = None  # dBm of the 4G link (or Wi-Fi), e.g. -71
+    rssi: Annotated[int, Field(ge=-200, le=0)] | None = None  # dBm of the 4G link, e.g. -71
     link_quality: Annotated[int, Field(ge=0, le=100)] | None = None  # where no RSSI
-    supply_v: float | None = None  # mains voltage, or the DC backup's on battery
+    # mains voltage, or the DC backup's on battery
+    supply_v: Annotated[float, Field(ge=0, le=1000)] | None = None
     power: Literal["mains", "battery"] | None = None  # battery: the DC backup input
     amp_on: bool | None = None  # amplifier relay
-    amp_temp_c: float | None = None
-    speakers: int | None = None  # speaker lines the amplifier drives
-    speaker_faults: tuple[int, ...] = ()  # lines (1-based) open or shorted
+    amp_temp_c: Annotated[float, Field(ge=-60, le=300)] | None = None
+    speakers: Annotated[int, Field(ge=0, le=64)] | None = None  # lines the amplifier drives
+    # lines (1-based) open or shorted
+    speaker_faults: Annotated[
+        tuple[Annotated[int, Field(ge=1, le=64)], ...], Field(max_length=64)
+    ] = ()
     relay_trip: Literal["overvoltage", "undervoltage", "phase_loss"] | None = None
-    uptime_s: int | None = None
-    fw: str | None = None
-    schedule_version: int | None = None  # the ScheduleDoc version it holds
-    lat: float | None = None
-    lon: float | None = None
+    uptime_s: Count | None = None
+    fw: Annotated[str, Field(max_length=64, pattern=_NO_NUL)] | None = None
+    schedule_version: Count | None = None  # the ScheduleDoc version it holds
+    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
+    lon: Annotated[float, Field(ge=-180, le=180)] | None = None
 
     def to_json(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
