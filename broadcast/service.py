@@ -138,6 +138,13 @@ async def create(
             "expires_at is in the past: an expired broadcast cannot be sent",
             detail={"field": "expires_at"},
         )
+    longest = timedelta(seconds=settings.max_validity_s[data.cls.value])
+    if expires_at > now + longest:
+        raise InvalidInput(
+            f"expires_at is too far: a {data.cls.value} broadcast stays valid at most "
+            f"{longest.total_seconds() / 3600:g} h",
+            detail={"field": "expires_at"},
+        )
     if data.stream_ends_at is not None and data.stream_ends_at > expires_at:
         raise InvalidInput("stream_ends_at is after expires_at", detail={"field": "stream_ends_at"})
     if data.stream_url is None and (data.stream_starts_at or data.stream_ends_at):

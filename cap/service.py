@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +36,7 @@ from cap.schema import CapRefused, parse
 from core.actors import Actor, Role
 from core.database import session_scope
 from core.errors import AppError
+from core.settings import Settings
 from devices.models import Cluster
 from devices.protocol import CommandClass, SenderLevel
 from media.tts import speech
@@ -144,6 +145,9 @@ async def _act(runtime: Runtime, alert: Alert, message: CapMessage) -> None:
         return await _ignore(runtime, message, f"status {alert.status}: not for the public")
     if alert.msg_type in ("Ack", "Error"):
         return await _ignore(runtime, message, f"msgType {alert.msg_type}: nothing to air")
+    stale = _stale(alert, runtime.clock.now(), runtime.settings)
+    if stale is not None:
+        raise CapRefused(stale)
     stopped = await _stop_referenced(runtime, alert) if alert.msg_type != "Alert" else []
     if alert.msg_type == "Cancel":
         if not stopped:
@@ -154,9 +158,22 @@ async def _act(runtime: Runtime, alert: Alert, message: CapMessage) -> None:
     await _air(runtime, alert, message, replaced=stopped)
 
 
+def _stale(alert: Alert, now: datetime, settings: Settings) -> str | None:
+    """Why an alert is too old or from the future to act on, or None. A genuine signed
+    alert captured long ago and sent again must not air: its `sent` is part of what the
+    signature covers, so it cannot be freshened."""
+    age = (now - alert.sent).total_seconds()
+    if age > settings.cap_max_age_s:
+        return f"sent {alert.sent_text}: older than {settings.cap_max_age_s / 3600:g} h"
+    if -age > settings.cap_max_ahead_s:
+        return f"sent {alert.sent_text}: in the future by more than {settings.cap_max_ahead_s:g} s"
+    return None
+
+
 async def _stop_referenced(runtime: Runtime, alert: Alert) -> list[str]:
-    """Cancel the still-active broadcasts of the messages an Update or Cancel names."""
-    keys = {(s, i, t) for s, i, t in alert.references}
+    """Cancel the still-active broadcasts of the messages an Update or Cancel names: only
+    its own sender's (a trusted signer cannot withdraw another agency's warning)."""
+    keys = {(s, i, t) for s, i, t in alert.references if s == alert.sender}
     if not keys:
         return []
     async with session_scope(runtime.sessions) as session:
@@ -271,6 +288,10 @@ async def _air(runtime: Runtime, alert: Alert, message: CapMessage, replaced: li
     expires_at = min(expiries) if expiries else None
     if expires_at is not None and expires_at <= now:
         return await _ignore(runtime, message, f"expired at {expires_at.isoformat()}")
+    cls = mapping.highest(mapping.bulletin_class(i) for i in alert.infos)
+    longest = now + timedelta(seconds=runtime.settings.max_validity_s[cls.value])
+    if expires_at is not None and expires_at > longest:
+        expires_at = longest  # an alert "valid until 2099" stays valid as long as its class may
     async with session_scope(runtime.sessions) as session:
         targets = await _targets(session, alert)
         root = await session.scalar(select(Area).where(Area.parent_id.is_(None)))
@@ -283,7 +304,6 @@ async def _air(runtime: Runtime, alert: Alert, message: CapMessage, replaced: li
     if not parts:
         raise CapRefused(f"no language of the alert can be spoken here ({', '.join(unspoken)})")
     clip = await speech.speak_parts(runtime.ingest_context(), parts)
-    cls = mapping.highest(mapping.bulletin_class(i) for i in alert.infos)
     first = _in_order(alert.infos)[0]
     title = (first.headline or first.event)[:300]
     body = "\n\n".join(i.spoken_text() for i in _in_order(alert.infos))[:5000]

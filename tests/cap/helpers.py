@@ -93,7 +93,10 @@ def alert(
     return root
 
 
-SENT = datetime.datetime(2026, 11, 24, 7, 0, tzinfo=datetime.UTC)
+# Today: alerts older than CAP_MAX_AGE_S are refused as stale (a capture sent again).
+SENT = datetime.datetime.now(datetime.UTC).replace(second=0, microsecond=0) - datetime.timedelta(
+    minutes=30
+)
 
 
 def sent_of(sent: datetime.datetime | None) -> str:

@@ -13,7 +13,7 @@ import httpx
 
 from simulator.fleet import Fleet
 from tests.broadcast.helpers import seed_province
-from tests.cap.helpers import InfoSpec, alert, key_of, xml
+from tests.cap.helpers import SENT, InfoSpec, alert, key_of, xml
 from tests.support import Stack, counts
 
 COMMUNE, DISTRICT = "25216", "688"
@@ -117,7 +117,7 @@ async def test_an_update_replaces_the_broadcast_and_a_cancel_stops_it(stack: Sta
                 worse,
                 msg_type="Update",
                 references=[key_of("BAO-9")],
-                sent=datetime.datetime(2026, 11, 24, 7, 30, tzinfo=datetime.UTC),
+                sent=SENT + datetime.timedelta(minutes=10),
             )
         ),
     )
@@ -129,7 +129,7 @@ async def test_an_update_replaces_the_broadcast_and_a_cancel_stops_it(stack: Sta
     assert updated["status"] == "active" and updated["title"] == "Bão số 9 mạnh thêm"
     assert sorted(updated["target_areas"]) == [COMMUNE, "25217"]
 
-    sent_update = datetime.datetime(2026, 11, 24, 7, 30, tzinfo=datetime.UTC)
+    sent_update = SENT + datetime.timedelta(minutes=10)
     cancel = await post_cap(
         stack,
         xml(
@@ -137,7 +137,7 @@ async def test_an_update_replaces_the_broadcast_and_a_cancel_stops_it(stack: Sta
                 "BAO-9-C",
                 msg_type="Cancel",
                 references=[key_of("BAO-9-U1", sent_update)],
-                sent=datetime.datetime(2026, 11, 24, 8, 0, tzinfo=datetime.UTC),
+                sent=SENT + datetime.timedelta(minutes=20),
             )
         ),
     )

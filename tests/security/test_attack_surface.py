@@ -1,0 +1,93 @@
+"""The second attack run's findings (issue 19) that are about time and trust: validity
+stretched to 2099, a CAP alert captured long ago sent again, one agency withdrawing
+another's warning, feeds read in the clear."""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+from datetime import UTC, timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from core.settings import Settings
+from devices.signing import SigningKey
+from tests.broadcast.helpers import approved_bulletin, upload
+from tests.cap.helpers import SENT, InfoSpec, alert, key_of, xml
+from tests.cap.test_cap_in import post_cap
+from tests.factories import small_province
+from tests.support import Stack
+
+COMMUNE = "25216"
+
+
+async def test_validity_is_capped_by_class(stack: Stack, tone_mp3: Path) -> None:
+    await small_province(stack)
+    media = await upload(stack, tone_mp3)
+    bulletin = await approved_bulletin(stack, media_sha256=media["sha256"])
+    now = datetime.datetime.now(UTC)
+    for cls, longest in stack.settings.max_validity_s.items():
+        body = {"title": "x", "class": cls, "areas": [COMMUNE], "bulletin_id": bulletin["id"]}
+        too_far = await stack.client.post(
+            "/api/v1/broadcasts", json={**body, "expires_at": "2099-01-01T00:00:00Z"}
+        )
+        assert too_far.status_code == 422, too_far.text
+        assert too_far.json()["detail"] == {"field": "expires_at"}
+        within = (now + timedelta(seconds=longest - 60)).isoformat()
+        fine = await stack.client.post("/api/v1/broadcasts", json={**body, "expires_at": within})
+        assert fine.status_code == 201, fine.text
+    # A CAP alert "valid until 2099" stays valid as long as its class may.
+    far = InfoSpec(geocodes=[COMMUNE], expires=datetime.datetime(2099, 1, 1, tzinfo=UTC))
+    aired = await post_cap(stack, xml(alert("XA-2099", far)))
+    assert aired.status_code == 201, aired.text
+    broadcast = await stack.broadcast(aired.json()["broadcast_id"])
+    expires = datetime.datetime.fromisoformat(broadcast["expires_at"])
+    assert expires <= datetime.datetime.now(UTC) + timedelta(
+        seconds=stack.settings.max_validity_s["emergency"]
+    )
+
+
+async def test_a_cap_alert_from_long_ago_or_the_future_is_refused(stack: Stack) -> None:
+    await small_province(stack)
+    now = datetime.datetime.now(UTC)
+    for identifier, sent, why in (
+        ("CU-400", now - timedelta(days=400), "older than"),
+        ("TUONG-LAI", now + timedelta(hours=1), "in the future"),
+    ):
+        response = await post_cap(
+            stack, xml(alert(identifier, InfoSpec(geocodes=[COMMUNE]), sent=sent))
+        )
+        assert response.status_code == 422, response.text
+        assert why in response.json()["reason"]
+    kept = (await stack.client.get("/api/v1/cap")).json()["items"]
+    assert {m["identifier"] for m in kept} >= {"CU-400", "TUONG-LAI"}  # kept for review
+    assert (await stack.client.get("/api/v1/broadcasts")).json()["total"] == 0
+
+
+async def test_one_sender_cannot_withdraw_anothers_alert(stack: Stack) -> None:
+    await small_province(stack)
+    first = await post_cap(stack, xml(alert("BAO-1", InfoSpec(geocodes=[COMMUNE]))))
+    assert first.status_code == 201, first.text
+    forged = alert(
+        "HUY-BAO-1",
+        msg_type="Cancel",
+        references=[key_of("BAO-1")],  # names the first sender's alert
+        sender="ke-khac@example.vn",
+        sent=SENT + timedelta(minutes=5),
+    )
+    cancel = await post_cap(stack, xml(forged))
+    assert cancel.json()["outcome"] == "ignored", cancel.text
+    assert (await stack.broadcast(first.json()["broadcast_id"]))["status"] == "active"
+
+
+def test_production_reads_cap_feeds_over_https_only() -> None:
+    production = {
+        "environment": "production",
+        "secret_key": secrets.token_urlsafe(32),
+        "signing_key": SigningKey.generate().seed_text,
+    }
+    with pytest.raises(ValidationError, match="must be https"):
+        Settings(**production, cap_feeds=["http://canhbao.example.vn/feed.atom"])
+    assert Settings(**production, cap_feeds=["https://canhbao.example.vn/feed.atom"]).cap_feeds
