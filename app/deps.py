@@ -64,6 +64,9 @@ async def _identify(
 ) -> Actor:
     settings = runtime.settings
     production = settings.environment == "production"
+    found_before: Actor | None = getattr(request.state, "identified", None)
+    if found_before is not None:  # the request gate looked it up before reading the body
+        return found_before
     raw = None
     if authorization:
         scheme, _, value = authorization.partition(" ")

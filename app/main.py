@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from accounts.router import router as accounts_router
+from app.gate import RequestGate
 from app.metrics import RequestCounter
 from app.metrics import router as metrics_router
 from app.ops_router import router as ops_router
@@ -94,6 +95,7 @@ def create_app(
     async def _root() -> RedirectResponse:
         return RedirectResponse("/console")
 
+    app.add_middleware(RequestGate)  # inside the audit: what it refuses is on record
     app.add_middleware(AuditMiddleware)
     app.add_middleware(ConsoleHeaders)
     app.add_middleware(RequestCounter)

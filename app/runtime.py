@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accounts.throttle import AddressBudget
 from audit.service import event as audit_event
+from audit.tally import TALLY_WINDOW_S, RefusalTally
 from broadcast import jobs as broadcast_jobs
 from broadcast import repository as broadcast_repository
 from broadcast.dispatch import Dispatcher
@@ -68,6 +69,8 @@ class Runtime:
     ingest_slots: asyncio.Semaphore = field(default_factory=asyncio.Semaphore)
     # Set when a schedule changes: the clusters' stored schedules are pushed at the next tick.
     schedules_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Refusals of anonymous requests, written once a window (audit/tally.py).
+    refusals: RefusalTally = field(default_factory=RefusalTally)
     # Sign-ins per source address, before any password is checked (accounts/throttle.py).
     sign_in_budget: AddressBudget = field(default_factory=lambda: AddressBudget(1 / 3, 20))
     mqtt: MqttService | None = None
@@ -76,6 +79,7 @@ class Runtime:
     link: BatchConsumer[LinkMessage] | None = None
     jobs: JobRunner | None = None
     _background: set[asyncio.Task[None]] = field(default_factory=set)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
@@ -130,6 +134,7 @@ class Runtime:
         self.dispatcher = Dispatcher(self.mqtt, s, self.clock)
         self.acks.start()
         self.link.start()
+        self.spawn(self._write_refusals_every_window(), name="audit-refusals")
         await self.mqtt.start()
         try:
             await self.mqtt.wait_connected(MQTT_CONNECT_TIMEOUT_S)
@@ -280,8 +285,10 @@ class Runtime:
         task.add_done_callback(done)
 
     async def stop(self) -> None:
+        self._stopping.set()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        await self.write_refusals()
         if self.jobs is not None:
             await self.jobs.stop()
         if self.mqtt is not None:
@@ -290,6 +297,23 @@ class Runtime:
             if consumer is not None:
                 await consumer.stop()
         await self.engine.dispose()
+
+    async def _write_refusals_every_window(self) -> None:
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), TALLY_WINDOW_S)
+            await self.write_refusals()
+
+    async def write_refusals(self) -> None:
+        """The tallied anonymous refusals into the audit log (a window's worth at a time)."""
+        rows = self.refusals.take(self.clock.now())
+        if not rows:
+            return
+        try:
+            async with self.write_lock, session_scope(self.sessions) as session:
+                session.add_all(rows)
+        except Exception:  # the loss is loud; the service goes on
+            log.exception("%d tallied refusal row(s) not written to the audit log", len(rows))
 
     async def database_answers(self) -> bool:
         """Whether the database takes a statement now (after a batch failed: was it the

@@ -1,8 +1,9 @@
 """Every change made through the API, and every refused attempt, into the audit log.
 
 Pure ASGI: for a request that changes something (any method but GET, HEAD, OPTIONS),
-or any request refused for who is asking (401, 403, 423), the answer is held until its
-event is written. If the write fails the answer still goes out and the failure is logged:
+or any request refused for who is asking (401, 403, 423, 429), the answer is held until
+its event is written; refusals of anonymous requests are tallied per address and window
+instead (audit/tally.py). If the write fails the answer still goes out and the failure is logged:
 an emergency must not wait on the audit log. The identity comes from
 the request state the actor dependency filled in (none: "anonymous"); what was targeted
 from the guard (`audit_detail`) and the created resource's `id` from the answer.
@@ -22,7 +23,7 @@ from core.database import session_scope
 log = logging.getLogger(__name__)
 
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
-DENIED = frozenset({401, 403, 423})
+DENIED = frozenset({401, 403, 423, 429})
 MAX_HELD_BYTES = 256 * 1024  # answers larger than this are recorded without their id
 
 
@@ -103,11 +104,28 @@ class AuditMiddleware:
             status=status,
             detail=detail,
         )
+        if actor is None and status in DENIED and not _sign_in_failure(scope, status):
+            # Anonymous refusals are tallied per address and window (audit/tally.py): a
+            # flood writes a row a minute, and never takes the lock that sending takes.
+            runtime.refusals.add(
+                address=row.address,
+                action=row.action,
+                status=status,
+                at=row.at,
+                error=str(detail.get("error", "")),
+            )
+            return
         try:
             async with runtime.write_lock, session_scope(runtime.sessions) as session:
                 session.add(row)
         except Exception:  # the answer still goes out; the loss is loud
             log.exception("audit event not written: %s %s", row.action, row.target)
+
+
+def _sign_in_failure(scope: Scope, status: int) -> bool:
+    """A wrong password is recorded on its own (who tried which name, from where); the
+    per-address budget before it bounds how many there can be."""
+    return status == 401 and scope["path"] == "/api/v1/auth/login"
 
 
 def _route(scope: Scope) -> str:

@@ -42,3 +42,20 @@ def production_secrets() -> dict[str, str]:
         "secret_key": secrets.token_urlsafe(32),
         "signing_key": SigningKey.generate().seed_text,
     }
+
+
+async def first_admin(stack: Stack, username: str = "quan.tri") -> dict[str, str]:
+    """Production has no built-in administrator: the first one is made in the database
+    (as `broadcast users create` does); its Authorization header, signed in."""
+    from accounts import service
+    from accounts.schemas import UserCreate
+    from core.database import session_scope
+
+    async with session_scope(stack.runtime.sessions) as session:
+        await service.create(
+            session,
+            UserCreate(username=username, password=PASSWORD, role="admin"),  # type: ignore[arg-type]
+            by="test",
+            now=stack.runtime.clock.now(),
+        )
+    return {"Authorization": f"Bearer {await signed_in(stack, username)}"}

@@ -1,0 +1,114 @@
+"""Who is asking, and how much, before a request's body is read (issue 19).
+
+FastAPI reads and parses a body before any dependency runs, so the guard's sign-in check
+came too late: an anonymous 96 MiB JSON body raised the API's memory by ~285 MiB, and an
+anonymous 300 MiB upload was spooled to disk before the 401. This middleware, for every
+request with a body under /api/:
+- refuses a body larger than the route's limit (413), by its Content-Length at once, or
+  by counting as it streams in;
+- in production, answers 401 before reading anything when the request carries no
+  credentials, or credentials that sign nobody in; the person found is kept on the
+  request, so the endpoint's own dependency does not look them up again.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from accounts import service as account_service
+from app.deps import SESSION_COOKIE
+from app.runtime import Runtime
+from core.database import session_scope
+from core.settings import Settings
+
+JSON_LIMIT_BYTES = 4 * 1024 * 1024  # a broadcast naming 100,000 clusters is ~1.5 MB
+CAP_LIMIT_BYTES = 1024 * 1024  # a CAP message with its signature is kilobytes
+CSV_LIMIT_BYTES = 32 * 1024 * 1024  # a province's register as CSV is a few megabytes
+BODIES = frozenset({"POST", "PUT", "PATCH"})
+ANONYMOUS_ROUTES = frozenset({"/api/v1/auth/login"})  # signing in needs no sign-in
+
+
+class RequestGate:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or scope["method"] not in BODIES or not path.startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        runtime: Runtime = scope["app"].state.runtime
+        limit = _limit(path, runtime.settings)
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            await _answer(send, 413, f"the body is larger than {_size(limit)} for this route")
+            return
+        if runtime.settings.environment == "production" and path not in ANONYMOUS_ROUTES:
+            if not await _identified(scope, headers, runtime):
+                await _answer(send, 401, "sign in first (no valid token or session)")
+                return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:  # a body that does not say its length, or lied about it
+                    return {"type": "http.disconnect"}
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _limit(path: str, settings: Settings) -> int:
+    if path in ("/api/v1/media", "/api/v1/media/images"):
+        return settings.max_upload_bytes
+    if path == "/api/v1/firmware":
+        return settings.firmware_max_bytes
+    if path.endswith("/import"):
+        return CSV_LIMIT_BYTES
+    if path == "/api/v1/cap":
+        return CAP_LIMIT_BYTES
+    return JSON_LIMIT_BYTES
+
+
+async def _identified(scope: Scope, headers: Headers, runtime: Runtime) -> bool:
+    """A live token or session; kept on the request for the endpoint (app/deps.py)."""
+    authorization = headers.get("authorization", "")
+    raw = None
+    if authorization.lower().startswith("bearer "):
+        raw = authorization[7:].strip()
+    else:
+        for part in headers.get("cookie", "").split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == SESSION_COOKIE:
+                raw = value
+    if raw is None:
+        return bool(runtime.settings.auth_proxy_headers and headers.get("x-actor"))
+    async with session_scope(runtime.sessions) as session:
+        found = await account_service.resolve_token(session, raw, now=runtime.clock.now())
+    if found is None:
+        return False
+    scope.setdefault("state", {})["identified"] = account_service.actor_of(found[0])
+    return True
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024 / 1024:g} MiB"
+
+
+async def _answer(send: Send, status: int, error: str) -> None:
+    body = json.dumps({"error": error, "detail": {"status": status}}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
