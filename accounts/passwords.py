@@ -12,6 +12,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from core.errors import InvalidInput
 
+# The demo's accounts' password, printed in the README: never a production password.
+DEMO_PASSWORD = "diễn tập phòng chống lụt bão"
 MIN_LENGTH = 10
 MAX_LENGTH = 256  # argon2 takes any length; a megabyte "password" is an attack
 COMMON = frozenset(
@@ -49,7 +51,12 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not a real password, only for timing")
 
 
-def check_rules(password: str, *, username: str) -> None:
+def check_rules(password: str, *, username: str, production: bool = False) -> None:
+    if production and password == DEMO_PASSWORD:
+        raise InvalidInput(
+            "this password is printed in the README (the demo's): choose another",
+            detail={"field": "password"},
+        )
     if len(password) < MIN_LENGTH:
         raise InvalidInput(
             f"password must be at least {MIN_LENGTH} characters", detail={"field": "password"}

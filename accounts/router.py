@@ -24,6 +24,7 @@ from accounts.schemas import (
 from accounts.throttle import TooManyAttempts
 from app.deps import SESSION_COOKIE, ActorDep, RuntimeDep
 from app.guard import From, allow
+from app.runtime import Runtime
 from audit import service as audit_service
 from audit.models import AuditEvent
 from core.database import session_scope
@@ -32,6 +33,10 @@ from core.policy import Action
 
 router = APIRouter(tags=["accounts"])
 log = logging.getLogger(__name__)
+
+
+def _prod(runtime: Runtime) -> bool:
+    return runtime.settings.environment == "production"
 
 
 def _address(request: Request) -> str:
@@ -198,7 +203,12 @@ async def change_password(data: PasswordChange, runtime: RuntimeDep, actor: Acto
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
         user = await _own_account(session, actor.name)
         await service.change_own_password(
-            session, user, data.current, data.new, now=runtime.clock.now()
+            session,
+            user,
+            data.current,
+            data.new,
+            now=runtime.clock.now(),
+            production=_prod(runtime),
         )
 
 
@@ -209,7 +219,9 @@ async def change_password(data: PasswordChange, runtime: RuntimeDep, actor: Acto
 )
 async def create_user(data: UserCreate, runtime: RuntimeDep, actor: ActorDep) -> UserRead:
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
-        user = await service.create(session, data, by=actor.name, now=runtime.clock.now())
+        user = await service.create(
+            session, data, by=actor.name, now=runtime.clock.now(), production=_prod(runtime)
+        )
         return service.read(user)
 
 
@@ -225,5 +237,7 @@ async def change_user(
 ) -> UserRead:
     """Role and area, a new password (its sessions end), unlock, (de)activate."""
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
-        user = await service.change(session, username, data, now=runtime.clock.now())
+        user = await service.change(
+            session, username, data, now=runtime.clock.now(), production=_prod(runtime)
+        )
         return service.read(user)

@@ -47,12 +47,14 @@ async def get(session: AsyncSession, username: str) -> User:
     return user
 
 
-async def create(session: AsyncSession, data: UserCreate, *, by: str, now: datetime) -> User:
+async def create(
+    session: AsyncSession, data: UserCreate, *, by: str, now: datetime, production: bool = False
+) -> User:
     if await session.scalar(select(User.id).where(User.username == data.username)) is not None:
         raise Conflict(f"user {data.username!r} already exists", detail={"field": "username"})
     if data.area:
         await area_service.get(session=session, code=data.area)  # 404 naming it
-    passwords.check_rules(data.password, username=data.username)
+    passwords.check_rules(data.password, username=data.username, production=production)
     user = User(
         username=data.username,
         full_name=data.full_name,
@@ -69,7 +71,14 @@ async def create(session: AsyncSession, data: UserCreate, *, by: str, now: datet
     return user
 
 
-async def change(session: AsyncSession, username: str, data: UserUpdate, *, now: datetime) -> User:
+async def change(
+    session: AsyncSession,
+    username: str,
+    data: UserUpdate,
+    *,
+    now: datetime,
+    production: bool = False,
+) -> User:
     """An administrator's changes: role and area, a new password, unlock, (de)activate.
     A deactivated account's sessions and tokens stop working at once."""
     user = await get(session, username)
@@ -80,7 +89,7 @@ async def change(session: AsyncSession, username: str, data: UserUpdate, *, now:
             await area_service.get(session=session, code=data.area)
         user.area_code = data.area
     if data.password is not None:
-        passwords.check_rules(data.password, username=user.username)
+        passwords.check_rules(data.password, username=user.username, production=production)
         user.password_hash = passwords.hash_password(data.password)
         user.password_changed_at = now
         await _revoke_all(session, user, now)
@@ -158,6 +167,15 @@ async def settle_sign_in(
         return SignIn(None, Unauthenticated(WRONG), alarm)
     if not user.active:  # said only to whoever knows its password
         return SignIn(None, Unauthenticated("this account is deactivated"))
+    production = settings.environment == "production"
+    if production and password_for_rehash == passwords.DEMO_PASSWORD:
+        return SignIn(
+            None,
+            Unauthenticated(
+                "this account has the demo's password, printed in the README: an "
+                "administrator must set a new one"
+            ),
+        )
     if row is not None:
         await session.delete(row)
     if passwords.needs_rehash(user.password_hash):  # rare: the hashing parameters changed
@@ -225,11 +243,17 @@ async def revoke(session: AsyncSession, raw: str, *, now: datetime) -> bool:
 
 
 async def change_own_password(
-    session: AsyncSession, user: User, current: str, new: str, *, now: datetime
+    session: AsyncSession,
+    user: User,
+    current: str,
+    new: str,
+    *,
+    now: datetime,
+    production: bool = False,
 ) -> None:
     if not passwords.verify(user.password_hash, current):
         raise Unauthenticated("the current password is wrong", detail={"field": "current"})
-    passwords.check_rules(new, username=user.username)
+    passwords.check_rules(new, username=user.username, production=production)
     user.password_hash = passwords.hash_password(new)
     user.password_changed_at = now
     await _revoke_all(session, user, now)

@@ -123,10 +123,17 @@ def users_create(
         raise typer.Exit(2) from None
 
     async def main() -> None:
-        engine = create_engine(get_settings().database_url)
+        settings = get_settings()
+        engine = create_engine(settings.database_url)
         try:
             async with session_scope(create_session_maker(engine)) as session:
-                await service.create(session, data, by="cli", now=SystemClock().now())
+                await service.create(
+                    session,
+                    data,
+                    by="cli",
+                    now=SystemClock().now(),
+                    production=settings.environment == "production",
+                )
         finally:
             await engine.dispose()
 

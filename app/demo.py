@@ -31,6 +31,9 @@ DEMO_TEXT = (
 def run_demo(*, port: int, send_alert: bool, processes: int) -> None:
     console = Console()
     settings = get_settings()
+    if settings.environment == "production":
+        # The demo seeds accounts whose password the README prints, and an open broker.
+        raise SystemExit("broadcast demo does not run with BROADCAST_ENVIRONMENT=production")
     broker, mqtt_port = start_broker_if_needed(settings.mqtt_host, settings.mqtt_port)
     console.print(
         f"broker: {'started mosquitto with mosquitto.conf' if broker else 'using the one'} "

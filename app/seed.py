@@ -16,6 +16,7 @@ from datetime import date
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from accounts import passwords
 from areas.models import Area
 from core.clock import Clock
 from core.database import chunked
@@ -230,7 +231,7 @@ def _cluster_row(
 
 # Demo accounts (development only): one per kind of person who runs the system, all with
 # this password, printed by `broadcast demo`.
-DEMO_PASSWORD = "diễn tập phòng chống lụt bão"
+DEMO_PASSWORD = passwords.DEMO_PASSWORD  # printed in the README; refused in production
 DEMO_USERS = (
     ("truc.ban", "province_officer", None, "Trực ban tỉnh"),
     ("ky.thuat", "technician", "688", "Kỹ thuật viên Phước Long"),

@@ -147,6 +147,8 @@ async def create(
         )
     if data.stream_ends_at is not None and data.stream_ends_at > expires_at:
         raise InvalidInput("stream_ends_at is after expires_at", detail={"field": "stream_ends_at"})
+    if data.stream_url is not None and (why := settings.relay_problem(str(data.stream_url))):
+        raise InvalidInput(why, detail={"field": "stream_url"})
     if data.stream_url is None and (data.stream_starts_at or data.stream_ends_at):
         raise InvalidInput(
             "stream_starts_at and stream_ends_at are for relays (a stream_url)",

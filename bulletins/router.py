@@ -55,6 +55,10 @@ async def create_bulletin(
     data: BulletinCreate, runtime: RuntimeDep, actor: ActorDep
 ) -> BulletinRead:
     """A new draft in the library: a recording, a relay source, or text read aloud."""
+    if data.stream_url is not None and (
+        why := runtime.settings.relay_problem(str(data.stream_url))
+    ):
+        raise InvalidInput(why, detail={"field": "stream_url"})
     spoken = None
     if data.media_sha256 is None and data.stream_url is None:
         spoken = await _spoken(runtime, data.text, data.language)
@@ -98,8 +102,9 @@ async def list_bulletins(
     response_model_by_alias=True,
     dependencies=[allow(Can.READ, From.ANYWHERE)],
 )
-async def read_bulletin(bulletin_id: str, session: SessionDep) -> BulletinRead:
+async def read_bulletin(bulletin_id: str, session: SessionDep, actor: ActorDep) -> BulletinRead:
     bulletin = await service.get(session=session, bulletin_id=bulletin_id)
+    await service.check_visible(session, actor, bulletin)
     return await service.to_read(session, bulletin)
 
 

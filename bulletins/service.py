@@ -302,6 +302,22 @@ async def to_read(
     )
 
 
+async def check_visible(session: AsyncSession, actor: Actor, bulletin: Bulletin) -> None:
+    """What list_page shows a person is what they may read by id: their area's subtree and
+    what was written above it (another commune's draft is not theirs to read)."""
+    if actor.area is None:
+        return
+    scope = await area_service.get(session=session, code=actor.area)
+    area = await session.get(Area, bulletin.area_id)
+    ancestors = [c for c in scope.path.split("/") if c]
+    if area is not None and (area.path.startswith(scope.path) or area.code in ancestors):
+        return
+    raise Forbidden(
+        f"{actor.label} works in area {actor.area}; bulletin {bulletin.id} is another area's",
+        detail={"missing": "area", "bulletin": bulletin.id, "yours": actor.area},
+    )
+
+
 async def list_page(
     *,
     session: AsyncSession,

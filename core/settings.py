@@ -9,6 +9,7 @@ from datetime import time
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -187,6 +188,9 @@ class Settings(BaseSettings):
     cap_trusted_certs: list[Path] = Field(default_factory=list)
     cap_feeds: list[str] = Field(default_factory=list)
     cap_feed_interval_s: float = 60.0
+    # Hosts a relayed stream may come from (an administrator keeps the list): a relay is
+    # sound on air from elsewhere. Empty: any host outside production, none in production.
+    relay_hosts: list[str] = Field(default_factory=list)
     # An alert sent longer ago than this, or further ahead (clocks disagree), is refused:
     # a genuine signed alert captured long ago must not air when sent again.
     cap_max_age_s: float = 6 * 3600
@@ -198,6 +202,17 @@ class Settings(BaseSettings):
     # chromium, chromium-browser, google-chrome found on PATH.
     report_chromium: str | None = None
     report_print_timeout_s: float = 60.0
+
+    def relay_problem(self, url: str) -> str | None:
+        """Why a relay source may not air here, or None."""
+        host = (urlsplit(url).hostname or "").lower()
+        if self.relay_hosts:
+            if host in (h.lower() for h in self.relay_hosts):
+                return None
+            return f"relays come from {', '.join(self.relay_hosts)} only (RELAY_HOSTS), not {host}"
+        if self.environment == "production":
+            return "no relay source is allowed: an administrator lists them in RELAY_HOSTS"
+        return None
 
     @property
     def share_group(self) -> str:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -15,6 +18,9 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from accounts import passwords
+from accounts.models import User
+from accounts.passwords import DEMO_PASSWORD
 from audit.models import AuditEvent
 from core.database import session_scope
 from core.settings import Settings
@@ -149,3 +155,89 @@ async def test_an_anonymous_flood_is_one_audit_row_per_address(
     # (Clusters of earlier tests left retained messages on the broker: refused on record
     # under their own names, not counted here.)
     assert [r for r in rows if r.actor == "anonymous"] == [row]
+
+
+async def test_another_communes_draft_is_not_readable_by_id(stack: Stack) -> None:
+    await small_province(stack)
+    heads = {}
+    for name, area in (("xa.a", COMMUNE), ("xa.b", "25195")):
+        await make_user(stack, name, role="commune_operator", area=area)
+        heads[name] = {"Authorization": f"Bearer {await signed_in(stack, name)}"}
+    draft = await stack.client.post(
+        "/api/v1/bulletins",
+        json={"title": "Nháp của xã A", "text": "Họp dân tối nay."},
+        headers=heads["xa.a"],
+    )
+    assert draft.status_code == 201, draft.text
+    url = f"/api/v1/bulletins/{draft.json()['id']}"
+    assert (await stack.client.get(url, headers=heads["xa.a"])).status_code == 200
+    theirs = await stack.client.get(url, headers=heads["xa.b"])
+    assert theirs.status_code == 403 and theirs.json()["detail"]["missing"] == "area"
+    assert (await stack.client.get(url)).status_code == 200  # the province reads everything
+
+
+async def test_production_refuses_the_readmes_demo_password(
+    stack_factory: Callable[..., Awaitable[Stack]],
+) -> None:
+    stack = await stack_factory(**production_secrets())
+    admin = await first_admin(stack)
+    made = await stack.client.post(
+        "/api/v1/users",
+        json={"username": "quan.tri2", "password": DEMO_PASSWORD, "role": "admin"},
+        headers=admin,
+    )
+    assert made.status_code == 422 and made.json()["detail"] == {"field": "password"}
+    # An account given it before (an old database) cannot sign in with it.
+    async with session_scope(stack.runtime.sessions) as session:
+        user = await session.scalar(select(User).where(User.username == "quan.tri"))
+        assert user is not None
+        user.password_hash = passwords.hash_password(DEMO_PASSWORD)
+    refused = await stack.client.post(
+        "/api/v1/auth/login", json={"username": "quan.tri", "password": DEMO_PASSWORD}
+    )
+    assert refused.status_code == 401 and "README" in refused.json()["error"]
+
+
+def test_the_demo_does_not_run_with_production_settings(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "BROADCAST_ENVIRONMENT": "production",
+        "BROADCAST_SECRET_KEY": secrets.token_urlsafe(32),
+        "BROADCAST_SIGNING_KEY": SigningKey.generate().seed_text,
+        "BROADCAST_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/demo.db",
+    }
+    ran = subprocess.run(
+        [sys.executable, "-m", "app", "demo"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert (
+        ran.returncode != 0 and "does not run with BROADCAST_ENVIRONMENT=production" in ran.stderr
+    )
+
+
+async def test_relays_come_only_from_the_listed_hosts(
+    stack_factory: Callable[..., Awaitable[Stack]],
+) -> None:
+    stack = await stack_factory(relay_hosts=["radio.tinh.example.vn"])
+    await small_province(stack)
+    for url, status in (
+        ("http://ke-la.example.com/live", 422),
+        ("http://radio.tinh.example.vn/vov1", 201),
+    ):
+        made = await stack.client.post(
+            "/api/v1/bulletins", json={"title": "Tiếp sóng", "stream_url": url}
+        )
+        assert made.status_code == status, made.text
+        if status == 422:
+            assert made.json()["detail"] == {"field": "stream_url"}
+    direct = await stack.client.post(
+        "/api/v1/broadcasts",
+        json={"title": "Tiếp sóng", "areas": [COMMUNE], "stream_url": "http://ke-la.example.com/x"},
+    )
+    assert direct.status_code == 422 and direct.json()["detail"] == {"field": "stream_url"}
+    assert (await stack.client.get("/api/v1/broadcasts")).json()["total"] == 0
+
+
+def test_the_shipped_nginx_drops_client_identity_headers() -> None:
+    conf = (Path(__file__).resolve().parents[2] / "deploy" / "nginx.conf").read_text()
+    for header in ("X-Actor", "X-Role", "X-Area"):
+        assert f'proxy_set_header {header} "";' in conf
