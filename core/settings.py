@@ -89,6 +89,14 @@ class Settings(BaseSettings):
     # (docs/protocol.md section 9).
     signing_key: str | None = None
     trusted_keys: list[str] = []
+    # Firmware is trusted apart from commands: a cluster installs an image only if its
+    # manifest is signed by one of these public keys (vendors', the province's release
+    # key), never by the command key, which the control plane uses every second. The
+    # release key's seed, if the province signs images itself, is FIRMWARE_SIGNING_KEY
+    # (keep it off the API servers in production: sign offline, upload with `signature`);
+    # unset outside production, one is derived from SECRET_KEY for the demo and tests.
+    firmware_keys: list[str] = []
+    firmware_signing_key: str | None = None
 
     # Acknowledgement ingest: one transaction per batch, never per message.
     ack_batch_max: int = 1000
@@ -273,6 +281,21 @@ class Settings(BaseSettings):
         if self.signing_key:
             return SigningKey.from_text(self.signing_key)
         return SigningKey.derived(self.secret_key)
+
+    @cached_property
+    def firmware_signer(self) -> SigningKey | None:
+        """The release key the control plane signs images with, if it holds one."""
+        if self.firmware_signing_key:
+            return SigningKey.from_text(self.firmware_signing_key)
+        if self.environment == "production":
+            return None  # vendor or offline signatures only
+        return SigningKey.derived(self.secret_key + "/firmware")
+
+    @property
+    def device_firmware_keys(self) -> list[str]:
+        """The keys clusters accept for firmware images, once each."""
+        own = [self.firmware_signer.public_text] if self.firmware_signer else []
+        return list(dict.fromkeys([*own, *self.firmware_keys]))
 
     @property
     def device_trusted_keys(self) -> list[str]:

@@ -71,6 +71,9 @@ class ProvisionedCluster(BaseModel):
     # Ed25519 public keys (base64url) whose signatures it accepts on commands, schedules
     # and key sets (docs/protocol.md section 9); later changes arrive as a signed KeySet.
     trusted_keys: list[str]
+    # The keys whose signatures it accepts on firmware images (docs/protocol.md 4.7): the
+    # vendors' and the province's release key, never the command key.
+    firmware_keys: list[str] = []
     model: str | None = None  # hardware model (a firmware image names the one it is for)
 
 

@@ -148,6 +148,7 @@ async def provisioning(
                     "profile": settings.profile_for_model(model),
                     "media_key": media_auth.device_key(key, code, "/".join(areas)),
                     "trusted_keys": trusted,
+                    "firmware_keys": settings.device_firmware_keys,
                     "model": model,
                 }
             )

@@ -1,6 +1,7 @@
 """Releasing a firmware image: bytes into the content-addressed media store, a manifest
-signed with the control plane's key (or by the vendor's key, if it is one the clusters
-trust), and a record."""
+signed by a firmware key (the vendor's, or the province's release key, never the key
+that signs commands), and a record; then a second person approves the release before
+any rollout may use it (issue 19: one technician could put any bytes on every cluster)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.errors import Conflict, InvalidInput, NotFound
+from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.settings import Settings
 from devices.protocol import FirmwareManifest
 from devices.signing import SignatureError, TrustStore
@@ -50,9 +51,9 @@ async def release(
     actor: str,
     now: datetime,
 ) -> FirmwareImage:
-    """Store and record an image. A vendor signature must verify against a key the
-    clusters trust (refused here, not by sixteen hundred clusters later); without one, the
-    control plane signs the manifest."""
+    """Store and record an image, not yet approved. A signature must verify against a
+    firmware key the clusters trust (refused here, not by sixteen hundred clusters later);
+    without one, the release key signs the manifest, if this installation holds it."""
     version = version.strip()
     if not version or len(version) > 64:
         raise InvalidInput("version must be 1 to 64 characters", detail={"field": "version"})
@@ -64,15 +65,21 @@ async def release(
     fields = manifest_fields(version, upload.sha256, upload.size, model or None)
     if signature:
         try:
-            TrustStore(settings.device_trusted_keys).check({**fields, "sig": signature})
+            TrustStore(settings.device_firmware_keys).check({**fields, "sig": signature})
         except SignatureError as exc:
             raise InvalidInput(
-                f"signature refused: {exc.problem.value} (it must be by a key the clusters "
-                "trust, over the manifest's canonical JSON; docs/protocol.md 4.7)",
+                f"signature refused: {exc.problem.value} (it must be by a firmware key the "
+                "clusters trust, over the manifest's canonical JSON; docs/protocol.md 4.7)",
                 detail={"field": "signature"},
             ) from None
+    elif settings.firmware_signer is not None:
+        signature = str(settings.firmware_signer.sign(fields)["sig"])
     else:
-        signature = str(settings.signer.sign(fields)["sig"])
+        raise InvalidInput(
+            "give the manifest's signature: this installation holds no firmware release key "
+            "(FIRMWARE_SIGNING_KEY), and the command key never signs firmware",
+            detail={"field": "signature"},
+        )
     await asyncio.to_thread(
         storage.move_into_place,
         upload.path,
@@ -93,6 +100,35 @@ async def release(
     return image
 
 
+async def approve(
+    session: AsyncSession, version: str, *, actor: str, now: datetime
+) -> FirmwareImage:
+    """A second person's approval: the one who uploaded an image may not approve it."""
+    image = await get(session, version)
+    if image.approved_by is not None:
+        raise Conflict(
+            f"firmware {version!r} was approved by {image.approved_by}",
+            detail={"firmware": version},
+        )
+    if image.uploaded_by == actor:
+        raise Forbidden(
+            f"{actor} uploaded firmware {version!r}; another person must approve it",
+            detail={"missing": "author", "firmware": version},
+        )
+    image.approved_by, image.approved_at = actor, now
+    await session.flush()
+    return image
+
+
+def check_approved(image: FirmwareImage) -> None:
+    if image.approved_by is None:
+        raise Conflict(
+            f"firmware {image.version!r} is not approved: a second person approves a release "
+            "before any rollout (POST /api/v1/firmware/{version}/approve)",
+            detail={"field": "firmware", "firmware": image.version},
+        )
+
+
 def read(image: FirmwareImage) -> FirmwareRead:
     return FirmwareRead(
         version=image.version,
@@ -103,6 +139,8 @@ def read(image: FirmwareImage) -> FirmwareRead:
         notes=image.notes,
         uploaded_by=image.uploaded_by,
         uploaded_at=image.uploaded_at,
+        approved_by=image.approved_by,
+        approved_at=image.approved_at,
     )
 
 

@@ -23,6 +23,9 @@ class FirmwareImage(Base):
     notes: Mapped[str] = mapped_column(String(2000), default="")
     uploaded_by: Mapped[str] = mapped_column(String(100))
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # A second person approves a release before any rollout may use it.
+    approved_by: Mapped[str | None] = mapped_column(String(100))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Rollout(Base):

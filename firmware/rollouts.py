@@ -100,6 +100,7 @@ async def create(
 ) -> Rollout:
     await authorise(session, actor, Deed.ROLLOUT, areas=data.areas, clusters=data.clusters)
     image = await images.get(session, data.firmware)
+    images.check_approved(image)
     _, _, targets = await broadcast_service.resolve_targets(session, data.areas, data.clusters)
     if not targets:
         raise InvalidInput("no clusters under the given targets", detail={"field": "areas"})

@@ -30,7 +30,11 @@ async def upload_firmware(
     model: Annotated[str | None, Form(max_length=64)] = None,
     notes: Annotated[str, Form(max_length=2000)] = "",
     signature: Annotated[
-        str | None, Form(description="the vendor's manifest signature; none: we sign")
+        str | None,
+        Form(
+            description="the manifest's signature by a firmware key (vendor or release); "
+            "none: the release key signs, where this installation holds it"
+        ),
     ] = None,
 ) -> FirmwareRead:
     settings = runtime.settings
@@ -53,6 +57,16 @@ async def upload_firmware(
             return images.read(image)
     finally:
         received.path.unlink(missing_ok=True)  # moved into place, or refused
+
+
+@router.post(
+    "/api/v1/firmware/{version}/approve", dependencies=[allow(Action.FIRMWARE, From.PROVINCE)]
+)
+async def approve_firmware(version: str, runtime: RuntimeDep, actor: ActorDep) -> FirmwareRead:
+    """The second person's approval of a release; rollouts may use it from now on."""
+    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        image = await images.approve(session, version, actor=actor.name, now=runtime.clock.now())
+        return images.read(image)
 
 
 @router.get("/api/v1/firmware", dependencies=[allow(Action.READ, From.ANYWHERE)])

@@ -17,6 +17,8 @@ class FirmwareRead(BaseModel):
     notes: str
     uploaded_by: str
     uploaded_at: datetime
+    approved_by: str | None = None
+    approved_at: datetime | None = None
 
 
 class Wave(BaseModel):

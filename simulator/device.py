@@ -69,6 +69,7 @@ class DeviceSpec:
     profile: str | None = None  # delivery profile of its model (which rendition it plays)
     media_key: str = ""  # from provisioning: proves who it is to the media server
     trusted_keys: tuple[str, ...] = ()  # from provisioning: whose signatures it accepts
+    firmware_keys: tuple[str, ...] = ()  # from provisioning: whose firmware images it installs
     model: str | None = None  # hardware model: a firmware image for another is refused
 
 
@@ -625,7 +626,10 @@ class SimulatedCluster:
         does not boot is rolled back and reported."""
         manifest = (raw.get("op") or {}).get("firmware")  # as received, as signed
         try:
-            self.trust.check(manifest if isinstance(manifest, dict) else {})
+            # Firmware keys only: the key that signs commands never vouches for an image.
+            TrustStore(self.spec.firmware_keys).check(
+                manifest if isinstance(manifest, dict) else {}
+            )
         except SignatureError as exc:
             return f"firmware signature refused: {exc.problem.value}"
         if image.model and self.spec.model and image.model != self.spec.model:

@@ -18,6 +18,7 @@ def specs_from_json(items: list[dict[str, object]]) -> list[DeviceSpec]:
             profile=str(i.get("profile") or "") or None,
             media_key=str(i.get("media_key") or ""),
             trusted_keys=tuple(i.get("trusted_keys") or ()),  # type: ignore[arg-type]
+            firmware_keys=tuple(i.get("firmware_keys") or ()),  # type: ignore[arg-type]
             model=str(i.get("model") or "") or None,
         )
         for i in items

@@ -115,6 +115,9 @@ def settings_factory(clean_db: str, broker: Broker, tmp_path: Path) -> Callable[
             "sweep_interval_s": 0.2,
             "link_batch_window_s": 0.05,  # tests wait on births and heartbeats throughout
             "mqtt_share_group": f"g{uuid.uuid4().hex[:8]}",  # tests never steal each other's acks
+            # Keys of the test's own: what an earlier test left retained on the shared broker
+            # (a schedule, a key set) is signed by a key this test's clusters do not trust.
+            "secret_key": uuid.uuid4().hex + uuid.uuid4().hex,
             "self_test_at": None,  # the daily self-test only where a test asks for it
         }
         values.update(overrides)

@@ -27,6 +27,7 @@ SHARED = (
     "played_grace_s",
     "sweep_interval_s",
     "mqtt_share_group",
+    "secret_key",
 )
 
 

@@ -28,14 +28,19 @@ TECHNICIAN = {"x-actor": "ky.thuat.vien", "x-role": "technician"}
 
 
 async def _upload(
-    stack: Stack, version: str, image: bytes, **form: str
+    stack: Stack, version: str, image: bytes, *, approve: bool = True, **form: str
 ) -> tuple[int, dict[str, Any]]:
+    """Uploaded by a technician and, unless told not to, approved by a second person (the
+    development administrator), as a release must be before any rollout."""
     response = await stack.client.post(
         "/api/v1/firmware",
         data={"version": version, **form},
         files={"file": (f"{version}.bin", image)},
         headers=TECHNICIAN,
     )
+    if response.status_code == 201 and approve:
+        approved = await stack.client.post(f"/api/v1/firmware/{version}/approve")
+        assert approved.status_code == 200, approved.text
     return response.status_code, response.json()
 
 
@@ -91,7 +96,7 @@ async def test_waves_pause_for_a_person_then_the_rest_installs(
     await fleet.start()
     status, image = await _upload(stack, "2.1.0", os.urandom(200_000), notes="sửa lỗi âm lượng")
     assert status == 201, image
-    assert image["size"] == 200_000 and image["key_id"] == stack.settings.signer.kid
+    assert image["size"] == 200_000 and image["key_id"] == stack.settings.firmware_signer.kid
 
     created = await _rollout(
         stack,
@@ -291,7 +296,7 @@ async def test_upload_refuses_a_vendor_signature_the_clusters_would_not_trust(
     settings_factory: Callable[..., Any], stack_factory: Callable[..., Any]
 ) -> None:
     vendor = SigningKey.generate()
-    stack: Stack = await stack_factory(trusted_keys=[vendor.public_text])
+    stack: Stack = await stack_factory(firmware_keys=[vendor.public_text])
     image = os.urandom(4_000)
     fields = manifest_fields("4.0.0", hashlib.sha256(image).hexdigest(), len(image), None)
     stranger = SigningKey.generate().sign(fields)["sig"]
@@ -329,13 +334,14 @@ async def test_clusters_refuse_a_manifest_not_signed_by_a_key_they_trust(
     stack: Stack, fleet_factory: Callable[..., Fleet]
 ) -> None:
     """Even from the control plane itself (a signed command): an image is installed only
-    if its own manifest is signed by a trusted key."""
+    if its own manifest is signed by a firmware key, never by the key that signs
+    commands (issue 19: that key signed whatever a technician uploaded)."""
     [spec] = (await _speakers(stack))[:1]
     fleet = fleet_factory([spec])
     await fleet.start()
     image = os.urandom(8_000)
     _, stored = await _upload(stack, "6.0.0", image)
-    forged = SigningKey.generate().sign(manifest_fields("6.6.6", stored["sha256"], 8_000, None))
+    forged = stack.settings.signer.sign(manifest_fields("6.6.6", stored["sha256"], 8_000, None))
     runtime, now = stack.runtime, stack.runtime.clock.now()
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
         cluster_id = await session.scalar(select(Cluster.id).where(Cluster.code == spec.code))
@@ -411,3 +417,37 @@ async def test_an_operation_a_cluster_missed_is_sent_again_when_it_is_back(
             select(OperationResult.attempts).where(OperationResult.operation_id == operation_id)
         )
     assert attempts is not None and attempts >= 2
+
+
+async def test_a_release_needs_a_second_persons_approval(stack: Stack) -> None:
+    """Issue 19: one technician could upload any bytes and roll them out at once."""
+    await seed_province(stack)
+    status, _ = await _upload(stack, "7.0.0", os.urandom(4_000), approve=False)
+    assert status == 201
+    early = await stack.client.post(
+        "/api/v1/rollouts", json={"firmware": "7.0.0", "areas": [COMMUNE]}, headers=TECHNICIAN
+    )
+    assert early.status_code == 409 and early.json()["detail"]["field"] == "firmware"
+    own = await stack.client.post("/api/v1/firmware/7.0.0/approve", headers=TECHNICIAN)
+    assert own.status_code == 403 and own.json()["detail"]["missing"] == "author"
+    approved = await stack.client.post("/api/v1/firmware/7.0.0/approve")  # someone else
+    assert approved.status_code == 200 and approved.json()["approved_by"] == "admin"
+    now = await stack.client.post(
+        "/api/v1/rollouts", json={"firmware": "7.0.0", "areas": [COMMUNE]}, headers=TECHNICIAN
+    )
+    assert now.status_code == 201, now.text
+
+
+def test_production_holds_no_firmware_key_unless_given_one() -> None:
+    import secrets
+
+    from core.settings import Settings
+
+    settings = Settings(
+        environment="production",
+        secret_key=secrets.token_urlsafe(32),
+        signing_key=SigningKey.generate().seed_text,
+        firmware_keys=[SigningKey.generate().public_text],
+    )
+    assert settings.firmware_signer is None  # images come signed (vendor, offline release key)
+    assert settings.signer.public_text not in settings.device_firmware_keys
