@@ -662,5 +662,18 @@ def loadtest_ingest(
     run_ingest_bench(minutes, json_path)
 
 
+@app.command("loadtest-signin")
+def loadtest_signin(
+    addresses: Annotated[int, typer.Option(help="source addresses flooding sign-ins")] = 16,
+    json_path: JsonOption = Path("signin.json"),
+) -> None:
+    """The duty officer's emergency request time, alone and while anonymous sign-ins
+    flood the API from many addresses."""
+    from app.signin_bench import run_signin_bench
+
+    _logging("WARNING")
+    run_signin_bench(addresses, json_path)
+
+
 def main() -> None:
     app()

@@ -176,10 +176,12 @@ async def _touched(
 
 
 def _int(value: object) -> int:
+    """An id from the path, or -1 (nothing has it; the endpoint's own check answers)."""
     try:
-        return int(str(value))
+        number = int(str(value))
     except ValueError:
         return -1
+    return number if 0 < number < 2**63 else -1
 
 
 def _resource_model(source: From) -> tuple[Any, str]:

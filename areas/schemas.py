@@ -4,7 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from core.schemas import CodeStr, ORMModel
+from core.schemas import CodeStr, ORMModel, not_null
 
 
 class AreaCreate(BaseModel):
@@ -18,6 +18,7 @@ class AreaUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     level: str | None = Field(default=None, min_length=1, max_length=32)
     parent_code: CodeStr | None = None
+    _not_null = not_null("name", "level")
 
 
 class AreaRead(ORMModel):

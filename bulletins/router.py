@@ -27,7 +27,7 @@ from bulletins.workflow import Action, Status
 from core.database import session_scope
 from core.errors import InvalidInput
 from core.policy import Action as Can
-from core.schemas import Limit, Offset, Page
+from core.schemas import BigId, Limit, Offset, Page
 from devices.protocol import CommandClass
 from media.tts import speech
 from media.tts.engine import UnsupportedLanguage
@@ -252,7 +252,7 @@ async def read_inbox(
     dependencies=[allow(Can.INBOX, From.ANYWHERE)],
 )
 async def accept_inbox_item(
-    item_id: int, runtime: RuntimeDep, actor: ActorDep, data: InboxDecision | None = None
+    item_id: BigId, runtime: RuntimeDep, actor: ActorDep, data: InboxDecision | None = None
 ) -> InboxItemRead:
     """The commune puts a bulletin from above on air for its own clusters."""
     async with session_scope(runtime.sessions) as session:
@@ -295,7 +295,7 @@ async def accept_inbox_item(
     dependencies=[allow(Can.INBOX, From.ANYWHERE)],
 )
 async def decline_inbox_item(
-    item_id: int, runtime: RuntimeDep, actor: ActorDep, data: InboxDecision | None = None
+    item_id: BigId, runtime: RuntimeDep, actor: ActorDep, data: InboxDecision | None = None
 ) -> InboxItemRead:
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
         item, _, area = await inbox.get(session, item_id)

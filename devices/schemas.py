@@ -5,7 +5,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from core.schemas import CodeStr, ORMModel
+from core.schemas import CodeStr, ORMModel, not_null
 
 
 class ClusterKind(StrEnum):
@@ -40,6 +40,7 @@ class ClusterUpdate(BaseModel):
     firmware: str | None = Field(default=None, max_length=64)
     model: str | None = Field(default=None, max_length=64)
     installed_on: date | None = None
+    _not_null = not_null("name", "kind", "area_code", "speakers")
 
 
 class ClusterRead(ORMModel):

@@ -10,6 +10,7 @@ from app.deps import ActorDep, RuntimeDep, SessionDep
 from app.guard import From, allow
 from core.database import session_scope
 from core.policy import Action
+from core.schemas import IntId
 from firmware import images, rollouts
 from firmware.schemas import FirmwareRead, RolloutCreate, RolloutRead
 from media import storage
@@ -92,7 +93,7 @@ async def create_rollout(data: RolloutCreate, runtime: RuntimeDep, actor: ActorD
 
 @router.get("/api/v1/rollouts/{rollout_id}", dependencies=[allow(Action.READ, From.ROLLOUT)])
 async def read_rollout(
-    rollout_id: int,
+    rollout_id: IntId,
     session: SessionDep,
     clusters_limit: Annotated[int, Query(ge=0, le=100_000)] = 500,
 ) -> RolloutRead:
@@ -106,7 +107,7 @@ TRANSITIONS = {"pause": rollouts.pause, "resume": rollouts.resume, "cancel": rol
     "/api/v1/rollouts/{rollout_id}/{action}", dependencies=[allow(Action.FIRMWARE, From.ROLLOUT)]
 )
 async def move_rollout(
-    rollout_id: int,
+    rollout_id: IntId,
     action: Literal["pause", "resume", "cancel"],
     runtime: RuntimeDep,
     actor: ActorDep,

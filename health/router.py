@@ -12,6 +12,7 @@ from app.deps import ActorDep, RuntimeDep, SessionDep
 from app.guard import From, allow
 from core.database import session_scope
 from core.policy import Action
+from core.schemas import BigId
 from health import alarms, operations, self_test, service
 from health.schemas import (
     AlarmRead,
@@ -87,7 +88,7 @@ async def list_alarms(
     "/api/v1/alarms/{alarm_id}/acknowledge", dependencies=[allow(Action.OPERATE, From.ALARM)]
 )
 async def acknowledge_alarm(
-    alarm_id: int, session: SessionDep, runtime: RuntimeDep, actor: ActorDep
+    alarm_id: BigId, session: SessionDep, runtime: RuntimeDep, actor: ActorDep
 ) -> AlarmRead:
     """A person has seen it: who and when are kept (the first acknowledgement stands)."""
     return await alarms.acknowledge(

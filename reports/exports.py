@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
@@ -139,12 +140,18 @@ def to_xlsx(report: MonthlyReport, _: Translate) -> bytes:
     return out.getvalue()
 
 
+def _cell(value: Any) -> Any:
+    """A workbook refuses control characters in text (one odd bulletin or area name made
+    the month's report answer 500 on every call, issue 20): they are dropped."""
+    return ILLEGAL_CHARACTERS_RE.sub("", value) if isinstance(value, str) else value
+
+
 def _sheet_rows(sheet: Any, headings: list[str], rows: list[list[Any]]) -> None:
     sheet.append(headings)
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for row in rows:
-        sheet.append(row)
+        sheet.append([_cell(value) for value in row])
     for index, heading in enumerate(headings, start=1):
         widest = max([len(str(heading)), *(len(str(r[index - 1])) for r in rows)])
         sheet.column_dimensions[get_column_letter(index)].width = min(60, widest + 2)

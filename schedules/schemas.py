@@ -4,7 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, model_validator
 
-from core.schemas import CodeStr
+from core.schemas import CodeStr, not_null
 from devices.protocol import CommandClass, SenderLevel
 
 
@@ -60,6 +60,9 @@ class ScheduleUpdate(BaseModel):
     clusters: list[CodeStr] | None = None
     status: str | None = Field(default=None, pattern="^(active|paused|ended)$")
     accept_conflicts: bool = False
+    _not_null = not_null(
+        "title", "starts_local", "plays", "gap_s", "status", "areas", "clusters", "exdates_local"
+    )
 
 
 class Overlap(BaseModel):
