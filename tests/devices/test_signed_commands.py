@@ -115,7 +115,10 @@ async def test_unsigned_forged_and_altered_commands_are_rejected_and_never_playe
         await intruder.command(genuine)
         await intruder.wait_stage("forged", "received")
     assert device.play_counts["b-unsigned"] == device.play_counts["b-altered"] == 0
-    assert sorted(r.split(":")[0] for r in device.rejected) == sorted(
+    # (Documents an earlier test left retained on the shared broker, a schedule, a key
+    # set, are refused too, signed by that test's key: not commands, not counted here.)
+    commands = [r for r in device.rejected if not r.startswith(("schedule", "keyset"))]
+    assert sorted(r.split(":")[0] for r in commands) == sorted(
         ["unsigned", "unknown_key", "bad_signature", "bad_signature"]
     )
 

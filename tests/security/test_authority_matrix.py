@@ -327,6 +327,10 @@ async def world(
         files={"file": ("9.0.0.bin", b"\x7fELF" + bytes(64))},
     )
     assert firmware.status_code == 201, firmware.text
+    approved = await stack.client.post(  # by a second person, as every release must be
+        "/api/v1/firmware/9.0.0/approve", headers={"x-actor": "ky.thuat.2", "x-role": "admin"}
+    )
+    assert approved.status_code == 200, approved.text
     tokens = {}
     for role in ROLES:
         await make_user(stack, f"u.{role.value}", role=role.value, area=SCOPE.get(role))
