@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timedelta
 
@@ -68,17 +67,17 @@ async def login(
     a flood of sign-ins must not delay an emergency."""
     settings, now = runtime.settings, runtime.clock.now()
     request.state.audit_target = data.username
-    address = _address(request)
-    wait = runtime.sign_in_budget.take(address, now.timestamp())
-    if wait:
-        raise TooManyAttempts("too many sign-ins from this address", retry_after_s=wait)
+    address = _address(request)  # its per-address budget was spent in app/gate.py
     async with session_scope(runtime.sessions) as session:
         user, held = await service.sign_in_state(session, data.username, address, now=now)
     if held is not None:
         raise held
-    ok = await asyncio.to_thread(
-        passwords.verify, user.password_hash if user else None, data.password
-    )
+    try:
+        ok = await passwords.verify_aside(user.password_hash if user else None, data.password)
+    except passwords.Busy:
+        raise TooManyAttempts(
+            "the server is checking many sign-ins: try again in a moment", retry_after_s=1
+        ) from None
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
         attempt = await service.settle_sign_in(
             session,
@@ -170,7 +169,11 @@ async def create_token(
         )
     async with session_scope(runtime.sessions) as session:
         stored = (await _own_account(session, actor.name)).password_hash
-    if not await asyncio.to_thread(passwords.verify, stored, data.password):
+    try:
+        ok = await passwords.verify_aside(stored, data.password)
+    except passwords.Busy:
+        raise TooManyAttempts("try again in a moment", retry_after_s=1) from None
+    if not ok:
         raise Unauthenticated("the password is wrong", detail={"field": "password"})
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
         user = await _own_account(session, actor.name)

@@ -1,5 +1,8 @@
 """Who is asking, and how much, before a request's body is read (issue 19).
 
+Sign-ins are counted per source address here too (accounts/throttle.py), before anything
+else is done for them.
+
 FastAPI reads and parses a body before any dependency runs, so the guard's sign-in check
 came too late: an anonymous 96 MiB JSON body raised the API's memory by ~285 MiB, and an
 anonymous 300 MiB upload was spooled to disk before the 401. This middleware, for every
@@ -28,7 +31,8 @@ JSON_LIMIT_BYTES = 4 * 1024 * 1024  # a broadcast naming 100,000 clusters is ~1.
 CAP_LIMIT_BYTES = 1024 * 1024  # a CAP message with its signature is kilobytes
 CSV_LIMIT_BYTES = 32 * 1024 * 1024  # a province's register as CSV is a few megabytes
 BODIES = frozenset({"POST", "PUT", "PATCH"})
-ANONYMOUS_ROUTES = frozenset({"/api/v1/auth/login"})  # signing in needs no sign-in
+SIGN_IN = "/api/v1/auth/login"
+ANONYMOUS_ROUTES = frozenset({SIGN_IN})  # signing in needs no sign-in
 
 
 class RequestGate:
@@ -41,6 +45,16 @@ class RequestGate:
             await self.app(scope, receive, send)
             return
         runtime: Runtime = scope["app"].state.runtime
+        if path == SIGN_IN:
+            # The per-address budget, answered here, before routing, parsing and any
+            # database read: a flood of sign-ins from many addresses costs the event
+            # loop as little as can be, so the duty officer's emergency stays quick.
+            client = scope.get("client")
+            address = client[0] if client else ""
+            wait = runtime.sign_in_budget.take(address, runtime.clock.now().timestamp())
+            if wait:
+                await _answer(send, 429, "too many sign-ins from this address", retry_after_s=wait)
+                return
         limit = _limit(path, runtime.settings)
         headers = Headers(scope=scope)
         length = headers.get("content-length")
@@ -102,13 +116,17 @@ def _size(n: int) -> str:
     return f"{n / 1024 / 1024:g} MiB"
 
 
-async def _answer(send: Send, status: int, error: str) -> None:
-    body = json.dumps({"error": error, "detail": {"status": status}}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
-        }
-    )
+async def _answer(
+    send: Send, status: int, error: str, *, retry_after_s: float | None = None
+) -> None:
+    detail: dict[str, object] = {"status": status}
+    headers = [(b"content-type", b"application/json")]
+    if retry_after_s is not None:
+        seconds = max(1, round(retry_after_s))
+        detail["retry_after_s"] = seconds
+        headers.append((b"retry-after", str(seconds).encode()))
+    else:
+        headers.append((b"connection", b"close"))  # the body was not read: do not reuse
+    body = json.dumps({"error": error, "detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
