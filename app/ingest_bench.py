@@ -19,8 +19,7 @@ import httpx
 import psutil
 from rich.console import Console
 
-from app.broker import Broker, free_port
-from app.orchestrate import StackProcesses, run_module, stack_env, start_api
+from app.orchestrate import api_on_sqlite, start_api
 
 HEALTH_EVERY_S = 0.05
 MEMORY_EVERY_S = 0.05
@@ -44,21 +43,11 @@ def long_wav(path: Path, minutes: float) -> Path:
 def run_ingest_bench(minutes: float, json_path: Path) -> dict[str, Any]:
     console = Console()
     work = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
-    broker = Broker().start()
-    api_port = free_port()
-    env = stack_env(
-        database_url=f"sqlite+aiosqlite:///{work}/bench.db",
-        mqtt_host=broker.host,
-        mqtt_port=broker.port,
-        api_port=api_port,
-        media_dir=work / "media",
-    )
-    stack = StackProcesses(env=env, api_url=f"http://127.0.0.1:{api_port}", broker=broker)
+    stack = api_on_sqlite(work)
     try:
         console.print(f"writing a {minutes:g}-minute WAV ...")
         wav = long_wav(work / "long.wav", minutes)
-        run_module("app", "db", "upgrade", env=env)
-        start_api(stack, api_port, log=work / "api.log")
+        start_api(stack, int(stack.api_url.rsplit(":", 1)[1]), log=work / "api.log")
         assert stack.api is not None
         api = psutil.Process(stack.api.pid)
         result = _measure(stack.api_url, api, wav)

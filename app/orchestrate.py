@@ -113,6 +113,23 @@ def stack_env(
     return env
 
 
+def api_on_sqlite(work: Path) -> StackProcesses:
+    """A broker and an API process of their own on a SQLite file in `work`, migrated and
+    serving: what the single-purpose benches (ingest, sign-in) measure against."""
+    broker = Broker().start()
+    api_port = free_port()
+    env = stack_env(
+        database_url=f"sqlite+aiosqlite:///{work}/bench.db",
+        mqtt_host=broker.host,
+        mqtt_port=broker.port,
+        api_port=api_port,
+        media_dir=work / "media",
+    )
+    stack = StackProcesses(env=env, api_url=f"http://127.0.0.1:{api_port}", broker=broker)
+    run_module("app", "db", "upgrade", env=env)
+    return stack
+
+
 def start_media_server(stack: StackProcesses, port: int) -> None:
     proc = python_module("app", "media-serve", "--port", str(port), env=stack.env, quiet=True)
     stack.extra.append(proc)

@@ -23,8 +23,7 @@ import httpx
 import psutil
 from rich.console import Console
 
-from app.broker import Broker, free_port
-from app.orchestrate import StackProcesses, run_module, stack_env, start_api
+from app.orchestrate import api_on_sqlite, run_module, start_api
 from media.synth import tone
 
 EMERGENCIES = 10
@@ -34,20 +33,10 @@ EVERY_S = 0.5  # between emergencies
 def run_signin_bench(flooders: int, json_path: Path) -> dict[str, Any]:
     console = Console()
     work = Path(tempfile.mkdtemp(prefix="signin-bench-"))
-    broker = Broker().start()
-    api_port = free_port()
-    env = stack_env(
-        database_url=f"sqlite+aiosqlite:///{work}/bench.db",
-        mqtt_host=broker.host,
-        mqtt_port=broker.port,
-        api_port=api_port,
-        media_dir=work / "media",
-    )
-    stack = StackProcesses(env=env, api_url=f"http://127.0.0.1:{api_port}", broker=broker)
+    stack = api_on_sqlite(work)
     try:
-        run_module("app", "db", "upgrade", env=env)
-        run_module("app", "seed", "demo", env=env)
-        start_api(stack, api_port, log=work / "api.log")
+        run_module("app", "seed", "demo", env=stack.env)
+        start_api(stack, int(stack.api_url.rsplit(":", 1)[1]), log=work / "api.log")
         assert stack.api is not None
         cores = sorted(os.sched_getaffinity(0))
         if len(cores) > 1:  # the server on one core, the clients on the rest

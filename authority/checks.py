@@ -5,6 +5,7 @@ schedules, operations and rollouts, inside their transaction, before they write.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +35,34 @@ async def authorise(
     if actor.area is not None:
         inside(actor, await touched(session, areas, clusters))
     return decided
+
+
+class Aimed(Protocol):
+    """A request that puts something on air: a broadcast's or a schedule's."""
+
+    @property
+    def cls(self) -> CommandClass: ...
+    @property
+    def level(self) -> SenderLevel | None: ...
+    @property
+    def areas(self) -> list[str]: ...
+    @property
+    def clusters(self) -> list[str]: ...
+
+
+async def authorise_aimed(
+    session: AsyncSession, actor: Actor, deed: Deed, request: Aimed
+) -> SenderLevel:
+    """`authorise` for a request that carries its class, level and targets."""
+    return await authorise(
+        session,
+        actor,
+        deed,
+        cls=request.cls,
+        level=request.level,
+        areas=request.areas,
+        clusters=request.clusters,
+    )
 
 
 async def touched(

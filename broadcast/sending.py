@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.runtime import Runtime
-from authority import Deed, authorise
+from authority import Deed, authorise_aimed
 from broadcast import repository, service
 from broadcast.commands import Content
 from broadcast.dispatch import content_of
@@ -38,15 +38,7 @@ async def send(
     check is made again where the broadcast is written (broadcast.service.create)."""
     if data.needs_speech:
         async with session_scope(runtime.sessions) as session:
-            await authorise(
-                session,
-                actor,
-                Deed.SEND,
-                cls=data.cls,
-                level=data.level,
-                areas=data.areas,
-                clusters=data.clusters,
-            )
+            await authorise_aimed(session, actor, Deed.SEND, data)
         text = data.text or ""
         if data.drill:  # heard as an exercise, not only seen as one
             text = f"{speech.drill_sentence(data.language)} {text}"

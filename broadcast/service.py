@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from areas import repository as area_repository
 from areas.models import Area
 from areas.service import AreaNotFound
-from authority import Deed, authorise
+from authority import Deed, authorise, authorise_aimed
 from broadcast import repository
 from broadcast.models import Broadcast
 from broadcast.schemas import (
@@ -119,15 +119,7 @@ async def create(
 ) -> tuple[Broadcast, int]:
     """Write the broadcast and one QUEUED delivery per target cluster, if the actor may
     send it (authority: the class's right, the targets' area, the level asked for)."""
-    level = await authorise(
-        session,
-        actor,
-        Deed.SEND,
-        cls=data.cls,
-        level=data.level,
-        areas=data.areas,
-        clusters=data.clusters,
-    )
+    level = await authorise_aimed(session, actor, Deed.SEND, data)
     now = clock.now()
     default_expiry = now + timedelta(seconds=settings.default_expiry_s)
     if data.stream_ends_at is not None:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from areas import service as area_service
 from areas.models import Area
-from authority import Deed, authorise
+from authority import Deed, authorise, authorise_aimed
 from broadcast import service as broadcast_service
 from broadcast.models import Broadcast, Delivery
 from broadcast.states import DeliveryState
@@ -187,15 +187,7 @@ async def create(
     actor: Actor,
     data: ScheduleCreate,
 ) -> tuple[Schedule, list[Overlap]]:
-    level = await authorise(
-        session,
-        actor,
-        Deed.SCHEDULE,
-        cls=data.cls,
-        level=data.level,
-        areas=data.areas,
-        clusters=data.clusters,
-    )
+    level = await authorise_aimed(session, actor, Deed.SCHEDULE, data)
     bulletin = await _approved_bulletin(session, data.bulletin_id)
     if bulletin.stream_url and not data.duration_s:
         raise InvalidInput(
