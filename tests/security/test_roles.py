@@ -14,7 +14,8 @@ from fastapi.routing import APIRoute
 from app.guard import GUARD_MARKER
 from app.main import create_app
 from core.settings import Settings
-from tests.broadcast.helpers import approved_bulletin, seed_province, upload
+from tests.broadcast.helpers import approved_bulletin, upload
+from tests.factories import small_province
 from tests.security.helpers import make_user, production_secrets, signed_in
 from tests.support import Stack
 
@@ -56,7 +57,7 @@ SUCCESS = {200, 201, 204}
 
 @pytest.fixture
 async def province(stack: Stack, tone_mp3: Path) -> dict[str, Any]:
-    specs = await seed_province(stack)
+    specs = (await small_province(stack)).specs
     inside = next(s for s in specs if COMMUNE in s.areas and s.kind != "eboard")
     district = inside.areas[1]
     outside = next(s for s in specs if s.areas[1] != district and s.kind != "eboard")
