@@ -5,13 +5,11 @@ meanwhile (the event loop must stay free while ffmpeg works)."""
 from __future__ import annotations
 
 import json
-import platform
 import statistics
 import subprocess
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import httpx
 import psutil
 from rich.console import Console
 
+from app.loadtest import run_facts
 from app.orchestrate import api_on_sqlite, start_api
 
 HEALTH_EVERY_S = 0.05
@@ -56,12 +55,7 @@ def run_ingest_bench(minutes: float, json_path: Path) -> dict[str, Any]:
     result.update(
         {
             "minutes": minutes,
-            "machine": {
-                "cpus": psutil.cpu_count(),
-                "memory_gb": round(psutil.virtual_memory().total / 2**30),
-                "platform": platform.platform(),
-            },
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            **run_facts(stack.env["BROADCAST_DATABASE_URL"]),
         }
     )
     json_path.write_text(json.dumps(result, indent=2))

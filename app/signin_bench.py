@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ import httpx
 import psutil
 from rich.console import Console
 
+from app.loadtest import run_facts
 from app.orchestrate import api_on_sqlite, run_module, start_api
 from media.synth import tone
 
@@ -74,12 +73,7 @@ def run_signin_bench(flooders: int, json_path: Path) -> dict[str, Any]:
         "cores": "API on one core, the clients on the other",
         "emergency_request_s": {"alone": _summary(alone), "under_flood": _summary(flooded)},
         "sign_in_answers_during_flood": answers,
-        "machine": {
-            "cpus": psutil.cpu_count(),
-            "memory_gb": round(psutil.virtual_memory().total / 2**30),
-            "platform": platform.platform(),
-        },
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        **run_facts(stack.env["BROADCAST_DATABASE_URL"]),
     }
     json_path.write_text(json.dumps(result, indent=2))
     console.print_json(json.dumps(result))
