@@ -14,6 +14,24 @@ PROJECT_CONF = Path(__file__).resolve().parent.parent / "mosquitto.conf"
 START_TIMEOUT_S = 10.0
 
 
+# Where distributions put Mosquitto's dynamic-security plugin (Debian/Ubuntu multiarch,
+# the eclipse-mosquitto image, a source build).
+DYNSEC_PLUGIN_GLOBS = (
+    "/usr/lib/*/mosquitto_dynamic_security.so",
+    "/usr/lib/mosquitto_dynamic_security.so",
+    "/usr/local/lib/mosquitto_dynamic_security.so",
+)
+
+
+def dynsec_plugin() -> Path | None:
+    """The dynamic-security plugin of the installed Mosquitto, if it has one."""
+    for pattern in DYNSEC_PLUGIN_GLOBS:
+        found = sorted(Path("/").glob(pattern.lstrip("/")))
+        if found:
+            return found[0]
+    return None
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))

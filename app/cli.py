@@ -148,7 +148,9 @@ def users_create(
 @broker_app.command("sync")
 def broker_sync() -> None:
     """Write the broker's password and access files from the cluster register
-    (BROKER_PASSWORD_FILE, BROKER_ACL_FILE) and signal it if they changed."""
+    (BROKER_PASSWORD_FILE, BROKER_ACL_FILE) and signal it if they changed; hold every
+    cluster account in its dynamic-security plugin first (before the broker's first
+    start: write the plugin's file, BROKER_DYNSEC_FILE)."""
     from core.database import create_engine, create_session_maker, session_scope
     from core.settings import get_settings
     from devices import broker_auth

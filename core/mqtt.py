@@ -107,7 +107,11 @@ class MqttService:
                 await client.connect(
                     settings.mqtt_host, settings.mqtt_port, tls=settings.mqtt_tls()
                 )
-                await client.subscribe(filters, qos=protocol.QOS)
+                refused = await client.subscribe(filters, qos=protocol.QOS)
+                if refused:
+                    # The broker's access rules leave the control plane deaf to these:
+                    # a deployment error that nothing else would show.
+                    log.error("mqtt: the broker refused the subscriptions %s", refused)
                 self._receiving.set()
                 await client.closed.wait()
                 log.warning("mqtt receiver lost its connection")

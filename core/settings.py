@@ -186,6 +186,10 @@ class Settings(BaseSettings):
     broker_password_file: Path | None = None
     broker_acl_file: Path | None = None
     broker_pid_file: Path | None = None
+    # The broker's dynamic-security plugin file (devices/broker_dynsec.py): written from the
+    # register only while it does not exist (before the broker's first start); after that
+    # the broker owns it and the control plane changes it by commands.
+    broker_dynsec_file: Path | None = None
     firmware_max_bytes: int = 256 * 1024 * 1024
     # CAP 1.2 (cap/): who this system is in the messages it writes; whether alerts must
     # carry an XML signature by one of the trusted certificates (PEM files; a signature

@@ -11,6 +11,11 @@ A cluster may read only its own command and schedule topics, the command topics 
 areas it belongs to and the key set; it may write only its own acknowledgement, status
 and heartbeat topics. The control plane's own account reads and writes the whole tree.
 
+Mosquitto's access list cannot refuse a subscription, so a cluster account could join the
+control plane's shared subscription; the broker's dynamic-security plugin refuses that
+(devices/broker_dynsec.py), and the password file names only the accounts the plugin
+holds.
+
 The passwords are 192-bit random strings, not chosen by people, so PBKDF2's stretching
 adds nothing against guessing; it is kept at mosquitto's default (101 rounds) so that a
 reconnect storm of a whole province costs the broker milliseconds, not minutes.
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import logging
 import os
@@ -33,11 +39,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from areas.models import Area
 from core.settings import Settings
-from devices import protocol
+from devices import broker_dynsec, protocol
 from devices.models import Cluster
 
 log = logging.getLogger(__name__)
 
+UNREACHABLE = (OSError, TimeoutError, broker_dynsec.DynsecError, broker_dynsec.MqttLiteError)
 ITERATIONS = 101
 SALT_BYTES = 12
 
@@ -86,8 +93,24 @@ def managed(settings: Settings) -> bool:
     return settings.broker_password_file is not None and settings.broker_acl_file is not None
 
 
-async def render(session: AsyncSession, settings: Settings) -> tuple[str, str]:
-    """(password file, access list) for the register as it is now."""
+async def render(
+    session: AsyncSession, settings: Settings, admitted: set[str] | None = None
+) -> tuple[str, str]:
+    """(password file, access list) for the register as it is now; with `admitted`, the
+    password file names only those cluster accounts."""
+    rows = await _accounts(session)
+    control_user = _control_user(settings)
+    entries = [(code, hashed) for code, hashed, _ in rows if admitted is None or code in admitted]
+    if settings.mqtt_password:
+        entries.append(
+            (control_user, mosquitto_hash(settings.mqtt_password, salt=_stable_salt(settings)))
+        )
+    clusters = [(code, [a for a in path.split("/") if a]) for code, _, path in rows]
+    return password_file(entries), acl_file(control_user, clusters)
+
+
+async def _accounts(session: AsyncSession) -> list[tuple[str, str, str]]:
+    """(code, password hash, area path) of every cluster that has broker credentials."""
     rows = (
         await session.execute(
             select(Cluster.code, Cluster.mqtt_password_hash, Area.path)
@@ -95,14 +118,11 @@ async def render(session: AsyncSession, settings: Settings) -> tuple[str, str]:
             .where(Cluster.mqtt_password_hash.is_not(None))
         )
     ).all()
-    control_user = settings.mqtt_username or "control-plane"
-    entries = [(code, hashed) for code, hashed, _ in rows if hashed]
-    if settings.mqtt_password:
-        entries.append(
-            (control_user, mosquitto_hash(settings.mqtt_password, salt=_stable_salt(settings)))
-        )
-    clusters = [(code, [a for a in path.split("/") if a]) for code, _, path in rows]
-    return password_file(entries), acl_file(control_user, clusters)
+    return [(code, hashed, path) for code, hashed, path in rows if hashed]
+
+
+def _control_user(settings: Settings) -> str:
+    return settings.mqtt_username or "control-plane"
 
 
 def _stable_salt(settings: Settings) -> bytes:
@@ -112,17 +132,70 @@ def _stable_salt(settings: Settings) -> bytes:
 
 
 async def sync(session: AsyncSession, settings: Settings) -> bool:
-    """Write the broker's files if they changed and ask it to re-read them; whether they
-    changed."""
+    """Make the broker agree with the register: the plugin holds every cluster account
+    first, then the files are written (if they changed) and the broker asked to re-read
+    them; whether the files changed."""
     if not managed(settings):
         return False
-    passwords, acl = await render(session, settings)
     assert settings.broker_password_file is not None and settings.broker_acl_file is not None
-    changed = await asyncio.to_thread(_write, settings.broker_password_file, passwords)
-    changed |= await asyncio.to_thread(_write, settings.broker_acl_file, acl)
-    if changed:
-        _reload(settings.broker_pid_file)
+    accounts = {code for code, _, _ in await _accounts(session)}
+    everyone = set((await session.execute(select(Cluster.code))).scalars())
+    async with contextlib.AsyncExitStack() as stack:
+        admin: broker_dynsec.Admin | None = None
+        try:
+            admin = await stack.enter_async_context(broker_dynsec.Admin(settings))
+            admitted = await admin.protect(accounts, _control_user(settings))
+        except UNREACHABLE as exc:
+            admin = None
+            admitted = await asyncio.to_thread(_admitted_without_broker, settings, accounts)
+            log.error(
+                "broker: the dynamic-security plugin cannot be reached (%s); %d of %d "
+                "cluster accounts admitted, as the plugin's file or the password file holds "
+                "them",
+                exc,
+                len(admitted & accounts),
+                len(accounts),
+            )
+        passwords, acl = await render(session, settings, admitted)
+        changed = await asyncio.to_thread(_write, settings.broker_password_file, passwords)
+        changed |= await asyncio.to_thread(_write, settings.broker_acl_file, acl)
+        if changed:
+            _reload(settings.broker_pid_file)
+        if admin is not None:
+            # After the files: a deleted cluster's account leaves the password file first.
+            try:
+                await admin.forget(admitted - everyone)
+            except UNREACHABLE as exc:
+                log.warning("broker: deleted clusters stay in the plugin for now (%s)", exc)
     return changed
+
+
+def _admitted_without_broker(settings: Settings, accounts: set[str]) -> set[str]:
+    """The accounts the plugin will hold when the broker (re)starts: those in its file,
+    written now from the register if there is none; without a file, only those the
+    password file already names (revocations apply, nothing new is admitted)."""
+    path = settings.broker_dynsec_file
+    if path is not None and (path.exists() or not _pid_alive(settings.broker_pid_file)):
+        return broker_dynsec.write_bootstrap(path, _control_user(settings), accounts)
+    assert settings.broker_password_file is not None
+    if not settings.broker_password_file.exists():
+        return set()
+    return {
+        line.split(":", 1)[0]
+        for line in settings.broker_password_file.read_text().splitlines()
+        if ":" in line
+    }
+
+
+def _pid_alive(pid_file: Path | None) -> bool:
+    """Whether a broker process runs (its file must not be written under it)."""
+    if pid_file is None or not pid_file.exists():
+        return False
+    try:
+        os.kill(int(pid_file.read_text().strip()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _write(path: Path, text: str) -> bool:

@@ -18,6 +18,7 @@ import random
 import ssl
 import struct
 from collections.abc import Callable
+from typing import Any
 
 CONNECT, CONNACK, PUBLISH, PUBACK = 1, 2, 3, 4
 SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = 8, 9, 12, 13, 14
@@ -90,6 +91,7 @@ class LiteClient:
         self._writer: asyncio.StreamWriter | None = None
         self._next_pid = 0
         self._pending: dict[int, asyncio.Future[None]] = {}
+        self._granted: dict[int, asyncio.Future[bytes]] = {}  # SUBACK reason codes
         self._out = bytearray()  # written at the end of this turn of the event loop
         self._tasks: list[asyncio.Task[None]] = []
         self.closed: asyncio.Event = asyncio.Event()
@@ -174,10 +176,15 @@ class LiteClient:
                 kind = header >> 4
                 if kind == PUBLISH:
                     self._handle_publish(header & 0x0F, data)
-                elif kind in (PUBACK, SUBACK):
+                elif kind == PUBACK:
                     future = self._pending.pop(struct.unpack_from("!H", data)[0], None)
                     if future is not None and not future.done():
                         future.set_result(None)
+                elif kind == SUBACK:
+                    granted = self._granted.pop(struct.unpack_from("!H", data)[0], None)
+                    props_len, pos = _read_varint(data, 2)
+                    if granted is not None and not granted.done():
+                        granted.set_result(data[pos + props_len :])
                 elif kind == DISCONNECT:
                     break
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
@@ -227,26 +234,31 @@ class LiteClient:
         if self._writer is not None:
             self._writer.close()
         self._writer = self._reader = None
-        for future in self._pending.values():
+        waiting: list[asyncio.Future[Any]] = [*self._pending.values(), *self._granted.values()]
+        for future in waiting:
             if not future.done():
                 future.set_exception(MqttLiteError("connection lost"))
         self._pending.clear()
+        self._granted.clear()
         for task in self._tasks:
             if task is not asyncio.current_task():
                 task.cancel()
         self.closed.set()
 
-    async def subscribe(self, filters: list[str], qos: int = 1, timeout: float = 10.0) -> None:
+    async def subscribe(self, filters: list[str], qos: int = 1, timeout: float = 10.0) -> list[str]:
+        """Subscribe; the filters the broker refused (reason code 0x80 or above: an access
+        list that says no, a malformed filter)."""
         if self._writer is None:
             raise MqttLiteError("not connected")
         pid = self._pid()
         body = struct.pack("!H", pid) + _props(b"")
         for topic_filter in filters:
             body += _str(topic_filter) + bytes([qos])
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending[pid] = future
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._granted[pid] = future
         self._send(_packet(SUBSCRIBE, 0x02, body))
-        await asyncio.wait_for(future, timeout)
+        codes = await asyncio.wait_for(future, timeout)
+        return [f for f, code in zip(filters, codes, strict=False) if code >= 0x80]
 
     def publish(
         self,

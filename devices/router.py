@@ -93,7 +93,9 @@ async def import_clusters(
     file: UploadFile, session: SessionDep, runtime: RuntimeDep
 ) -> ImportReport:
     text = await read_csv_upload(file)
-    return await service.import_csv(session=session, clock=runtime.clock, text=text)
+    report = await service.import_csv(session=session, clock=runtime.clock, text=text)
+    await broker_auth.sync(session, runtime.settings)
+    return report
 
 
 @router.get("/{code}", dependencies=[allow(Action.READ, From.CLUSTER_PATH)])
@@ -117,5 +119,6 @@ async def update_cluster(
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[allow(Action.REGISTRY, From.CLUSTER_PATH)],
 )
-async def delete_cluster(code: str, session: SessionDep) -> None:
+async def delete_cluster(code: str, session: SessionDep, runtime: RuntimeDep) -> None:
     await service.delete(session=session, code=code)
+    await broker_auth.sync(session, runtime.settings)  # its account goes with it
