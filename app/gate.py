@@ -12,11 +12,17 @@ request with a body under /api/:
 - in production, answers 401 before reading anything when the request carries no
   credentials, or credentials that sign nobody in; the person found is kept on the
   request, so the endpoint's own dependency does not look them up again.
+
+It also refuses the NUL character anywhere in an /api/ request's path, query or JSON
+strings (422 naming the parameter or field): it is not text, PostgreSQL cannot store it
+(`CharacterNotInRepertoireError`, a 500 before), and no name, title or message needs it.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -41,7 +47,14 @@ class RequestGate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or scope["method"] not in BODIES or not path.startswith("/api/"):
+        if scope["type"] != "http" or not path.startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        nul = _nul_in_address(scope)
+        if nul is not None:
+            await _refuse_field(send, nul)
+            return
+        if scope["method"] not in BODIES:
             await self.app(scope, receive, send)
             return
         runtime: Runtime = scope["app"].state.runtime
@@ -66,6 +79,16 @@ class RequestGate:
                 await _answer(send, 401, "sign in first (no valid token or session)")
                 return
         seen = 0
+        if headers.get("content-type", "").startswith("application/json"):
+            body, complete = await _read_body(receive, limit)
+            if not complete:
+                await _answer(send, 413, f"the body is larger than {_size(limit)} for this route")
+                return
+            nul = _nul_in_json(body)
+            if nul is not None:
+                await _refuse_field(send, nul)
+                return
+            receive = _replay(body, receive)
 
         async def counted() -> Message:
             nonlocal seen
@@ -77,6 +100,92 @@ class RequestGate:
             return message
 
         await self.app(scope, counted, send)
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    """The whole body, and whether it ended within the limit."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), True  # the client left: the app sees an empty body
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return b"", False
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), True
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+def _nul_in_address(scope: Scope) -> str | None:
+    """The parameter (or "path") that holds a NUL character."""
+    if "\x00" in scope.get("path", ""):
+        return "path"
+    query = scope.get("query_string", b"").decode("latin-1")
+    if "%00" not in query and "\x00" not in query:
+        return None
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            return name.replace("\x00", "") or "query"
+    return None
+
+
+def _nul_in_json(body: bytes) -> str | None:
+    """The dotted field of the first JSON string (or key) that holds a NUL character."""
+    if b"\\u0000" not in body:
+        return None
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None  # malformed: the app's own parser says so
+    return _find_nul(document, [])
+
+
+def _find_nul(value: Any, at: list[str]) -> str | None:
+    if isinstance(value, str):
+        return (".".join(at) or "body") if "\x00" in value else None
+    items: Any = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return ".".join(at) or "body"
+        found = _find_nul(item, [*at, str(key)])
+        if found is not None:
+            return found
+    return None
+
+
+async def _refuse_field(send: Send, field: str) -> None:
+    error = "the NUL character is not allowed in text"
+    body = json.dumps({"error": f"{field}: {error}", "detail": [{"field": field, "error": error}]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 422,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body.encode()})
 
 
 def _limit(path: str, settings: Settings) -> int:

@@ -6,14 +6,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from accounts.router import router as accounts_router
+from app import errors
+from app.errors import InternalErrors
 from app.gate import RequestGate
 from app.metrics import RequestCounter
 from app.metrics import router as metrics_router
@@ -32,7 +32,6 @@ from console.router import PageRefused, SignInNeeded, refused_page, sign_in_firs
 from console.router import router as console_router
 from core import heap
 from core.clock import Clock
-from core.errors import AppError
 from core.settings import Settings, get_settings
 from devices.router import router as devices_router
 from firmware.router import router as firmware_router
@@ -99,6 +98,7 @@ def create_app(
     app.add_middleware(AuditMiddleware)
     app.add_middleware(ConsoleHeaders)
     app.add_middleware(RequestCounter)
+    app.add_middleware(InternalErrors)  # outermost: whatever escapes, one shape, kept alive
     app.mount("/console/static", StaticFiles(directory=CONSOLE_STATIC), name="console-static")
     app.mount(
         "/media",
@@ -110,26 +110,8 @@ def create_app(
         name="media-files",
     )
 
+    errors.install(app)
     app.add_exception_handler(SignInNeeded, sign_in_first)
     app.add_exception_handler(PageRefused, refused_page)
-
-    @app.exception_handler(AppError)
-    async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
-        return JSONResponse(
-            {"error": exc.message, "detail": exc.detail},
-            status_code=exc.status_code,
-            headers=exc.headers,
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors: list[dict[str, Any]] = [
-            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "error": e["msg"]}
-            for e in exc.errors()
-        ]
-        first = errors[0] if errors else {"field": "", "error": "invalid request"}
-        return JSONResponse(
-            {"error": f"{first['field']}: {first['error']}", "detail": errors}, status_code=422
-        )
 
     return app

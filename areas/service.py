@@ -140,7 +140,7 @@ async def import_csv(*, session: AsyncSession, clock: Clock, text: str) -> Impor
     Every row is judged on its own: a bad row is reported and skipped, the rest land.
     """
     report = ImportReport()
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text, newline=""))  # quoted line breaks kept
     missing = [c for c in ("code", "name", "level") if c not in (reader.fieldnames or [])]
     if missing:
         raise InvalidInput(

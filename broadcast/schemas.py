@@ -6,7 +6,7 @@ from typing import Annotated
 from pydantic import AnyHttpUrl, BaseModel, Field, model_validator
 
 from broadcast.states import DeliveryState
-from core.schemas import CodeStr
+from core.schemas import CodeStr, refuse
 from devices.protocol import CommandClass, SenderLevel
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -37,7 +37,7 @@ class BroadcastCreate(BaseModel):
         description="shown on e-boards; read aloud by text-to-speech when there is no "
         "media_sha256 or stream_url",
     )
-    language: str = Field(default="vi", max_length=32)
+    language: str = Field(default="vi", min_length=2, max_length=32)  # as a bulletin's
     image_sha256: Sha256 | None = Field(default=None, description="shown on e-boards")
     display_s: int | None = Field(
         default=None, ge=1, le=86_400, description="e-board display time; default: the audio's"
@@ -56,16 +56,16 @@ class BroadcastCreate(BaseModel):
     @model_validator(mode="after")
     def _one_source_some_targets(self) -> BroadcastCreate:
         if self.media_sha256 is not None and self.stream_url is not None:
-            raise ValueError("give media_sha256 or stream_url, not both")
+            raise refuse("stream_url", "give media_sha256 or stream_url, not both")
         if (
             self.bulletin_id is None
             and self.media_sha256 is None
             and self.stream_url is None
             and not (self.text or "").strip()
         ):
-            raise ValueError("give bulletin_id, media_sha256, stream_url or text (read aloud)")
+            raise refuse("text", "give bulletin_id, media_sha256, stream_url or text (read aloud)")
         if not self.areas and not self.clusters:
-            raise ValueError("give at least one target in areas or clusters")
+            raise refuse("areas", "give at least one target in areas or clusters")
         for name in ("expires_at", "stream_starts_at", "stream_ends_at"):
             value = getattr(self, name)
             if value is not None and value.tzinfo is None:

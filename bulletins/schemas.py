@@ -6,7 +6,7 @@ from typing import Annotated
 from pydantic import AnyHttpUrl, BaseModel, Field, model_validator
 
 from bulletins.workflow import Status
-from core.schemas import CodeStr
+from core.schemas import CodeStr, refuse
 from devices.protocol import CommandClass
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -18,9 +18,9 @@ class _Content(BaseModel):
         start, end = getattr(self, "valid_from", None), getattr(self, "valid_until", None)
         for value, name in ((start, "valid_from"), (end, "valid_until")):
             if value is not None and value.tzinfo is None:
-                raise ValueError(f"{name} must carry a time zone")
+                raise refuse(name, f"{name} must carry a time zone")
         if start and end and end <= start:
-            raise ValueError("valid_until must be after valid_from")
+            raise refuse("valid_until", "valid_until must be after valid_from")
         return self
 
 
@@ -42,9 +42,9 @@ class BulletinCreate(_Content):
     @model_validator(mode="after")
     def _something_to_air(self) -> BulletinCreate:
         if self.media_sha256 is None and self.stream_url is None and not (self.text or "").strip():
-            raise ValueError("give text, media_sha256 or stream_url")
+            raise refuse("text", "give text, media_sha256 or stream_url")
         if self.media_sha256 is not None and self.stream_url is not None:
-            raise ValueError("give media_sha256 or stream_url, not both")
+            raise refuse("stream_url", "give media_sha256 or stream_url, not both")
         return self
 
 

@@ -27,12 +27,16 @@ class CapMessage(Base):
     msg_type: Mapped[str | None] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(500))  # "http" or the feed's URL
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    # accepted (aired, or a cancel/update carried out) | ignored (not for us, a draft, out
-    # of date) | rejected (malformed, invalid, unsigned where required)
+    # accepted (aired, or a cancel/update carried out) | held (a severe alert no voice here
+    # speaks: kept for the duty officer to voice) | ignored (not for us, a draft, out of
+    # date) | rejected (malformed, invalid, unsigned where required)
     outcome: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
     drill: Mapped[bool] = mapped_column(Boolean, default=False)
     broadcast_id: Mapped[str | None] = mapped_column(ForeignKey("broadcasts.id"))
+    # The bulletin it became (aired, in the communes' inboxes, or held for a person): a
+    # Cancel or Update withdraws what of it still waits in the inboxes.
+    bulletin_id: Mapped[str | None] = mapped_column(String(36))
     raw: Mapped[str] = mapped_column(Text)
     ack_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -22,7 +22,8 @@ from core.schemas import Limit, Offset, Page
 
 router = APIRouter(tags=["cap"])
 CAP_XML = "application/cap+xml"
-STATUS_OF_OUTCOME = {"accepted": 201, "ignored": 200, "rejected": 422}
+# held: kept for a person to act on (a severe alert in a language no voice here speaks)
+STATUS_OF_OUTCOME = {"accepted": 201, "held": 202, "ignored": 200, "rejected": 422}
 
 
 @router.post(
@@ -35,7 +36,8 @@ STATUS_OF_OUTCOME = {"accepted": 201, "ignored": 200, "rejected": 422}
 )
 async def receive_alert(request: Request, runtime: RuntimeDep) -> JSONResponse:
     """A CAP 1.2 message (the XML as the body). 201: acted on (aired, in the communes'
-    inboxes, or a cancel carried out); 200: kept but not for airing here (not our area,
+    inboxes, or a cancel carried out); 202: held for the duty officer (no voice here
+    speaks its language: they voice it in Vietnamese); 200: kept but not for airing here (not our area,
     a draft, expired), or a copy of one already acted on; 422: refused, with the reason,
     and kept for review at GET /api/v1/cap."""
     raw = await request.body()
@@ -52,14 +54,15 @@ def receipt(outcome: service.Outcome, *, field: str) -> JSONResponse:
     )
     status = 200 if outcome.duplicate else STATUS_OF_OUTCOME[outcome.message.outcome]
     if outcome.message.outcome == "rejected":
-        body = {"error": outcome.message.reason, "detail": {"field": field}, **body}
+        named = outcome.refused_field if outcome.refused_field not in (None, "body") else field
+        body = {"error": outcome.message.reason, "detail": {"field": named}, **body}
     return JSONResponse(body, status_code=status)
 
 
 @router.get("/api/v1/cap", dependencies=[allow(Action.READ, From.PROVINCE)])
 async def list_messages(
     session: SessionDep,
-    outcome: Annotated[str | None, Query(pattern="^(accepted|ignored|rejected)$")] = None,
+    outcome: Annotated[str | None, Query(pattern="^(accepted|held|ignored|rejected)$")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[CapMessageRead]:

@@ -16,7 +16,7 @@ class CapMessageRead(ORMModel):
     msg_type: str | None
     source: str
     received_at: datetime
-    outcome: str  # accepted | ignored | rejected
+    outcome: str  # accepted | held | ignored | rejected
     reason: str | None
     drill: bool
     broadcast_id: str | None

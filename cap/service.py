@@ -32,7 +32,7 @@ from bulletins.workflow import Status
 from cap import mapping, signature
 from cap.message import Alert, Info, read
 from cap.models import CapMessage
-from cap.schema import CapRefused, parse
+from cap.schema import CapRefused, as_text, parse
 from core.actors import Actor, Role
 from core.database import session_scope
 from core.errors import AppError
@@ -64,6 +64,7 @@ class Outcome:
     message: CapMessage
     duplicate: bool = False
     notes: list[str] = field(default_factory=list)
+    refused_field: str | None = None  # what a refusal names ("signature"), else the body
 
 
 def gateway_actor(sender: str) -> Actor:
@@ -77,7 +78,7 @@ async def receive(runtime: Runtime, raw: bytes, *, source: str) -> Outcome:
         id=str(uuid.uuid4()),
         source=source[:500],
         received_at=runtime.clock.now(),
-        raw=raw.decode("utf-8", errors="replace")[:MAX_RAW_CHARS],
+        raw=as_text(raw)[:MAX_RAW_CHARS],
         outcome="rejected",
     )
     try:
@@ -94,7 +95,7 @@ async def receive(runtime: Runtime, raw: bytes, *, source: str) -> Outcome:
         message.reason = refused.reason
         log.warning("CAP message from %s rejected: %s", source, refused.reason)
         await _store(runtime, message)
-        return Outcome(message)
+        return Outcome(message, refused_field=refused.field)
     return await receive_alert(runtime, alert, message)
 
 
@@ -112,6 +113,14 @@ async def receive_alert(runtime: Runtime, alert: Alert, message: CapMessage) -> 
     except AppError as refused:  # e.g. a text the voice cannot read, an unknown area
         message.outcome, message.reason = "rejected", refused.message
         await _store(runtime, message)
+    except Exception:
+        # Every message is kept, whatever happened to it (docs/cap.md): a fault here is
+        # logged and answered 500, and the message is on the review list all the same.
+        log.exception("CAP message %s from %s: internal error", alert.identifier, alert.sender)
+        message.outcome, message.reason = "rejected", "internal error while acting on it (logged)"
+        message.broadcast_id = message.bulletin_id = None
+        await _store(runtime, message)
+        raise
     return Outcome(message)
 
 
@@ -148,14 +157,19 @@ async def _act(runtime: Runtime, alert: Alert, message: CapMessage) -> None:
     stale = _stale(alert, runtime.clock.now(), runtime.settings)
     if stale is not None:
         raise CapRefused(stale)
-    stopped = await _stop_referenced(runtime, alert) if alert.msg_type != "Alert" else []
+    stopped, withdrawn = [], 0
+    if alert.msg_type != "Alert":
+        stopped = await _stop_referenced(runtime, alert)
+        withdrawn = await _withdraw_waiting(runtime, alert)
+    done = [f"cancelled {len(stopped)} broadcast(s): {', '.join(stopped)}"] if stopped else []
+    if withdrawn:
+        done.append(f"withdrew {withdrawn} inbox item(s) still waiting in the communes")
     if alert.msg_type == "Cancel":
-        if not stopped:
-            return await _ignore(runtime, message, "cancels nothing that aired here")
-        message.outcome = "accepted"
-        message.reason = f"cancelled {len(stopped)} broadcast(s): {', '.join(stopped)}"
+        if not done:
+            return await _ignore(runtime, message, "cancels nothing that aired or waits here")
+        message.outcome, message.reason = "accepted", "; ".join(done)
         return await _store(runtime, message)
-    await _air(runtime, alert, message, replaced=stopped)
+    await _air(runtime, alert, message, replaced=stopped, withdrawn=withdrawn)
 
 
 def _stale(alert: Alert, now: datetime, settings: Settings) -> str | None:
@@ -200,6 +214,41 @@ async def _stop_referenced(runtime: Runtime, alert: Alert) -> list[str]:
         await runtime.require_dispatcher().publish_cancel(broadcast)
         stopped.append(broadcast_id)
     return stopped
+
+
+async def _withdraw_waiting(runtime: Runtime, alert: Alert) -> int:
+    """Withdraw the inbox items that still wait for a commune's decision on the messages
+    an Update or Cancel names (its own sender's only): a cancelled warning must not be
+    aired by a commune afterwards. How many were withdrawn."""
+    keys = {(s, i, t) for s, i, t in alert.references if s == alert.sender}
+    if not keys:
+        return 0
+    now = runtime.clock.now()
+    note = "cancelled by its issuer" if alert.msg_type == "Cancel" else "replaced by an update"
+    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        rows = await session.execute(
+            select(
+                CapMessage.sender, CapMessage.identifier, CapMessage.sent, CapMessage.bulletin_id
+            ).where(
+                CapMessage.identifier.in_({i for _, i, _ in keys}),
+                CapMessage.bulletin_id.is_not(None),
+            )
+        )
+        bulletins = {b for s, i, t, b in rows if (s, i, t) in keys}
+        if not bulletins:
+            return 0
+        waiting = (
+            await session.scalars(
+                select(InboxItem).where(
+                    InboxItem.bulletin_id.in_(bulletins), InboxItem.status == "pending"
+                )
+            )
+        ).all()
+        for item in waiting:
+            item.status, item.handled_at = "withdrawn", now
+            item.handled_by = gateway_actor(alert.sender).name
+            item.note = f"{note}: CAP {alert.key}"[:500]
+        return len(waiting)
 
 
 @dataclass
@@ -280,7 +329,9 @@ def _speech(runtime: Runtime, alert: Alert, drill: bool) -> tuple[list[tuple[str
     return parts, unspoken
 
 
-async def _air(runtime: Runtime, alert: Alert, message: CapMessage, replaced: list[str]) -> None:
+async def _air(
+    runtime: Runtime, alert: Alert, message: CapMessage, replaced: list[str], withdrawn: int = 0
+) -> None:
     now = runtime.clock.now()
     if not alert.infos:
         return await _ignore(runtime, message, "no info block: nothing to say")
@@ -296,13 +347,15 @@ async def _air(runtime: Runtime, alert: Alert, message: CapMessage, replaced: li
         targets = await _targets(session, alert)
         root = await session.scalar(select(Area).where(Area.parent_id.is_(None)))
     notes = [f"unknown area codes: {', '.join(targets.unknown)}"] if targets.unknown else []
+    if withdrawn:
+        notes.append(f"replaces {withdrawn} inbox item(s) still waiting")
     if not targets.areas and not targets.clusters:
         return await _ignore(runtime, message, "; ".join(["no area of this province", *notes]))
     parts, unspoken = _speech(runtime, alert, message.drill)
     if unspoken:
         notes.append(f"no voice for {', '.join(unspoken)}: shown on e-boards only")
     if not parts:
-        raise CapRefused(f"no language of the alert can be spoken here ({', '.join(unspoken)})")
+        return await _hold(runtime, alert, message, cls, root, unspoken)
     clip = await speech.speak_parts(runtime.ingest_context(), parts)
     first = _in_order(alert.infos)[0]
     title = (first.headline or first.event)[:300]
@@ -312,7 +365,7 @@ async def _air(runtime: Runtime, alert: Alert, message: CapMessage, replaced: li
         bulletin = await _approved_bulletin(
             runtime, session, actor, alert, first, title, body, clip.sha256, cls, root
         )
-        bulletin_id = bulletin.id
+        bulletin_id = message.bulletin_id = bulletin.id
         if cls is CommandClass.NORMAL:  # the commune decides: its inbox
             session.add_all(_inbox(bulletin, targets.communes, actor, cls, now, expires_at, None))
             message.outcome, message.reason = (
@@ -352,6 +405,36 @@ async def _air(runtime: Runtime, alert: Alert, message: CapMessage, replaced: li
     return None
 
 
+async def _hold(
+    runtime: Runtime,
+    alert: Alert,
+    message: CapMessage,
+    cls: CommandClass,
+    root: Area | None,
+    unspoken: list[str],
+) -> None:
+    """An alert no voice here speaks (German only, French only): never dropped. It is kept
+    as a bulletin submitted to the province, with its text, for the duty officer to
+    record or type a Vietnamese version and send; the outcome `held` and an error in the
+    log put it in front of a person (docs/cap.md)."""
+    first = _in_order(alert.infos)[0]
+    title = f"[{first.language}] {first.headline or first.event}"[:300]
+    body = "\n\n".join(i.spoken_text() for i in alert.infos)[:5000] or first.event or title
+    actor = gateway_actor(alert.sender)
+    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        bulletin = await _bulletin(
+            runtime, session, actor, first, title, body, cls, root, status=Status.SUBMITTED
+        )
+        message.bulletin_id = bulletin.id
+        message.outcome = "held"
+        message.reason = (
+            f"{cls.value}: no voice here speaks {', '.join(unspoken)}; held for the duty "
+            f"officer to voice in Vietnamese (bulletin {bulletin.id}, submitted)"
+        )
+        session.add(message)
+    log.error("CAP %s from %s held: %s", alert.identifier, alert.sender, message.reason)
+
+
 async def _approved_bulletin(
     runtime: Runtime,
     session: AsyncSession,
@@ -366,10 +449,39 @@ async def _approved_bulletin(
 ) -> Bulletin:
     """The alert in the library, approved by its issuer (a national authority's alert is
     not re-edited by the province; the record says who approved it and how)."""
+    bulletin = await _bulletin(
+        runtime, session, actor, first, title, body, cls, root, media_sha256=media_sha256
+    )
+    bulletin_service.record(
+        session,
+        bulletin,
+        action="approve",
+        from_status=Status.SUBMITTED.value,
+        actor=actor,
+        at=runtime.clock.now(),
+        note=f"approved by its issuer: CAP {alert.key}",
+    )
+    return bulletin
+
+
+async def _bulletin(
+    runtime: Runtime,
+    session: AsyncSession,
+    actor: Actor,
+    first: Info,
+    title: str,
+    body: str,
+    cls: CommandClass,
+    root: Area | None,
+    *,
+    media_sha256: str | None = None,
+    status: Status = Status.APPROVED,
+) -> Bulletin:
+    """The alert as a bulletin of the library, in the topic its category names."""
     topic = first.topic or next(
         (TOPIC_OF_CATEGORY[c] for c in first.categories if c in TOPIC_OF_CATEGORY), None
     )
-    bulletin = await bulletin_service.create(
+    return await bulletin_service.create(
         session=session,
         clock=runtime.clock,
         actor=actor,
@@ -384,18 +496,8 @@ async def _approved_bulletin(
                 "area": root.code if root else None,
             }
         ),
-        status=Status.APPROVED,
+        status=status,
     )
-    bulletin_service.record(
-        session,
-        bulletin,
-        action="approve",
-        from_status=Status.SUBMITTED.value,
-        actor=actor,
-        at=runtime.clock.now(),
-        note=f"approved by its issuer: CAP {alert.key}",
-    )
-    return bulletin
 
 
 def _inbox(

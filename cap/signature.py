@@ -25,7 +25,9 @@ def verify(root: etree._Element, trusted: Sequence[Path]) -> str:
     """The trusted certificate's file name that the alert's signature verifies with;
     CapRefused when none does (altered after signing, or signed by someone else)."""
     if not trusted:
-        raise CapRefused("signed, but no certificate is trusted (set CAP_TRUSTED_CERTS)")
+        raise CapRefused(
+            "signed, but no certificate is trusted (set CAP_TRUSTED_CERTS)", field="signature"
+        )
     problems = []
     for path in trusted:
         try:
@@ -33,4 +35,12 @@ def verify(root: etree._Element, trusted: Sequence[Path]) -> str:
             return path.name
         except (InvalidSignature, SignxmlInvalidInput) as exc:
             problems.append(f"{path.name}: {exc}")
-    raise CapRefused("signature does not verify with a trusted certificate: " + "; ".join(problems))
+        except (etree.LxmlError, ValueError, TypeError, KeyError) as exc:
+            # A signature the library cannot even read: Canada's NAAD System signs with
+            # `Id="NAADS Signature"`, not a valid xs:ID, and lxml raised DocumentInvalid
+            # (a 500 before). Whatever the signature is, it is refused, never a crash.
+            problems.append(f"{path.name}: unreadable signature ({type(exc).__name__}: {exc})")
+    raise CapRefused(
+        "signature does not verify with a trusted certificate: " + "; ".join(problems),
+        field="signature",
+    )

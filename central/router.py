@@ -24,7 +24,7 @@ from central.schemas import (
 )
 from core.errors import InvalidInput
 from core.policy import Action
-from core.schemas import Limit, Offset, Page
+from core.schemas import Instant, Limit, Offset, Page
 
 router = APIRouter(
     prefix="/api/v1/central",
@@ -32,7 +32,7 @@ router = APIRouter(
     dependencies=[allow(Action.READ, From.QUERY_AREA)],
 )
 AreaQuery = Annotated[str | None, Query(description="an area code: it and its subtree")]
-When = Annotated[datetime | None, Query(description="ISO 8601 with a zone")]
+When = Annotated[Instant | None, Query(description="ISO 8601 with a zone")]
 ClassQuery = Annotated[str | None, Query(alias="class", pattern="^(normal|priority|emergency)$")]
 
 

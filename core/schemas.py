@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 T = TypeVar("T")
 
@@ -15,6 +24,30 @@ Limit = Annotated[int, Field(ge=1, le=1000)]
 Offset = Annotated[int, Field(ge=0, le=2**31 - 1)]
 IntId = Annotated[int, Field(ge=1, le=2**31 - 1)]  # an INTEGER primary key
 BigId = Annotated[int, Field(ge=1, le=2**63 - 1)]  # a BIGINT primary key
+
+# Text that may hold anything but NUL (not text; PostgreSQL cannot store it): for form
+# fields, which the request gate's NUL check (JSON and the address) does not read.
+NO_NUL = r"^[^\x00]*$"
+
+
+def file_name(name: str | None) -> str | None:
+    """An uploaded file's name as the record keeps it: no NUL, at most 255 characters."""
+    return (name or "").replace("\x00", "")[:255] or None
+
+
+# Days and instants a request may name: this system's era. Year 1 or 9999 overflowed
+# date arithmetic (a calendar from 0001-01-01 in local time is before datetime's minimum).
+EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
+Day = Annotated[date, Field(ge=EARLIEST, le=LATEST)]
+
+
+def _in_era(value: datetime) -> datetime:
+    if not EARLIEST.year <= value.year <= LATEST.year:
+        raise ValueError(f"must fall between {EARLIEST.year} and {LATEST.year}")
+    return value
+
+
+Instant = Annotated[datetime, AfterValidator(_in_era)]
 
 
 class Page(BaseModel, Generic[T]):
@@ -50,3 +83,11 @@ def not_null(*fields: str) -> classmethod:  # type: ignore[type-arg]
         return value
 
     return field_validator(*fields, mode="before")(classmethod(check))
+
+
+def refuse(field: str, message: str) -> PydanticCustomError:
+    """A model-level rule's refusal that names the field a person should change (a rule
+    over several fields otherwise reaches the client as field "", app/errors.py)."""
+    return PydanticCustomError(
+        "refused", message.replace("{", "(").replace("}", ")"), {"field": field}
+    )

@@ -162,7 +162,7 @@ CLUSTER_CSV_COLUMNS = tuple(ClusterCreate.model_fields)
 async def import_csv(*, session: AsyncSession, clock: Clock, text: str) -> ImportReport:
     """Create or update clusters from CSV, reporting each bad row with its line number."""
     report = ImportReport()
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text, newline=""))  # quoted line breaks kept
     missing = [c for c in ("code", "name", "area_code") if c not in (reader.fieldnames or [])]
     if missing:
         raise InvalidInput(

@@ -10,7 +10,7 @@ from app.deps import ActorDep, RuntimeDep, SessionDep
 from app.guard import From, allow
 from core.database import session_scope
 from core.policy import Action
-from core.schemas import IntId
+from core.schemas import NO_NUL, IntId
 from firmware import images, rollouts
 from firmware.schemas import FirmwareRead, RolloutCreate, RolloutRead
 from media import storage
@@ -25,16 +25,18 @@ router = APIRouter(tags=["firmware"])
 )
 async def upload_firmware(
     file: UploadFile,
-    version: Annotated[str, Form(max_length=64)],
+    version: Annotated[str, Form(max_length=64, pattern=NO_NUL)],
     runtime: RuntimeDep,
     actor: ActorDep,
-    model: Annotated[str | None, Form(max_length=64)] = None,
-    notes: Annotated[str, Form(max_length=2000)] = "",
+    model: Annotated[str | None, Form(max_length=64, pattern=NO_NUL)] = None,
+    notes: Annotated[str, Form(max_length=2000, pattern=NO_NUL)] = "",
     signature: Annotated[
         str | None,
         Form(
             description="the manifest's signature by a firmware key (vendor or release); "
-            "none: the release key signs, where this installation holds it"
+            "none: the release key signs, where this installation holds it",
+            max_length=4096,
+            pattern=NO_NUL,
         ),
     ] = None,
 ) -> FirmwareRead:

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, model_validator
 
-from core.schemas import CodeStr
+from core.schemas import CodeStr, refuse
 from devices.schemas import ClusterKind
 
 
@@ -31,7 +31,7 @@ class Wave(BaseModel):
     @model_validator(mode="after")
     def _one_size(self) -> Wave:
         if (self.percent is None) == (self.count is None):
-            raise ValueError("give a wave either percent or count")
+            raise refuse("percent", "give a wave either percent or count")
         return self
 
 
@@ -62,7 +62,7 @@ class RolloutCreate(BaseModel):
     @model_validator(mode="after")
     def _has_target(self) -> RolloutCreate:
         if not self.areas and not self.clusters:
-            raise ValueError("give at least one target in areas or clusters")
+            raise refuse("areas", "give at least one target in areas or clusters")
         return self
 
 

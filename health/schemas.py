@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core.schemas import CodeStr
+from core.schemas import CodeStr, refuse
 from devices.protocol import CommandKind, OperationParams
 
 
@@ -126,7 +126,7 @@ class OperationCreate(BaseModel):
     @model_validator(mode="after")
     def _has_target(self) -> OperationCreate:
         if not self.areas and not self.clusters:
-            raise ValueError("give at least one target in areas or clusters")
+            raise refuse("areas", "give at least one target in areas or clusters")
         return self
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fastapi import UploadFile
 
+from core.schemas import file_name
 from media import pipeline, storage
 from media.models import MediaFile
 from media.service import IngestContext
@@ -37,7 +38,7 @@ async def ingest_image(ctx: IngestContext, upload: UploadFile) -> MediaFile:
         format=fmt,
         content_type=CONTENT_TYPES[fmt],
         duration_ms=0,
-        original_name=(upload.filename or "")[:255] or None,
+        original_name=file_name(upload.filename),
         created_at=ctx.clock.now(),
         kind="image",
     )

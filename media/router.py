@@ -9,6 +9,7 @@ from authority.reads import may_read_media
 from core.database import session_scope
 from core.errors import InvalidInput
 from core.policy import Action
+from core.schemas import file_name
 from media import images, service, storage
 from media.models import MediaFile
 from media.schemas import MediaRead, SpeechCreate
@@ -27,7 +28,7 @@ async def upload_media(file: UploadFile, runtime: RuntimeDep) -> MediaRead:
     normalised to the loudness target, rendered for each delivery profile and stored by
     sha256; the original is kept for audit. The same upload twice is one item."""
     settings = runtime.settings
-    name = (file.filename or "")[:255] or None
+    name = file_name(file.filename)
     try:
         received = await storage.receive_upload(
             file, media_dir=settings.media_dir, max_bytes=settings.max_upload_bytes

@@ -14,6 +14,7 @@ from central import queries
 from console import i18n, printable
 from core.errors import InvalidInput
 from core.policy import Action
+from core.schemas import Instant
 from reports import airtime, exports, monthly, printing
 from reports.airtime import AreaAirtime
 from reports.monthly import MonthlyReport
@@ -23,8 +24,8 @@ router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 Month = Annotated[str | None, Query(description="YYYY-MM, local; default this month")]
 Lang = Annotated[str, Query(pattern="^(vi|en)$")]
-Since = Annotated[datetime | None, Query(description="UTC; default 30 days ago")]
-Until = Annotated[datetime | None, Query(description="UTC, exclusive; default now")]
+Since = Annotated[Instant | None, Query(description="UTC; default 30 days ago")]
+Until = Annotated[Instant | None, Query(description="UTC, exclusive; default now")]
 
 
 def _period(

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
@@ -10,7 +10,7 @@ from app.deps import ActorDep, RuntimeDep, SessionDep
 from app.guard import From, allow
 from core.database import session_scope
 from core.policy import Action
-from core.schemas import Limit, Offset, Page
+from core.schemas import Day, Limit, Offset, Page
 from devices.models import Cluster
 from schedules import service
 from schedules.models import LocalPlay, Schedule
@@ -78,7 +78,7 @@ async def calendar(
     session: SessionDep,
     runtime: RuntimeDep,
     area: str,
-    day: Annotated[date | None, Query(description="first local day; default today")] = None,
+    day: Annotated[Day | None, Query(description="first local day; default today")] = None,
     days: Annotated[int, Query(ge=1, le=31)] = 1,
 ) -> list[SlotRead]:
     """Every play for the clusters of an area over a day or a week, in local time."""

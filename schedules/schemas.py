@@ -4,7 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, model_validator
 
-from core.schemas import CodeStr, not_null
+from core.schemas import CodeStr, not_null, refuse
 from devices.protocol import CommandClass, SenderLevel
 
 
@@ -38,13 +38,15 @@ class ScheduleCreate(BaseModel):
     @model_validator(mode="after")
     def _shape(self) -> ScheduleCreate:
         if self.cls is CommandClass.EMERGENCY:
-            raise ValueError("emergencies are sent, not scheduled")
+            raise refuse("class", "emergencies are sent, not scheduled")
         if not self.areas and not self.clusters:
-            raise ValueError("give at least one target in areas or clusters")
+            raise refuse("areas", "give at least one target in areas or clusters")
         if self.starts_local.tzinfo is not None:
-            raise ValueError("starts_local is local wall-clock time: leave the zone out")
+            raise refuse(
+                "starts_local", "starts_local is local wall-clock time: leave the zone out"
+            )
         if self.ends_at is not None and self.ends_at.tzinfo is None:
-            raise ValueError("ends_at must carry a time zone (UTC: ...Z)")
+            raise refuse("ends_at", "ends_at must carry a time zone (UTC: ...Z)")
         return self
 
 

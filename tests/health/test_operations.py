@@ -97,7 +97,7 @@ async def test_reboot_fm_and_amplifier_on_one_cluster(
             "params.frequency_khz",
         ),
         ({"kind": "self_destruct", "areas": [COMMUNE]}, "kind"),
-        ({"kind": "reboot"}, "body"),
+        ({"kind": "reboot"}, "areas"),
     ],
 )
 async def test_bad_operations_name_the_field(

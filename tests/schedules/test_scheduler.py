@@ -212,8 +212,8 @@ async def test_a_commune_day_and_week_in_local_time(stack: Stack, tone_mp3: Path
     ("body", "field"),
     [
         ({"rule": "FREQ=SOMETIMES"}, "rule"),
-        ({"starts_local": "2026-12-01T06:00:00+07:00"}, ""),
-        ({"class": "emergency"}, ""),
+        ({"starts_local": "2026-12-01T06:00:00+07:00"}, "starts_local"),
+        ({"class": "emergency"}, "class"),
         ({"timezone": "Mars/Olympus"}, "rule"),
     ],
 )
