@@ -677,5 +677,21 @@ def loadtest_signin(
     run_signin_bench(addresses, json_path)
 
 
+@app.command("loadtest-flood")
+def loadtest_flood(
+    messages: Annotated[
+        int, typer.Option(help="malformed messages per flood (two floods)")
+    ] = 100_000,
+    clusters: Annotated[int, typer.Option(help="simulated clusters online meanwhile")] = 60,
+    json_path: JsonOption = Path("flood.json"),
+) -> None:
+    """Malformed device messages on the device topics while clusters are online: API
+    memory, /healthz latency, what was counted, every cluster online, an emergency after."""
+    from app.flood_bench import run_flood_bench
+
+    _logging("WARNING")
+    run_flood_bench(messages, clusters, json_path)
+
+
 def main() -> None:
     app()

@@ -164,16 +164,16 @@ def _apply(
         else:
             stats.count("ack_duplicate")
         return
-    if ack.cmd != match.command_id:
-        item.refuse(
-            stats, "unknown_command", f"command {ack.cmd!r} is not of broadcast {ack.broadcast!r}"
-        )
-        return
-    if ack.stage is AckStage.REJECTED and ack.reason in _SIGNATURE_REASONS:
+    if _signature_refusal(ack):
         # A copy of this command failed the cluster's signature check: somebody else wrote
         # to its topic, or it lacks our key. Either way the genuine command may still come
         # (and is re-sent), so the record is not ended by it; it is counted and listed.
         item.refuse(stats, "signature_rejected", f"{ack.cluster} refused {ack.cmd}: {ack.reason}")
+        return
+    if ack.cmd != match.command_id:
+        item.refuse(
+            stats, "unknown_command", f"command {ack.cmd!r} is not of broadcast {ack.broadcast!r}"
+        )
         return
     current = S(values["state"])
     new = ACK_TO_STATE.get(ack.stage)
@@ -266,6 +266,10 @@ async def apply_acks(
         await repository.insert_events(session, events)
 
 
+def _signature_refusal(ack: Ack) -> bool:
+    return ack.stage is AckStage.REJECTED and ack.reason in _SIGNATURE_REASONS
+
+
 async def _reject_unmatched(
     session: AsyncSession, missing: list[tuple[IncomingAck, Ack]], stats: IngestStats
 ) -> None:
@@ -273,6 +277,12 @@ async def _reject_unmatched(
     for item, ack in missing:
         if ack.cluster not in known:
             item.refuse(stats, "unknown_device", f"cluster {ack.cluster!r} is not registered")
+        elif _signature_refusal(ack):
+            # A forged command (an id we never sent) that the cluster refused: counted as
+            # what it is, a signature refusal, not as an answer to an unknown command.
+            item.refuse(
+                stats, "signature_rejected", f"{ack.cluster} refused {ack.cmd}: {ack.reason}"
+            )
         else:
             item.refuse(
                 stats,

@@ -144,17 +144,22 @@ async def test_a_rejection_by_signature_is_counted_and_does_not_end_the_delivery
         at=datetime.now(UTC),
         reason="bad_signature",
     )
+    # And a forged command with an id we never sent (issue 20: it was counted as an
+    # answer to an unknown command, and `signature_rejected` never appeared).
+    forged = rejected.model_copy(update={"cmd": "forged-1", "broadcast": "forged-b"})
     cluster = LiteClient(f"{spec.code}-answer", lambda _t, _p: None)
     await cluster.connect(stack.settings.mqtt_host, stack.settings.mqtt_port)
-    future = cluster.publish(protocol.ack_topic(spec.code), rejected.to_json())
-    assert future is not None
-    await future
+    for answer in (rejected, forged):
+        future = cluster.publish(protocol.ack_topic(spec.code), answer.to_json())
+        assert future is not None
+        await future
     await cluster.disconnect()
     stats = await eventually(
         lambda: _ingest(stack),
-        lambda s: s["counts"].get("signature_rejected", 0) == 1,
-        what="the signature rejection counted",
+        lambda s: s["counts"].get("signature_rejected", 0) == 2,
+        what="both signature rejections counted",
     )
+    assert stats["counts"].get("unknown_command", 0) == 0
     assert any("bad_signature" in r["reason"] for r in stats["recent_rejects"])
     assert counts(await stack.broadcast(sent["id"]), "rejected") == 0
 

@@ -1,0 +1,249 @@
+"""The complete example messages of docs/protocol.md, Appendix A, made by the
+implementation itself (issue 20: a vendor has only the document, so its examples must be
+exact and must not drift). tests/devices/test_protocol_examples.py checks that the
+document holds exactly what `appendix()` makes, and that each example parses and its
+signature verifies; `python -m devices.examples` rewrites the appendix after a change.
+
+Every key here is an example key derived from a public phrase: it signs nothing real and
+no installation trusts it (a development install derives its keys from its own secret).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from devices import media_auth, protocol, signing
+
+EXAMPLE_PHRASE = "EXAMPLE ONLY - this key is public and signs nothing real"
+SIGNER = signing.SigningKey.from_seed(hashlib.sha256(EXAMPLE_PHRASE.encode()).digest())
+MEDIA_SERVER_KEY = media_auth.server_key(EXAMPLE_PHRASE)
+CODE, AREAS = "25195-01", ("70", "689", "25195")
+AT = datetime(2026, 11, 23, 15, 4, 5, 123000, tzinfo=UTC)
+SHA = hashlib.sha256(b"example clip").hexdigest()
+BROADCAST = "6f1c2b7e-4d0a-4c3e-9a51-0b7c6a1e5c1d"
+MEDIA_BASE = "https://media.example.vn/media"
+BEGIN, END = "<!-- examples: begin -->", "<!-- examples: end -->"
+DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
+
+
+def media_key() -> str:
+    """The `media_key` provisioning gives the example device (section 10)."""
+    return media_auth.device_key(MEDIA_SERVER_KEY, CODE, "/".join(AREAS))
+
+
+def _media(scope: str, expires: datetime) -> protocol.MediaRef:
+    query = media_auth.signed_query(MEDIA_SERVER_KEY, SHA, scope, int(expires.timestamp()))
+    return protocol.MediaRef(
+        url=f"{MEDIA_BASE}/{SHA}?{query}", sha256=SHA, size=40123, duration_ms=5016
+    )
+
+
+def _signed(message: protocol._Message) -> bytes:
+    return SIGNER.sign_json(protocol.wire_object(message))
+
+
+def examples() -> list[tuple[str, str, bytes]]:
+    """(name, what it is, payload) in the order of the appendix."""
+    expires = AT + timedelta(hours=1)
+    emergency = protocol.Command.model_validate(
+        {
+            "id": "0b7c6a1e-5c1d-4d8e-9a51-3f2e8f6d1c20",
+            "kind": "play",
+            "broadcast": BROADCAST,
+            "class": "emergency",
+            "level": "province",
+            "issued_at": AT,
+            "expires_at": expires,
+            "target": {"area": "70"},
+            "title": "Cảnh báo lũ khẩn cấp",
+            "media": _media(media_auth.area_scope("70"), expires),
+            "display": {
+                "title": "Cảnh báo lũ khẩn cấp",
+                "body": "Người dân vùng trũng di chuyển đến nơi an toàn ngay.",
+                "duration_s": 3600,
+                "style": "emergency",
+            },
+        }
+    )
+    volume = protocol.Command.model_validate(
+        {
+            "id": "5d2e7f10-8a3b-4c1d-b2e4-6f7a8b9c0d1e",
+            "kind": "set_volume",
+            "broadcast": "op-42",
+            "class": "priority",
+            "level": "province",
+            "issued_at": AT,
+            "expires_at": AT + timedelta(minutes=10),
+            "target": {"cluster": CODE},
+            "op": {"volume": 70},
+        }
+    )
+    cancel = protocol.Command.model_validate(
+        {
+            "id": "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b",
+            "kind": "cancel",
+            "broadcast": BROADCAST,
+            "class": "emergency",
+            "level": "province",
+            "issued_at": AT + timedelta(minutes=2),
+            "expires_at": expires,
+            "target": {"area": "70"},
+        }
+    )
+    slot = AT + timedelta(hours=8)
+    schedule = protocol.ScheduleDoc.model_validate(
+        {
+            "cluster": CODE,
+            "version": int(AT.timestamp() * 1000),
+            "generated_at": AT,
+            "valid_until": AT + timedelta(hours=48),
+            "items": [
+                {
+                    "id": protocol.item_id("3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f", slot),
+                    "starts_at": slot,
+                    "expires_at": slot + timedelta(minutes=15),
+                    "class": "normal",
+                    "level": "commune",
+                    "title": "Bản tin sáng",
+                    "media": _media(media_auth.cluster_scope(CODE), slot + timedelta(minutes=15)),
+                }
+            ],
+        }
+    )
+    keyset = signing.signed_keyset(SIGNER, [SIGNER.public_text], AT)
+
+    def ack(stage: str, **extra: Any) -> bytes:
+        return protocol.Ack.model_validate(
+            {
+                "cmd": emergency.id,
+                "broadcast": BROADCAST,
+                "cluster": CODE,
+                "stage": stage,
+                "at": AT + timedelta(seconds=1),
+                **extra,
+            }
+        ).to_json()
+
+    return [
+        ("keyset", "the key set, retained on `bc/v1/keys` (section 9)", keyset),
+        ("command-emergency", "an emergency to a whole province (section 4)", _signed(emergency)),
+        ("command-cancel", "its cancel (section 4)", _signed(cancel)),
+        ("command-operation", "a device operation, set the volume (section 4.6)", _signed(volume)),
+        ("ack-received", "the acknowledgements (section 5): received", ack("received")),
+        ("ack-playing", "playing", ack("playing")),
+        ("ack-played", "played", ack("played")),
+        (
+            "ack-failed",
+            "failed, with the reason",
+            ack("failed", reason="media download failed: HTTP 403"),
+        ),
+        ("ack-rejected", "rejected, with the reason", ack("rejected", reason="bad_signature")),
+        (
+            "ack-local-play",
+            "a play from storage, reported when the link is back (section 11)",
+            protocol.Ack.model_validate(
+                {
+                    "cmd": "",
+                    "broadcast": "",
+                    "cluster": CODE,
+                    "stage": "played",
+                    "at": slot,
+                    "item": schedule.items[0].id,
+                }
+            ).to_json(),
+        ),
+        (
+            "status-birth",
+            "the birth message, retained on its status topic (section 3)",
+            protocol.Status(cluster=CODE, online=True, fw="1.4.2").to_json(),
+        ),
+        (
+            "status-will",
+            "the Last Will, set at connect (section 3)",
+            protocol.Status(cluster=CODE, online=False).to_json(),
+        ),
+        (
+            "heartbeat",
+            "a heartbeat (section 3)",
+            protocol.Heartbeat.model_validate(
+                {
+                    "cluster": CODE,
+                    "at": AT,
+                    "seq": 42,
+                    "volume": 70,
+                    "rssi": -71,
+                    "supply_v": 221.5,
+                    "power": "mains",
+                    "amp_on": True,
+                    "amp_temp_c": 41.5,
+                    "speakers": 3,
+                    "speaker_faults": [2],
+                    "uptime_s": 86400,
+                    "fw": "1.4.2",
+                    "schedule_version": schedule.version,
+                }
+            ).to_json(),
+        ),
+        (
+            "schedule",
+            "a schedule document, retained on its schedule topic (section 11)",
+            _signed(schedule),
+        ),
+    ]
+
+
+def media_request() -> str:
+    """What the example device fetches for the emergency's clip (section 4.2)."""
+    command = json.loads(dict((n, p) for n, _, p in examples())["command-emergency"])
+    return media_auth.device_url(command["media"]["url"], code=CODE, areas=AREAS, key=media_key())
+
+
+def appendix() -> str:
+    lines = [
+        BEGIN,
+        "",
+        f"Made by the implementation (`python -m devices.examples` rewrites this part; a test"
+        f" checks it). Example device `{CODE}` in areas `{'/'.join(AREAS)}`. The signing key"
+        f' is derived from the public phrase "{EXAMPLE_PHRASE}": its public key is'
+        f" `{SIGNER.public_text}` (kid `{SIGNER.kid}`); no installation trusts it. The"
+        f" example `media_key` is `{media_key()}`.",
+        "",
+    ]
+    for name, what, payload in examples():
+        pretty = json.dumps(json.loads(payload), ensure_ascii=False, indent=1)
+        lines += [
+            f"**{name}**: {what}.",
+            "",
+            f"<!-- example: {name} -->",
+            "```json",
+            pretty,
+            "```",
+            "",
+        ]
+    lines += [
+        "**media-request**: the URL the device fetches for the emergency's clip (section 4.2):"
+        " the command's URL, then `c`, `p` and `d`.",
+        "",
+        "<!-- example: media-request -->",
+        "```text",
+        media_request(),
+        "```",
+        "",
+        END,
+    ]
+    return "\n".join(lines)
+
+
+def rewrite(doc: Path = DOC) -> None:
+    text = doc.read_text()
+    start, end = text.index(BEGIN), text.index(END) + len(END)
+    doc.write_text(text[:start] + appendix() + text[end:])
+
+
+if __name__ == "__main__":
+    rewrite(Path(sys.argv[1]) if len(sys.argv) > 1 else DOC)
