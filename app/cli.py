@@ -677,6 +677,37 @@ def loadtest_signin(
     run_signin_bench(addresses, json_path)
 
 
+@app.command()
+def conformance(
+    device: Annotated[str, typer.Option(help="the registered, online device to check")],
+    api: Annotated[str, typer.Option(help="control plane URL")] = "http://127.0.0.1:8000",
+    token: Annotated[str | None, typer.Option(help="an API token (administrator)")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="also write the results")] = None,
+) -> None:
+    """Drive one device (or a vendor's simulator) through the protocol against a running
+    control plane and its broker (MQTT_* settings), and print pass/fail per section of
+    docs/protocol.md. Exits 1 if any check fails."""
+    from app.conformance import Kit, report, to_json
+    from core.settings import get_settings
+
+    settings = get_settings()
+    kit = Kit(
+        api_url=api,
+        device=device,
+        mqtt_host=settings.mqtt_host,
+        mqtt_port=settings.mqtt_port,
+        mqtt_username=settings.mqtt_username,
+        mqtt_password=settings.mqtt_password,
+        headers={"Authorization": f"Bearer {token}"} if token else None,
+    )
+    checks = kit.run()
+    typer.echo(report(checks))
+    if json_path is not None:
+        json_path.write_text(to_json(checks))
+    if not all(c.passed for c in checks):
+        raise typer.Exit(1)
+
+
 @app.command("loadtest-flood")
 def loadtest_flood(
     messages: Annotated[

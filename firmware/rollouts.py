@@ -180,6 +180,7 @@ async def _read_answers(session: AsyncSession, rollout: Rollout, now: datetime) 
         await session.execute(
             select(
                 RolloutCluster.id,
+                RolloutCluster.cluster_id,
                 RolloutCluster.state,
                 OperationResult.state,
                 OperationResult.reason,
@@ -192,13 +193,23 @@ async def _read_answers(session: AsyncSession, rollout: Rollout, now: datetime) 
             .where(RolloutCluster.rollout_id == rollout.id, RolloutCluster.state.in_(IN_FLIGHT))
         )
     ).all()
-    changes = []
-    for rc_id, current, op_state, op_reason in rows:
+    changes, installed = [], []
+    for rc_id, cluster_id, current, op_state, op_reason in rows:
         state = "failed" if op_state == "expired" else _FROM_OPERATION.get(op_state)
         if state is None or state == current:
             continue
         reason = NO_ANSWER if op_state == "expired" else op_reason
         changes.append({"p_id": rc_id, "p_state": state, "p_reason": reason})
+        if state == "done":
+            installed.append(cluster_id)
+    if installed:
+        # The register says what the cluster runs now (it said the old version while the
+        # health view showed the new one, issue 20).
+        await session.execute(
+            update(Cluster)
+            .where(Cluster.id.in_(installed))
+            .values(firmware=rollout.firmware_version)
+        )
     if changes:
         table = RolloutCluster.__table__
         assert isinstance(table, Table)

@@ -129,6 +129,10 @@ async def test_waves_pause_for_a_person_then_the_rest_installs(
         what="the new version in the cluster's telemetry",
     )
     assert health.json()["online"] is True
+    # And the register says so too (it kept the old version before, issue 20).
+    register = (await stack.client.get(f"/api/v1/clusters?area={COMMUNE}&limit=500")).json()
+    firmware = {c["code"]: c["firmware"] for c in register["items"]}
+    assert {firmware[s.code] for s in specs} == {"2.1.0"}
 
 
 async def test_a_rollout_aborts_at_its_threshold_and_resumes_when_fixed(
