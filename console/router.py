@@ -24,6 +24,7 @@ from bulletins import inbox
 from bulletins import service as bulletin_service
 from bulletins.models import Bulletin
 from bulletins.workflow import REVIEWERS, Status, may_author
+from cap.models import CapMessage
 from console import i18n, printable
 from console.headers import safe_next
 from console.maps import commune_shapes, plot
@@ -149,8 +150,25 @@ async def login_page(request: Request) -> Response:
 
 
 @router.get("", dependencies=[page(Action.SELF, From.ANYWHERE)])
-async def home(request: Request, actor: SignedIn) -> Response:
-    return _render(request, "home.html", actor, tiles=HOME[actor.role])
+async def home(request: Request, runtime: RuntimeDep, actor: SignedIn) -> Response:
+    held: list[tuple[str, str]] = []
+    if Action.SEND_EMERGENCY in ALLOWED[actor.role]:
+        async with session_scope(runtime.sessions) as session:
+            held = await _held_alerts(session)
+    return _render(request, "home.html", actor, tiles=HOME[actor.role], held=held)
+
+
+async def _held_alerts(session: AsyncSession) -> list[tuple[str, str]]:
+    """(bulletin id, title) of the CAP alerts no voice here speaks that still wait for the
+    duty officer to voice them (cap/service.py): on the first page they see, red."""
+    rows = await session.execute(
+        select(Bulletin.id, Bulletin.title)
+        .join(CapMessage, CapMessage.bulletin_id == Bulletin.id)
+        .where(CapMessage.outcome == "held", Bulletin.status == Status.SUBMITTED.value)
+        .order_by(CapMessage.received_at.desc())
+        .limit(20)
+    )
+    return [(bulletin_id, title) for bulletin_id, title in rows]
 
 
 async def _approved_bulletins(session: AsyncSession, actor: Actor) -> list[Bulletin]:

@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from app.deps import SESSION_COOKIE
 from cap.schema import NS
 from tests.cap.helpers import SENT, InfoSpec, alert, cap_time, key_of, xml
 from tests.factories import small_province
+from tests.security.helpers import make_user, signed_in
 from tests.support import Stack
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -221,3 +223,11 @@ async def test_an_extreme_alert_no_voice_speaks_is_held_for_the_duty_officer(
     bulletin = (await trusting.client.get(f"/api/v1/bulletins/{bulletin_id}")).json()
     assert bulletin["status"] == "submitted" and bulletin["class"] == "emergency"
     assert "Der Fluss steigt schnell." in bulletin["text"]
+
+    # On the duty officer's first page, red, with a link to it.
+    await make_user(trusting, "truc.ban", role="province_officer")
+    token = await signed_in(trusting, "truc.ban")
+    home = await trusting.client.get("/console", headers={"cookie": f"{SESSION_COOKIE}={token}"})
+    assert home.status_code == 200
+    assert 'role="alert"' in home.text and "[de-DE] Sturzflut am Fluss" in home.text
+    assert f"/console/bulletins#bulletin-{bulletin_id}" in home.text
