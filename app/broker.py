@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -12,6 +13,7 @@ from pathlib import Path
 
 PROJECT_CONF = Path(__file__).resolve().parent.parent / "mosquitto.conf"
 START_TIMEOUT_S = 10.0
+STORE_CHECK_S = 5.0
 
 
 # Where distributions put Mosquitto's dynamic-security plugin (Debian/Ubuntu multiarch,
@@ -71,6 +73,7 @@ class Broker:
         store.chmod(0o777)
         Path(self._dir.name).chmod(0o711)  # passable, not listable
         conf = re.sub(r"(?m)^persistence_location\s+.*$", f"persistence_location {store}/", conf)
+        self.store = store
         self.conf_path = Path(self._dir.name) / "mosquitto.conf"
         self.conf_path.write_text(conf + "\n" + extra)
         self.log_path = Path(self._dir.name) / "mosquitto.log"
@@ -86,7 +89,31 @@ class Broker:
         except TimeoutError:
             self.stop()
             raise RuntimeError(f"mosquitto failed to start: {self.log_path.read_text()}") from None
+        self._check_store()
         return self
+
+    def _check_store(self) -> None:
+        """Fail loudly if the broker cannot write its persistence file. Started as root,
+        Mosquitto drops to the `mosquitto` user; a store that user cannot write only shows
+        as "Permission denied" at each autosave, and retained key sets and schedules are
+        then lost at the next restart (issue 20). SIGUSR1 makes it save now."""
+        assert self.process is not None
+        if not re.search(r"(?m)^persistence\s+true", self.conf_path.read_text()):
+            return
+        saved = self.store / "mosquitto.db"
+        self.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + STORE_CHECK_S
+        while not saved.exists():
+            if time.monotonic() > deadline or "Permission denied" in self._log_text():
+                self.stop()
+                raise RuntimeError(
+                    f"mosquitto cannot write its store {self.store}: {self._log_text()[-500:]}"
+                )
+            time.sleep(0.02)
+
+    def _log_text(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
