@@ -682,6 +682,7 @@ def conformance(
     device: Annotated[str, typer.Option(help="the registered, online device to check")],
     api: Annotated[str, typer.Option(help="control plane URL")] = "http://127.0.0.1:8000",
     token: Annotated[str | None, typer.Option(help="an API token (administrator)")] = None,
+    heartbeat_s: Annotated[float, typer.Option(help="the device's heartbeat interval")] = 60.0,
     json_path: Annotated[Path | None, typer.Option("--json", help="also write the results")] = None,
 ) -> None:
     """Drive one device (or a vendor's simulator) through the protocol against a running
@@ -699,6 +700,7 @@ def conformance(
         mqtt_username=settings.mqtt_username,
         mqtt_password=settings.mqtt_password,
         headers={"Authorization": f"Bearer {token}"} if token else None,
+        heartbeat_s=heartbeat_s,
     )
     checks = kit.run()
     typer.echo(report(checks))

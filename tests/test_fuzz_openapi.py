@@ -26,7 +26,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from tests.factories import small_province
 from tests.support import Stack
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "4"))
 # Operations that end the caller's own session or the process: fuzzed, they would only
 # sign the fuzzer out (their refusals are tested in tests/security/).
 SKIPPED = frozenset({"POST /api/v1/auth/logout"})
