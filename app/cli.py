@@ -164,7 +164,7 @@ def broker_sync() -> None:
         engine = create_engine(settings.database_url)
         try:
             async with session_scope(create_session_maker(engine)) as session:
-                return await broker_auth.sync(session, settings)
+                return await broker_auth.sync(session, settings, starting=True)
         finally:
             await engine.dispose()
 

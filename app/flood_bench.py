@@ -29,7 +29,7 @@ import psutil
 from rich.console import Console
 
 from app.loadtest import run_facts
-from app.orchestrate import api_on_sqlite, online_count, run_module, start_api, start_simulator
+from app.orchestrate import demo_api_on_sqlite, online_count, start_simulator
 from devices import protocol
 from devices.mqtt_lite import LiteClient
 from media.synth import tone
@@ -112,10 +112,8 @@ async def _publish(host: str, port: int, codes: list[str], count: int, seed: int
 def run_flood_bench(messages: int, clusters: int, json_path: Path) -> dict[str, Any]:
     console = Console()
     work = Path(tempfile.mkdtemp(prefix="flood-bench-"))
-    stack = api_on_sqlite(work)
+    stack = demo_api_on_sqlite(work)
     try:
-        run_module("app", "seed", "demo", env=stack.env)
-        start_api(stack, int(stack.api_url.rsplit(":", 1)[1]), log=work / "api.log")
         start_simulator(
             stack, "--clusters", str(clusters), expected=clusters, log=work / "simulator.log"
         )

@@ -130,6 +130,19 @@ def api_on_sqlite(work: Path) -> StackProcesses:
     return stack
 
 
+def demo_api_on_sqlite(work: Path) -> StackProcesses:
+    """`api_on_sqlite` with the demo province seeded and the API serving (the sign-in and
+    flood benches); everything started is stopped again if a step fails."""
+    stack = api_on_sqlite(work)
+    try:
+        run_module("app", "seed", "demo", env=stack.env)
+        start_api(stack, int(stack.api_url.rsplit(":", 1)[1]), log=work / "api.log")
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
 def start_media_server(stack: StackProcesses, port: int) -> None:
     proc = python_module("app", "media-serve", "--port", str(port), env=stack.env, quiet=True)
     stack.extra.append(proc)

@@ -107,7 +107,7 @@ class Runtime:
             # The broker's files from the register as it is (a restored backup, a replica
             # that missed a change): nothing is written if they already agree.
             async with session_scope(self.sessions) as session:
-                await broker_auth.sync(session, s)
+                await broker_auth.sync(session, s, starting=True)
         self.acks = BatchConsumer(
             "acks",
             self._handle_acks,

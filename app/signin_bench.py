@@ -22,7 +22,7 @@ import psutil
 from rich.console import Console
 
 from app.loadtest import run_facts
-from app.orchestrate import api_on_sqlite, run_module, start_api
+from app.orchestrate import demo_api_on_sqlite
 from media.synth import tone
 
 EMERGENCIES = 10
@@ -32,10 +32,8 @@ EVERY_S = 0.5  # between emergencies
 def run_signin_bench(flooders: int, json_path: Path) -> dict[str, Any]:
     console = Console()
     work = Path(tempfile.mkdtemp(prefix="signin-bench-"))
-    stack = api_on_sqlite(work)
+    stack = demo_api_on_sqlite(work)
     try:
-        run_module("app", "seed", "demo", env=stack.env)
-        start_api(stack, int(stack.api_url.rsplit(":", 1)[1]), log=work / "api.log")
         assert stack.api is not None
         cores = sorted(os.sched_getaffinity(0))
         if len(cores) > 1:  # the server on one core, the clients on the rest

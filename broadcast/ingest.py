@@ -164,12 +164,6 @@ def _apply(
         else:
             stats.count("ack_duplicate")
         return
-    if _signature_refusal(ack):
-        # A copy of this command failed the cluster's signature check: somebody else wrote
-        # to its topic, or it lacks our key. Either way the genuine command may still come
-        # (and is re-sent), so the record is not ended by it; it is counted and listed.
-        item.refuse(stats, "signature_rejected", f"{ack.cluster} refused {ack.cmd}: {ack.reason}")
-        return
     if ack.cmd != match.command_id:
         item.refuse(
             stats, "unknown_command", f"command {ack.cmd!r} is not of broadcast {ack.broadcast!r}"
@@ -233,6 +227,15 @@ async def apply_acks(
                     ack.reason or "",
                 )
             )
+    # A copy of a command that failed the cluster's signature check (somebody else wrote to
+    # its topic, or it lacks our key), whether its id is ours or forged: counted and listed
+    # as what it is, never taken as the cluster's answer. The genuine command may still
+    # come (and is re-sent), so no record is ended by it.
+    refused = [(item, ack) for item, ack in parsed if _signature_refusal(ack)]
+    for item, ack in refused:
+        item.refuse(stats, "signature_rejected", f"{ack.cluster} refused {ack.cmd}: {ack.reason}")
+    if refused:
+        parsed = [(item, ack) for item, ack in parsed if not _signature_refusal(ack)]
     ops = [(item, ack) for item, ack in parsed if operations.is_operation(ack.broadcast)]
     if ops:  # technicians' device operations: their own results
         await operations.apply_acks(session, ops, stats)
@@ -277,12 +280,6 @@ async def _reject_unmatched(
     for item, ack in missing:
         if ack.cluster not in known:
             item.refuse(stats, "unknown_device", f"cluster {ack.cluster!r} is not registered")
-        elif _signature_refusal(ack):
-            # A forged command (an id we never sent) that the cluster refused: counted as
-            # what it is, a signature refusal, not as an answer to an unknown command.
-            item.refuse(
-                stats, "signature_rejected", f"{ack.cluster} refused {ack.cmd}: {ack.reason}"
-            )
         else:
             item.refuse(
                 stats,

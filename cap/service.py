@@ -159,8 +159,9 @@ async def _act(runtime: Runtime, alert: Alert, message: CapMessage) -> None:
         raise CapRefused(stale)
     stopped, withdrawn = [], 0
     if alert.msg_type != "Alert":
-        stopped = await _stop_referenced(runtime, alert)
-        withdrawn = await _withdraw_waiting(runtime, alert)
+        referenced = await _referenced(runtime, alert)
+        stopped = await _stop(runtime, alert, referenced.broadcasts)
+        withdrawn = await _withdraw_waiting(runtime, alert, referenced.bulletins)
     done = [f"cancelled {len(stopped)} broadcast(s): {', '.join(stopped)}"] if stopped else []
     if withdrawn:
         done.append(f"withdrew {withdrawn} inbox item(s) still waiting in the communes")
@@ -184,25 +185,45 @@ def _stale(alert: Alert, now: datetime, settings: Settings) -> str | None:
     return None
 
 
-async def _stop_referenced(runtime: Runtime, alert: Alert) -> list[str]:
-    """Cancel the still-active broadcasts of the messages an Update or Cancel names: only
-    its own sender's (a trusted signer cannot withdraw another agency's warning)."""
+@dataclass(frozen=True)
+class _Referenced:
+    """What became of the messages an Update or Cancel names."""
+
+    broadcasts: list[str]  # still active: to stop
+    bulletins: list[str]  # whose inbox items may still wait: to withdraw
+
+
+async def _referenced(runtime: Runtime, alert: Alert) -> _Referenced:
+    """The messages an Update or Cancel names, its own sender's only (a trusted signer
+    cannot withdraw another agency's warning): one query for both things it undoes."""
     keys = {(s, i, t) for s, i, t in alert.references if s == alert.sender}
     if not keys:
-        return []
+        return _Referenced([], [])
     async with session_scope(runtime.sessions) as session:
         rows = await session.execute(
-            select(CapMessage.sender, CapMessage.identifier, CapMessage.sent, Broadcast.id)
-            .join(Broadcast, CapMessage.broadcast_id == Broadcast.id)
-            .where(
-                CapMessage.identifier.in_({i for _, i, _ in keys}),
-                Broadcast.status == "active",
-                Broadcast.expires_at > runtime.clock.now(),
+            select(
+                CapMessage.sender,
+                CapMessage.identifier,
+                CapMessage.sent,
+                CapMessage.bulletin_id,
+                Broadcast.id,
+                Broadcast.status,
+                Broadcast.expires_at,
             )
+            .outerjoin(Broadcast, CapMessage.broadcast_id == Broadcast.id)
+            .where(CapMessage.identifier.in_({i for _, i, _ in keys}))
         )
-        targets = [b for s, i, t, b in rows if (s, i, t) in keys]
-    stopped = []
-    for broadcast_id in targets:
+        now = runtime.clock.now()
+        found = [row for row in rows if (row[0], row[1], row[2]) in keys]
+    return _Referenced(
+        broadcasts=[b for *_, b, status, until in found if status == "active" and until > now],
+        bulletins=[bulletin for _, _, _, bulletin, *_ in found if bulletin is not None],
+    )
+
+
+async def _stop(runtime: Runtime, alert: Alert, broadcast_ids: list[str]) -> list[str]:
+    """Cancel the still-active broadcasts; the ids stopped."""
+    for broadcast_id in broadcast_ids:
         async with runtime.write_lock, session_scope(runtime.sessions) as session:
             broadcast = await broadcast_service.cancel(
                 session=session,
@@ -212,31 +233,18 @@ async def _stop_referenced(runtime: Runtime, alert: Alert) -> list[str]:
                 actor=gateway_actor(alert.sender),
             )
         await runtime.require_dispatcher().publish_cancel(broadcast)
-        stopped.append(broadcast_id)
-    return stopped
+    return broadcast_ids
 
 
-async def _withdraw_waiting(runtime: Runtime, alert: Alert) -> int:
-    """Withdraw the inbox items that still wait for a commune's decision on the messages
-    an Update or Cancel names (its own sender's only): a cancelled warning must not be
-    aired by a commune afterwards. How many were withdrawn."""
-    keys = {(s, i, t) for s, i, t in alert.references if s == alert.sender}
-    if not keys:
+async def _withdraw_waiting(runtime: Runtime, alert: Alert, bulletins: list[str]) -> int:
+    """Withdraw the inbox items of those bulletins that still wait for a commune's
+    decision: a cancelled warning must not be aired by a commune afterwards. How many
+    were withdrawn."""
+    if not bulletins:
         return 0
     now = runtime.clock.now()
     note = "cancelled by its issuer" if alert.msg_type == "Cancel" else "replaced by an update"
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
-        rows = await session.execute(
-            select(
-                CapMessage.sender, CapMessage.identifier, CapMessage.sent, CapMessage.bulletin_id
-            ).where(
-                CapMessage.identifier.in_({i for _, i, _ in keys}),
-                CapMessage.bulletin_id.is_not(None),
-            )
-        )
-        bulletins = {b for s, i, t, b in rows if (s, i, t) in keys}
-        if not bulletins:
-            return 0
         waiting = (
             await session.scalars(
                 select(InboxItem).where(

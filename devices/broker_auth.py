@@ -41,10 +41,11 @@ from areas.models import Area
 from core.settings import Settings
 from devices import broker_dynsec, protocol
 from devices.models import Cluster
+from devices.mqtt_lite import MqttLiteError
 
 log = logging.getLogger(__name__)
 
-UNREACHABLE = (OSError, TimeoutError, broker_dynsec.DynsecError, broker_dynsec.MqttLiteError)
+UNREACHABLE = (OSError, TimeoutError, broker_dynsec.DynsecError, MqttLiteError)
 ITERATIONS = 101
 SALT_BYTES = 12
 
@@ -131,10 +132,11 @@ def _stable_salt(settings: Settings) -> bytes:
     return hashlib.sha256(f"broker-salt:{settings.secret_key}".encode()).digest()[:SALT_BYTES]
 
 
-async def sync(session: AsyncSession, settings: Settings) -> bool:
+async def sync(session: AsyncSession, settings: Settings, *, starting: bool = False) -> bool:
     """Make the broker agree with the register: the plugin holds every cluster account
     first, then the files are written (if they changed) and the broker asked to re-read
-    them; whether the files changed."""
+    them; whether the files changed. `starting`: a process starting (or the CLI) also
+    makes sure the plugin's cluster role has our rules."""
     if not managed(settings):
         return False
     assert settings.broker_password_file is not None and settings.broker_acl_file is not None
@@ -144,6 +146,8 @@ async def sync(session: AsyncSession, settings: Settings) -> bool:
         admin: broker_dynsec.Admin | None = None
         try:
             admin = await stack.enter_async_context(broker_dynsec.Admin(settings))
+            if starting:
+                await admin.ensure_role()
             admitted = await admin.protect(accounts, _control_user(settings))
         except UNREACHABLE as exc:
             admin = None

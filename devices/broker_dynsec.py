@@ -157,10 +157,10 @@ class Admin:
             for c in answer["data"]["clients"]
         }
 
-    async def protect(self, codes: set[str], control_user: str) -> set[str]:
-        """Hold every given account under the cluster role; the accounts that are."""
-        # The role's rules as this code has them (an existing role keeps extra rules an
-        # operator added; ours are re-added, "already exists" is fine).
+    async def ensure_role(self) -> None:
+        """The cluster role with our rules (an existing role keeps rules an operator added;
+        ours are added again, "already exists" is fine). The plugin rewrites its whole
+        file after each command, so this runs when a process starts, not on every sync."""
         await self.run(
             [
                 {"command": "createRole", "rolename": CLUSTER_ROLE, "acls": CLUSTER_ACLS},
@@ -170,18 +170,17 @@ class Admin:
                 ),
             ]
         )
+
+    async def protect(self, codes: set[str], control_user: str) -> set[str]:
+        """Hold every given account under the cluster role; the accounts that are."""
         known = await self.cluster_accounts()
+        held = {code for code, as_cluster in known.items() if as_cluster}
         commands: list[dict[str, Any]] = []
-        for code in sorted(codes - {control_user}):
+        for code in sorted(codes - held - {control_user}):
             if code not in known:
-                commands.append(
-                    {
-                        "command": "createClient",
-                        "username": code,
-                        "roles": [{"rolename": CLUSTER_ROLE}],
-                    }
-                )
-            elif not known[code]:
+                role = [{"rolename": CLUSTER_ROLE}]
+                commands.append({"command": "createClient", "username": code, "roles": role})
+            else:
                 commands.append(
                     {"command": "addClientRole", "username": code, "rolename": CLUSTER_ROLE}
                 )
@@ -190,7 +189,9 @@ class Admin:
                 log.error(
                     "broker: %s %s: %s", command["command"], command["username"], answer["error"]
                 )
-        return {code for code, held in (await self.cluster_accounts()).items() if held}
+            else:
+                held.add(command["username"])
+        return held
 
     async def forget(self, codes: set[str]) -> None:
         """Remove accounts that no cluster of the register has any more."""

@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from devices import media_auth, protocol, signing
 
 EXAMPLE_PHRASE = "EXAMPLE ONLY - this key is public and signs nothing real"
@@ -43,7 +45,7 @@ def _media(scope: str, expires: datetime) -> protocol.MediaRef:
     )
 
 
-def _signed(message: protocol._Message) -> bytes:
+def _signed(message: BaseModel) -> bytes:
     return SIGNER.sign_json(protocol.wire_object(message))
 
 
