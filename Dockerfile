@@ -1,5 +1,5 @@
 # The control plane image: API, scheduler and media server are the same image, other commands.
-FROM python:3.11-slim
+FROM python:3.12-slim
 # Chromium prints the monthly report to PDF (reports/printing.py).
 RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg espeak-ng chromium \
     && rm -rf /var/lib/apt/lists/*

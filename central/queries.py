@@ -8,7 +8,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import and_, exists, func, select
@@ -35,8 +35,6 @@ from health.models import Alarm
 from reports import airtime
 from schedules.models import Schedule
 
-E = TypeVar("E", bound=BaseModel)
-
 
 async def area_path(session: AsyncSession, code: str | None) -> str:
     """The subtree's path prefix ("/" for the whole province)."""
@@ -53,7 +51,7 @@ async def _page(
     return list(rows), total
 
 
-def _entry(model: type[E], row: object, **extra: Any) -> E:
+def _entry[E: BaseModel](model: type[E], row: object, **extra: Any) -> E:
     """An answer item from a row's attributes of the same names, plus `extra`."""
     fields = {name: getattr(row, name) for name in model.model_fields if name not in extra}
     return model(**fields, **extra)

@@ -15,13 +15,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
 
 from core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 RETRY_BASE_S = 0.2  # a batch the store could not take (database restarting) waits, then again
 RETRY_CAP_S = 5.0
@@ -37,10 +35,10 @@ class _StoreDown(Exception):
 
 
 Probe = Callable[[], Awaitable[bool]]
-SetAside = Callable[[T, Exception], None]
+type SetAside[T] = Callable[[T, Exception], None]
 
 
-class BatchConsumer(Generic[T]):
+class BatchConsumer[T]:
     def __init__(
         self,
         name: str,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated
 
 from pydantic import (
     AfterValidator,
@@ -14,8 +14,6 @@ from pydantic import (
     field_validator,
 )
 from pydantic_core import PydanticCustomError
-
-T = TypeVar("T")
 
 CodeStr = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 Limit = Annotated[int, Field(ge=1, le=1000)]
@@ -50,7 +48,7 @@ def _in_era(value: datetime) -> datetime:
 Instant = Annotated[datetime, AfterValidator(_in_era)]
 
 
-class Page(BaseModel, Generic[T]):
+class Page[T](BaseModel):
     items: list[T]
     total: int
     limit: int

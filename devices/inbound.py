@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from core.ingest_stats import IngestStats
 from devices.protocol import ProtocolError
@@ -14,9 +14,6 @@ from devices.protocol import ProtocolError
 class _FromCluster(Protocol):
     @property
     def cluster(self) -> str: ...
-
-
-M = TypeVar("M", bound=_FromCluster)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +29,9 @@ class Inbound:
         )
 
 
-def accept(message: Inbound, parse: Callable[[bytes], M], stats: IngestStats) -> M | None:
+def accept[M: _FromCluster](
+    message: Inbound, parse: Callable[[bytes], M], stats: IngestStats
+) -> M | None:
     """The parsed payload, or None after refusing it (logged, counted): malformed, or a
     cluster speaking for another than the one its topic names."""
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
@@ -399,9 +399,6 @@ class KeySet(_Message):
         return self.model_dump_json(by_alias=True, exclude_none=True).encode()
 
 
-_M = TypeVar("_M", bound=BaseModel)
-
-
 class ProtocolError(ValueError):
     """A payload that is not a valid v1 message; the text says why."""
 
@@ -430,7 +427,7 @@ def parse_keyset(payload: bytes) -> KeySet:
     return _validated(KeySet, payload)
 
 
-def parse_signed(model: type[_M], payload: bytes) -> tuple[_M, dict[str, Any]]:
+def parse_signed[M: BaseModel](model: type[M], payload: bytes) -> tuple[M, dict[str, Any]]:
     """A message and the JSON object it came from, whose signature the caller checks
     (devices.signing covers the object as received, not a re-serialisation)."""
     _check_size(model, payload)
@@ -458,7 +455,7 @@ def _protocol_error(exc: ValidationError) -> ProtocolError:
     return ProtocolError(f"{where}: {first.get('msg')}")
 
 
-def _validated(model: type[_M], payload: bytes) -> _M:
+def _validated[M: BaseModel](model: type[M], payload: bytes) -> M:
     _check_size(model, payload)
     try:
         return model.model_validate_json(payload)

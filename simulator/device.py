@@ -12,7 +12,7 @@ import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from devices import media_auth, protocol
 from devices.mqtt_lite import LiteClient, MqttLiteError
@@ -55,9 +55,6 @@ MAX_EARLY_S = 60.0  # a play sent further ahead of its starts_at than this: cloc
 DOWNLOAD_RETRY_BASE_S = 0.5
 DOWNLOAD_RETRY_CAP_S = 15.0
 SHA256_MISMATCH = "media sha256 mismatch"
-
-_K = TypeVar("_K")
-_V = TypeVar("_V")
 
 
 @dataclass(frozen=True)
@@ -145,7 +142,7 @@ class Environment:
         return found
 
 
-def _keep_recent(memo: OrderedDict[_K, _V], key: _K, value: _V) -> None:
+def _keep_recent[K, V](memo: OrderedDict[K, V], key: K, value: V) -> None:
     memo[key] = value
     if len(memo) > VERIFIED_MAX:
         memo.popitem(last=False)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import uvicorn
@@ -17,8 +17,6 @@ from fastapi import FastAPI
 
 from app.runtime import Runtime
 from core.settings import Settings
-
-T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 30.0
 POLL_S = 0.05  # how often a condition is re-checked; the wait ends as soon as it holds
@@ -50,7 +48,7 @@ def _listening_socket(port: int, host: str = "127.0.0.1") -> socket.socket:
     return sock
 
 
-async def eventually(
+async def eventually[T](
     probe: Callable[[], Awaitable[T]],
     condition: Callable[[T], bool],
     *,
