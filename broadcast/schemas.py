@@ -46,6 +46,11 @@ class BroadcastCreate(BaseModel):
         default=None, description="UTC; defaults to now + BROADCAST_DEFAULT_EXPIRY_S"
     )
     repeat: int = Field(default=1, ge=1, le=100)
+    display_only: bool = Field(
+        default=False,
+        description="shown on the targets' e-boards only, without sound: `text` is what "
+        "they show, and each e-board under the areas is addressed by name",
+    )
     drill: bool = Field(
         default=False,
         description="an exercise: marked as such on the record, on e-boards and in CAP",
@@ -66,6 +71,12 @@ class BroadcastCreate(BaseModel):
             raise refuse("text", "give bulletin_id, media_sha256, stream_url or text (read aloud)")
         if not self.areas and not self.clusters:
             raise refuse("areas", "give at least one target in areas or clusters")
+        if self.display_only:
+            for name in ("media_sha256", "stream_url", "bulletin_id"):
+                if getattr(self, name) is not None:
+                    raise refuse(name, "a display-only broadcast shows its text, nothing else")
+            if not (self.text or "").strip():
+                raise refuse("text", "a display-only broadcast needs the text to show")
         for name in ("expires_at", "stream_starts_at", "stream_ends_at"):
             value = getattr(self, name)
             if value is not None and value.tzinfo is None:
@@ -83,7 +94,12 @@ class BroadcastCreate(BaseModel):
 
     @property
     def needs_speech(self) -> bool:
-        return self.bulletin_id is None and self.media_sha256 is None and self.stream_url is None
+        return (
+            not self.display_only
+            and self.bulletin_id is None
+            and self.media_sha256 is None
+            and self.stream_url is None
+        )
 
 
 class AreaRollup(BaseModel):
@@ -117,6 +133,7 @@ class BroadcastRead(BaseModel):
     language: str = "vi"
     image_sha256: str | None = None
     display_s: int | None = None
+    display_only: bool = False  # shown on e-boards, no sound
     bulletin_id: str | None = None
     sent_by: str | None = None
     drill: bool = False

@@ -41,6 +41,7 @@ S = DeliveryState
 CONFIRMED = frozenset({S.DELIVERED, S.PLAYING, S.PLAYED, S.PREEMPTED})
 # A relay's command stays valid a little past its end, for a late "played".
 STREAM_EXPIRY_SLACK_S = 60
+MAX_DISPLAY_S = 86_400  # as BroadcastCreate.display_s allows
 
 
 class BroadcastNotFound(NotFound):
@@ -161,6 +162,24 @@ async def create(
         display_s = math.ceil(((data.stream_ends_at or expires_at) - start).total_seconds())
 
     targets = await addressed(session, data.areas, data.clusters)
+    paths, extra_ids = targets.paths, targets.extra_ids
+    target_areas = [a.code for a in targets.cover]
+    target_clusters = [code for _, code in targets.extra]
+    if data.display_only:
+        # Nothing to hear, so no area topic: a speaker cluster is never handed a play with
+        # nothing to play. Each e-board under the targets is addressed by name instead.
+        eboards = await device_repository.targets_in_subtrees(
+            session, paths, extra_ids, kind="eboard"
+        )
+        if not eboards:
+            raise InvalidInput(
+                "no e-boards under the given targets to show a display-only broadcast",
+                detail={"field": "areas"},
+            )
+        paths, extra_ids = [], [cid for cid, _, _ in eboards]
+        target_areas, target_clusters = [], sorted(code for _, code, _ in eboards)
+        until_expiry = math.ceil((expires_at - now).total_seconds())
+        display_s = display_s or max(1, min(until_expiry, MAX_DISPLAY_S))
 
     broadcast = Broadcast(
         id=str(uuid.uuid4()),
@@ -180,8 +199,8 @@ async def create(
         sent_by=actor.name,
         repeat=data.repeat,
         drill=data.drill,
-        target_areas=[a.code for a in targets.cover],
-        target_clusters=[code for _, code in targets.extra],
+        target_areas=target_areas,
+        target_clusters=target_clusters,
         command_id=str(uuid.uuid4()),
         created_at=now,
         expires_at=expires_at,
@@ -192,8 +211,8 @@ async def create(
     total = await repository.insert_queued_deliveries(
         session,
         broadcast_id=broadcast.id,
-        paths=targets.paths,
-        cluster_ids=targets.extra_ids,
+        paths=paths,
+        cluster_ids=extra_ids,
         next_attempt_at=first_retry,
     )
     if not total:  # the caller's transaction rolls the broadcast back
@@ -290,6 +309,7 @@ def _header(broadcast: Broadcast) -> dict[str, Any]:
         "drill": broadcast.drill,
         "image_sha256": broadcast.image_sha256,
         "display_s": broadcast.display_s,
+        "display_only": broadcast.media_sha256 is None and broadcast.stream_url is None,
         "bulletin_id": broadcast.bulletin_id,
         "sent_by": broadcast.sent_by,
         "target_areas": broadcast.target_areas,

@@ -363,7 +363,7 @@ async def _air(
     if unspoken:
         notes.append(f"no voice for {', '.join(unspoken)}: shown on e-boards only")
     if not parts:
-        return await _hold(runtime, alert, message, cls, root, unspoken)
+        return await _hold(runtime, alert, message, cls, root, unspoken, targets, expires_at)
     clip = await speech.speak_parts(runtime.ingest_context(), parts)
     first = _in_order(alert.infos)[0]
     title = (first.headline or first.event)[:300]
@@ -420,26 +420,56 @@ async def _hold(
     cls: CommandClass,
     root: Area | None,
     unspoken: list[str],
+    targets: _Targets,
+    expires_at: datetime | None,
 ) -> None:
-    """An alert no voice here speaks (German only, French only): never dropped. It is kept
-    as a bulletin submitted to the province, with its text, for the duty officer to
-    record or type a Vietnamese version and send; the outcome `held` and an error in the
-    log put it in front of a person (docs/cap.md)."""
+    """An alert no voice here speaks (German only, French only): never dropped. Its text
+    goes up at once on the e-boards of its areas (a display-only broadcast, which a Cancel
+    or an Update takes down like any other), and it is kept as a bulletin submitted to the
+    province for the duty officer to record or type a Vietnamese version and send; the
+    outcome `held` and an error in the log put it in front of a person (docs/cap.md)."""
     first = _in_order(alert.infos)[0]
     title = f"[{first.language}] {first.headline or first.event}"[:300]
     body = "\n\n".join(i.spoken_text() for i in alert.infos)[:5000] or first.event or title
     actor = gateway_actor(alert.sender)
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+
+    async def record(session: AsyncSession, shown: Broadcast | None) -> None:
         bulletin = await _bulletin(
             runtime, session, actor, first, title, body, cls, root, status=Status.SUBMITTED
         )
         message.bulletin_id = bulletin.id
+        message.broadcast_id = shown.id if shown is not None else None
         message.outcome = "held"
+        on_screens = "its text on the e-boards" if shown else "no e-board in its areas"
         message.reason = (
-            f"{cls.value}: no voice here speaks {', '.join(unspoken)}; held for the duty "
-            f"officer to voice in Vietnamese (bulletin {bulletin.id}, submitted)"
+            f"{cls.value}: no voice here speaks {', '.join(unspoken)}; {on_screens}; held "
+            f"for the duty officer to voice in Vietnamese (bulletin {bulletin.id}, submitted)"
         )
         session.add(message)
+
+    async with session_scope(runtime.sessions) as session:
+        screens = await broadcast_service.reach(
+            session=session, areas=targets.areas, clusters=targets.clusters
+        )
+    if screens.eboards:
+        shown = BroadcastCreate.model_validate(
+            {
+                "title": title,
+                "class": cls,
+                "level": SenderLevel.CENTRAL,
+                "areas": targets.areas,
+                "clusters": targets.clusters,
+                "text": body,
+                "language": first.language,
+                "display_only": True,
+                "expires_at": expires_at,
+                "drill": message.drill,
+            }
+        )
+        await sending.send(runtime, shown, actor, also=record)
+    else:
+        async with runtime.write_lock, session_scope(runtime.sessions) as session:
+            await record(session, None)
     log.error("CAP %s from %s held: %s", alert.identifier, alert.sender, message.reason)
 
 

@@ -65,10 +65,14 @@ def _under_or_named(paths: Sequence[str], cluster_ids: Sequence[int]) -> ColumnE
 
 
 async def targets_in_subtrees(
-    session: AsyncSession, paths: Sequence[str], cluster_ids: Sequence[int] = ()
+    session: AsyncSession,
+    paths: Sequence[str],
+    cluster_ids: Sequence[int] = (),
+    *,
+    kind: str | None = None,
 ) -> Sequence[Row[int, str, int]]:
     """(cluster id, code, area id) of every cluster under any of the given area paths, and
-    of the clusters given by id."""
+    of the clusters given by id; only those of `kind` when given."""
     if not paths and not cluster_ids:
         return []
     query = (
@@ -76,6 +80,8 @@ async def targets_in_subtrees(
         .join(Area, Cluster.area_id == Area.id)
         .where(_under_or_named(paths, cluster_ids))
     )
+    if kind is not None:
+        query = query.where(Cluster.kind == kind)
     return (await session.execute(query)).all()
 
 

@@ -55,6 +55,7 @@ MAX_EARLY_S = 60.0  # a play sent further ahead of its starts_at than this: cloc
 DOWNLOAD_RETRY_BASE_S = 0.5
 DOWNLOAD_RETRY_CAP_S = 15.0
 SHA256_MISMATCH = "media sha256 mismatch"
+NOTHING_TO_PLAY = "nothing to play"  # a display-only play reaching a speaker (protocol 4.5)
 
 
 @dataclass(frozen=True)
@@ -688,7 +689,8 @@ class SimulatedCluster:
             image = command.display.image if command.display else None
             return await self._fetch(image, until=command.expires_at) if image else None
         if command.media is None:
-            return None
+            # A display-only play is for screens (protocol 4.5); a speaker has nothing to say.
+            return None if command.stream is not None else NOTHING_TO_PLAY
         media = command.media.for_profile(self.spec.profile)
         return await self._fetch(media, until=command.expires_at)
 

@@ -68,3 +68,13 @@ async def small_province(stack: Stack, *, clusters_per_commune: int = 1) -> Smal
         response = await stack.client.post("/api/v1/clusters", json=cluster)
         assert response.status_code == 201, response.text
     return SmallProvince(await fetch_specs(stack.settings.public_base_url))
+
+
+async def add_eboard(stack: Stack, commune: str, code: str) -> DeviceSpec:
+    """An e-board registered in `commune`, and its device spec for a fleet."""
+    response = await stack.client.post(
+        "/api/v1/clusters",
+        json={"code": code, "name": f"Bảng tin {commune}", "area_code": commune, "kind": "eboard"},
+    )
+    assert response.status_code == 201, response.text
+    return next(s for s in await fetch_specs(stack.settings.public_base_url) if s.code == code)

@@ -14,11 +14,15 @@ import pytest
 from lxml import etree
 
 from app.deps import SESSION_COOKIE
+from cap.feeds import _entry_links
 from cap.schema import NS
+from devices.protocol import DisplayStyle
+from simulator.fleet import Fleet
+from simulator.provisioning import fetch_specs
 from tests.cap.helpers import SENT, InfoSpec, alert, cap_time, key_of, xml
-from tests.factories import small_province
+from tests.factories import add_eboard, small_province
 from tests.security.helpers import make_user, signed_in
-from tests.support import Stack
+from tests.support import Stack, counts
 
 CORPUS = Path(__file__).parent / "corpus"
 CAP_HEADERS = {"content-type": "application/cap+xml"}
@@ -68,6 +72,20 @@ async def trusting(stack_factory: Callable[..., Awaitable[Stack]]) -> Stack:
 
 def test_the_corpus_is_what_the_test_expects() -> None:
     assert sorted(p.name for p in CORPUS.glob("*.cap")) == sorted(EXPECTED)
+
+
+def test_a_meteoalarm_atom_index_yields_each_entrys_cap_link_not_the_related_page() -> None:
+    """MeteoAlarm's national feeds are Atom indexes whose entries carry the CAP fields as
+    `cap:` elements and two links: the alert (application/cap+xml) and a related web page.
+    Only the alert is fetched, one per entry, in the feed's order."""
+    index = (CORPUS / "meteoalarm-spain.atom.xml").read_bytes()
+    base = "https://feeds.meteoalarm.org/api/v1/warnings/feeds-spain/"
+    assert _entry_links(index) == [
+        base + "9d62e839-995b-4831-854e-3c006c69eefb",
+        base + "a7d8d751-9f9d-42e2-a0a3-2546c4820139",
+        base + "529c8045-1515-4f25-88a1-122e4e16f971",
+        base + "00000000-0000-0000-0000-000000000000",
+    ]
 
 
 async def test_published_alerts_get_their_expected_outcome_and_are_all_kept(
@@ -199,10 +217,18 @@ async def test_a_cancel_withdraws_what_waits_in_the_inboxes_and_an_update_replac
 
 
 async def test_an_extreme_alert_no_voice_speaks_is_held_for_the_duty_officer(
-    trusting: Stack,
+    trusting: Stack, fleet_factory: Callable[..., Fleet]
 ) -> None:
-    """German only: refused outright before. Now kept, as a bulletin submitted to the
-    province holding its text, for the duty officer to voice in Vietnamese (202)."""
+    """German only: refused outright before. Now its text goes up at once on the e-boards
+    of its areas (no speaker is told: nothing here can say it), and it is kept as a
+    bulletin submitted to the province for the duty officer to voice in Vietnamese (202).
+    The issuer's Cancel takes it off the screens."""
+    board = await add_eboard(trusting, COMMUNE, f"EB-{COMMUNE}")
+    speaker = next(
+        s for s in await fetch_specs(trusting.settings.public_base_url) if s.code == f"{COMMUNE}-01"
+    )
+    fleet = fleet_factory([board, speaker], time_compression=10)
+    await fleet.start()
     german = InfoSpec(
         language="de-DE",
         headline="Sturzflut am Fluss",
@@ -215,8 +241,16 @@ async def test_an_extreme_alert_no_voice_speaks_is_held_for_the_duty_officer(
     )
     assert response.status_code == 202, response.text
     receipt = response.json()
-    assert receipt["outcome"] == "held" and receipt["broadcast_id"] is None
-    assert "no voice here speaks de-DE" in receipt["reason"]
+    assert receipt["outcome"] == "held" and receipt["broadcast_id"] is not None
+    assert "no voice here speaks de-DE; its text on the e-boards" in receipt["reason"]
+    shown = await trusting.wait_broadcast(
+        receipt["broadcast_id"], lambda b: counts(b, "playing") == 1
+    )
+    assert shown["display_only"] and shown["target_clusters"] == [board.code]
+    screen = fleet.devices[board.code].shown[-1]
+    assert "Der Fluss steigt schnell." in screen.body and screen.language == "de-DE"
+    assert screen.style is DisplayStyle.EMERGENCY
+    assert receipt["broadcast_id"] not in fleet.devices[speaker.code].play_counts
     held = (await trusting.client.get("/api/v1/cap?outcome=held")).json()["items"]
     assert [m["identifier"] for m in held] == ["DE-1"]
     bulletin_id = receipt["reason"].split("(bulletin ")[1].split(",")[0]
@@ -231,3 +265,21 @@ async def test_an_extreme_alert_no_voice_speaks_is_held_for_the_duty_officer(
     assert home.status_code == 200
     assert 'role="alert"' in home.text and "[de-DE] Sturzflut am Fluss" in home.text
     assert f"/console/bulletins#bulletin-{bulletin_id}" in home.text
+
+    cancel = await trusting.client.post(
+        "/api/v1/cap",
+        content=xml(
+            alert(
+                "DE-1-C",
+                german,
+                msg_type="Cancel",
+                references=[key_of("DE-1", SENT)],
+                sent=SENT + datetime.timedelta(minutes=5),
+            )
+        ),
+        headers=CAP_HEADERS,
+    )
+    assert cancel.status_code == 201, cancel.text
+    # The e-board's own answer says it took the text down.
+    await trusting.wait_broadcast(receipt["broadcast_id"], lambda b: counts(b, "canceled") == 1)
+    assert receipt["broadcast_id"] in fleet.devices[board.code].cancels
