@@ -14,6 +14,7 @@ no `allow` (tests/security/test_roles.py).
 
 from __future__ import annotations
 
+import base64
 import json
 from enum import StrEnum
 from typing import Any
@@ -29,7 +30,9 @@ from authority.checks import touched
 from authority.rules import Refused, inside
 from core.actors import Actor
 from core.database import session_scope
+from core.errors import Unauthenticated
 from core.policy import Action, covers, require
+from devices import service as device_service
 from devices.models import Cluster
 
 
@@ -59,6 +62,34 @@ def allow(action: Action, *sources: From) -> Any:
 
     setattr(check, GUARD_MARKER, action)
     return Depends(check)
+
+
+def the_device_itself() -> Any:
+    """A device's own request (its provisioning): HTTP Basic with the cluster code and
+    broker password, the code the one in the path. No person is involved, so no role."""
+
+    async def check(request: Request, runtime: RuntimeDep) -> Cluster:
+        code, password = _basic(request.headers.get("authorization", ""))
+        if code != request.path_params.get("code"):
+            raise Unauthenticated("a device asks for its own code only")
+        async with session_scope(runtime.sessions) as session:
+            return await device_service.authenticate_device(session, code, password)
+
+    setattr(check, GUARD_MARKER, "device")
+    return Depends(check)
+
+
+def _basic(header: str) -> tuple[str, str]:
+    scheme, _, encoded = header.partition(" ")
+    try:
+        if scheme.lower() != "basic":
+            raise ValueError(scheme)
+        user, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except ValueError:
+        raise Unauthenticated("Authorization must be `Basic` with the device's code") from None
+    if not sep:
+        raise Unauthenticated("Authorization must be `Basic` with the device's code")
+    return user, password
 
 
 async def enforce(

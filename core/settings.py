@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # The CA that signed the broker's certificate: set, the control plane connects over
     # TLS (port 8883 in production) and verifies the broker against it.
     mqtt_tls_ca: Path | None = None
+    # Where devices connect, as a device's own provisioning tells it (docs/protocol.md 10):
+    # production's device listener (mqtts://broker.example:8883). Empty: the control
+    # plane's own MQTT_HOST and MQTT_PORT, right for development and tests.
+    device_broker_url: str = ""
     # Shared-subscription group: every API replica joins it so each device message is
     # handled by exactly one replica. Empty: a name derived from SECRET_KEY. Mosquitto's
     # access lists do not refuse a cluster account's `$share/{group}/…` subscription, and
@@ -232,6 +236,11 @@ class Settings(BaseSettings):
             return self.mqtt_share_group
         digest = hmac.new(self.secret_key.encode(), b"mqtt share group", hashlib.sha256)
         return f"control-{digest.hexdigest()[:24]}"
+
+    @property
+    def broker_url_for_devices(self) -> str:
+        scheme = "mqtts" if self.mqtt_tls_ca else "mqtt"
+        return self.device_broker_url or f"{scheme}://{self.mqtt_host}:{self.mqtt_port}"
 
     def mqtt_tls(self) -> ssl.SSLContext | None:
         if self.mqtt_tls_ca is None:

@@ -27,6 +27,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import hmac
 import logging
 import os
 import secrets
@@ -60,6 +61,20 @@ def mosquitto_hash(
     salt = salt if salt is not None else secrets.token_bytes(SALT_BYTES)
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, 64)
     return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def matches(password: str, hashed: str) -> bool:
+    """Whether `password` is the one `mosquitto_hash` made `hashed` from."""
+    try:
+        _, kind, iterations, salt, digest = hashed.split("$")
+        if kind != "7":
+            return False
+        again = hashlib.pbkdf2_hmac(
+            "sha512", password.encode(), base64.b64decode(salt), int(iterations), 64
+        )
+    except ValueError:
+        return False
+    return hmac.compare_digest(again, base64.b64decode(digest))
 
 
 def password_file(entries: Iterable[tuple[str, str]]) -> str:

@@ -5,11 +5,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, UploadFile, status
 
 from app.deps import RuntimeDep, SessionDep
-from app.guard import From, allow
+from app.guard import From, allow, the_device_itself
 from core.policy import Action
 from core.schemas import ImportReport, Limit, Offset, Page
 from core.uploads import read_csv_upload
 from devices import broker_auth, service
+from devices.models import Cluster
 from devices.schemas import (
     BrokerCredentials,
     ClusterCreate,
@@ -17,10 +18,12 @@ from devices.schemas import (
     ClusterKind,
     ClusterRead,
     ClusterUpdate,
+    OwnProvisioning,
     ProvisionedCluster,
 )
 
 router = APIRouter(prefix="/api/v1/clusters", tags=["clusters"])
+DeviceItself = Annotated[Cluster, the_device_itself()]
 
 
 @router.post(
@@ -86,6 +89,18 @@ async def provisioning(
 ) -> list[ProvisionedCluster]:
     """Codes and area topics of every cluster (for devices at install time and the simulator)."""
     return await service.provisioning(session=session, settings=runtime.settings, area=area)
+
+
+@router.get("/{code}/provisioning")
+async def own_provisioning(
+    session: SessionDep, runtime: RuntimeDep, cluster: DeviceItself
+) -> OwnProvisioning:
+    """A device's own provisioning, fetched by the device with HTTP Basic (its code and
+    broker password): also the broker's address and CA and the heartbeat interval
+    (docs/protocol.md 10)."""
+    return await service.own_provisioning(
+        session=session, settings=runtime.settings, cluster=cluster
+    )
 
 
 @router.post("/import", dependencies=[allow(Action.REGISTRY, From.PROVINCE)])

@@ -78,6 +78,20 @@ class ProvisionedCluster(BaseModel):
     model: str | None = None  # hardware model (a firmware image names the one it is for)
 
 
+class DeviceBroker(BaseModel):
+    url: str  # mqtts://host:8883 in production
+    ca_pem: str | None = None  # the CA that signed the broker's certificate, when TLS
+
+
+class OwnProvisioning(ProvisionedCluster):
+    """What a device fetches for itself with its own broker credentials (protocol 10):
+    its provisioning, where to connect, and how often to speak."""
+
+    broker: DeviceBroker
+    heartbeat_s: float
+    offline_after_missed: int
+
+
 class BrokerCredentials(BaseModel):
     """A cluster's broker account: shown once, when issued (only a hash is kept)."""
 

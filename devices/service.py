@@ -13,7 +13,7 @@ from areas import repository as area_repository
 from areas import service as area_service
 from areas.models import Area
 from core.clock import Clock
-from core.errors import Conflict, InvalidInput, NotFound
+from core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from core.schemas import ImportReport, ImportRowError, Page
 from core.settings import Settings
 from devices import broker_auth, media_auth, repository
@@ -22,6 +22,8 @@ from devices.schemas import (
     ClusterCreate,
     ClusterRead,
     ClusterUpdate,
+    DeviceBroker,
+    OwnProvisioning,
     ProvisionedCluster,
 )
 
@@ -134,26 +136,58 @@ async def provisioning(
     *, session: AsyncSession, settings: Settings, area: str | None
 ) -> list[ProvisionedCluster]:
     under = await area_service.get(session=session, code=area) if area else None
-    key = settings.media_signing_key
-    trusted = settings.device_trusted_keys
-    provisioned = []
-    for code, kind, path, model in await repository.provisioning(session, under):
-        areas = [p for p in path.split("/") if p]
-        provisioned.append(
-            ProvisionedCluster.model_validate(
-                {
-                    "code": code,
-                    "kind": kind,
-                    "areas": areas,
-                    "profile": settings.profile_for_model(model),
-                    "media_key": media_auth.device_key(key, code, "/".join(areas)),
-                    "trusted_keys": trusted,
-                    "firmware_keys": settings.device_firmware_keys,
-                    "model": model,
-                }
-            )
-        )
-    return provisioned
+    return [
+        _provisioned(settings, code, kind, path, model)
+        for code, kind, path, model in await repository.provisioning(session, under)
+    ]
+
+
+async def authenticate_device(session: AsyncSession, code: str, password: str) -> Cluster:
+    """The cluster whose broker account this is; an unknown code and a wrong password get
+    the same answer."""
+    cluster = await repository.get_by_code(session, code)
+    hashed = cluster.mqtt_password_hash if cluster is not None else None
+    if cluster is None or hashed is None or not broker_auth.matches(password, hashed):
+        raise Unauthenticated("a device signs in with its own broker account")
+    return cluster
+
+
+async def own_provisioning(
+    *, session: AsyncSession, settings: Settings, cluster: Cluster
+) -> OwnProvisioning:
+    """A device's provisioning for the device itself: also where to connect and how often
+    to speak, which the installer's listing leaves out."""
+    area = await session.get(Area, cluster.area_id)
+    assert area is not None  # a cluster's area cannot be deleted under it
+    own = _provisioned(settings, cluster.code, cluster.kind, area.path, cluster.model)
+    ca = settings.mqtt_tls_ca
+    return OwnProvisioning(
+        **own.model_dump(),
+        broker=DeviceBroker(
+            url=settings.broker_url_for_devices,
+            ca_pem=ca.read_text(encoding="ascii") if ca is not None else None,
+        ),
+        heartbeat_s=settings.heartbeat_s,
+        offline_after_missed=settings.offline_after_missed,
+    )
+
+
+def _provisioned(
+    settings: Settings, code: str, kind: str, path: str, model: str | None
+) -> ProvisionedCluster:
+    areas = [p for p in path.split("/") if p]
+    return ProvisionedCluster.model_validate(
+        {
+            "code": code,
+            "kind": kind,
+            "areas": areas,
+            "profile": settings.profile_for_model(model),
+            "media_key": media_auth.device_key(settings.media_signing_key, code, "/".join(areas)),
+            "trusted_keys": settings.device_trusted_keys,
+            "firmware_keys": settings.device_firmware_keys,
+            "model": model,
+        }
+    )
 
 
 CLUSTER_CSV_COLUMNS = tuple(ClusterCreate.model_fields)
