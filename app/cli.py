@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -315,23 +316,43 @@ def db_downgrade(revision: str) -> None:
 
 @seed_app.command("demo")
 def seed_demo_command(
-    clusters: Annotated[int, typer.Option(help="speaker clusters to create")] = 1639,
+    clusters: Annotated[
+        int | None, typer.Option(help="speaker clusters to create (default: the province's)")
+    ] = None,
     eboards: Annotated[bool, typer.Option(help="also create public e-boards")] = True,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="the province as on this day (YYYY-MM-DD); before 2025-07-01: old Bình Phước",
+        ),
+    ] = None,
 ) -> None:
-    """Build Bình Phước (11 district-level units, 111 communes) with its clusters."""
+    """Build the province with its clusters: today's Đồng Nai (95 communes and wards, no
+    districts), or old Bình Phước (11 districts, 111 communes) with --as-of 2025-06-30."""
     from app.seed import seed_demo
     from core.clock import SystemClock
     from core.database import create_engine, create_session_maker, session_scope
     from core.settings import get_settings
 
+    try:
+        day = date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        raise typer.BadParameter(
+            f"{as_of!r} is not a day (YYYY-MM-DD)", param_hint="--as-of"
+        ) from None
+
     async def main() -> None:
         engine = create_engine(get_settings().database_url)
         async with session_scope(create_session_maker(engine)) as session:
-            report = await seed_demo(session, SystemClock(), clusters=clusters, eboards=eboards)
+            report = await seed_demo(
+                session, SystemClock(), as_of=day, clusters=clusters, eboards=eboards
+            )
         await engine.dispose()
         if report.created:
+            districts = f"{report.districts} districts, " if report.districts else ""
             typer.echo(
-                f"{report.province}: {report.districts} districts, {report.communes} communes, "
+                f"{report.province}: {districts}{report.communes} communes and wards, "
                 f"{report.clusters} clusters with {report.speakers} speakers, "
                 f"{report.eboards} e-boards"
             )

@@ -16,7 +16,7 @@ from app.orchestrate import (
     start_broker_if_needed,
     start_simulator,
 )
-from app.seed import DEMO_PASSWORD, DEMO_USERS, ensure_demo_users
+from app.seed import DEMO_PASSWORD, DEMO_USERS, PROVINCE_CODE, ensure_demo_users
 from core.settings import get_settings
 from media.synth import WARNING_TONE, tone
 
@@ -65,7 +65,7 @@ def run_demo(*, port: int, send_alert: bool, processes: int) -> None:
             send_and_watch(
                 AlertRequest(
                     api_url=stack.api_url,
-                    areas=["70"],
+                    areas=[str(PROVINCE_CODE)],
                     clusters=[],
                     media=audio,
                     stream=None,
@@ -83,9 +83,9 @@ def run_demo(*, port: int, send_alert: bool, processes: int) -> None:
             f"  clusters online            {stack.api_url}/api/v1/clusters?online=true\n"
             f"  broadcasts                 {stack.api_url}/api/v1/broadcasts\n"
             f"  device messages refused    {stack.api_url}/api/v1/ingest\n"
-            f"  send another emergency     broadcast alert --api {stack.api_url} --area 70 "
+            f"  send another emergency     broadcast alert --api {stack.api_url} --area {PROVINCE_CODE} "
             f"--media {audio}\n"
-            f"  one from typed text        broadcast alert --api {stack.api_url} --area 70 "
+            f"  one from typed text        broadcast alert --api {stack.api_url} --area {PROVINCE_CODE} "
             '--text "Diễn tập: lúc 14h30 mực nước sông Bé đạt 12,5 m"\n'
             f"  the editorial queue        {stack.api_url}/api/v1/bulletins?status=submitted\n"
             "Press Ctrl-C to stop."

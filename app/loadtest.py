@@ -35,6 +35,7 @@ from app import bench_report
 from app.broker import Broker, BrokerTier, free_port
 from app.networks import NETWORKS
 from app.orchestrate import (
+    BENCH_SEED,
     StackProcesses,
     api_ready,
     python_module,
@@ -54,7 +55,7 @@ from devices.mqtt_lite import LiteClient
 from devices.protocol import Command, CommandKind, Target
 from media.synth import tone
 
-PROVINCE = "70"
+PROVINCE = "70"  # old Bình Phước, as the benchmarks seed it (orchestrate.BENCH_SEED)
 # The local PostgreSQL's administrative database (as the tests use it).
 PG_ADMIN_DSN = os.environ.get(
     "BROADCAST_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -289,7 +290,9 @@ def province_stack(
     stack = StackProcesses(env=env, api_url=f"http://127.0.0.1:{api_port}", broker=broker)
     try:
         run_module("app", "db", "upgrade", env=env)
-        run_module("app", "seed", "demo", "--clusters", str(clusters), "--no-eboards", env=env)
+        run_module(
+            "app", "seed", "demo", *BENCH_SEED, "--clusters", str(clusters), "--no-eboards", env=env
+        )
         start_api(stack, api_port, log=work / "api.log")
         assert stack.api is not None
         apis = [Replica(stack.api, stack.api_url)]

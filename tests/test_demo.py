@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 
 from app.broker import free_port
 from app.orchestrate import wait_until
-from app.seed import DEMO_PASSWORD
+from app.seed import DEMO_PASSWORD, MERGED_CLUSTERS
 
 pytestmark = pytest.mark.slow
 DEMO_TIMEOUT_S = 240
@@ -58,7 +59,11 @@ def test_demo_runs_a_province_and_every_cluster_confirms(tmp_path: Path) -> None
             demo.wait(60)
     text = log.read_text(errors="replace")
     assert "started mosquitto with mosquitto.conf" in text
-    assert "1664 clusters online" in text
+    # Today's Đồng Nai: both old fleets and the wards' e-boards, every one online.
+    seeded = re.search(r"(\d+) clusters with \d+ speakers,\s+(\d+)\s+e-boards", text)
+    assert seeded is not None, text
+    assert int(seeded[1]) == MERGED_CLUSTERS and "Thành phố Đồng Nai" in text
+    assert f"{int(seeded[1]) + int(seeded[2])} clusters online" in text
     assert "every cluster confirmed" in text
     assert f"http://127.0.0.1:{port}/docs" in text
     assert f"http://127.0.0.1:{port}/console" in text

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from app.seed import seed_demo
+from app.seed import BEFORE_REFORM, seed_demo
 from broadcast.models import Delivery, DeliveryEvent
 from core.database import session_scope
 from simulator.device import DeviceSpec
@@ -17,8 +17,10 @@ from tests.support import Stack
 
 
 async def seed_province(stack: Stack) -> list[DeviceSpec]:
+    """The whole demo province as it was before the reform (old Bình Phước, 70), whose
+    districts and communes the tests name."""
     async with session_scope(stack.runtime.sessions) as session:
-        await seed_demo(session, stack.runtime.clock)
+        await seed_demo(session, stack.runtime.clock, as_of=BEFORE_REFORM)
     return await fetch_specs(stack.settings.public_base_url)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.seed import seed_demo
+from app.seed import BEFORE_REFORM, seed_demo
 from core.clock import SystemClock
 from core.database import create_engine, create_session_maker, session_scope
 from core.settings import Settings
@@ -45,7 +45,7 @@ async def _seeded(settings: Settings) -> None:
     engine = create_engine(settings.database_url)
     try:
         async with session_scope(create_session_maker(engine)) as session:
-            await seed_demo(session, SystemClock())
+            await seed_demo(session, SystemClock(), as_of=BEFORE_REFORM)  # DISTRICT's
     finally:
         await engine.dispose()
 

@@ -13,7 +13,7 @@ import pytest
 
 from app.broker import Broker, free_port
 from app.main import create_app
-from app.seed import seed_demo
+from app.seed import BEFORE_REFORM, seed_demo
 from core.database import session_scope
 from core.settings import Settings
 from devices.mqtt_lite import LiteClient, MqttLiteError
@@ -53,7 +53,7 @@ async def test_an_emergency_over_tls_from_end_to_end(
     try:
         assert stack.runtime.mqtt is not None and stack.runtime.mqtt.connected
         async with session_scope(stack.runtime.sessions) as session:
-            await seed_demo(session, stack.runtime.clock)
+            await seed_demo(session, stack.runtime.clock, as_of=BEFORE_REFORM)
         trusting = ssl.create_default_context(cafile=str(ca))
         specs = [s for s in await fetch_specs(settings.public_base_url, verify=trusting)]
         specs = [s for s in specs if "25216" in s.areas]
