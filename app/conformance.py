@@ -3,11 +3,14 @@ through the protocol against a running control plane and its broker, and say, se
 section of docs/protocol.md, what holds (issue 20: a conformance kit for vendors).
 
 The device must be registered, provisioned and online. Every check goes through the
-control plane's own API, as an operator would, except the forged command (section 9),
-which is published on the device's topic directly, as an attacker would; for that the kit
-needs the broker (development broker, or an account allowed to write command topics).
+control plane's own API, as an operator would, except what only an attacker would do (a
+forged command, section 9), which is published on the device's topic directly; and the
+kit listens on the device's topics to see what it was sent and what it answered. For
+that the kit needs the broker: the development broker, or an account allowed to read
+and write the device's topics.
 
-Each check is independent: one that fails is reported and the next still runs.
+Each check is independent: one that fails is reported and the next still runs. A check
+that needs something the kit cannot arrange is skipped, saying what it needs.
 """
 
 from __future__ import annotations
@@ -15,34 +18,126 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import httpx
 
 from devices import protocol
-from devices.mqtt_lite import LiteClient
+from devices.mqtt_lite import LiteClient, MqttLiteError
 from media.synth import tone
 
 POLL_S = 0.1
+BROKER_TIMEOUT_S = 10.0
+
+T = TypeVar("T")
+Status = Literal["pass", "fail", "skip"]
 
 
 @dataclass
 class Check:
     section: str
     name: str
-    passed: bool
+    status: Status
     detail: str
     seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "fail"
 
 
 class _Failed(Exception):
     pass
+
+
+class _Skipped(Exception):
+    pass
+
+
+class _Loop:
+    """An event loop in a thread of its own: the kit's MQTT connection (and anything else
+    asynchronous) lives there, so the checks stay plain sequential code."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="conformance-loop", daemon=True
+        )
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout_s: float = BROKER_TIMEOUT_S) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout_s)
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+
+class _Broker:
+    """The kit's own connection to the broker: it keeps, in order, whatever arrives on the
+    device's topics (the commands it was sent, what it answered, its schedule, the key
+    set), and publishes what an attacker would."""
+
+    def __init__(
+        self, loop: _Loop, device: str, client: Callable[[Callable[[str, bytes], None]], LiteClient]
+    ) -> None:
+        self._loop = loop
+        self._client = client(self._on_message)
+        self._heard: list[tuple[str, bytes]] = []
+        self._lock = threading.Lock()
+        self.topics = (
+            protocol.cluster_command_topic(device),
+            protocol.ack_topic(device),
+            protocol.schedule_topic(device),
+            protocol.KEYS_TOPIC,
+        )
+
+    def _on_message(self, topic: str, payload: bytes) -> None:  # on the loop's thread
+        with self._lock:
+            self._heard.append((topic, payload))
+
+    def connect(self, host: str, port: int) -> None:
+        async def connect() -> None:
+            await self._client.connect(host, port)
+            refused = await self._client.subscribe(list(self.topics))
+            if refused:
+                raise MqttLiteError(f"the broker refused the kit {', '.join(refused)}")
+
+        self._loop.run(connect())
+
+    def heard(self, topic: str) -> list[dict[str, Any]]:
+        """The JSON objects heard on a topic, oldest first (anything else is skipped)."""
+        with self._lock:
+            payloads = [p for t, p in self._heard if t == topic]
+        found = []
+        for payload in payloads:
+            try:
+                obj = json.loads(payload)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                found.append(obj)
+        return found
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        async def publish() -> None:
+            future = self._client.publish(topic, payload)
+            if future is not None:
+                await future
+
+        self._loop.run(publish())
+
+    def close(self) -> None:
+        self._loop.run(self._client.disconnect())
 
 
 @dataclass
@@ -56,26 +151,64 @@ class Kit:
     headers: dict[str, str] | None = None
     timeout_s: float = 30.0
     heartbeat_s: float = 60.0  # the device's interval: its first heartbeat may take that long
+    only: frozenset[str] | None = None  # sections to check (as labelled: "4.4", "11"); all
     _clips: dict[float, str] = field(default_factory=dict)
+    _loop: _Loop | None = None
+    _mqtt: _Broker | None = None
+
+    def checks(self) -> list[tuple[str, str, Callable[[httpx.Client], str]]]:
+        """(section, what holds, the step that shows it), in the order they run."""
+        return [
+            ("3", "online, birth message and heartbeats", self._online),
+            ("4, 5", "an emergency plays: received, playing, played", self._plays),
+            ("4, 5", "a cancel stops a play under way", self._cancel),
+            ("4.6", "set_volume is done, and report_status shows it", self._volume),
+            ("9", "an unsigned command is refused, not played", self._unsigned),
+            ("4.1", "a command sent twice plays once", self._duplicate),
+        ]
 
     def run(self) -> list[Check]:
-        checks: list[Check] = []
-        with httpx.Client(base_url=self.api_url, timeout=30, headers=self.headers) as client:
-            for section, name, step in (
-                ("3", "online, birth message and heartbeats", self._online),
-                ("4, 5", "an emergency plays: received, playing, played", self._plays),
-                ("4, 5", "a cancel stops a play under way", self._cancel),
-                ("4.6", "set_volume is done, and report_status shows it", self._volume),
-                ("9", "an unsigned command is refused, not played", self._unsigned),
-                ("4.1", "a command sent twice plays once", self._duplicate),
-            ):
-                started = time.monotonic()
-                try:
-                    passed, detail = True, step(client)
-                except (_Failed, httpx.HTTPError, KeyError, ValueError) as exc:
-                    passed, detail = False, f"{type(exc).__name__}: {exc}"
-                checks.append(Check(section, name, passed, detail, time.monotonic() - started))
-        return checks
+        results: list[Check] = []
+        try:
+            with httpx.Client(base_url=self.api_url, timeout=30, headers=self.headers) as client:
+                for section, name, step in self.checks():
+                    if self.only is None or self.only & set(section.split(", ")):
+                        results.append(self._check(client, section, name, step))
+        finally:
+            self._close()
+        return results
+
+    def _check(
+        self, client: httpx.Client, section: str, name: str, step: Callable[[httpx.Client], str]
+    ) -> Check:
+        started = time.monotonic()
+        status: Status
+        try:
+            status, detail = "pass", step(client)
+        except _Skipped as exc:
+            status, detail = "skip", str(exc)
+        except (
+            _Failed,
+            httpx.HTTPError,
+            MqttLiteError,
+            OSError,
+            TimeoutError,
+            KeyError,
+            ValueError,
+        ) as exc:
+            status, detail = "fail", f"{type(exc).__name__}: {exc}"
+        return Check(section, name, status, detail, time.monotonic() - started)
+
+    def _close(self) -> None:
+        if self._mqtt is not None:
+            try:
+                self._mqtt.close()
+            except (MqttLiteError, OSError, TimeoutError):
+                pass  # the broker went away: nothing to say goodbye to
+            self._mqtt = None
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -97,6 +230,27 @@ class Kit:
             value = probe()
         return value
 
+    def _event_loop(self) -> _Loop:
+        if self._loop is None:
+            self._loop = _Loop()
+        return self._loop
+
+    def _broker(self) -> _Broker:
+        """Connected at first use, listening on the device's topics from then on."""
+        if self._mqtt is None:
+            broker = _Broker(self._event_loop(), self.device, self._client)
+            broker.connect(self.mqtt_host, self.mqtt_port)
+            self._mqtt = broker
+        return self._mqtt
+
+    def _client(self, on_message: Callable[[str, bytes], None]) -> LiteClient:
+        return LiteClient(
+            f"conformance-{uuid.uuid4().hex[:8]}",
+            on_message,
+            username=self.mqtt_username,
+            password=self.mqtt_password,
+        )
+
     def _clip(self, client: httpx.Client, seconds: float) -> str:
         """A tone of that length, uploaded once per run (the control plane normalises and
         renders every upload: seconds of ffmpeg the checks need not repeat)."""
@@ -111,20 +265,20 @@ class Kit:
         self._clips[seconds] = sha
         return sha
 
-    def _emergency(self, client: httpx.Client, sha: str, title: str) -> str:
+    def _send(self, client: httpx.Client, title: str, **content: Any) -> str:
+        """An emergency to this device alone (no bulletin needed, nothing waits for it);
+        its id."""
         sent = client.post(
             "/api/v1/broadcasts",
-            json={
-                "title": title,
-                "class": "emergency",
-                "clusters": [self.device],
-                "media_sha256": sha,
-            },
+            json={"title": title, "class": "emergency", "clusters": [self.device], **content},
         )
         if sent.status_code != 201:
             raise _Failed(f"the control plane refused the broadcast: {sent.text[:300]}")
         broadcast_id: str = sent.json()["id"]
         return broadcast_id
+
+    def _emergency(self, client: httpx.Client, sha: str, title: str) -> str:
+        return self._send(client, title, media_sha256=sha)
 
     def _counts(self, client: httpx.Client, broadcast_id: str) -> dict[str, int]:
         counts: dict[str, int] = client.get(f"/api/v1/broadcasts/{broadcast_id}").json()["counts"]
@@ -133,6 +287,84 @@ class Kit:
     def _ingest(self, client: httpx.Client) -> dict[str, int]:
         counts: dict[str, int] = client.get("/api/v1/ingest").json()["counts"]
         return counts
+
+    def _sent_to_device(self, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """The latest command the device was sent (heard on its topic) that matches."""
+        topic = protocol.cluster_command_topic(self.device)
+        found: list[dict[str, Any]] = self._until(
+            lambda: [c for c in self._broker().heard(topic) if match(c)],
+            bool,
+            "the command on the device's topic",
+            timeout_s=BROKER_TIMEOUT_S,
+        )
+        return found[-1]
+
+    def _answer(self, command_id: str) -> dict[str, Any]:
+        """The device's first answer to a command, heard on its ack topic."""
+        topic = protocol.ack_topic(self.device)
+        answers: list[dict[str, Any]] = self._until(
+            lambda: [a for a in self._broker().heard(topic) if a.get("cmd") == command_id],
+            bool,
+            f"an answer to command {command_id}",
+        )
+        return answers[0]
+
+    def _refused(self, command_id: str, reason: str) -> None:
+        """The device answered the command `rejected` with this reason (section 4.1)."""
+        answer = self._answer(command_id)
+        said = (answer.get("stage"), answer.get("reason"))
+        if said != ("rejected", reason):
+            raise _Failed(f"answered {said[0]} ({said[1]}), not rejected ({reason})")
+
+    def _forged(self, title: str) -> dict[str, Any]:
+        """An emergency for the device that the control plane never made, unsigned."""
+        now = datetime.now(UTC)
+        command = protocol.Command.model_validate(
+            {
+                "id": str(uuid.uuid4()),
+                "kind": "play",
+                "broadcast": str(uuid.uuid4()),
+                "class": "emergency",
+                "issued_at": now,
+                "expires_at": now + timedelta(minutes=5),
+                "target": {"cluster": self.device},
+                "title": title,
+            }
+        )
+        return protocol.wire_object(command)
+
+    def _operation(self, client: httpx.Client, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+        """A device operation to this device, carried out (`done`): the operation read."""
+        result = self._operation_result(client, kind, params)
+        if result["results"][0]["state"] != "done":
+            raise _Failed(f"{kind}: {result['results'][0]}")
+        return result
+
+    def _operation_result(
+        self, client: httpx.Client, kind: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A device operation to this device, once the device has answered it."""
+        created = client.post(
+            "/api/v1/operations", json={"kind": kind, "clusters": [self.device], "params": params}
+        )
+        if created.status_code != 201:
+            raise _Failed(f"{kind} refused by the control plane: {created.text[:200]}")
+        operation_id = created.json()["id"]
+        result: dict[str, Any] = self._until(
+            lambda: client.get(f"/api/v1/operations/{operation_id}").json(),
+            lambda o: o["results"] and o["results"][0]["state"] not in ("sent", "accepted"),
+            f"{kind}'s answer",
+        )
+        return result
+
+    def _health(self, client: httpx.Client) -> dict[str, Any]:
+        health: dict[str, Any] = client.get(f"/api/v1/clusters/{self.device}/health").json()
+        return health
+
+    def _telemetry(self, client: httpx.Client) -> dict[str, Any]:
+        """Its latest heartbeat, as the control plane read it (empty before the first)."""
+        telemetry: dict[str, Any] = self._health(client).get("telemetry") or {}
+        return telemetry
 
     # --- the checks ------------------------------------------------------------------------
 
@@ -143,7 +375,7 @@ class Kit:
             "online at the control plane (its birth message)",
         )
         health = self._until(
-            lambda: client.get(f"/api/v1/clusters/{self.device}/health").json(),
+            lambda: self._health(client),
             lambda h: bool(h.get("telemetry")),
             "a heartbeat",
             timeout_s=max(self.timeout_s, self.heartbeat_s * 1.25),
@@ -171,6 +403,11 @@ class Kit:
             lambda c: c.get("playing", 0) == 1,
             "the playing acknowledgement",
         )
+        self._stop(client, broadcast_id, "the 10 s clip")
+        return "stopped mid-play, canceled acknowledged"
+
+    def _stop(self, client: httpx.Client, broadcast_id: str, what: str) -> None:
+        """Cancel a broadcast under way; the device must answer that it stopped."""
         cancelled = client.post(f"/api/v1/broadcasts/{broadcast_id}/cancel")
         if cancelled.status_code != 200:
             raise _Failed(f"cancel refused: {cancelled.text[:200]}")
@@ -180,132 +417,65 @@ class Kit:
             "the canceled acknowledgement",
         )
         if counts.get("canceled") != 1:
-            raise _Failed(f"the 10 s clip was not stopped: {counts}")
-        return "stopped mid-play, canceled acknowledged"
-
-    def _operation(self, client: httpx.Client, kind: str, params: dict[str, Any]) -> dict[str, Any]:
-        created = client.post(
-            "/api/v1/operations", json={"kind": kind, "clusters": [self.device], "params": params}
-        )
-        if created.status_code != 201:
-            raise _Failed(f"{kind} refused by the control plane: {created.text[:200]}")
-        operation_id = created.json()["id"]
-        result: dict[str, Any] = self._until(
-            lambda: client.get(f"/api/v1/operations/{operation_id}").json(),
-            lambda o: o["results"] and o["results"][0]["state"] not in ("sent", "accepted"),
-            f"{kind}'s answer",
-        )
-        if result["results"][0]["state"] != "done":
-            raise _Failed(f"{kind}: {result['results'][0]}")
-        return result
+            raise _Failed(f"{what} was not stopped: {counts}")
 
     def _volume(self, client: httpx.Client) -> str:
         self._operation(client, "set_volume", {"volume": 55})
         self._operation(client, "report_status", {})
         self._until(
-            lambda: client.get(f"/api/v1/clusters/{self.device}/health").json(),
-            lambda h: (h.get("telemetry") or {}).get("volume") == 55,
+            lambda: self._telemetry(client).get("volume"),
+            lambda volume: volume == 55,
             "volume 55 in its heartbeat",
         )
         return "done; its heartbeat reports volume 55"
 
-    def _publish_raw(self, topic: str, payload: bytes) -> None:
-        async def send() -> None:
-            client = self._client(lambda _t, _p: None)
-            await client.connect(self.mqtt_host, self.mqtt_port)
-            future = client.publish(topic, payload)
-            if future is not None:
-                await future
-            await client.disconnect()
-
-        asyncio.run(send())
-
     def _unsigned(self, client: httpx.Client) -> str:
         before = self._ingest(client).get("signature_rejected", 0)
-        now = datetime.now(UTC)
-        forged = protocol.Command.model_validate(
-            {
-                "id": str(uuid.uuid4()),
-                "kind": "play",
-                "broadcast": str(uuid.uuid4()),
-                "class": "emergency",
-                "issued_at": now,
-                "expires_at": now + timedelta(minutes=5),
-                "target": {"cluster": self.device},
-                "title": "Conformance: forged",
-            }
-        )
-        self._publish_raw(protocol.cluster_command_topic(self.device), forged.to_json())
+        forged = self._forged("Conformance: forged")
+        topic = protocol.cluster_command_topic(self.device)
+        self._broker().publish(topic, json.dumps(forged).encode())
+        self._refused(forged["id"], "unsigned")
         self._until(
             lambda: self._ingest(client).get("signature_rejected", 0),
             lambda n: n > before,
-            "a rejected acknowledgement with reason unsigned (counted signature_rejected)",
+            "the refusal counted by the control plane (signature_rejected)",
         )
-        return "refused with reason unsigned"
+        return "refused with reason unsigned, and counted"
 
     def _duplicate(self, client: httpx.Client) -> str:
         """The very command the control plane signed, delivered again after it played (a
         broker's re-delivery): answered with where it stands, never played twice."""
         sha = self._clip(client, 2)
-        topic = protocol.cluster_command_topic(self.device)
-
-        async def scenario() -> str:
-            seen: list[bytes] = []
-            listener = self._client(lambda _t, payload: seen.append(payload))
-            await listener.connect(self.mqtt_host, self.mqtt_port)
-            await listener.subscribe([topic])
-            try:
-                broadcast_id = await asyncio.to_thread(
-                    self._emergency, client, sha, "Conformance: once"
-                )
-                await asyncio.to_thread(
-                    self._until,
-                    lambda: self._counts(client, broadcast_id),
-                    lambda c: c.get("played", 0) == 1,
-                    "the played acknowledgement",
-                )
-                command = next(
-                    (p for p in seen if json.loads(p).get("broadcast") == broadcast_id), None
-                )
-                if command is None:
-                    raise _Failed("the command was not seen on the device's topic")
-                before = await asyncio.to_thread(self._ingest, client)
-                future = listener.publish(topic, command)
-                if future is not None:
-                    await future
-                await asyncio.to_thread(
-                    self._until,
-                    lambda: self._ingest(client).get("acks_received", 0),
-                    lambda n: n > before.get("acks_received", 0),
-                    "an answer to the duplicate",
-                )
-                counts = await asyncio.to_thread(self._counts, client, broadcast_id)
-            finally:
-                await listener.disconnect()
-            if counts.get("played") != 1:
-                raise _Failed(f"after the duplicate: {counts}")
-            return "answered with where it stands; played once"
-
-        return asyncio.run(scenario())
-
-    def _client(self, on_message: Callable[[str, bytes], None]) -> LiteClient:
-        return LiteClient(
-            f"conformance-{uuid.uuid4().hex[:8]}",
-            on_message,
-            username=self.mqtt_username,
-            password=self.mqtt_password,
+        broker = self._broker()  # listening before the command goes out
+        broadcast_id = self._emergency(client, sha, "Conformance: once")
+        self._until(
+            lambda: self._counts(client, broadcast_id),
+            lambda c: c.get("played", 0) == 1,
+            "the played acknowledgement",
         )
+        command = self._sent_to_device(lambda c: c.get("broadcast") == broadcast_id)
+        answers = len(broker.heard(protocol.ack_topic(self.device)))
+        broker.publish(protocol.cluster_command_topic(self.device), json.dumps(command).encode())
+        again = self._until(
+            lambda: broker.heard(protocol.ack_topic(self.device))[answers:],
+            lambda new: any(a.get("cmd") == command["id"] for a in new),
+            "an answer to the duplicate",
+        )
+        stage = next(a.get("stage") for a in again if a.get("cmd") == command["id"])
+        counts = self._counts(client, broadcast_id)
+        if stage != "played" or counts.get("played") != 1:
+            raise _Failed(f"the duplicate answered {stage}; the broadcast {counts}")
+        return "answered played, where it stands; played once"
 
 
 def report(checks: list[Check]) -> str:
-    width = max(len(c.name) for c in checks)
+    width = max((len(c.name) for c in checks), default=0)
     lines = [
-        f"{'PASS' if c.passed else 'FAIL'}  §{c.section:<5} {c.name:<{width}}  {c.seconds:5.1f} s  "
-        f"{c.detail}"
+        f"{c.status.upper():<4}  §{c.section:<5} {c.name:<{width}}  {c.seconds:5.1f} s  {c.detail}"
         for c in checks
     ]
-    passed = sum(c.passed for c in checks)
-    lines.append(f"{passed}/{len(checks)} passed")
+    tally = Counter(c.status for c in checks)
+    lines.append(f"{tally['pass']} passed, {tally['fail']} failed, {tally['skip']} skipped")
     return "\n".join(lines)
 
 

@@ -40,7 +40,7 @@ async def test_the_simulator_passes_every_check(
     await fleet.start()
     checks = await asyncio.to_thread(_kit(stack).run)
     print(report(checks))
-    assert all(c.passed for c in checks), report(checks)
+    assert not any(c.failed for c in checks), report(checks)
     assert {c.section for c in checks} >= {"3", "4, 5", "4.6", "9", "4.1"}
     device = fleet.devices[DEVICE]
     assert device.rejected and any(r.startswith("unsigned") for r in device.rejected)
