@@ -32,10 +32,13 @@ import httpx
 
 from devices import protocol
 from devices.mqtt_lite import LiteClient, MqttLiteError
+from devices.signing import SigningKey
 from media.synth import tone
 
 POLL_S = 0.1
 BROKER_TIMEOUT_S = 10.0
+KEYSET_SETTLE_S = 0.5
+RETAINED_WAIT_S = 2.0  # a retained message comes with the subscription's answer
 
 T = TypeVar("T")
 Status = Literal["pass", "fail", "skip"]
@@ -163,7 +166,12 @@ class Kit:
             ("4, 5", "an emergency plays: received, playing, played", self._plays),
             ("4, 5", "a cancel stops a play under way", self._cancel),
             ("4.6", "set_volume is done, and report_status shows it", self._volume),
+            ("4.6", "amplifier off, then on: done, and shown in heartbeats", self._amplifier),
+            ("4.6", "self_test answers with its report", self._self_test),
             ("9", "an unsigned command is refused, not played", self._unsigned),
+            ("9", "a command signed by a key it does not trust is refused", self._unknown_key),
+            ("9", "a signed command altered on the way is refused", self._altered),
+            ("9", "a key set signed by a key it does not trust is ignored", self._keyset),
             ("4.1", "a command sent twice plays once", self._duplicate),
         ]
 
@@ -429,6 +437,48 @@ class Kit:
         )
         return "done; its heartbeat reports volume 55"
 
+    def _kind(self, client: httpx.Client) -> str:
+        """`speaker_cluster` or `eboard`, as registered."""
+        kind: str = client.get(f"/api/v1/clusters/{self.device}").json()["kind"]
+        return kind
+
+    def _amplifier(self, client: httpx.Client) -> str:
+        if self._kind(client) == "eboard":
+            raise _Skipped("an e-board: no amplifier to switch")
+        try:
+            self._switch_amplifier(client, on=False)
+        finally:
+            # Left on whatever happened: normal plays fail with the amplifier off (4.3).
+            self._switch_amplifier(client, on=True)
+        return "done both ways; its heartbeats report amp_on false, then true"
+
+    def _switch_amplifier(self, client: httpx.Client, *, on: bool) -> None:
+        self._operation(client, "amplifier", {"on": on})
+        self._until(
+            lambda: self._telemetry(client).get("amp_on"),
+            lambda amp_on: amp_on is on,
+            f"amp_on {str(on).lower()} in its heartbeat",
+        )
+
+    def _self_test(self, client: httpx.Client) -> str:
+        """Done, or failed with the first thing wrong: either is a report (4.6); a device
+        that finds a fault in itself answers as it should. The single-cluster operation
+        carries no clip (only the province's daily self-test does), so the fresh fetch of
+        one is not checked here."""
+        operation = self._operation_result(client, "self_test", {})
+        result = operation["results"][0]
+        if result["state"] == "failed" and result.get("reason"):
+            return f"answered failed: {result['reason']} (its own finding: look into it)"
+        if result["state"] != "done":
+            raise _Failed(f"self_test: {result}")
+        asked = datetime.fromisoformat(operation["created_at"])
+        self._until(
+            lambda: self._telemetry(client).get("received_at"),
+            lambda at: at is not None and datetime.fromisoformat(at) > asked,
+            "a heartbeat with its state after the self-test",
+        )
+        return "done (nothing wrong), then a heartbeat with its state"
+
     def _unsigned(self, client: httpx.Client) -> str:
         before = self._ingest(client).get("signature_rejected", 0)
         forged = self._forged("Conformance: forged")
@@ -441,6 +491,65 @@ class Kit:
             "the refusal counted by the control plane (signature_rejected)",
         )
         return "refused with reason unsigned, and counted"
+
+    def _unknown_key(self, client: httpx.Client) -> str:
+        forged = self._forged("Conformance: signed by a stranger")
+        topic = protocol.cluster_command_topic(self.device)
+        self._broker().publish(topic, SigningKey.generate().sign_json(forged))
+        self._refused(forged["id"], "unknown_key")
+        return "refused with reason unknown_key"
+
+    def _altered(self, client: httpx.Client) -> str:
+        """A genuine command, caught on its way, sent again under a new id and with a
+        longer validity (a replay that dodges the duplicate check): its signature no
+        longer covers it."""
+        operation = self._operation(client, "report_status", {})
+        genuine = self._sent_to_device(lambda c: c.get("broadcast") == operation["id"])
+        expires = datetime.fromisoformat(genuine["expires_at"]) + timedelta(days=1)
+        altered = {
+            **genuine,
+            "id": str(uuid.uuid4()),
+            "expires_at": expires.isoformat().replace("+00:00", "Z"),
+        }
+        self._broker().publish(
+            protocol.cluster_command_topic(self.device), json.dumps(altered).encode()
+        )
+        self._refused(altered["id"], "bad_signature")
+        return "refused with reason bad_signature"
+
+    def _keyset(self, client: httpx.Client) -> str:
+        """A key set one version above the retained one, listing a stranger's key beside
+        the keys in use, signed by the stranger: a device that took it would then accept
+        the stranger's command. The keys in use stay listed, so even a device that takes
+        it keeps hearing the control plane; the stranger's key dies with this run."""
+        broker = self._broker()
+        retained = self._retained_keyset(broker)
+        stranger = SigningKey.generate()
+        forged = protocol.KeySet(
+            version=int(retained["version"]) + 1,
+            issued_at=datetime.now(UTC),
+            keys=(*retained["keys"], stranger.public_text),
+        )
+        broker.publish(protocol.KEYS_TOPIC, stranger.sign_json(protocol.wire_object(forged)))
+        # The key set and the command travel on different topics, which MQTT does not
+        # order: give the device a moment to (not) take the set first.
+        time.sleep(KEYSET_SETTLE_S)
+        command = self._forged("Conformance: signed by the key of a forged key set")
+        broker.publish(protocol.cluster_command_topic(self.device), stranger.sign_json(command))
+        try:
+            self._refused(command["id"], "unknown_key")
+        except _Failed as exc:
+            raise _Failed(f"{exc}: it took the key set") from None
+        return f"key set version {forged.version} not taken: its signer's command refused"
+
+    def _retained_keyset(self, broker: _Broker) -> dict[str, Any]:
+        """The key set the control plane keeps retained (sent to whoever subscribes)."""
+        deadline = time.monotonic() + RETAINED_WAIT_S
+        while not (heard := broker.heard(protocol.KEYS_TOPIC)) and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+        if not heard:
+            raise _Skipped("no key set retained on bc/v1/keys (the control plane publishes it)")
+        return heard[0]
 
     def _duplicate(self, client: httpx.Client) -> str:
         """The very command the control plane signed, delivered again after it played (a
