@@ -16,13 +16,18 @@ that needs something the kit cannot arrange is skipped, saying what it needs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import math
+import shlex
+import shutil
+import subprocess
 import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,12 +38,18 @@ import httpx
 from devices import protocol
 from devices.mqtt_lite import LiteClient, MqttLiteError
 from devices.signing import SigningKey
-from media.synth import tone
+from media.icecast import IcecastServer, StreamSource
+from media.synth import still_image, tone
 
 POLL_S = 0.1
 BROKER_TIMEOUT_S = 10.0
 KEYSET_SETTLE_S = 0.5
-RETAINED_WAIT_S = 2.0  # a retained message comes with the subscription's answer
+STREAM_START_S = 20.0  # Icecast, then ffmpeg, each given 10 s to answer
+EBOARD_DISPLAY_S = 3
+RETAINED_WAIT_S = 2.0
+SLOT_EARLY_S = 1.0  # a device's clock SHOULD be within 1 s of UTC (1.2)
+SLOT_LATE_S = 2.0
+LOCAL_FALLBACK_S = 10.0  # online, a device waits this long for an item's command (11)  # a retained message comes with the subscription's answer
 
 T = TypeVar("T")
 Status = Literal["pass", "fail", "skip"]
@@ -155,6 +166,19 @@ class Kit:
     timeout_s: float = 30.0
     heartbeat_s: float = 60.0  # the device's interval: its first heartbeat may take that long
     only: frozenset[str] | None = None  # sections to check (as labelled: "4.4", "11"); all
+    stream_url: str | None = None  # a live stream the device can reach; else the kit's own
+    bulletin_id: str | None = None  # an approved bulletin with audio, for the schedules
+    # Takes the device off the network for that many seconds (a vendor's bench: a switch,
+    # a script); without it, the play from storage (11) is not checked.
+    cut_link: Callable[[float], None] | None = None
+    # A schedule's slot is this far ahead, so that its push, the device's confirmation and
+    # the control plane's firing ahead of the slot (SCHEDULE_PREFIRE_S, 3 s) come first.
+    schedule_lead_s: float = 10.0
+    # A device that notices a dead link only at its keep-alive waits 10 s for the command
+    # before playing from storage (11): the link stays down that long after the slot.
+    link_down_after_slot_s: float = LOCAL_FALLBACK_S + 2
+    firmware: str | None = None  # an uploaded, approved image's version, for its model
+    firmware_timeout_s: float = 1800.0  # FIRMWARE_INSTALL_TIMEOUT_S
     _clips: dict[float, str] = field(default_factory=dict)
     _loop: _Loop | None = None
     _mqtt: _Broker | None = None
@@ -173,6 +197,11 @@ class Kit:
             ("9", "a signed command altered on the way is refused", self._altered),
             ("9", "a key set signed by a key it does not trust is ignored", self._keyset),
             ("4.1", "a command sent twice plays once", self._duplicate),
+            ("4.4", "a relayed stream plays once audio arrives; its cancel stops it", self._relay),
+            ("4.5", "an e-board fetches the image, shows the bulletin, answers", self._eboard),
+            ("11", "a pushed schedule is held, confirmed, played at its slot", self._schedule),
+            ("11", "with its link down it plays from storage, then reports it", self._from_storage),
+            ("4.7", "a firmware image installs; it comes back reporting it", self._firmware),
         ]
 
     def run(self) -> list[Check]:
@@ -233,7 +262,7 @@ class Kit:
         value = probe()
         while not ok(value):
             if time.monotonic() > deadline:
-                raise _Failed(f"{what}: not within {wait:g} s (last seen {value!r:.300})")
+                raise _Failed(f"{what}: not within {wait:.3g} s (last seen {value!r:.300})")
             time.sleep(POLL_S)
             value = probe()
         return value
@@ -415,15 +444,18 @@ class Kit:
         return "stopped mid-play, canceled acknowledged"
 
     def _stop(self, client: httpx.Client, broadcast_id: str, what: str) -> None:
-        """Cancel a broadcast under way; the device must answer that it stopped."""
+        """Cancel a broadcast under way; the device must answer that it stopped. The
+        control plane marks the delivery canceled at once (section 6): only its count of
+        stops confirmed (the device's `canceled`) says the device heard."""
         cancelled = client.post(f"/api/v1/broadcasts/{broadcast_id}/cancel")
         if cancelled.status_code != 200:
             raise _Failed(f"cancel refused: {cancelled.text[:200]}")
-        counts = self._until(
-            lambda: self._counts(client, broadcast_id),
-            lambda c: c.get("canceled", 0) == 1 or c.get("played", 0) == 1,
-            "the canceled acknowledgement",
+        self._until(
+            lambda: client.get(f"/api/v1/broadcasts/{broadcast_id}").json()["stops_confirmed"],
+            lambda stops: stops == 1,
+            "the canceled acknowledgement (a stop confirmed)",
         )
+        counts = self._counts(client, broadcast_id)
         if counts.get("canceled") != 1:
             raise _Failed(f"{what} was not stopped: {counts}")
 
@@ -551,6 +583,31 @@ class Kit:
             raise _Skipped("no key set retained on bc/v1/keys (the control plane publishes it)")
         return heard[0]
 
+    def _last_word(self, broadcast_id: str) -> str:
+        """The device's latest answer about a broadcast, with its reason: what a failure
+        report needs."""
+        answers = [
+            a
+            for a in self._broker().heard(protocol.ack_topic(self.device))
+            if a.get("broadcast") == broadcast_id
+        ]
+        if not answers:
+            return "no answer heard"
+        last = answers[-1]
+        return f"its last answer: {last.get('stage')} ({last.get('reason') or 'no reason'})"
+
+    def _until_stage(self, client: httpx.Client, broadcast_id: str, stage: str) -> None:
+        """Until the device's delivery is at `stage` (or further on the way to played);
+        fails with the device's own word if it ends otherwise."""
+        onward = _STAGES[_STAGES.index(stage) :]
+        counts = self._until(
+            lambda: self._counts(client, broadcast_id),
+            lambda c: any(c.get(s, 0) for s in (*onward, *_ENDINGS)),
+            f"the {stage} acknowledgement",
+        )
+        if not any(counts.get(s, 0) for s in onward):
+            raise _Failed(f"ended {counts}; {self._last_word(broadcast_id)}")
+
     def _duplicate(self, client: httpx.Client) -> str:
         """The very command the control plane signed, delivered again after it played (a
         broker's re-delivery): answered with where it stands, never played twice."""
@@ -575,6 +632,298 @@ class Kit:
         if stage != "played" or counts.get("played") != 1:
             raise _Failed(f"the duplicate answered {stage}; the broadcast {counts}")
         return "answered played, where it stands; played once"
+
+    def _relay(self, client: httpx.Client) -> str:
+        self._broker()  # listening, to tell why if it fails
+        with self._stream() as (url, whose):
+            broadcast_id = self._send(client, "Conformance: relay", stream_url=url)
+            try:
+                self._until_stage(client, broadcast_id, "playing")
+            except _Failed as exc:
+                raise _Failed(f"{exc} (relaying {whose})") from None
+            if self._counts(client, broadcast_id).get("played"):
+                raise _Failed(f"answered played before its end time (relaying {whose})")
+            self._stop(client, broadcast_id, "the relay")
+        return f"received, playing once audio came (relaying {whose}); stopped by its cancel"
+
+    @contextlib.contextmanager
+    def _stream(self) -> Iterator[tuple[str, str]]:
+        """(URL, whose) of a live stream to relay: the operator's (`stream_url`), or an
+        Icecast of the kit's own fed by ffmpeg, which listens on 127.0.0.1 only: good for
+        a vendor's simulator on this machine; a device elsewhere needs `stream_url`."""
+        if self.stream_url:
+            yield self.stream_url, self.stream_url
+            return
+        if not (shutil.which("icecast2") and shutil.which("ffmpeg")):
+            raise _Skipped("no stream to relay: give --stream-url (or install icecast2, ffmpeg)")
+        loop = self._event_loop()
+        with tempfile.TemporaryDirectory(prefix="conformance-icecast-") as work:
+            server = IcecastServer(Path(work))
+            source = StreamSource(server, f"/conformance-{uuid.uuid4().hex[:8]}.mp3")
+            try:
+                loop.run(server.start(), timeout_s=STREAM_START_S)
+                loop.run(source.start(), timeout_s=STREAM_START_S)
+            except RuntimeError as exc:
+                loop.run(source.stop())
+                loop.run(server.stop())
+                raise _Skipped(f"the kit's own Icecast did not start: {exc}") from None
+            try:
+                yield source.url, f"the kit's own Icecast, {source.url}"
+            finally:
+                loop.run(source.stop())
+                loop.run(server.stop())
+
+    def _eboard(self, client: httpx.Client) -> str:
+        """What an e-board does that the kit can see: it fetches the image (signed like
+        audio, 4.2), then answers received, playing (on screen) and played. What is on
+        the screen no message says: the operator looks."""
+        if self._kind(client) != "eboard":
+            raise _Skipped("not an e-board")
+        text = f"Conformance kit {uuid.uuid4().hex[:6]}: this text on screen"
+        broadcast_id = self._send(
+            client,
+            "Conformance: e-board",
+            media_sha256=self._clip(client, 2),
+            text=text,
+            image_sha256=self._image(client),
+            display_s=EBOARD_DISPLAY_S,
+        )
+        self._broker()  # listening, to tell why if it fails
+        self._until_stage(client, broadcast_id, "played")
+        return (
+            f"received, playing, played; it should have shown “{text}” and a red picture "
+            f"in a red emergency banner for {EBOARD_DISPLAY_S} s (look: no message says)"
+        )
+
+    def _image(self, client: httpx.Client) -> str:
+        with tempfile.TemporaryDirectory() as work:
+            image = still_image(Path(work) / "conformance.png")
+            with image.open("rb") as f:
+                answer = client.post("/api/v1/media/images", files={"file": (image.name, f)})
+        answer.raise_for_status()
+        sha: str = answer.json()["sha256"]
+        return sha
+
+    # --- schedules held on the device (11) -------------------------------------------------
+
+    def _schedule(self, client: httpx.Client) -> str:
+        """The item's command is sent a little ahead with `starts_at` the slot: the device
+        answers received, holds it, and starts at the slot."""
+        length = self._bulletin_length(client)
+        self._broker()  # listening before the push
+        with self._scheduled(client, "Conformance: schedule") as (schedule_id, slot):
+            version = self._held(client, schedule_id)
+            firing = self._fired(client, schedule_id, slot)
+            started = self._started(client, firing["broadcast_id"], slot, length)
+        if started < -SLOT_EARLY_S:
+            raise _Failed(f"playing {-started:.1f} s before its slot: starts_at not kept")
+        return (
+            f"held version {version}, confirmed in a heartbeat; its command played at the "
+            f"slot (seen playing {started:+.1f} s from it)"
+        )
+
+    def _from_storage(self, client: httpx.Client) -> str:
+        """The device holds the item, its link goes down before the command that fires it
+        goes out, and stays down across the slot: it plays the item from what it holds,
+        reports the play when it is back, and answers the command, which then reaches it,
+        with `played`."""
+        if self.cut_link is None:
+            raise _Skipped(
+                "needs a way to take the device off the network (--cut-link): through the "
+                "API nothing keeps the command that fires an item from reaching it"
+            )
+        self._bulletin_length(client)
+        self._broker()
+        with self._scheduled(client, "Conformance: from storage") as (schedule_id, slot):
+            self._held(client, schedule_id)
+            cut = datetime.now(UTC)
+            self.cut_link((slot - cut).total_seconds() + self.link_down_after_slot_s)
+            firing = self._fired(client, schedule_id, slot)
+            if datetime.fromisoformat(firing["fired_at"]) <= cut:
+                raise _Failed("fired before the link was cut: give a longer --schedule-lead-s")
+            started = self._local_play(client, schedule_id, slot)
+            self._until_stage(client, firing["broadcast_id"], "played")
+        if not -SLOT_EARLY_S <= started <= LOCAL_FALLBACK_S + SLOT_LATE_S:
+            raise _Failed(f"played from storage {started:+.1f} s from its slot")
+        return (
+            f"played from storage {started:+.1f} s from its slot, reported when back; "
+            "the slot's command, heard then, answered played"
+        )
+
+    def _bulletin_length(self, client: httpx.Client) -> float:
+        """The seconds of audio of the bulletin the schedules play."""
+        if self.bulletin_id is None:
+            raise _Skipped(
+                "needs an approved bulletin with audio (--bulletin ID): a schedule plays "
+                "one, and approving one takes a second person"
+            )
+        bulletin = client.get(f"/api/v1/bulletins/{self.bulletin_id}").json()
+        if bulletin.get("status") != "approved" or not bulletin.get("media_sha256"):
+            raise _Skipped(f"bulletin {self.bulletin_id} is not approved, with audio")
+        media = client.get(f"/api/v1/media/{bulletin['media_sha256']}").json()
+        length: float = media["duration_ms"] / 1000
+        return length
+
+    @contextlib.contextmanager
+    def _scheduled(self, client: httpx.Client, title: str) -> Iterator[tuple[str, datetime]]:
+        """A one-off play of the bulletin on this device alone, `schedule_lead_s` ahead on a
+        whole second (an item is named by its second): (schedule id, slot). Ended after,
+        should a failed check leave it waiting."""
+        slot = datetime.fromtimestamp(math.ceil(time.time() + self.schedule_lead_s), UTC)
+        created = client.post(
+            "/api/v1/schedules",
+            json={
+                "title": title,
+                "bulletin_id": self.bulletin_id,
+                "timezone": "UTC",
+                "starts_local": slot.replace(tzinfo=None).isoformat(),
+                "clusters": [self.device],
+                "accept_conflicts": True,  # the device's own schedules may overlap it
+            },
+        )
+        if created.status_code != 201:
+            raise _Failed(f"the control plane refused the schedule: {created.text[:300]}")
+        schedule_id: str = created.json()["id"]
+        try:
+            yield schedule_id, slot
+        finally:
+            client.patch(f"/api/v1/schedules/{schedule_id}", json={"status": "ended"})
+
+    def _held(self, client: httpx.Client, schedule_id: str) -> int:
+        """The version of the pushed document that carries the schedule's item, once the
+        device confirms holding it: its heartbeats' `schedule_version`, which the control
+        plane compares (it lists the devices that hold another, 11)."""
+        topic, mine = protocol.schedule_topic(self.device), f"{schedule_id}@"
+        docs = self._until(
+            lambda: [
+                d
+                for d in self._broker().heard(topic)
+                if any(str(i.get("id", "")).startswith(mine) for i in d.get("items", ()))
+            ],
+            bool,
+            "the schedule pushed (retained on its schedule topic)",
+        )
+        version = int(docs[-1]["version"])
+        area = client.get(f"/api/v1/clusters/{self.device}").json()["area_code"]
+        self._until(
+            lambda: client.get("/api/v1/schedules/out-of-date", params={"area": area}).json(),
+            lambda stale: not any(row["cluster"] == self.device for row in stale),
+            f"its heartbeat confirming schedule version {version}",
+        )
+        return version
+
+    def _fired(self, client: httpx.Client, schedule_id: str, slot: datetime) -> dict[str, Any]:
+        """The slot's firing (the broadcast the control plane made of it)."""
+        firings = self._until(
+            lambda: client.get(f"/api/v1/schedules/{schedule_id}/firings").json(),
+            bool,
+            "the control plane firing the slot",
+            timeout_s=_seconds_to(slot) + self.timeout_s,
+        )
+        firing: dict[str, Any] = firings[0]
+        if not firing.get("broadcast_id"):
+            raise _Failed(f"the slot was not fired: {firing['outcome']} ({firing['reason']})")
+        return firing
+
+    def _started(
+        self, client: httpx.Client, broadcast_id: str, slot: datetime, length: float
+    ) -> float:
+        """Seconds from the slot to when the delivery was first seen playing (or played)."""
+        seen: list[float] = []
+
+        def counts() -> dict[str, int]:
+            found = self._counts(client, broadcast_id)
+            if not seen and (found.get("playing") or found.get("played")):
+                seen.append(-_seconds_to(slot))
+            return found
+
+        ended = self._until(
+            counts,
+            lambda c: any(c.get(s, 0) for s in ("played", *_ENDINGS)),
+            "the played acknowledgement",
+            timeout_s=_seconds_to(slot) + length + self.timeout_s,
+        )
+        if not ended.get("played"):
+            raise _Failed(f"ended {ended}; {self._last_word(broadcast_id)}")
+        return seen[0]
+
+    def _local_play(self, client: httpx.Client, schedule_id: str, slot: datetime) -> float:
+        """Seconds from the slot to the start of the play from storage the device
+        reported (its `at`)."""
+        plays = self._until(
+            lambda: [
+                p
+                for p in client.get(f"/api/v1/schedules/{schedule_id}/local-plays").json()
+                if p["cluster"] == self.device
+            ],
+            bool,
+            "its report of the play from storage",
+            timeout_s=_seconds_to(slot) + self.link_down_after_slot_s + self.timeout_s,
+        )
+        return (datetime.fromisoformat(plays[0]["started_at"]) - slot).total_seconds()
+
+    # --- firmware (4.7) ----------------------------------------------------------------------
+
+    def _firmware(self, client: httpx.Client) -> str:
+        """A rollout of the given image to this device alone: `done` once it is back on
+        the new version. The device's own refusals (a manifest not signed by a firmware
+        key, another model's image, a damaged image) cannot be provoked through the API,
+        which takes only images signed by a firmware key."""
+        if self.firmware is None:
+            raise _Skipped("no image given (--firmware VERSION: uploaded, approved, its model)")
+        created = client.post(
+            "/api/v1/rollouts",
+            json={
+                "firmware": self.firmware,
+                "clusters": [self.device],
+                "kind": self._kind(client),
+                "waves": [{"percent": 100}],
+            },
+        )
+        if created.status_code != 201:
+            raise _Failed(f"the control plane refused the rollout: {created.text[:300]}")
+        rollout_id = created.json()["id"]
+        outcome = self._until(
+            lambda: self._install(client, rollout_id),
+            lambda row: row.get("state") in ("done", "failed", "skipped", "cancelled"),
+            "the install's outcome",
+            timeout_s=self.firmware_timeout_s,
+        )
+        if outcome["state"] != "done":
+            raise _Failed(f"{outcome['state']}: {outcome['reason']}")
+        self._until(
+            lambda: self._telemetry(client).get("firmware"),
+            lambda fw: fw == self.firmware,
+            f"fw {self.firmware} in its heartbeat",
+        )
+        return f"{self.firmware} installed: done once back, and its heartbeat reports it"
+
+    def _install(self, client: httpx.Client, rollout_id: int) -> dict[str, Any]:
+        rollout = client.get(f"/api/v1/rollouts/{rollout_id}").json()
+        rows = [r for r in rollout["clusters"] if r["cluster"] == self.device]
+        return rows[0] if rows else {}
+
+
+def command_cutting_the_link(command: str) -> Callable[[float], None]:
+    """`cut_link` for the command line: runs COMMAND with the seconds appended (rounded
+    up), in the background, and does not wait for it: it takes the device off the network
+    for that long (a switch, a firewall rule on the bench)."""
+
+    def cut(seconds: float) -> None:
+        argv = [*shlex.split(command), str(math.ceil(seconds))]
+        threading.Thread(target=subprocess.run, args=(argv,), daemon=True).start()
+
+    return cut
+
+
+def _seconds_to(instant: datetime) -> float:
+    """Seconds from now to `instant` (negative once past)."""
+    return (instant - datetime.now(UTC)).total_seconds()
+
+
+# A delivery's way to played, and where else it may end (broadcast/states.py).
+_STAGES = ("delivered", "playing", "played")
+_ENDINGS = ("failed", "rejected", "timed_out", "expired", "canceled", "preempted")
 
 
 def report(checks: list[Check]) -> str:
