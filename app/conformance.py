@@ -98,8 +98,8 @@ class _Loop:
 
 class _Broker:
     """The kit's own connection to the broker: it keeps, in order, whatever arrives on the
-    device's topics (the commands it was sent, what it answered, its schedule, the key
-    set), and publishes what an attacker would."""
+    device's topics (the commands it was sent, what it answered, its heartbeats and
+    schedule, the key set), and publishes what an attacker would."""
 
     def __init__(
         self, loop: _Loop, device: str, client: Callable[[Callable[[str, bytes], None]], LiteClient]
@@ -107,10 +107,12 @@ class _Broker:
         self._loop = loop
         self._client = client(self._on_message)
         self._heard: list[tuple[str, bytes]] = []
+        self._published: set[bytes] = set()  # heard back, but nobody else's word
         self._lock = threading.Lock()
         self.topics = (
             protocol.cluster_command_topic(device),
             protocol.ack_topic(device),
+            protocol.heartbeat_topic(device),
             protocol.schedule_topic(device),
             protocol.KEYS_TOPIC,
         )
@@ -129,9 +131,10 @@ class _Broker:
         self._loop.run(connect())
 
     def heard(self, topic: str) -> list[dict[str, Any]]:
-        """The JSON objects heard on a topic, oldest first (anything else is skipped)."""
+        """The JSON objects others published on a topic, oldest first (anything else is
+        skipped)."""
         with self._lock:
-            payloads = [p for t, p in self._heard if t == topic]
+            payloads = [p for t, p in self._heard if t == topic and p not in self._published]
         found = []
         for payload in payloads:
             try:
@@ -143,6 +146,10 @@ class _Broker:
         return found
 
     def publish(self, topic: str, payload: bytes) -> None:
+        """Never retained: what the control plane keeps retained stays."""
+        with self._lock:
+            self._published.add(payload)
+
         async def publish() -> None:
             future = self._client.publish(topic, payload)
             if future is not None:
@@ -199,8 +206,14 @@ class Kit:
             ("9", "a command signed by a key it does not trust is refused", self._unknown_key),
             ("9", "a signed command altered on the way is refused", self._altered),
             ("9", "a key set signed by a key it does not trust is ignored", self._keyset),
+            (
+                "11",
+                "a schedule not signed by a key it trusts is not taken",
+                self._untrusted_schedule,
+            ),
             ("11", "a pushed schedule is held, confirmed, played at its slot", self._schedule),
             ("11", "with its link down it plays from storage, then reports it", self._from_storage),
+            ("11", "an older schedule replayed is not taken", self._replayed_schedule),
             # Last: the device restarts into the new image.
             ("4.7", "a firmware image installs; it comes back reporting it", self._firmware),
         ]
@@ -711,6 +724,79 @@ class Kit:
         return sha
 
     # --- schedules held on the device (11) -------------------------------------------------
+
+    def _untrusted_schedule(self, client: httpx.Client) -> str:
+        """Documents one version above the one it holds, with the same items (a device
+        that wrongly takes one plays nothing it should not): unsigned, signed by a
+        stranger, and a genuine one altered (its version raised). It keeps its own,
+        as its heartbeat then says (11)."""
+        held = self._schedule_version(client)
+        genuine = self._genuine_schedules()
+        base = {k: v for k, v in genuine[-1].items() if k != "sig"} if genuine else None
+        if base is None:  # never pushed one: an empty document, valid for an hour
+            now = datetime.now(UTC)
+            base = protocol.wire_object(
+                protocol.ScheduleDoc(
+                    cluster=self.device,
+                    version=0,
+                    generated_at=now,
+                    valid_until=now + timedelta(hours=1),
+                )
+            )
+        raised = {**base, "version": held + 1}
+        forgeries = {
+            "unsigned": json.dumps(raised).encode(),
+            "signed by a stranger": SigningKey.generate().sign_json(raised),
+        }
+        if genuine:
+            forgeries["altered"] = json.dumps({**raised, "sig": genuine[-1]["sig"]}).encode()
+        topic = protocol.schedule_topic(self.device)
+        for what, payload in forgeries.items():
+            self._broker().publish(topic, payload)
+            if (now_held := self._schedule_version(client)) != held:
+                raise _Failed(f"took the {what} document: holds version {now_held}, not {held}")
+        return f"kept version {held}; version {held + 1}, {', '.join(forgeries)}: not taken"
+
+    def _replayed_schedule(self, client: httpx.Client) -> str:
+        """A genuine document of its own replayed once a newer one is held: not taken (it
+        would bring back an item that has ended, 11). The documents are those the
+        schedule checks before it made."""
+        genuine = self._genuine_schedules()
+        if len(genuine) < 2:
+            raise _Skipped("no older schedule of its own heard: it follows the schedule checks")
+        newest, older = int(genuine[-1]["version"]), genuine[-2]
+        self._until(
+            lambda: [
+                b
+                for b in self._broker().heard(protocol.heartbeat_topic(self.device))
+                if b.get("schedule_version") == newest
+            ],
+            bool,
+            f"its heartbeat confirming schedule version {newest}",
+        )
+        self._broker().publish(protocol.schedule_topic(self.device), json.dumps(older).encode())
+        if (held := self._schedule_version(client)) != newest:
+            raise _Failed(f"took version {older['version']} replayed: holds {held}, not {newest}")
+        return f"kept version {newest}: version {older['version']} replayed, not taken"
+
+    def _genuine_schedules(self) -> list[dict[str, Any]]:
+        """The signed documents the control plane pushed to the device, oldest first."""
+        heard = self._broker().heard(protocol.schedule_topic(self.device))
+        return sorted((d for d in heard if d.get("sig")), key=lambda d: int(d["version"]))
+
+    def _schedule_version(self, client: httpx.Client) -> int:
+        """The schedule version it says it holds, in a heartbeat asked for now."""
+        topic = protocol.heartbeat_topic(self.device)
+        before = len(self._broker().heard(topic))
+        self._operation(client, "report_status", {})
+        beats = self._until(
+            lambda: self._broker().heard(topic)[before:],
+            bool,
+            "a heartbeat after report_status",
+            timeout_s=BROKER_TIMEOUT_S,
+        )
+        version: int = beats[-1].get("schedule_version") or 0
+        return version
 
     def _schedule(self, client: httpx.Client) -> str:
         """The item's command is sent a little ahead with `starts_at` the slot: the device

@@ -136,7 +136,7 @@ async def test_the_simulator_passes_every_check(
     assert not any(c.failed for c in checks), report(checks)
     passed = {c.section for c in checks if c.status == "pass"}
     assert passed == {"3", "4, 5", "4.1", "4.4", "4.5", "4.6", "9", "11", "4.7"}
-    assert [c.status for c in [*scheduled, *eboard]] == ["pass"] * 5
+    assert [c.status for c in [*scheduled, *eboard]] == ["pass"] * 7
     assert [(c.section, c.detail) for c in everything if c.status == "skip"] == [
         ("4.5", "not an e-board"),
         (
@@ -149,6 +149,7 @@ async def test_the_simulator_passes_every_check(
             "needs a way to take the device off the network (--cut-link): through the "
             "API nothing keeps the command that fires an item from reaching it",
         ),
+        ("11", "no older schedule of its own heard: it follows the schedule checks"),
         ("4.7", "no image given (--firmware VERSION: uploaded, approved, its model)"),
     ]
 
@@ -171,8 +172,10 @@ async def test_a_device_that_ignores_its_schedule_fails_section_11(
         stack, SCHEDULED, only=frozenset({"11"}), bulletin_id=await _bulletin(stack, tone_mp3)
     )
     kit.timeout_s = 2  # what a conforming device does at once
-    held, from_storage = await _run(kit)
-    print(report([held, from_storage]))
+    untrusted, held, from_storage, replayed = checks = await _run(kit)
+    print(report(checks))
+    assert untrusted.status == "pass", "it takes no document at all"
     assert held.failed and "its heartbeat confirming schedule version" in held.detail
     assert from_storage.status == "skip" and "--cut-link" in from_storage.detail
+    assert replayed.failed and "its heartbeat confirming schedule version" in replayed.detail
     assert not fleet.devices[SCHEDULED].schedule.items
