@@ -47,7 +47,11 @@ def _kit(stack: Stack, device: str, **options: Any) -> Kit:
 
 
 async def _fleet(
-    stack: Stack, fleet_factory: Callable[..., Fleet], database_url: str, **options: Any
+    stack: Stack,
+    fleet_factory: Callable[..., Fleet],
+    database_url: str,
+    codes: tuple[str, ...] = (DEVICE, SCHEDULED, EBOARD),
+    **options: Any,
 ) -> Fleet:
     """The devices under test, online. Heartbeats every 2 s (a minute in the field) and
     time compressed tenfold: the same checks in seconds."""
@@ -57,7 +61,7 @@ async def _fleet(
     assert (await stack.client.post("/api/v1/clusters", json=eboard)).status_code == 201
     specs = await fetch_specs(stack.settings.public_base_url)
     fleet = fleet_factory(
-        [s for s in specs if s.code in (DEVICE, SCHEDULED, EBOARD)],
+        [s for s in specs if s.code in codes],
         time_compression=10,
         heartbeat_s=HEARTBEAT_S,
         **options,
@@ -96,7 +100,11 @@ def _cut_link(fleet: Fleet, code: str) -> Callable[[float], None]:
     """What a vendor's bench does with a switch: the device off the network for a while
     (called from the kit's thread; the device lives on the test's loop)."""
     loop = asyncio.get_running_loop()
-    return lambda seconds: loop.call_soon_threadsafe(fleet.devices[code].go_offline, seconds)
+
+    def cut(seconds: float) -> None:
+        loop.call_soon_threadsafe(fleet.devices[code].go_offline, seconds)
+
+    return cut
 
 
 def _run(kit: Kit) -> Awaitable[list[Check]]:
@@ -167,7 +175,9 @@ async def test_the_simulator_passes_every_check(
 async def test_a_device_that_ignores_its_schedule_fails_section_11(
     stack: Stack, fleet_factory: Callable[..., Fleet], database_url: str, tone_mp3: Path
 ) -> None:
-    fleet = await _fleet(stack, fleet_factory, database_url, faults=Faults(ignore_schedules=True))
+    fleet = await _fleet(
+        stack, fleet_factory, database_url, (SCHEDULED,), faults=Faults(ignore_schedules=True)
+    )
     kit = _kit(
         stack, SCHEDULED, only=frozenset({"11"}), bulletin_id=await _bulletin(stack, tone_mp3)
     )
