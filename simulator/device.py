@@ -81,6 +81,7 @@ class Faults:
     duplicate_acks: float = 0.0  # share of acknowledgements sent twice (QoS 1 redelivery)
     media_corrupt: float = 0.0  # share of downloads whose bytes come back altered
     firmware_failure: float = 0.0  # share of firmware installs that do not boot
+    ignore_schedules: bool = False  # takes no pushed schedule (a device without section 11)
 
 
 @dataclass
@@ -503,6 +504,8 @@ class SimulatedCluster:
         self.keyset_version = keyset.version
 
     def _on_schedule(self, payload: bytes) -> None:
+        if self.env.faults.ignore_schedules:
+            return
         try:
             doc, raw = protocol.parse_signed(protocol.ScheduleDoc, payload)
             self.trust.check(raw)
