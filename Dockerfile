@@ -24,6 +24,7 @@ COPY schedules schedules
 COPY media media
 COPY scheduler scheduler
 COPY simulator simulator
+COPY web web
 COPY app app
 COPY migrations migrations
 COPY mosquitto.conf alembic.ini ./

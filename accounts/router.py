@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Annotated, Protocol
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts import passwords, service
@@ -21,20 +22,28 @@ from accounts.schemas import (
     UserUpdate,
 )
 from accounts.throttle import TooManyAttempts
-from app.deps import SESSION_COOKIE, ActorDep, RuntimeDep
-from app.guard import From, allow
-from app.runtime import Runtime
 from audit import service as audit_service
 from audit.models import AuditEvent
+from core.context import Context
+from core.counters import HttpStats
 from core.database import session_scope
 from core.errors import InvalidInput, Unauthenticated
 from core.policy import Action
+from web.deps import SESSION_COOKIE, ActorDep, RuntimeDep, get_runtime
+from web.guard import From, allow
 
 router = APIRouter(tags=["accounts"])
 log = logging.getLogger(__name__)
 
 
-def _prod(runtime: Runtime) -> bool:
+class SigningIn(Context, Protocol):
+    http: HttpStats  # sign-in alarms are counted for /metrics
+
+
+SignInDep = Annotated[SigningIn, Depends(get_runtime)]
+
+
+def _prod(runtime: Context) -> bool:
     return runtime.settings.environment == "production"
 
 
@@ -58,7 +67,7 @@ def _alarm(username: str, address: str, failures: int, now: datetime) -> AuditEv
 
 @router.post("/api/v1/auth/login")
 async def login(
-    data: Login, request: Request, response: Response, runtime: RuntimeDep
+    data: Login, request: Request, response: Response, runtime: SignInDep
 ) -> LoginResult:
     """A session: the token in the answer (for the CLI and scripts) and as an HttpOnly
     cookie (for the web console). Wrong passwords slow down the address they come from,

@@ -28,10 +28,10 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from accounts import service as account_service
-from app.deps import SESSION_COOKIE
 from app.runtime import Runtime
 from core.database import session_scope
 from core.settings import Settings
+from web.deps import SESSION_COOKIE
 
 JSON_LIMIT_BYTES = 4 * 1024 * 1024  # a broadcast naming 100,000 clusters is ~1.5 MB
 CAP_LIMIT_BYTES = 1024 * 1024  # a CAP message with its signature is kilobytes
@@ -201,7 +201,7 @@ def _limit(path: str, settings: Settings) -> int:
 
 
 async def _identified(scope: Scope, headers: Headers, runtime: Runtime) -> bool:
-    """A live token or session; kept on the request for the endpoint (app/deps.py)."""
+    """A live token or session; kept on the request for the endpoint (web/deps.py)."""
     authorization = headers.get("authorization", "")
     raw = None
     if authorization.lower().startswith("bearer "):

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from accounts.router import SigningIn
 from accounts.router import router as accounts_router
 from app import errors
 from app.errors import InternalErrors
@@ -22,6 +23,7 @@ from app.runtime import Runtime
 from areas.router import router as areas_router
 from audit.middleware import AuditMiddleware
 from audit.router import router as audit_router
+from broadcast.context import Sending
 from broadcast.router import router as broadcast_router
 from bulletins.router import router as bulletins_router
 from cap.router import router as cap_router
@@ -32,13 +34,16 @@ from console.router import PageRefused, SignInNeeded, refused_page, sign_in_firs
 from console.router import router as console_router
 from core import heap
 from core.clock import Clock
+from core.context import Context
 from core.settings import Settings, get_settings
 from devices.router import router as devices_router
 from firmware.router import router as firmware_router
 from health.router import router as health_router
 from media.asgi import MediaApp
+from media.context import Ingesting
 from media.router import router as media_router
 from reports.router import router as reports_router
+from schedules.router import Scheduling
 from schedules.router import router as schedules_router
 
 log = logging.getLogger(__name__)
@@ -115,3 +120,9 @@ def create_app(
     app.add_exception_handler(PageRefused, refused_page)
 
     return app
+
+
+def runtime_fits(runtime: Runtime) -> tuple[Context, Sending, Ingesting, SigningIn, Scheduling]:
+    """The domains ask for narrow contexts (Protocols) rather than the runtime itself;
+    this is where mypy checks that the runtime provides every one of them. Not called."""
+    return runtime, runtime, runtime, runtime, runtime

@@ -18,8 +18,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -31,12 +32,12 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.deps import RuntimeDep
 from app.runtime import Runtime
 from broadcast.models import Broadcast, Delivery
 from core.counters import Histogram, HttpStats
 from core.database import session_scope
 from devices.models import Cluster
+from web.deps import get_runtime
 
 router = APIRouter(include_in_schema=False)
 CACHE_S = 5.0
@@ -190,6 +191,10 @@ class RequestCounter:
             await send(message)
 
         await self.app(scope, receive, timed)
+
+
+# The composition root's own routes see the whole runtime.
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 @router.get("/metrics")

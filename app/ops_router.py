@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from sqlalchemy import text
 
-from app.deps import RuntimeDep
-from app.guard import From, allow
+from app.runtime import Runtime
 from core.policy import Action
+from web.deps import get_runtime
+from web.guard import From, allow
 
 router = APIRouter(tags=["operations"])
+
+
+# The composition root's own routes see the whole runtime.
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 @router.get("/healthz")

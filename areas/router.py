@@ -4,13 +4,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, UploadFile, status
 
-from app.deps import RuntimeDep, SessionDep
-from app.guard import From, allow
 from areas import service
 from areas.schemas import AreaCreate, AreaRead, AreaUpdate
 from core.policy import Action
 from core.schemas import ImportReport, Limit, Offset, Page
 from core.uploads import read_csv_upload
+from web.deps import RuntimeDep, SessionDep
+from web.guard import From, allow
 
 router = APIRouter(prefix="/api/v1/areas", tags=["areas"])
 

@@ -8,12 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
 
-from app.deps import SessionDep
-from app.guard import From, allow
 from audit import service
 from audit.schemas import AuditRead
 from core.policy import Action
 from core.schemas import Limit, Offset, Page
+from web.deps import SessionDep
+from web.guard import From, allow
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 

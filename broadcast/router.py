@@ -7,14 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import StreamingResponse
 
-from app.deps import ActorDep, RuntimeDep, SessionDep
-from app.guard import From, allow
 from broadcast import repository, sending, service
+from broadcast.context import SendingDep
 from broadcast.schemas import BroadcastCreate, BroadcastRead, BroadcastSummary, Reach, ReachRequest
 from broadcast.states import TERMINAL
 from core.database import session_scope
 from core.policy import Action
 from core.schemas import Limit, Offset, Page
+from web.deps import ActorDep, SessionDep
+from web.guard import From, allow
 
 router = APIRouter(prefix="/api/v1/broadcasts", tags=["broadcasts"])
 
@@ -26,7 +27,7 @@ router = APIRouter(prefix="/api/v1/broadcasts", tags=["broadcasts"])
     dependencies=[allow(Action.SEND, From.BODY_TARGETS)],
 )
 async def send_broadcast(
-    data: BroadcastCreate, runtime: RuntimeDep, actor: ActorDep
+    data: BroadcastCreate, runtime: SendingDep, actor: ActorDep
 ) -> BroadcastRead:
     """Send now: an approved bulletin (`bulletin_id`), or an emergency from a recording,
     a stream or typed text (read aloud), which is aired at once and reviewed afterwards."""
@@ -79,7 +80,7 @@ async def read_broadcast(
     dependencies=[allow(Action.CANCEL, From.BROADCAST)],
 )
 async def cancel_broadcast(
-    broadcast_id: str, runtime: RuntimeDep, actor: ActorDep
+    broadcast_id: str, runtime: SendingDep, actor: ActorDep
 ) -> BroadcastRead:
     """Stop it everywhere, including clusters that are playing it now. The sender's level
     or a higher one may; an emergency only the duty officer (docs/security.md)."""
@@ -104,7 +105,7 @@ LIVE_INTERVAL_S = 1.0  # the server looks once a second, however many people wat
 async def broadcast_events(
     broadcast_id: str,
     request: Request,
-    runtime: RuntimeDep,
+    runtime: SendingDep,
     unconfirmed_limit: Annotated[int, Query(ge=0, le=5000)] = 100,
 ) -> StreamingResponse:
     """Server-sent events: the broadcast's progress (as GET /{id}) whenever it changes,

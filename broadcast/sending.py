@@ -8,10 +8,10 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.runtime import Runtime
 from authority import Deed, authorise_aimed
 from broadcast import repository, service
 from broadcast.commands import Content
+from broadcast.context import Sending
 from broadcast.dispatch import content_of
 from broadcast.models import Broadcast
 from broadcast.schemas import BroadcastCreate, BroadcastRead
@@ -25,7 +25,7 @@ AlsoInTransaction = Callable[[AsyncSession, Broadcast], Awaitable[None]]
 
 
 async def send(
-    runtime: Runtime,
+    runtime: Sending,
     data: BroadcastCreate,
     actor: Actor,
     *,
@@ -52,7 +52,7 @@ async def send(
 
 
 async def send_many(
-    runtime: Runtime,
+    runtime: Sending,
     batch: Sequence[tuple[BroadcastCreate, AlsoInTransaction | None]],
     actor: Actor,
 ) -> list[Broadcast]:
@@ -69,7 +69,7 @@ async def send_many(
 
 
 async def _write(
-    runtime: Runtime,
+    runtime: Sending,
     batch: Sequence[tuple[BroadcastCreate, AlsoInTransaction | None]],
     actor: Actor,
 ) -> list[tuple[Broadcast, int, Content]]:
@@ -100,7 +100,7 @@ async def _write(
     return written
 
 
-async def _mark_sent(runtime: Runtime, broadcast_ids: list[str]) -> None:
+async def _mark_sent(runtime: Sending, broadcast_ids: list[str]) -> None:
     """Off the request path: the answer should not wait for acks holding the database."""
     now = runtime.clock.now()
     async with runtime.write_lock, session_scope(runtime.sessions) as session:

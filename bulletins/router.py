@@ -5,11 +5,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.deps import ActorDep, RuntimeDep, SessionDep
-from app.guard import From, allow
-from app.runtime import Runtime
 from areas import service as area_service
 from broadcast import sending
+from broadcast.context import Sending, SendingDep
 from broadcast.models import Broadcast
 from broadcast.schemas import BroadcastCreate
 from bulletins import airing, inbox, service
@@ -31,11 +29,13 @@ from core.schemas import BigId, Limit, Offset, Page
 from devices.protocol import CommandClass
 from media.tts import speech
 from media.tts.engine import UnsupportedLanguage
+from web.deps import ActorDep, SessionDep
+from web.guard import From, allow
 
 router = APIRouter(tags=["bulletins"])
 
 
-async def _spoken(runtime: Runtime, text: str | None, language: str) -> str:
+async def _spoken(runtime: Sending, text: str | None, language: str) -> str:
     """Text-only bulletins are read aloud now, so the editors hear what will air."""
     try:
         media = await speech.speak(runtime.ingest_context(), text=text or "", language=language)
@@ -52,7 +52,7 @@ async def _spoken(runtime: Runtime, text: str | None, language: str) -> str:
     dependencies=[allow(Can.BULLETIN, From.ANYWHERE)],
 )
 async def create_bulletin(
-    data: BulletinCreate, runtime: RuntimeDep, actor: ActorDep
+    data: BulletinCreate, runtime: SendingDep, actor: ActorDep
 ) -> BulletinRead:
     """A new draft in the library: a recording, a relay source, or text read aloud."""
     if data.stream_url is not None and (
@@ -114,7 +114,7 @@ async def read_bulletin(bulletin_id: str, session: SessionDep, actor: ActorDep) 
     dependencies=[allow(Can.BULLETIN, From.ANYWHERE)],
 )
 async def edit_bulletin(
-    bulletin_id: str, data: BulletinUpdate, runtime: RuntimeDep, actor: ActorDep
+    bulletin_id: str, data: BulletinUpdate, runtime: SendingDep, actor: ActorDep
 ) -> BulletinRead:
     spoken = None
     if data.text is not None and data.media_sha256 is None:
@@ -142,7 +142,7 @@ async def edit_bulletin(
     dependencies=[allow(Can.DISTRIBUTE, From.BODY_TARGETS)],
 )
 async def distribute(
-    bulletin_id: str, data: DistributeRequest, runtime: RuntimeDep, actor: ActorDep
+    bulletin_id: str, data: DistributeRequest, runtime: SendingDep, actor: ActorDep
 ) -> DistributeResult:
     """Send a bulletin down to every commune under `areas`. Normal: it waits in each
     commune's inbox for the operator to accept or decline. Priority and emergency: on air
@@ -205,7 +205,7 @@ async def distribute(
 async def move_bulletin(
     bulletin_id: str,
     action: Action,
-    runtime: RuntimeDep,
+    runtime: SendingDep,
     actor: ActorDep,
     data: TransitionRequest | None = None,
 ) -> BulletinRead:
@@ -252,7 +252,7 @@ async def read_inbox(
     dependencies=[allow(Can.INBOX, From.ANYWHERE)],
 )
 async def accept_inbox_item(
-    item_id: BigId, runtime: RuntimeDep, actor: ActorDep, data: InboxDecision | None = None
+    item_id: BigId, runtime: SendingDep, actor: ActorDep, data: InboxDecision | None = None
 ) -> InboxItemRead:
     """The commune puts a bulletin from above on air for its own clusters."""
     async with session_scope(runtime.sessions) as session:
@@ -295,7 +295,7 @@ async def accept_inbox_item(
     dependencies=[allow(Can.INBOX, From.ANYWHERE)],
 )
 async def decline_inbox_item(
-    item_id: BigId, runtime: RuntimeDep, actor: ActorDep, data: InboxDecision | None = None
+    item_id: BigId, runtime: SendingDep, actor: ActorDep, data: InboxDecision | None = None
 ) -> InboxItemRead:
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
         item, _, area = await inbox.get(session, item_id)

@@ -17,7 +17,7 @@ import httpx
 from lxml import etree
 from sqlalchemy import or_, select
 
-from app.runtime import Runtime
+from broadcast.context import Sending
 from broadcast.models import Broadcast, Delivery
 from broadcast.states import TERMINAL
 from cap import export, service
@@ -56,7 +56,7 @@ def _entry_links(feed: bytes) -> list[str] | None:
     return None
 
 
-async def poll(runtime: Runtime, seen: set[str]) -> list[CapFeedResult]:
+async def poll(runtime: Sending, seen: set[str]) -> list[CapFeedResult]:
     """Read every configured feed once; `seen` remembers entries already received."""
     results = []
     async with httpx.AsyncClient(timeout=FETCH_TIMEOUT_S, follow_redirects=True) as client:
@@ -78,7 +78,7 @@ async def _fetch(client: httpx.AsyncClient, url: str) -> bytes:
 
 
 async def _poll_one(
-    runtime: Runtime, client: httpx.AsyncClient, feed: str, seen: set[str]
+    runtime: Sending, client: httpx.AsyncClient, feed: str, seen: set[str]
 ) -> CapFeedResult:
     body = await _fetch(client, feed)
     links = _entry_links(body)
@@ -102,7 +102,7 @@ async def _poll_one(
     return CapFeedResult(feed=feed, read=len(links), new=new)
 
 
-async def _finished(runtime: Runtime, message: CapMessage, now: datetime) -> bool:
+async def _finished(runtime: Sending, message: CapMessage, now: datetime) -> bool:
     """Has what the message became run its course: every delivery has an outcome, or the
     broadcast is over? (A message that aired nothing is finished at once.)"""
     if message.broadcast_id is None:
@@ -122,7 +122,7 @@ async def _finished(runtime: Runtime, message: CapMessage, now: datetime) -> boo
         return open_delivery is None
 
 
-async def send_acks(runtime: Runtime) -> int:
+async def send_acks(runtime: Sending) -> int:
     """Post a CAP Ack to `CAP_ACK_URL` for each message whose outcome is known and not yet
     reported; a failed post is tried again at the next round. How many were sent."""
     url = runtime.settings.cap_ack_url

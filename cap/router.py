@@ -9,8 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import func, select
 
-from app.deps import RuntimeDep, SessionDep
-from app.guard import From, allow
+from broadcast.context import SendingDep
 from broadcast.models import Broadcast
 from bulletins.models import Bulletin
 from cap import export, service
@@ -19,6 +18,8 @@ from cap.schemas import CapMessageFull, CapMessageRead, CapReceipt
 from core.errors import Conflict, NotFound
 from core.policy import Action
 from core.schemas import Limit, Offset, Page
+from web.deps import SessionDep
+from web.guard import From, allow
 
 router = APIRouter(tags=["cap"])
 CAP_XML = "application/cap+xml"
@@ -34,7 +35,7 @@ STATUS_OF_OUTCOME = {"accepted": 201, "held": 202, "ignored": 200, "rejected": 4
         "requestBody": {"content": {CAP_XML: {}, "application/xml": {}}, "required": True}
     },
 )
-async def receive_alert(request: Request, runtime: RuntimeDep) -> JSONResponse:
+async def receive_alert(request: Request, runtime: SendingDep) -> JSONResponse:
     """A CAP 1.2 message (the XML as the body). 201: acted on (aired, in the communes'
     inboxes, or a cancel carried out); 202: held for the duty officer (no voice here
     speaks its language: they voice it in Vietnamese); 200: kept but not for airing here (not our area,
@@ -92,7 +93,7 @@ async def read_message(message_id: str, session: SessionDep) -> CapMessageFull:
 
 
 @router.get("/api/v1/cap/{message_id}/ack", dependencies=[allow(Action.READ, From.PROVINCE)])
-async def message_ack(message_id: str, session: SessionDep, runtime: RuntimeDep) -> Response:
+async def message_ack(message_id: str, session: SessionDep, runtime: SendingDep) -> Response:
     """A CAP Ack referencing the message, with what became of it (for the sender)."""
     message = await _message(session, message_id)
     if message.identifier is None:
@@ -104,7 +105,7 @@ async def message_ack(message_id: str, session: SessionDep, runtime: RuntimeDep)
 @router.get(
     "/api/v1/broadcasts/{broadcast_id}/cap", dependencies=[allow(Action.READ, From.BROADCAST)]
 )
-async def broadcast_as_cap(broadcast_id: str, session: SessionDep, runtime: RuntimeDep) -> Response:
+async def broadcast_as_cap(broadcast_id: str, session: SessionDep, runtime: SendingDep) -> Response:
     """The broadcast as a CAP 1.2 alert (valid against the OASIS schema)."""
     topic = await session.scalar(
         select(Bulletin.topic)

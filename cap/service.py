@@ -18,10 +18,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.runtime import Runtime
 from areas.models import Area
 from broadcast import sending
 from broadcast import service as broadcast_service
+from broadcast.context import Sending
 from broadcast.models import Broadcast
 from broadcast.schemas import BroadcastCreate
 from bulletins import airing
@@ -72,7 +72,7 @@ def gateway_actor(sender: str) -> Actor:
     return Actor(f"cap:{sender}"[:100], Role.GATEWAY)
 
 
-async def receive(runtime: Runtime, raw: bytes, *, source: str) -> Outcome:
+async def receive(runtime: Sending, raw: bytes, *, source: str) -> Outcome:
     """Read, check and act on one CAP message; it is stored whatever happens."""
     message = CapMessage(
         id=str(uuid.uuid4()),
@@ -99,7 +99,7 @@ async def receive(runtime: Runtime, raw: bytes, *, source: str) -> Outcome:
     return await receive_alert(runtime, alert, message)
 
 
-async def receive_alert(runtime: Runtime, alert: Alert, message: CapMessage) -> Outcome:
+async def receive_alert(runtime: Sending, alert: Alert, message: CapMessage) -> Outcome:
     """Act on an alert already read (from CAP XML, or the central level's JSON form),
     once: `message` is its record, holding what arrived."""
     message.sender, message.identifier = alert.sender[:300], alert.identifier[:300]
@@ -124,12 +124,12 @@ async def receive_alert(runtime: Runtime, alert: Alert, message: CapMessage) -> 
     return Outcome(message)
 
 
-async def _store(runtime: Runtime, message: CapMessage) -> None:
+async def _store(runtime: Sending, message: CapMessage) -> None:
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
         session.add(message)
 
 
-async def _already_received(runtime: Runtime, message: CapMessage) -> CapMessage | None:
+async def _already_received(runtime: Sending, message: CapMessage) -> CapMessage | None:
     """The same message (sender, identifier, sent) acted on before: a feed read again,
     an upstream retry. Refused copies do not count: a corrected resend is welcome."""
     async with session_scope(runtime.sessions) as session:
@@ -144,12 +144,12 @@ async def _already_received(runtime: Runtime, message: CapMessage) -> CapMessage
         return found
 
 
-async def _ignore(runtime: Runtime, message: CapMessage, reason: str) -> None:
+async def _ignore(runtime: Sending, message: CapMessage, reason: str) -> None:
     message.outcome, message.reason = "ignored", reason
     await _store(runtime, message)
 
 
-async def _act(runtime: Runtime, alert: Alert, message: CapMessage) -> None:
+async def _act(runtime: Sending, alert: Alert, message: CapMessage) -> None:
     if alert.status in NOT_FOR_THE_PUBLIC:
         return await _ignore(runtime, message, f"status {alert.status}: not for the public")
     if alert.msg_type in ("Ack", "Error"):
@@ -193,7 +193,7 @@ class _Referenced:
     bulletins: list[str]  # whose inbox items may still wait: to withdraw
 
 
-async def _referenced(runtime: Runtime, alert: Alert) -> _Referenced:
+async def _referenced(runtime: Sending, alert: Alert) -> _Referenced:
     """The messages an Update or Cancel names, its own sender's only (a trusted signer
     cannot withdraw another agency's warning): one query for both things it undoes."""
     keys = {(s, i, t) for s, i, t in alert.references if s == alert.sender}
@@ -221,7 +221,7 @@ async def _referenced(runtime: Runtime, alert: Alert) -> _Referenced:
     )
 
 
-async def _stop(runtime: Runtime, alert: Alert, broadcast_ids: list[str]) -> list[str]:
+async def _stop(runtime: Sending, alert: Alert, broadcast_ids: list[str]) -> list[str]:
     """Cancel the still-active broadcasts; the ids stopped."""
     for broadcast_id in broadcast_ids:
         async with runtime.write_lock, session_scope(runtime.sessions) as session:
@@ -236,7 +236,7 @@ async def _stop(runtime: Runtime, alert: Alert, broadcast_ids: list[str]) -> lis
     return broadcast_ids
 
 
-async def _withdraw_waiting(runtime: Runtime, alert: Alert, bulletins: list[str]) -> int:
+async def _withdraw_waiting(runtime: Sending, alert: Alert, bulletins: list[str]) -> int:
     """Withdraw the inbox items of those bulletins that still wait for a commune's
     decision: a cancelled warning must not be aired by a commune afterwards. How many
     were withdrawn."""
@@ -323,7 +323,7 @@ def _in_order(infos: list[Info]) -> list[Info]:
     return sorted(infos, key=lambda i: 0 if i.language.lower().startswith("vi") else 1)
 
 
-def _speech(runtime: Runtime, alert: Alert, drill: bool) -> tuple[list[tuple[str, str]], list[str]]:
+def _speech(runtime: Sending, alert: Alert, drill: bool) -> tuple[list[tuple[str, str]], list[str]]:
     """(text, voice) for each info a voice here speaks, and the languages none does."""
     voices = speech.engine_for(runtime.settings).languages
     parts, unspoken = [], []
@@ -338,7 +338,7 @@ def _speech(runtime: Runtime, alert: Alert, drill: bool) -> tuple[list[tuple[str
 
 
 async def _air(
-    runtime: Runtime, alert: Alert, message: CapMessage, replaced: list[str], withdrawn: int = 0
+    runtime: Sending, alert: Alert, message: CapMessage, replaced: list[str], withdrawn: int = 0
 ) -> None:
     now = runtime.clock.now()
     if not alert.infos:
@@ -414,7 +414,7 @@ async def _air(
 
 
 async def _hold(
-    runtime: Runtime,
+    runtime: Sending,
     alert: Alert,
     message: CapMessage,
     cls: CommandClass,
@@ -474,7 +474,7 @@ async def _hold(
 
 
 async def _approved_bulletin(
-    runtime: Runtime,
+    runtime: Sending,
     session: AsyncSession,
     actor: Actor,
     alert: Alert,
@@ -503,7 +503,7 @@ async def _approved_bulletin(
 
 
 async def _bulletin(
-    runtime: Runtime,
+    runtime: Sending,
     session: AsyncSession,
     actor: Actor,
     first: Info,

@@ -20,8 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy import select
 
-from app.deps import RuntimeDep
-from app.guard import From, allow
+from broadcast.context import SendingDep
 from cap import service
 from cap.message import Alert, Area, Info
 from cap.models import JSON_SOURCE, CapMessage
@@ -30,6 +29,7 @@ from cap.schemas import CapReceipt
 from core.database import session_scope
 from core.policy import Action
 from devices.protocol import CommandClass
+from web.guard import From, allow
 
 # The CAP words that the mapping (cap/mapping.py) reads as each class.
 WORDS_OF_CLASS = {
@@ -124,7 +124,7 @@ def _sent_text(sent: datetime) -> str:
     response_model=CapReceipt,
     dependencies=[allow(Action.SEND_EMERGENCY, From.PROVINCE)],
 )
-async def receive_bulletin(data: CentralBulletin, runtime: RuntimeDep) -> JSONResponse:
+async def receive_bulletin(data: CentralBulletin, runtime: SendingDep) -> JSONResponse:
     """A bulletin from the central level. 201: acted on (aired, in the communes' inboxes,
     or a cancel carried out); 200: kept but not acted on (no area of this province, out of
     date, nothing to cancel), or a copy of one already acted on; 422: refused, with the

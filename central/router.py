@@ -11,8 +11,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.deps import RuntimeDep, SessionDep
-from app.guard import From, allow
 from central import queries
 from central.schemas import (
     AreaEntry,
@@ -25,6 +23,8 @@ from central.schemas import (
 from core.errors import InvalidInput
 from core.policy import Action
 from core.schemas import Instant, Limit, Offset, Page
+from web.deps import RuntimeDep, SessionDep
+from web.guard import From, allow
 
 router = APIRouter(
     prefix="/api/v1/central",

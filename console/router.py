@@ -15,8 +15,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts import service as account_service
-from app.deps import SESSION_COOKIE, RuntimeDep
-from app.guard import GUARD_MARKER, From, enforce
 from areas import service as area_service
 from areas.models import Area
 from broadcast import service as broadcast_service
@@ -37,6 +35,8 @@ from health import service as health_service
 from reports import airtime, monthly
 from schedules import service as schedule_service
 from schedules.recurrence import to_utc, zone
+from web.deps import SESSION_COOKIE, RuntimeDep
+from web.guard import GUARD_MARKER, From, enforce
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 templates = Jinja2Templates(directory=str(i18n.HERE / "templates"))
@@ -89,7 +89,7 @@ SignedIn = Annotated[Actor, Depends(signed_in)]
 
 
 def page(action: Action, *sources: From) -> Any:
-    """A page's rule, checked by the same guard as the API's endpoints (app/guard.py)."""
+    """A page's rule, checked by the same guard as the API's endpoints (web/guard.py)."""
 
     async def check(request: Request, runtime: RuntimeDep, actor: SignedIn) -> Actor:
         try:

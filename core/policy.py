@@ -3,7 +3,7 @@
 The area rule: a person whose role is scoped to a node of the area tree (a commune, a
 district) may read, target and change only what lies in that node's subtree; a role
 scoped to nothing covers the whole province. Every endpoint declares its action and
-where its areas come from (app/guard.py); this module is the table it is checked
+where its areas come from (web/guard.py); this module is the table it is checked
 against, so the whole policy reads in one screen.
 """
 

@@ -4,8 +4,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, UploadFile, status
 
-from app.deps import RuntimeDep, SessionDep
-from app.guard import From, allow, the_device_itself
 from core.policy import Action
 from core.schemas import ImportReport, Limit, Offset, Page
 from core.uploads import read_csv_upload
@@ -21,6 +19,8 @@ from devices.schemas import (
     OwnProvisioning,
     ProvisionedCluster,
 )
+from web.deps import RuntimeDep, SessionDep
+from web.guard import From, allow, the_device_itself
 
 router = APIRouter(prefix="/api/v1/clusters", tags=["clusters"])
 DeviceItself = Annotated[Cluster, the_device_itself()]

@@ -6,14 +6,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query, UploadFile, status
 
-from app.deps import ActorDep, RuntimeDep, SessionDep
-from app.guard import From, allow
 from core.database import session_scope
 from core.policy import Action
 from core.schemas import NO_NUL, IntId
 from firmware import images, rollouts
 from firmware.schemas import FirmwareRead, RolloutCreate, RolloutRead
 from media import storage
+from web.deps import ActorDep, RuntimeDep, SessionDep
+from web.guard import From, allow
 
 router = APIRouter(tags=["firmware"])
 

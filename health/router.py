@@ -8,8 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from fastapi.responses import PlainTextResponse
 
-from app.deps import ActorDep, RuntimeDep, SessionDep
-from app.guard import From, allow
+from broadcast.context import SendingDep
 from core.database import session_scope
 from core.policy import Action
 from core.schemas import BigId
@@ -22,6 +21,8 @@ from health.schemas import (
     OperationRead,
     SelfTestReport,
 )
+from web.deps import ActorDep, SessionDep
+from web.guard import From, allow
 
 router = APIRouter(tags=["health"])
 
@@ -29,7 +30,7 @@ router = APIRouter(tags=["health"])
 @router.get("/api/v1/health", dependencies=[allow(Action.READ, From.QUERY_AREA)])
 async def area_health(
     session: SessionDep,
-    runtime: RuntimeDep,
+    runtime: SendingDep,
     area: Annotated[str, Query(description="the area (its subtree); its children follow")],
 ) -> list[AreaHealth]:
     """The area itself first, then each child area, the worst first."""
@@ -42,7 +43,7 @@ async def area_health(
     dependencies=[allow(Action.READ, From.QUERY_AREA)],
 )
 async def export_health(
-    session: SessionDep, runtime: RuntimeDep, area: Annotated[str, Query()]
+    session: SessionDep, runtime: SendingDep, area: Annotated[str, Query()]
 ) -> PlainTextResponse:
     text = await service.export_csv(session=session, settings=runtime.settings, area_code=area)
     return PlainTextResponse(
@@ -56,7 +57,7 @@ async def export_health(
 async def cluster_health(
     code: str,
     session: SessionDep,
-    runtime: RuntimeDep,
+    runtime: SendingDep,
     history: Annotated[int, Query(ge=0, le=2000, description="samples, newest first")] = 96,
 ) -> ClusterHealthRead:
     return await service.cluster_health(
@@ -88,7 +89,7 @@ async def list_alarms(
     "/api/v1/alarms/{alarm_id}/acknowledge", dependencies=[allow(Action.OPERATE, From.ALARM)]
 )
 async def acknowledge_alarm(
-    alarm_id: BigId, session: SessionDep, runtime: RuntimeDep, actor: ActorDep
+    alarm_id: BigId, session: SessionDep, runtime: SendingDep, actor: ActorDep
 ) -> AlarmRead:
     """A person has seen it: who and when are kept (the first acknowledgement stands)."""
     return await alarms.acknowledge(
@@ -102,7 +103,7 @@ async def acknowledge_alarm(
     dependencies=[allow(Action.OPERATE, From.BODY_TARGETS)],
 )
 async def create_operation(
-    data: OperationCreate, runtime: RuntimeDep, actor: ActorDep
+    data: OperationCreate, runtime: SendingDep, actor: ActorDep
 ) -> OperationRead:
     """A remote command to areas and/or clusters; each cluster's result follows at
     GET /api/v1/operations/{id}. Committed before it is published: with the broker down it
@@ -133,7 +134,7 @@ async def read_operation(operation_id: str, session: SessionDep) -> OperationRea
     status_code=status.HTTP_201_CREATED,
     dependencies=[allow(Action.OPERATE, From.PROVINCE)],
 )
-async def run_self_test(runtime: RuntimeDep) -> dict[str, str]:
+async def run_self_test(runtime: SendingDep) -> dict[str, str]:
     """Start the silent self-test of every cluster now (it also runs daily at
     SELF_TEST_AT); results at GET /api/v1/self-test/report."""
     return {"operation_id": await self_test.start(runtime)}

@@ -27,7 +27,7 @@ from media.tts import speech
 from schedules.recurrence import zone
 
 if TYPE_CHECKING:
-    from app.runtime import Runtime
+    from broadcast.context import Sending
 
 # Spoken into the clip every cluster fetches (never played): a real file through the real
 # pipeline, so the test covers the media server and the signed URLs too.
@@ -128,7 +128,7 @@ async def report(*, session: AsyncSession, area_code: str) -> SelfTestReport:
     )
 
 
-async def start(runtime: Runtime) -> str:
+async def start(runtime: Sending) -> str:
     """Start a self-test of the whole province now; the operation's id."""
     settings = runtime.settings
     clip = await speech.speak(runtime.ingest_context(), text=CLIP_TEXT, language="vi")

@@ -3,17 +3,18 @@ from __future__ import annotations
 from fastapi import APIRouter, UploadFile, status
 from fastapi.responses import FileResponse
 
-from app.deps import ActorDep, RuntimeDep, SessionDep
-from app.guard import From, allow
 from authority.reads import may_read_media
 from core.database import session_scope
 from core.errors import InvalidInput
 from core.policy import Action
 from core.schemas import file_name
 from media import images, service, storage
+from media.context import IngestingDep
 from media.models import MediaFile
 from media.schemas import MediaRead, SpeechCreate
 from media.tts import speech
+from web.deps import ActorDep, SessionDep
+from web.guard import From, allow
 
 router = APIRouter(tags=["media"])
 
@@ -23,7 +24,7 @@ router = APIRouter(tags=["media"])
     status_code=status.HTTP_201_CREATED,
     dependencies=[allow(Action.MEDIA, From.ANYWHERE)],
 )
-async def upload_media(file: UploadFile, runtime: RuntimeDep) -> MediaRead:
+async def upload_media(file: UploadFile, runtime: IngestingDep) -> MediaRead:
     """Upload audio (MP3, WAV, OGG/Opus, M4A/AAC, FLAC, WebM). It is decoded to check it,
     normalised to the loudness target, rendered for each delivery profile and stored by
     sha256; the original is kept for audit. The same upload twice is one item."""
@@ -58,7 +59,7 @@ async def upload_media(file: UploadFile, runtime: RuntimeDep) -> MediaRead:
     status_code=status.HTTP_201_CREATED,
     dependencies=[allow(Action.MEDIA, From.ANYWHERE)],
 )
-async def speak(data: SpeechCreate, runtime: RuntimeDep) -> MediaRead:
+async def speak(data: SpeechCreate, runtime: IngestingDep) -> MediaRead:
     """Text read aloud by the text-to-speech engine, framed by an attention chime, and
     stored like an upload (normalised, rendered per profile)."""
     return await speech.speak(runtime.ingest_context(), text=data.text, language=data.language)
@@ -69,7 +70,7 @@ async def speak(data: SpeechCreate, runtime: RuntimeDep) -> MediaRead:
     status_code=status.HTTP_201_CREATED,
     dependencies=[allow(Action.MEDIA, From.ANYWHERE)],
 )
-async def upload_image(file: UploadFile, runtime: RuntimeDep) -> MediaRead:
+async def upload_image(file: UploadFile, runtime: IngestingDep) -> MediaRead:
     """An image for e-boards (PNG, JPEG or WebP), checked by decoding."""
     image = await images.ingest_image(runtime.ingest_context(), file)
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
@@ -82,7 +83,7 @@ async def upload_image(file: UploadFile, runtime: RuntimeDep) -> MediaRead:
 
 @router.get("/api/v1/media/{sha256}", dependencies=[allow(Action.READ, From.ANYWHERE)])
 async def read_media(
-    sha256: str, session: SessionDep, runtime: RuntimeDep, actor: ActorDep
+    sha256: str, session: SessionDep, runtime: IngestingDep, actor: ActorDep
 ) -> MediaRead:
     """A file's metadata; for people scoped to an area, only of what concerns it."""
     read = await service.get_read(session=session, settings=runtime.settings, sha256=sha256)
@@ -92,7 +93,7 @@ async def read_media(
 
 @router.get("/api/v1/media/{sha256}/file", dependencies=[allow(Action.READ, From.ANYWHERE)])
 async def download_media(
-    sha256: str, session: SessionDep, runtime: RuntimeDep, actor: ActorDep
+    sha256: str, session: SessionDep, runtime: IngestingDep, actor: ActorDep
 ) -> FileResponse:
     """The rendition itself, for people previewing it (clusters use signed /media URLs);
     for people scoped to an area, only what a bulletin or broadcast of theirs carries."""

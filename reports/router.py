@@ -8,8 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse, Response
 
-from app.deps import RuntimeDep, SessionDep
-from app.guard import From, allow
 from central import queries
 from console import i18n, printable
 from core.errors import InvalidInput
@@ -18,6 +16,8 @@ from core.schemas import Instant
 from reports import airtime, exports, monthly, printing
 from reports.airtime import AreaAirtime
 from reports.monthly import MonthlyReport
+from web.deps import RuntimeDep, SessionDep
+from web.guard import From, allow
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 

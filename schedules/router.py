@@ -1,13 +1,13 @@
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, time, timedelta
-from typing import Annotated
+from typing import Annotated, Protocol
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Depends, Query, status
 from sqlalchemy import func, select
 
-from app.deps import ActorDep, RuntimeDep, SessionDep
-from app.guard import From, allow
+from core.context import Context
 from core.database import session_scope
 from core.policy import Action
 from core.schemas import Day, Limit, Offset, Page
@@ -26,6 +26,15 @@ from schedules.schemas import (
     SlotRead,
     StaleSchedule,
 )
+from web.deps import ActorDep, SessionDep, get_runtime
+from web.guard import From, allow
+
+
+class Scheduling(Context, Protocol):
+    schedules_changed: asyncio.Event  # set: the clusters' stored schedules follow at once
+
+
+SchedulingDep = Annotated[Scheduling, Depends(get_runtime)]
 
 router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"])
 
@@ -37,7 +46,7 @@ router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"])
     dependencies=[allow(Action.SCHEDULE, From.BODY_TARGETS)],
 )
 async def create_schedule(
-    data: ScheduleCreate, runtime: RuntimeDep, actor: ActorDep
+    data: ScheduleCreate, runtime: SchedulingDep, actor: ActorDep
 ) -> ScheduleRead:
     """A one-off or recurring play of an approved bulletin. Overlaps with other schedules
     on the same clusters are refused (409, listed) unless `accept_conflicts`."""
@@ -54,7 +63,7 @@ async def create_schedule(
     "/check", response_model_by_alias=True, dependencies=[allow(Action.SCHEDULE, From.BODY_TARGETS)]
 )
 async def check_schedule(
-    data: ScheduleCreate, runtime: RuntimeDep, actor: ActorDep
+    data: ScheduleCreate, runtime: SchedulingDep, actor: ActorDep
 ) -> list[Overlap]:
     """The overlaps a schedule would have, without saving it."""
     async with session_scope(runtime.sessions) as session:
@@ -76,7 +85,7 @@ async def check_schedule(
 )
 async def calendar(
     session: SessionDep,
-    runtime: RuntimeDep,
+    runtime: SchedulingDep,
     area: str,
     day: Annotated[Day | None, Query(description="first local day; default today")] = None,
     days: Annotated[int, Query(ge=1, le=31)] = 1,
@@ -131,7 +140,7 @@ async def read_schedule(schedule_id: str, session: SessionDep) -> ScheduleRead:
     dependencies=[allow(Action.SCHEDULE, From.SCHEDULE, From.BODY_TARGETS)],
 )
 async def update_schedule(
-    schedule_id: str, data: ScheduleUpdate, runtime: RuntimeDep, actor: ActorDep
+    schedule_id: str, data: ScheduleUpdate, runtime: SchedulingDep, actor: ActorDep
 ) -> ScheduleRead:
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
         schedule, overlaps = await service.update(

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from app.deps import SESSION_COOKIE
 from cap.feeds import _entry_links
 from cap.schema import NS
 from devices.protocol import DisplayStyle
@@ -23,6 +22,7 @@ from tests.cap.helpers import SENT, InfoSpec, alert, cap_time, key_of, xml
 from tests.factories import add_eboard, small_province
 from tests.security.helpers import make_user, signed_in
 from tests.support import Stack, counts
+from web.deps import SESSION_COOKIE
 
 CORPUS = Path(__file__).parent / "corpus"
 CAP_HEADERS = {"content-type": "application/cap+xml"}

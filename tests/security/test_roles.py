@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 
-from app.guard import GUARD_MARKER
 from app.main import create_app
 from core.settings import Settings
 from tests.broadcast.helpers import approved_bulletin, upload
 from tests.factories import small_province
 from tests.security.helpers import make_user, production_secrets, signed_in
 from tests.support import Stack
+from web.guard import GUARD_MARKER
 
 COMMUNE = "25216"
 ROLES = {  # role: the area it is scoped to ("district": COMMUNE's district)

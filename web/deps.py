@@ -1,27 +1,30 @@
-"""FastAPI dependencies: the runtime and one session per request (commit or roll back)."""
+"""FastAPI dependencies: the runtime's context, one session per request (commit or roll
+back), and who is asking."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts import service as account_service
-from app.runtime import Runtime
 from core import actors
 from core.actors import Actor
+from core.context import Context
 from core.database import session_scope
 from core.errors import Unauthenticated
 
 
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+def get_runtime(request: Request) -> Any:
+    """The process's runtime (app/runtime.py). It satisfies every domain's context
+    Protocol structurally, and each route names the one it needs:
+    `Annotated[Sending, Depends(get_runtime)]`; most need only `RuntimeDep`."""
+    return request.app.state.runtime
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+RuntimeDep = Annotated[Context, Depends(get_runtime)]
 
 
 async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:

@@ -23,17 +23,17 @@ from fastapi import Depends, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.deps import ActorDep, RuntimeDep
-from app.runtime import Runtime
 from areas.models import Area
 from authority.checks import touched
 from authority.rules import Refused, inside
 from core.actors import Actor
+from core.context import Context
 from core.database import session_scope
 from core.errors import Unauthenticated
 from core.policy import Action, covers, require
 from devices import service as device_service
 from devices.models import Cluster
+from web.deps import ActorDep, RuntimeDep
 
 
 class From(StrEnum):
@@ -93,7 +93,7 @@ def _basic(header: str) -> tuple[str, str]:
 
 
 async def enforce(
-    request: Request, runtime: Runtime, actor: Actor, action: Action, sources: tuple[From, ...]
+    request: Request, runtime: Context, actor: Actor, action: Action, sources: tuple[From, ...]
 ) -> Actor:
     """The role against the policy, then the area rule for what the request touches. The
     API's `allow` and the console's pages (console/router.py `page`) both come here."""

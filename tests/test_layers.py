@@ -1,0 +1,153 @@
+"""Layers point down (README, Architecture), checked from the source with `ast`:
+
+- no package imports the application (`app/`), the composition root; only the process
+  entry points do (`python -m scheduler`);
+- the request side (`web/`) does not either: routes ask for the narrow context they need
+  (core/context.py and the domains' own), which the runtime satisfies structurally;
+- no module-level import cycles;
+- the simulator needs only the wire format (it stands in for a vendor's device);
+- `core/` imports no domain, except the two places still listed below (issue 21): the
+  list must shrink, never grow, so a fixed one must be struck off it too.
+
+Imports inside functions are not counted: they are how a module defers a heavy or
+optional dependency, not a layer's dependency."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = (
+    "core",
+    "web",
+    "authority",
+    "accounts",
+    "audit",
+    "cap",
+    "central",
+    "console",
+    "reports",
+    "areas",
+    "devices",
+    "health",
+    "firmware",
+    "broadcast",
+    "bulletins",
+    "media",
+    "schedules",
+    "scheduler",
+    "simulator",
+    "app",
+)
+ENTRY_POINTS = {"scheduler.__main__"}  # processes of their own, composed like app.main
+# The device protocol as a vendor implements it, and what the simulator may use besides.
+WIRE = {"devices", "devices.protocol", "devices.signing", "devices.mqtt_lite", "devices.media_auth"}
+SIMULATOR_ALSO = {"core", "core.heap"}
+# core -> domain imports still to remove (issue 21), each with where it should go.
+CORE_DEBT = {
+    # the MQTT service wraps devices.mqtt_lite: the MQTT client belongs with the wire format
+    "core.mqtt",
+    # Settings derives keys and delivery profiles from devices.signing and media.pipeline
+    "core.settings",
+}
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            found[name.removesuffix(".__init__")] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _imports(path: Path) -> set[str]:
+    """The project modules `path` imports at its top level (not inside functions, not
+    under `if TYPE_CHECKING:`)."""
+    found: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return {name for name in found if name in MODULES}
+
+
+GRAPH = {name: _imports(path) for name, path in MODULES.items()}
+
+
+def _package(module: str) -> str:
+    return module.split(".")[0]
+
+
+def test_nothing_but_the_entry_points_imports_the_application() -> None:
+    upward = sorted(
+        f"{module} imports {target}"
+        for module, targets in GRAPH.items()
+        for target in targets
+        if _package(target) == "app" and _package(module) != "app" and module not in ENTRY_POINTS
+    )
+    assert upward == []
+
+
+def cycles_in(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Depth-first, each module once: an edge back to a module still on the path closes
+    a cycle."""
+    finished: set[str] = set()
+    cycles: list[list[str]] = []
+    for start in sorted(graph):
+        if start in finished:
+            continue
+        path, children = [start], [iter(sorted(graph[start]))]
+        while path:
+            child = next(children[-1], None)
+            if child is None:
+                finished.add(path.pop())
+                children.pop()
+            elif child in path:
+                cycles.append([*path[path.index(child) :], child])
+            elif child not in finished:
+                path.append(child)
+                children.append(iter(sorted(graph[child])))
+    return cycles
+
+
+def test_there_are_no_import_cycles() -> None:
+    assert cycles_in(GRAPH) == []
+
+
+def test_the_simulator_needs_only_the_wire_format() -> None:
+    reached, todo = set(), [m for m in GRAPH if _package(m) == "simulator"]
+    while todo:
+        module = todo.pop()
+        for target in GRAPH[module]:
+            if target not in reached:
+                reached.add(target)
+                todo.append(target)
+    beyond = {m for m in reached if _package(m) != "simulator"} - WIRE - SIMULATOR_ALSO
+    assert sorted(beyond) == []
+
+
+def test_core_imports_no_domain_but_the_listed_debt_which_only_shrinks() -> None:
+    reaching = {
+        module
+        for module, targets in GRAPH.items()
+        if _package(module) == "core" and any(_package(t) != "core" for t in targets)
+    }
+    assert reaching - CORE_DEBT == set(), "a new import of a domain from core/"
+    assert CORE_DEBT - reaching == set(), "fixed: strike it off CORE_DEBT"
+
+
+def test_the_checks_see_the_imports_and_the_cycles() -> None:
+    """The graph is not empty by mistake (known edges are in it), and the cycle search
+    finds one where there is one."""
+    assert cycles_in({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+    assert cycles_in({"a": {"b"}, "b": set(), "c": {"a", "b"}}) == []
+    assert "broadcast.context" in GRAPH["broadcast.sending"]
+    assert "app.runtime" in GRAPH["scheduler.__main__"]
+    assert "web.deps" in GRAPH["broadcast.router"]
