@@ -19,9 +19,11 @@ from audit.service import event as audit_event
 from audit.tally import TALLY_WINDOW_S, RefusalTally
 from broadcast import jobs as broadcast_jobs
 from broadcast import repository as broadcast_repository
+from broadcast import sending
 from broadcast.dispatch import Dispatcher
 from broadcast.ingest import IncomingAck, apply_acks
 from broadcast.schemas import BroadcastCreate
+from cap import feeds
 from core.actors import SCHEDULER_ACTOR
 from core.batching import BatchConsumer
 from core.clock import Clock, SystemClock
@@ -217,8 +219,6 @@ class Runtime:
 
         async def cap_exchange() -> None:
             """CAP feeds read every CAP_FEED_INTERVAL_S; outcomes reported upstream."""
-            from cap import feeds  # cap's service sends broadcasts through this runtime
-
             if self.settings.cap_feeds and (
                 time.monotonic() - last_feed[0] >= self.settings.cap_feed_interval_s
             ):
@@ -247,7 +247,6 @@ class Runtime:
     async def fire_schedules(self) -> int:
         """Fire every due schedule slot; the number of broadcasts sent (a job; tests call
         it directly to fire from two runtimes at once)."""
-        from broadcast import sending  # it imports this module
 
         async def send(data: BroadcastCreate, also: AlsoInTransaction) -> object:
             return await sending.send(self, data, SCHEDULER_ACTOR, also=also)
