@@ -25,6 +25,7 @@ COPY media media
 COPY scheduler scheduler
 COPY simulator simulator
 COPY web web
+COPY reorganisation reorganisation
 COPY app app
 COPY migrations migrations
 COPY mosquitto.conf alembic.ini ./

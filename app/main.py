@@ -42,6 +42,7 @@ from health.router import router as health_router
 from media.asgi import MediaApp
 from media.context import Ingesting
 from media.router import router as media_router
+from reorganisation.router import router as reorganisation_router
 from reports.router import router as reports_router
 from schedules.router import Scheduling
 from schedules.router import router as schedules_router
@@ -75,6 +76,7 @@ def create_app(
     )
     app.state.settings = settings
     for router in (
+        reorganisation_router,  # before areas_router: /areas/reorganise is not an area
         areas_router,
         devices_router,
         media_router,

@@ -191,6 +191,7 @@ async def _seed_today(
     rng = random.Random(SEED)
     now = clock.now()
     root = _province_row(PROVINCE_CODE, province.name, now)
+    root.since = REFORM_DAY  # as the reorganisation would have made it: not to be redone
     session.add(root)
     await session.flush()
     areas = {}
@@ -203,6 +204,7 @@ async def _seed_today(
             path=f"{root.path}{int(ward.code)}/",
             depth=1,
             created_at=now,
+            since=REFORM_DAY,
         )
         session.add(area)
         areas[int(ward.code)] = area

@@ -30,6 +30,7 @@ async def list_page(
     level: str | None,
     limit: int,
     offset: int,
+    dissolved: bool = False,
 ) -> tuple[list[tuple[Area, str | None]], int]:
     parent_area = aliased(Area)
     query = select(Area, parent_area.code).outerjoin(parent_area, Area.parent_id == parent_area.id)
@@ -39,6 +40,8 @@ async def list_page(
         query = query.where(Area.parent_id == parent.id)
     if level is not None:
         query = query.where(Area.level == level)
+    if not dissolved:
+        query = query.where(Area.dissolved_on.is_(None))
     total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
     rows = await session.execute(query.order_by(Area.path).limit(limit).offset(offset))
     return [(row[0], row[1]) for row in rows.all()], total

@@ -30,11 +30,20 @@ async def list_areas(
     under: Annotated[str | None, Query(description="only this area's subtree")] = None,
     parent: Annotated[str | None, Query(description="only direct children")] = None,
     level: str | None = None,
+    dissolved: Annotated[
+        bool, Query(description="also the units a reorganisation dissolved (history)")
+    ] = False,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[AreaRead]:
     return await service.list_page(
-        session=session, under=under, parent=parent, level=level, limit=limit, offset=offset
+        session=session,
+        under=under,
+        parent=parent,
+        level=level,
+        limit=limit,
+        offset=offset,
+        dissolved=dissolved,
     )
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
@@ -29,3 +29,8 @@ class AreaRead(ORMModel):
     path: str
     depth: int
     created_at: datetime
+    # A reorganisation's marks (reorganisation/): ended on that day, taken over by these;
+    # or took its present form on that day.
+    dissolved_on: date | None = None
+    successors: list[str] | None = None
+    since: date | None = None

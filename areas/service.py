@@ -36,6 +36,9 @@ def to_read(area: Area, parent_code: str | None) -> AreaRead:
         path=area.path,
         depth=area.depth,
         created_at=area.created_at,
+        dissolved_on=area.dissolved_on,
+        successors=area.successors,
+        since=area.since,
     )
 
 
@@ -121,11 +124,18 @@ async def list_page(
     level: str | None,
     limit: int,
     offset: int,
+    dissolved: bool = False,
 ) -> Page[AreaRead]:
     under_area = await get(session=session, code=under) if under else None
     parent_area = await get(session=session, code=parent) if parent else None
     rows, total = await repository.list_page(
-        session, under=under_area, parent=parent_area, level=level, limit=limit, offset=offset
+        session,
+        under=under_area,
+        parent=parent_area,
+        level=level,
+        limit=limit,
+        offset=offset,
+        dissolved=dissolved,
     )
     items = [to_read(area, parent_code) for area, parent_code in rows]
     return Page(items=items, total=total, limit=limit, offset=offset)

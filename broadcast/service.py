@@ -88,6 +88,12 @@ async def addressed(session: AsyncSession, areas: list[str], clusters: list[str]
     for code in areas:
         if code not in found:
             raise AreaNotFound(code)
+        if (gone := found[code]).dissolved_on is not None:
+            raise InvalidInput(
+                f"area {code} ({gone.name}) was dissolved on {gone.dissolved_on.isoformat()}: "
+                f"send to {', '.join(gone.successors or [])} instead",
+                detail={"field": "areas", "successors": gone.successors or []},
+            )
     cover = _minimal_cover(list(found.values()))
     named = await device_repository.named_clusters(session, clusters)
     named_codes = {code for _, code, _ in named}

@@ -187,7 +187,13 @@ async def _approved_bulletins(session: AsyncSession, actor: Actor) -> list[Bulle
 
 async def _areas_for(session: AsyncSession, actor: Actor) -> list[Area]:
     """The area tree the person may target, down to communes, in tree order."""
-    rows = (await session.scalars(select(Area).where(Area.depth <= 2).order_by(Area.path))).all()
+    rows = (
+        await session.scalars(
+            select(Area)
+            .where(Area.depth <= 2, Area.dissolved_on.is_(None))  # today's units
+            .order_by(Area.path)
+        )
+    ).all()
     return [a for a in rows if covers(actor, a.path)]
 
 

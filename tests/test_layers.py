@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = (
     "core",
     "web",
+    "reorganisation",
     "authority",
     "accounts",
     "audit",

@@ -1,0 +1,214 @@
+"""The reform of 1 July 2025 applied to a running register (issue 22), from the official
+conversion: old Bình Phước (70) with its districts becomes part of Đồng Nai (75), its
+communes merged into wards. A dry run first (nothing changes), then the steps, one
+interrupted and resumed, then again (nothing left to do). Every old record still reads
+the same; clusters, accounts and schedules follow their communes."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from areas.models import Area, AreaVersion
+from audit.models import AuditEvent
+from core.database import session_scope
+from reorganisation.apply import apply
+from reorganisation.official import VietnamProvinces
+from reorganisation.plan import DECIDED, build
+from tests.broadcast.helpers import approved_bulletin, upload
+from tests.factories import small_province
+from tests.security.helpers import make_user
+from tests.support import Stack
+
+EFFECTIVE = date(2025, 7, 1)
+# The official conversion, as vietnam-provinces 2026.9.0 has it:
+#   25216 Thác Mơ -> 25217 Phường Phước Long; 25195 Tân Phú and 25198 Tân Đồng -> 25195
+#   Phường Bình Phước (the code continues); 25231 -> 25231; province 70 -> 75.
+
+
+async def old_province(stack: Stack, tone_mp3: Path) -> dict[str, Any]:
+    """The small province, plus Tân Đồng (25198, merging into 25195 with Tân Phú), a
+    commune operator, a district operator, a morning slot in 25195 and in 25198, and an
+    emergency sent to Thác Mơ before the reform."""
+    await small_province(stack)
+    area = {"code": "25198", "name": "Phường Tân Đồng", "level": "commune", "parent_code": "689"}
+    assert (await stack.client.post("/api/v1/areas", json=area)).status_code == 201
+    cluster = {"code": "25198-01", "name": "Cụm loa Tân Đồng 1", "area_code": "25198"}
+    assert (await stack.client.post("/api/v1/clusters", json=cluster)).status_code == 201
+    await make_user(stack, "xa.thacmo", role="commune_operator", area="25216")
+    await make_user(stack, "huyen.dongxoai", role="district_operator", area="689")
+    clip = await upload(stack, tone_mp3)
+    bulletin = await approved_bulletin(stack, title="Bản tin sáng", media_sha256=clip["sha256"])
+    schedules = []
+    for commune in ("25195", "25198"):
+        response = await stack.client.post(
+            "/api/v1/schedules",
+            json={
+                "title": f"Bản tin sáng {commune}",
+                "bulletin_id": bulletin["id"],
+                "starts_local": "2026-12-10T06:00:00",
+                "rule": "FREQ=DAILY",
+                "areas": [commune],
+            },
+        )
+        assert response.status_code == 201, response.text
+        schedules.append(response.json())
+    sent = await stack.client.post(
+        "/api/v1/broadcasts",
+        json={"title": "Lũ", "areas": ["25216"], "media_sha256": clip["sha256"]},
+    )
+    assert sent.status_code == 201, sent.text
+    return {"schedules": schedules, "broadcast": sent.json()}
+
+
+async def counts(stack: Stack) -> dict[str, int]:
+    async with session_scope(stack.runtime.sessions) as session:
+        areas = await session.scalar(select(func.count()).select_from(Area))
+        versions = await session.scalar(select(func.count()).select_from(AreaVersion))
+    return {"areas": areas or 0, "versions": versions or 0}
+
+
+async def test_the_reform_applied_to_a_running_register(stack: Stack, tone_mp3: Path) -> None:
+    before = await old_province(stack, tone_mp3)
+    official = VietnamProvinces()
+
+    # The dry run: the plan, and nothing changed.
+    unchanged = await counts(stack)
+    dry = await stack.client.post(
+        "/api/v1/areas/reorganise", json={"effective": "2025-07-01", "dry_run": True}
+    )
+    assert dry.status_code == 200, dry.text
+    plan = dry.json()
+    assert plan["province"] == "75 Thành phố Đồng Nai"
+    rows = {(r[0], r[1]): r for r in plan["rows"]}
+    assert rows[("dissolved", "70")][3] == "75"
+    assert rows[("dissolved", "689")][3] == "25195 25217"
+    assert rows[("dissolved", "25216")][3] == "25217"
+    assert rows[("dissolved", "25198")][3] == "25195"
+    assert ("dissolved", "25195") not in rows, "its code continues: renamed, not dissolved"
+    assert rows[("area", "25195")][3] == "Phường Bình Phước at /75/25195/"
+    assert rows[("area", "25217")][2] == "(new)"
+    assert rows[("cluster", "25216-01")][3] == f"25217 ({DECIDED})"
+    assert rows[("account", "xa.thacmo")][3] == "25217"
+    assert rows[("account", "huyen.dongxoai")][3] == "several successors: choose one"
+    assert rows[("overlap", "25195")][2] == "06:00", "two morning slots now in one ward"
+    assert plan["summary"]["clusters_to_confirm"] == 0
+    assert await counts(stack) == unchanged
+    as_csv = await stack.client.post(
+        "/api/v1/areas/reorganise?format=csv", json={"effective": "2025-07-01"}
+    )
+    assert as_csv.text.splitlines()[0] == "what,item,from,to" and "25216-01" in as_csv.text
+
+    # Interrupted after the areas, then resumed: the same end as one run.
+    await apply(
+        stack.runtime.sessions,
+        stack.runtime.write_lock,
+        stack.runtime.clock,
+        official,
+        EFFECTIVE,
+        actor="test",
+        stop_after="areas",
+    )
+    moved = await stack.client.get("/api/v1/clusters/25216-01")
+    assert moved.json()["area_code"] == "25216", "the clusters' step has not run yet"
+    resumed = await stack.client.post(
+        "/api/v1/areas/reorganise", json={"effective": "2025-07-01", "dry_run": False}
+    )
+    assert resumed.status_code == 200, resumed.text
+    assert resumed.json()["steps_applied"] == ["clusters", "accounts", "schedules"]
+
+    # Today's tree: the province and its wards, no districts; the old units kept.
+    current = (await stack.client.get("/api/v1/areas?limit=100")).json()["items"]
+    assert {a["code"]: a["path"] for a in current} == {
+        "75": "/75/",
+        "25195": "/75/25195/",
+        "25217": "/75/25217/",
+        "25231": "/75/25231/",
+    }
+    old = (await stack.client.get("/api/v1/areas/25216")).json()
+    assert (old["dissolved_on"], old["successors"], old["path"]) == (
+        "2025-07-01",
+        ["25217"],
+        "/70/689/25216/",
+    )
+    history = (await stack.client.get("/api/v1/areas?dissolved=true&limit=100")).json()
+    assert {"70", "689", "695", "25216", "25198"} <= {a["code"] for a in history["items"]}
+    async with session_scope(stack.runtime.sessions) as session:
+        was = await session.scalar(select(AreaVersion).where(AreaVersion.code == "25195"))
+        assert was is not None
+        assert (was.name, was.path, was.until) == (
+            "Xã 25195",
+            "/70/689/25195/",
+            EFFECTIVE - timedelta(days=1),
+        )
+
+    # Clusters, accounts and schedules followed.
+    assert (await stack.client.get("/api/v1/clusters/25216-01")).json()["area_code"] == "25217"
+    assert (await stack.client.get("/api/v1/clusters/25198-01")).json()["area_code"] == "25195"
+    users = {u["username"]: u for u in (await stack.client.get("/api/v1/users")).json()}
+    assert users["xa.thacmo"]["area_code"] == "25217"
+    assert users["huyen.dongxoai"]["area_code"] == "689", "never widened silently"
+    for schedule, moved_here in zip(before["schedules"], (False, True), strict=True):
+        now = (await stack.client.get(f"/api/v1/schedules/{schedule['id']}")).json()
+        assert now["target_areas"] == ["25195"], "both mornings kept, in the merged ward"
+        # Tân Đồng's moved (a new version, pushed to the clusters again); Tân Phú's code
+        # continues, so its schedule stands as it was.
+        assert now["version"] == schedule["version"] + moved_here
+    async with session_scope(stack.runtime.sessions) as session:
+        steps = (
+            await session.scalars(
+                select(AuditEvent.action).where(AuditEvent.action.startswith("reorganise"))
+            )
+        ).all()
+    assert {"reorganise areas", "reorganise clusters", "reorganise account"} <= set(steps)
+
+    # The old record reads the same; a send to an old commune names its successor; a
+    # send to the new ward reaches the clusters that came from the old communes.
+    record = (await stack.client.get(f"/api/v1/broadcasts/{before['broadcast']['id']}")).json()
+    assert record["target_areas"] == ["25216"] and record["total"] == before["broadcast"]["total"]
+    refused = await stack.client.post(
+        "/api/v1/broadcasts", json={"title": "x", "areas": ["25216"], "text": "Thử"}
+    )
+    assert refused.status_code == 422 and "send to 25217 instead" in refused.text
+    merged = await stack.client.post(
+        "/api/v1/broadcasts",
+        json={
+            "title": "Lũ",
+            "areas": ["25195"],
+            "media_sha256": before["broadcast"]["media_sha256"],
+        },
+    )
+    assert merged.status_code == 201, merged.text
+    assert merged.json()["total"] == 3, "25195-01, 25195-09 and Tân Đồng's 25198-01"
+
+    # Again: nothing left to do, nothing changes.
+    settled = await counts(stack)
+    again = await stack.client.post(
+        "/api/v1/areas/reorganise", json={"effective": "2025-07-01", "dry_run": False}
+    )
+    assert again.json()["steps_applied"] == []
+    left = {k: v for k, v in again.json()["summary"].items() if v and k != "overlaps"}
+    assert left == {"accounts_to_choose": 1}, "only the district operator, for a person"
+    assert await counts(stack) == settled
+    async with session_scope(stack.runtime.sessions) as session:
+        fresh = await build(session, official, EFFECTIVE)
+    assert fresh.empty
+
+
+async def test_a_commune_the_conversion_does_not_know_is_refused_naming_it(
+    stack: Stack,
+) -> None:
+    await small_province(stack)
+    fake = {"code": "99999", "name": "Xã Không Có", "level": "commune", "parent_code": "689"}
+    assert (await stack.client.post("/api/v1/areas", json=fake)).status_code == 201
+    unchanged = await counts(stack)
+    for dry_run in (True, False):
+        response = await stack.client.post(
+            "/api/v1/areas/reorganise", json={"effective": "2025-07-01", "dry_run": dry_run}
+        )
+        assert response.status_code == 422, response.text
+        assert "commune 99999 (Xã Không Có) has no successor" in response.text
+    assert await counts(stack) == unchanged, "nothing half-applied"
