@@ -408,10 +408,13 @@ def areas_reorganise(
                         async with session_scope(sessions) as session:
                             await broker_auth.sync(session, settings, starting=True)
 
+                # The devices are told their new areas by the running control plane's
+                # sweep (this process has no broker connection of its own).
                 applied = await apply(
                     sessions,
                     asyncio.Lock(),
                     SystemClock(),
+                    settings,
                     VietnamProvinces(),
                     day,
                     actor="cli",

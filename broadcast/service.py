@@ -102,6 +102,11 @@ async def addressed(session: AsyncSession, areas: list[str], clusters: list[str]
             raise ClusterNotFound(code)
     paths = [a.path for a in cover]
     outside = [(cid, code) for cid, code, path in named if not path.startswith(tuple(paths))]
+    # Clusters still moving to one of these areas (a reorganisation) may not listen on its
+    # topic yet: they are named on their own topic too, so none misses it; a device that
+    # hears both plays once (one command id).
+    moving = await device_repository.moving_under(session, paths)
+    outside += [(cid, code) for cid, code in moving if cid not in {c for c, _ in outside}]
     return Targets(cover, sorted(outside, key=lambda c: c[1]))
 
 

@@ -42,5 +42,9 @@ class Cluster(Base):
     # Its broker password, as the broker's password file holds it (PBKDF2, mosquitto's
     # format); None: it has no credentials (never issued, or revoked) and cannot connect.
     mqtt_password_hash: Mapped[str | None] = mapped_column(String(200))
+    # Moving between areas (a reorganisation): the area path whose topics the device still
+    # listens on, until it confirms its new areas (set_areas). Meanwhile every broadcast to
+    # an area above it also names it on its own topic, so it never misses one.
+    moving_from: Mapped[str | None] = mapped_column(String(1000), index=True)
 
     __table_args__ = (Index("ix_clusters_area_id", "area_id"),)

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 CONNECT, CONNACK, PUBLISH, PUBACK = 1, 2, 3, 4
-SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = 8, 9, 12, 13, 14
+SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK = 8, 9, 10, 11
+PINGREQ, PINGRESP, DISCONNECT = 12, 13, 14
 PROP_MESSAGE_EXPIRY = 0x02
 PROP_SESSION_EXPIRY = 0x11
 
@@ -180,7 +181,7 @@ class LiteClient:
                     future = self._pending.pop(struct.unpack_from("!H", data)[0], None)
                     if future is not None and not future.done():
                         future.set_result(None)
-                elif kind == SUBACK:
+                elif kind in (SUBACK, UNSUBACK):  # the same shape: id, properties, codes
                     granted = self._granted.pop(struct.unpack_from("!H", data)[0], None)
                     props_len, pos = _read_varint(data, 2)
                     if granted is not None and not granted.done():
@@ -259,6 +260,19 @@ class LiteClient:
         self._send(_packet(SUBSCRIBE, 0x02, body))
         codes = await asyncio.wait_for(future, timeout)
         return [f for f, code in zip(filters, codes, strict=False) if code >= 0x80]
+
+    async def unsubscribe(self, filters: list[str], timeout: float = 10.0) -> None:
+        """Leave these filters; returns once the broker has answered (UNSUBACK)."""
+        if self._writer is None:
+            raise MqttLiteError("not connected")
+        pid = self._pid()
+        body = struct.pack("!H", pid) + _props(b"")
+        for topic_filter in filters:
+            body += _str(topic_filter)
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._granted[pid] = future
+        self._send(_packet(UNSUBSCRIBE, 0x02, body))
+        await asyncio.wait_for(future, timeout)
 
     def publish(
         self,

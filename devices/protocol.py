@@ -60,6 +60,7 @@ class CommandKind(StrEnum):
     REPORT_STATUS = "report_status"
     SELF_TEST = "self_test"  # the silent daily check (section 4.6)
     FIRMWARE_UPDATE = "firmware_update"  # one step of a staged rollout (section 4.7)
+    SET_AREAS = "set_areas"  # the device's areas changed (a reorganisation, section 4.6)
 
 
 OPERATION_KINDS = frozenset(
@@ -72,6 +73,7 @@ OPERATION_KINDS = frozenset(
         CommandKind.REPORT_STATUS,
         CommandKind.SELF_TEST,
         CommandKind.FIRMWARE_UPDATE,
+        CommandKind.SET_AREAS,
     }
 )
 
@@ -236,6 +238,10 @@ class OperationParams(BaseModel):
     # firmware_update: the image's signed manifest, and where to fetch the image.
     firmware: FirmwareManifest | None = None
     url: str | None = None
+    # set_areas: the area codes from the province down (subscribe to these first, then
+    # leave the others) and the media key that goes with them (section 4.2).
+    areas: Annotated[list[Code], Field(min_length=1, max_length=16)] | None = None
+    media_key: Annotated[str, Field(max_length=128)] | None = None
 
 
 class Target(BaseModel):

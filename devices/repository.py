@@ -85,6 +85,23 @@ async def targets_in_subtrees(
     return (await session.execute(query)).all()
 
 
+async def moving_under(session: AsyncSession, paths: Sequence[str]) -> list[tuple[int, str]]:
+    """(id, code) of the clusters under these paths still moving there (`moving_from`).
+    On every send, so it asks the index on `moving_from` first: outside a reorganisation
+    nobody is moving and the answer costs one index probe."""
+    if not paths:
+        return []
+    moving = (
+        await session.execute(
+            select(Cluster.id, Cluster.code, Area.path)
+            .join(Area, Cluster.area_id == Area.id)
+            .where(Cluster.moving_from.is_not(None))
+        )
+    ).all()
+    prefixes = tuple(paths)
+    return [(cid, code) for cid, code, path in moving if path.startswith(prefixes)]
+
+
 def targets_source(
     paths: Sequence[str], cluster_ids: Sequence[int], *constants: ColumnElement[Any]
 ) -> Select[Any]:

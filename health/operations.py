@@ -192,14 +192,22 @@ async def apply_acks(
     codes = {ack.cluster for _, ack in acks}
     rows = await session.execute(
         select(
-            OperationResult.id, OperationResult.operation_id, Cluster.code, OperationResult.state
+            OperationResult.id,
+            OperationResult.operation_id,
+            Cluster.code,
+            OperationResult.state,
+            Operation.kind,
         )
         .join(Cluster, OperationResult.cluster_id == Cluster.id)
+        .join(Operation, OperationResult.operation_id == Operation.id)
         .where(OperationResult.operation_id.in_(ids), Cluster.code.in_(codes))
     )
-    results: dict[tuple[str, str], tuple[int, str]] = {
-        (op, code): (rid, state) for rid, op, code, state in rows.all()
-    }
+    results: dict[tuple[str, str], tuple[int, str]] = {}
+    kinds: dict[str, str] = {}
+    for rid, op, code, current, kind in rows.all():
+        results[(op, code)] = (rid, current)
+        kinds[op] = kind
+    settled: set[str] = set()  # clusters that confirmed their new areas
     changes: dict[int, dict[str, Any]] = {}
     for item, ack in acks:
         found = results.get((ack.broadcast, ack.cluster))
@@ -214,6 +222,8 @@ async def apply_acks(
         if current in FINAL or current == state:
             continue
         results[(ack.broadcast, ack.cluster)] = (result_id, state)
+        if state == "done" and kinds[ack.broadcast] == CommandKind.SET_AREAS.value:
+            settled.add(ack.cluster)
         changes[result_id] = {
             "p_id": result_id,
             "p_state": state,
@@ -232,6 +242,10 @@ async def apply_acks(
                 updated_at=bindparam("p_at"),
             ),
             list(changes.values()),
+        )
+    if settled:  # listening on its new areas' topics: broadcasts need not name it any more
+        await session.execute(
+            update(Cluster).where(Cluster.code.in_(settled)).values(moving_from=None)
         )
 
 

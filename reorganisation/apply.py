@@ -11,22 +11,37 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts.models import User
 from areas.models import Area, AreaVersion
 from audit.service import event
+from broadcast.commands import Publication
 from core.clock import Clock
 from core.database import session_scope
+from core.settings import Settings
+from devices import media_auth
 from devices.models import Cluster
+from devices.protocol import CommandKind
+from health import operations
+from health.models import Operation, OperationResult
 from reorganisation.official import Official
 from reorganisation.plan import Plan, build
 from schedules.models import Schedule
 
 log = logging.getLogger("reorganisation")
 
-STEPS = ("areas", "clusters", "accounts", "schedules")
+STEPS = ("areas", "clusters", "accounts", "schedules", "devices")
+SET_AREAS_VALID = timedelta(days=7)  # a device off for days is told when it is back
+
+
+@dataclass
+class _Run:
+    clock: Clock
+    actor: str
+    settings: Settings
+    publications: list[Publication] = field(default_factory=list)  # after the commit
 
 
 @dataclass
@@ -39,21 +54,26 @@ async def apply(
     sessions: async_sessionmaker[AsyncSession],
     write_lock: asyncio.Lock,
     clock: Clock,
+    settings: Settings,
     official: Official,
     effective: date,
     *,
     actor: str,
     stop_after: str | None = None,
     after_step: Callable[[str], Awaitable[None]] | None = None,
+    publish: Callable[[list[Publication]], Awaitable[object]] | None = None,
 ) -> Applied:
     """Apply every step; `stop_after` ends the run after that step (as an interruption
-    would); `after_step` runs after each committed step (the broker's access lists)."""
+    would); `after_step` runs after each committed step (the broker's access lists);
+    `publish` sends the devices their new areas at once (without it, the running control
+    plane's sweep sends them)."""
     async with session_scope(sessions) as session:
         applied = Applied(await build(session, official, effective))
     for step in STEPS:
+        run = _Run(clock, actor, settings)
         async with write_lock, session_scope(sessions) as session:
             plan = await build(session, official, effective)
-            changed = await _STEPS[step](session, plan, clock, actor)
+            changed = await _STEPS[step](session, plan, run)
             if changed:
                 session.add(
                     event(
@@ -65,6 +85,8 @@ async def apply(
                         detail={"changed": changed},
                     )
                 )
+        if run.publications and publish is not None:
+            await publish(run.publications)
         if changed:
             applied.steps.append(step)
             log.info("reorganisation %s: %s, %d changed", effective, step, changed)
@@ -75,8 +97,8 @@ async def apply(
     return applied
 
 
-async def _areas(session: AsyncSession, plan: Plan, clock: Clock, actor: str) -> int:
-    now, effective = clock.now(), plan.effective
+async def _areas(session: AsyncSession, plan: Plan, run: _Run) -> int:
+    now, effective = run.clock.now(), plan.effective
     root_path = f"/{plan.province.code}/"
     current = {
         a.code: a
@@ -114,6 +136,7 @@ async def _areas(session: AsyncSession, plan: Plan, clock: Clock, actor: str) ->
                 )
             )
             old_path = area.path
+            await _mark_moving(session, old_path)
             area.name, area.path, area.since = change.name, change.path, effective
             area.level = "province" if is_root else "commune"
             area.parent_id, area.depth = parent_id, 0 if is_root else 1
@@ -125,6 +148,19 @@ async def _areas(session: AsyncSession, plan: Plan, clock: Clock, actor: str) ->
         area.dissolved_on, area.successors = effective, list(gone.successors)
     await session.flush()
     return len(plan.areas) + len(plan.dissolved)
+
+
+async def _mark_moving(session: AsyncSession, old_path: str) -> None:
+    """The clusters under a unit whose path changes listen on the old topics until they
+    confirm the new ones (the devices step)."""
+    under = select(Area.id).where(Area.path.startswith(old_path, autoescape=True))
+    path_of = select(Area.path).where(Area.id == Cluster.area_id).scalar_subquery()
+    await session.execute(
+        update(Cluster)
+        .where(Cluster.area_id.in_(under), Cluster.moving_from.is_(None))
+        .values(moving_from=path_of)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def _move_below(session: AsyncSession, area: Area, old_path: str) -> None:
@@ -139,18 +175,33 @@ async def _move_below(session: AsyncSession, area: Area, old_path: str) -> None:
         child.depth = child.path.count("/") - 2
 
 
-async def _clusters(session: AsyncSession, plan: Plan, clock: Clock, actor: str) -> int:
+async def _clusters(session: AsyncSession, plan: Plan, run: _Run) -> int:
     ids = dict(
         (await session.execute(select(Area.code, Area.id).where(Area.dissolved_on.is_(None)))).all()
     )
+    old_paths = dict(
+        (
+            await session.execute(
+                select(Area.code, Area.path).where(
+                    Area.code.in_({m.old_area for m in plan.clusters}),
+                    Area.dissolved_on.is_not(None),
+                )
+            )
+        ).all()
+    )
     for move in plan.clusters:
         await session.execute(
-            update(Cluster).where(Cluster.code == move.cluster).values(area_id=ids[move.new_area])
+            update(Cluster)
+            .where(Cluster.code == move.cluster)
+            .values(
+                area_id=ids[move.new_area],
+                moving_from=func.coalesce(Cluster.moving_from, old_paths[move.old_area]),
+            )
         )
     return len(plan.clusters)
 
 
-async def _accounts(session: AsyncSession, plan: Plan, clock: Clock, actor: str) -> int:
+async def _accounts(session: AsyncSession, plan: Plan, run: _Run) -> int:
     changed = 0
     for rescope in plan.accounts:
         if rescope.new_area is None:
@@ -160,8 +211,8 @@ async def _accounts(session: AsyncSession, plan: Plan, clock: Clock, actor: str)
         )
         session.add(
             event(
-                at=clock.now(),
-                actor=actor,
+                at=run.clock.now(),
+                actor=run.actor,
                 action="reorganise account",
                 outcome="ok",
                 target=rescope.username,
@@ -172,8 +223,8 @@ async def _accounts(session: AsyncSession, plan: Plan, clock: Clock, actor: str)
     return changed
 
 
-async def _schedules(session: AsyncSession, plan: Plan, clock: Clock, actor: str) -> int:
-    now = clock.now()
+async def _schedules(session: AsyncSession, plan: Plan, run: _Run) -> int:
+    now = run.clock.now()
     for move in plan.schedules:
         schedule = await session.get(Schedule, move.schedule_id)
         assert schedule is not None  # read a moment ago, under the same lock
@@ -183,9 +234,52 @@ async def _schedules(session: AsyncSession, plan: Plan, clock: Clock, actor: str
     return len(plan.schedules)
 
 
-_STEPS: dict[str, Callable[[AsyncSession, Plan, Clock, str], Awaitable[int]]] = {
+async def _devices(session: AsyncSession, plan: Plan, run: _Run) -> int:
+    """Every cluster still listening on its old topics is told its new areas (and media
+    key), one signed set_areas each, unless one is already on its way; it subscribes to
+    the new topics before it leaves the old (docs/protocol.md 4.6). Until it answers,
+    broadcasts name it on its own topic too (broadcast.service.create)."""
+    now = run.clock.now()
+    waiting = (
+        select(OperationResult.cluster_id)
+        .join(Operation, OperationResult.operation_id == Operation.id)
+        .where(
+            Operation.kind == CommandKind.SET_AREAS.value,
+            OperationResult.state.in_(("sent", "accepted")),
+            Operation.expires_at > now,
+        )
+    )
+    moving = (
+        await session.execute(
+            select(Cluster.id, Cluster.code, Area.path)
+            .join(Area, Cluster.area_id == Area.id)
+            .where(Cluster.moving_from.is_not(None), Cluster.id.not_in(waiting))
+            .order_by(Cluster.code)
+        )
+    ).all()
+    for cluster_id, code, path in moving:
+        areas = [a for a in path.split("/") if a]
+        key = media_auth.device_key(run.settings.media_signing_key, code, "/".join(areas))
+        created = await operations.write(
+            session=session,
+            settings=run.settings,
+            kind=CommandKind.SET_AREAS.value,
+            params={"areas": areas, "media_key": key},
+            target_areas=[],
+            target_clusters=[code],
+            cluster_ids=[cluster_id],
+            actor=run.actor,
+            now=now,
+            expires_at=now + SET_AREAS_VALID,
+        )
+        run.publications += created.publications
+    return len(moving)
+
+
+_STEPS: dict[str, Callable[[AsyncSession, Plan, _Run], Awaitable[int]]] = {
     "areas": _areas,
     "clusters": _clusters,
     "accounts": _accounts,
     "schedules": _schedules,
+    "devices": _devices,
 }

@@ -10,13 +10,15 @@ from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
+from broadcast.commands import Publication
+from broadcast.context import SendingDep
 from core.database import session_scope
 from core.policy import Action
 from devices import broker_auth
 from reorganisation.apply import apply
 from reorganisation.official import VietnamProvinces
 from reorganisation.plan import Plan, build
-from web.deps import ActorDep, RuntimeDep
+from web.deps import ActorDep
 from web.guard import From, allow
 
 router = APIRouter(prefix="/api/v1/areas", tags=["areas"])
@@ -50,7 +52,7 @@ def answer(plan: Plan, *, dry_run: bool, steps: list[str] | None = None) -> Reor
 @router.post("/reorganise", dependencies=[allow(Action.REGISTRY, From.PROVINCE)])
 async def reorganise(
     data: ReorganiseRequest,
-    runtime: RuntimeDep,
+    runtime: SendingDep,
     actor: ActorDep,
     format: Annotated[Literal["json", "csv"], Query(description="csv: the plan's table")] = "json",
 ) -> Any:
@@ -70,14 +72,19 @@ async def reorganise(
             async with session_scope(runtime.sessions) as session:
                 await broker_auth.sync(session, runtime.settings)
 
+    async def tell(publications: list[Publication]) -> bool:
+        return await runtime.require_dispatcher().publish_commands("set_areas", publications)
+
     applied = await apply(
         runtime.sessions,
         runtime.write_lock,
         runtime.clock,
+        runtime.settings,
         official,
         data.effective,
         actor=actor.name,
         after_step=follow,
+        publish=tell,
     )
     if format == "csv":
         return Response(applied.plan.csv(), media_type="text/csv")

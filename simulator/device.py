@@ -10,7 +10,7 @@ import random
 import ssl
 import time
 from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -612,6 +612,8 @@ class SimulatedCluster:
             failure = await self._self_check(command)
         elif kind is CommandKind.FIRMWARE_UPDATE and op.firmware is not None and op.url:
             failure = await self._install(op.firmware, op.url, raw)
+        elif kind is CommandKind.SET_AREAS and op.areas and op.media_key:
+            failure = await self._move(tuple(op.areas), op.media_key)
         elif kind is not CommandKind.REPORT_STATUS:
             failure = f"{kind.value}: parameters missing"
         if failure is None:
@@ -619,6 +621,26 @@ class SimulatedCluster:
             self._ack(command, AckStage.DONE)
         else:
             self._ack(command, AckStage.FAILED, failure)
+
+    async def _move(self, areas: tuple[str, ...], media_key: str) -> str | None:
+        """New areas (a reorganisation, docs/protocol.md 4.6): subscribe to their topics
+        first and leave the old ones only then, so no moment is without either; keep them
+        (and the key that goes with them) across a reboot."""
+        old = self.spec.areas
+        joining = [protocol.area_command_topic(a) for a in areas if a not in old]
+        leaving = [protocol.area_command_topic(a) for a in old if a not in areas]
+        try:
+            refused = await self.client.subscribe(joining) if joining else []
+            if refused:
+                return f"subscription refused: {', '.join(refused)}"
+            self._areas = set(old) | set(areas)  # both, until the old are left
+            self.spec = replace(self.spec, areas=areas, media_key=media_key)
+            if leaving:
+                await self.client.unsubscribe(leaving)
+        except (MqttLiteError, TimeoutError) as exc:
+            return f"subscriptions not changed: {exc}"
+        self._areas = set(areas)
+        return None
 
     async def _install(self, image: FirmwareManifest, url: str, raw: dict[str, Any]) -> str | None:
         """What a device must do before it installs (docs/protocol.md 4.7): the manifest

@@ -1,7 +1,7 @@
 """Areas carry their history through a reorganisation: `dissolved_on` and `successors` on
 an area that ceased to exist (kept, never deleted, so every record still finds it),
 `since` on one that took its present form in one (so applying it again changes nothing),
-and
+`moving_from` on a cluster until it confirms its new areas, and
 `area_versions`, what an area that continues under its code was called, and where it
 stood, before.
 
@@ -28,6 +28,8 @@ def upgrade() -> None:
     op.add_column('areas', sa.Column('dissolved_on', sa.Date(), nullable=True))
     op.add_column('areas', sa.Column('successors', sa.JSON(), nullable=True))
     op.add_column('areas', sa.Column('since', sa.Date(), nullable=True))
+    op.add_column('clusters', sa.Column('moving_from', sa.String(length=1000), nullable=True))
+    op.create_index('ix_clusters_moving_from', 'clusters', ['moving_from'])
     op.create_table(
         'area_versions',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -50,6 +52,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index('ix_area_versions_area_id', table_name='area_versions')
     op.drop_table('area_versions')
+    op.drop_index('ix_clusters_moving_from', table_name='clusters')
+    op.execute('ALTER TABLE clusters DROP COLUMN moving_from')
     op.execute('ALTER TABLE areas DROP COLUMN since')
     op.execute('ALTER TABLE areas DROP COLUMN successors')
     op.execute('ALTER TABLE areas DROP COLUMN dissolved_on')

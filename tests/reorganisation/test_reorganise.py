@@ -6,6 +6,7 @@ the same; clusters, accounts and schedules follow their communes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,13 +16,15 @@ from sqlalchemy import func, select
 from areas.models import Area, AreaVersion
 from audit.models import AuditEvent
 from core.database import session_scope
+from devices.models import Cluster
 from reorganisation.apply import apply
 from reorganisation.official import VietnamProvinces
 from reorganisation.plan import DECIDED, build
+from simulator.fleet import Fleet
 from tests.broadcast.helpers import approved_bulletin, upload
 from tests.factories import small_province
 from tests.security.helpers import make_user
-from tests.support import Stack
+from tests.support import Stack, eventually
 
 EFFECTIVE = date(2025, 7, 1)
 # The official conversion, as vietnam-provinces 2026.9.0 has it:
@@ -107,6 +110,7 @@ async def test_the_reform_applied_to_a_running_register(stack: Stack, tone_mp3: 
         stack.runtime.sessions,
         stack.runtime.write_lock,
         stack.runtime.clock,
+        stack.settings,
         official,
         EFFECTIVE,
         actor="test",
@@ -118,7 +122,7 @@ async def test_the_reform_applied_to_a_running_register(stack: Stack, tone_mp3: 
         "/api/v1/areas/reorganise", json={"effective": "2025-07-01", "dry_run": False}
     )
     assert resumed.status_code == 200, resumed.text
-    assert resumed.json()["steps_applied"] == ["clusters", "accounts", "schedules"]
+    assert resumed.json()["steps_applied"] == ["clusters", "accounts", "schedules", "devices"]
 
     # Today's tree: the province and its wards, no districts; the old units kept.
     current = (await stack.client.get("/api/v1/areas?limit=100")).json()["items"]
@@ -212,3 +216,65 @@ async def test_a_commune_the_conversion_does_not_know_is_refused_naming_it(
         assert response.status_code == 422, response.text
         assert "commune 99999 (Xã Không Có) has no successor" in response.text
     assert await counts(stack) == unchanged, "nothing half-applied"
+
+
+async def test_no_silent_moment_for_the_clusters_while_they_move(
+    stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
+) -> None:
+    """Mid-change (the register moved, the devices not yet told) an emergency to a new
+    ward reaches its clusters on their own topic, once, and no cluster outside; told
+    their new areas, they subscribe to them before leaving the old, and the next
+    emergency reaches them on the ward's topic."""
+    province = await small_province(stack)
+    fleet = fleet_factory(province.online(), time_compression=10)
+    await fleet.start()
+    clip = await upload(stack, tone_mp3)
+    await apply(
+        stack.runtime.sessions,
+        stack.runtime.write_lock,
+        stack.runtime.clock,
+        stack.settings,
+        VietnamProvinces(),
+        EFFECTIVE,
+        actor="test",
+        stop_after="schedules",  # everything but telling the devices
+    )
+    mover, outsider = fleet.devices["25216-01"], fleet.devices["25195-01"]
+    assert mover.spec.areas == ("70", "689", "25216"), "still on the old topics"
+
+    first = await send_emergency(stack, clip["sha256"])
+    assert first["target_areas"] == ["25217"]
+    assert first["target_clusters"] == ["25216-01", "25216-09"], "named while they move"
+    await stack.wait_broadcast(first["id"], lambda b: b["counts"].get("played", 0) == 1)
+    assert mover.play_counts[first["id"]] == 1
+    assert first["id"] not in outsider.play_counts
+
+    told = await stack.client.post(
+        "/api/v1/areas/reorganise", json={"effective": "2025-07-01", "dry_run": False}
+    )
+    assert told.json()["steps_applied"] == ["devices"]
+    await eventually(lambda: moving(stack), lambda codes: "25216-01" not in codes, what="confirmed")
+    assert mover.spec.areas == ("75", "25217")
+    assert outsider.spec.areas == ("75", "25195"), "a continuing ward's clusters too"
+    assert await moving(stack) == {"25216-09", "25195-09", "25231-09"}, "the offline ones wait"
+
+    second = await send_emergency(stack, clip["sha256"])
+    assert second["target_clusters"] == ["25216-09"], "only the one still moving"
+    await stack.wait_broadcast(second["id"], lambda b: b["counts"].get("played", 0) == 1)
+    assert mover.play_counts[second["id"]] == 1, "on the ward's topic now"
+    assert mover.play_counts[first["id"]] == 1
+
+
+async def send_emergency(stack: Stack, sha: str) -> dict[str, Any]:
+    response = await stack.client.post(
+        "/api/v1/broadcasts", json={"title": "Lũ", "areas": ["25217"], "media_sha256": sha}
+    )
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+async def moving(stack: Stack) -> set[str]:
+    async with session_scope(stack.runtime.sessions) as session:
+        codes = await session.scalars(select(Cluster.code).where(Cluster.moving_from.is_not(None)))
+        return set(codes)
