@@ -850,5 +850,18 @@ def loadtest_flood(
     run_flood_bench(messages, clusters, json_path)
 
 
+@app.command("loadtest-reorganise")
+def loadtest_reorganise(
+    processes: Annotated[int, typer.Option(help="simulator processes")] = 2,
+    json_path: JsonOption = Path("reorganise.json"),
+) -> None:
+    """The 2025 reform applied to old Bình Phước's register with its whole fleet online:
+    plan and apply times, an emergency mid-change, every device on its new topics."""
+    from app.reorganise_bench import run_reorganise_bench
+
+    _logging("WARNING")
+    run_reorganise_bench(json_path, processes)
+
+
 def main() -> None:
     app()
