@@ -49,4 +49,5 @@ class AreaVersion(Base):
     level: Mapped[str] = mapped_column(String(32))
     path: Mapped[str] = mapped_column(String(1000))
     until: Mapped[date] = mapped_column(Date)  # the last day it was so
+    ended_at: Mapped[datetime] = mapped_column(UTCDateTime())  # that day's end, local time
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -9,7 +9,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -132,6 +133,9 @@ async def _areas(session: AsyncSession, plan: Plan, run: _Run) -> int:
                     level=area.level,
                     path=area.path,
                     until=effective - timedelta(days=1),
+                    ended_at=datetime.combine(
+                        effective, time(0), tzinfo=ZoneInfo(run.settings.default_timezone)
+                    ),
                     recorded_at=now,
                 )
             )

@@ -19,7 +19,7 @@ from sqlalchemy import Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from areas import service as area_service
-from areas.models import Area
+from areas.models import Area, AreaVersion
 from broadcast.models import Broadcast, Delivery
 from core.settings import Settings
 from health import service as health_service
@@ -85,6 +85,18 @@ def played_per_broadcast(path: str, since: datetime, until: datetime, *by: Any) 
     of sound). The one definition of airtime every report counts with."""
     played = Delivery.state == "played"
     seconds = func.coalesce(MediaFile.duration_ms, 0) * Broadcast.repeat / 1000.0
+    # Where the delivery's area stood when the broadcast went out: a unit that continues
+    # under its code after a reorganisation moved (reorganisation/), so June's report on
+    # the old province still counts what was heard there in June.
+    then = func.coalesce(
+        select(AreaVersion.path)
+        .where(AreaVersion.area_id == Area.id, AreaVersion.ended_at > Broadcast.created_at)
+        .order_by(AreaVersion.ended_at)
+        .limit(1)
+        .scalar_subquery(),
+        Area.path,
+    )
+    by = tuple(then if column is Area.path else column for column in by)
     return (
         select(
             *by,
@@ -97,7 +109,7 @@ def played_per_broadcast(path: str, since: datetime, until: datetime, *by: Any) 
         .join(Area, Area.id == Delivery.area_id)
         .outerjoin(MediaFile, MediaFile.sha256 == Broadcast.media_sha256)
         .where(
-            Area.path.startswith(path, autoescape=True),
+            then.startswith(path, autoescape=True),
             Broadcast.created_at >= since,
             Broadcast.created_at < until,
         )

@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column('level', sa.String(length=32), nullable=False),
         sa.Column('path', sa.String(length=1000), nullable=False),
         sa.Column('until', sa.Date(), nullable=False),
+        sa.Column('ended_at', UTCDateTime(), nullable=False),
         sa.Column('recorded_at', UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ['area_id'], ['areas.id'], name=op.f('fk_area_versions_area_id_areas'),

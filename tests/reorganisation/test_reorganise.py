@@ -6,8 +6,8 @@ the same; clusters, accounts and schedules follow their communes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import date, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from areas.models import Area, AreaVersion
 from audit.models import AuditEvent
+from core.clock import ManualClock
 from core.database import session_scope
 from devices.models import Cluster
 from reorganisation.apply import apply
@@ -278,3 +279,33 @@ async def moving(stack: Stack) -> set[str]:
     async with session_scope(stack.runtime.sessions) as session:
         codes = await session.scalars(select(Cluster.code).where(Cluster.moving_from.is_not(None)))
         return set(codes)
+
+
+async def test_junes_report_shows_the_areas_as_they_were_in_june(
+    stack_factory: Callable[..., Awaitable[Stack]], tone_mp3: Path
+) -> None:
+    """A broadcast heard in Tân Phú (25195) in June 2025 stays in June's report on old
+    Bình Phước under its old district after the reform moved 25195 under Đồng Nai, and is
+    not in Đồng Nai's June report, whose units did not exist yet."""
+    clock = ManualClock(datetime(2025, 6, 20, 3, 0, tzinfo=UTC))
+    stack = await stack_factory(clock=clock)
+    await small_province(stack)
+    clip = await upload(stack, tone_mp3)
+    sent = await stack.client.post(
+        "/api/v1/broadcasts",
+        json={"title": "Lũ", "areas": ["25195"], "media_sha256": clip["sha256"]},
+    )
+    assert sent.status_code == 201, sent.text
+    clock.set(datetime(2025, 7, 2, 3, 0, tzinfo=UTC))  # the reform is in force
+    applied = await stack.client.post(
+        "/api/v1/areas/reorganise", json={"effective": "2025-07-01", "dry_run": False}
+    )
+    assert applied.status_code == 200, applied.text
+    june = {"since": "2025-06-01T00:00:00Z", "until": "2025-07-01T00:00:00Z"}
+
+    old = await stack.client.get("/api/v1/reports/airtime", params={"area": "70", **june})
+    assert old.status_code == 200, old.text
+    rows = {r["area_code"]: r["broadcasts"] for r in old.json()}
+    assert rows["70"] == 1 and rows["689"] == 1, "heard under its old district"
+    new = await stack.client.get("/api/v1/reports/airtime", params={"area": "75", **june})
+    assert {r["area_code"]: r["broadcasts"] for r in new.json()}["75"] == 0
