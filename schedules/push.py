@@ -23,9 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from broadcast.commands import Content, MediaSet, media_ref, url_signer
 from broadcast.dispatch import load_content
+from bulletins import service as bulletin_service
 from bulletins.models import Bulletin
 from core.clock import Clock
 from core.database import session_scope
+from core.errors import Conflict
 from core.mqtt import Outgoing
 from core.settings import Settings
 from devices import protocol
@@ -83,6 +85,10 @@ async def _plays_by_cluster(
         length = await service.play_seconds(session, schedule)
         clusters = index.clusters_of(schedule)
         for slot in slots(service.recurrence_of(schedule), now, horizon):
+            if not _airable(bulletin, schedule, slot):
+                # Firing would skip it (archived, rejected, out of its validity): a cluster
+                # must not hold it either, or it would play it from storage when offline.
+                continue
             expires = slot + timedelta(seconds=length + settings.schedule_expiry_s)
             play = _Play(
                 service.item_id(schedule.id, slot),
@@ -97,6 +103,14 @@ async def _plays_by_cluster(
             for cid in clusters:
                 found[cid].append(play)
     return found
+
+
+def _airable(bulletin: Bulletin, schedule: Schedule, slot: datetime) -> bool:
+    try:
+        bulletin_service.airable(bulletin, CommandClass(schedule.cls), slot)
+    except Conflict:
+        return False
+    return True
 
 
 def _digest(plays: list[_Play]) -> str:
