@@ -38,6 +38,10 @@ def media_key() -> str:
     return media_auth.device_key(MEDIA_SERVER_KEY, CODE, "/".join(AREAS))
 
 
+def _key(areas: list[str]) -> str:
+    return media_auth.device_key(MEDIA_SERVER_KEY, CODE, "/".join(areas))
+
+
 def _media(scope: str, expires: datetime) -> protocol.MediaRef:
     query = media_auth.signed_query(MEDIA_SERVER_KEY, SHA, scope, int(expires.timestamp()))
     return protocol.MediaRef(
@@ -83,6 +87,20 @@ def examples() -> list[tuple[str, str, bytes]]:
             "expires_at": AT + timedelta(minutes=10),
             "target": {"cluster": CODE},
             "op": {"volume": 70},
+        }
+    )
+    moved = ["75", "25195"]  # old Tân Phú is Phường Bình Phước, Đồng Nai, since 2025-07-01
+    set_areas = protocol.Command.model_validate(
+        {
+            "id": "op-7f3a9c2e-1b4d-4e6f-8a0b-2c3d4e5f6a7b",
+            "kind": "set_areas",
+            "broadcast": "op-7f3a9c2e-1b4d-4e6f-8a0b-2c3d4e5f6a7b",
+            "class": "priority",
+            "level": "province",
+            "issued_at": AT,
+            "expires_at": AT + timedelta(days=7),
+            "target": {"cluster": CODE},
+            "op": {"areas": moved, "media_key": _key(moved)},
         }
     )
     cancel = protocol.Command.model_validate(
@@ -136,6 +154,11 @@ def examples() -> list[tuple[str, str, bytes]]:
         ("command-emergency", "an emergency to a whole province (section 4)", _signed(emergency)),
         ("command-cancel", "its cancel (section 4)", _signed(cancel)),
         ("command-operation", "a device operation, set the volume (section 4.6)", _signed(volume)),
+        (
+            "command-set-areas",
+            "new areas after a reorganisation, on the device's own topic (section 4.6)",
+            _signed(set_areas),
+        ),
         ("ack-received", "the acknowledgements (section 5): received", ack("received")),
         ("ack-playing", "playing", ack("playing")),
         ("ack-played", "played", ack("played")),
