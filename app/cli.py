@@ -806,7 +806,7 @@ def conformance(
     """Drive one device (or a vendor's simulator) through the protocol against a running
     control plane and its broker (MQTT_* settings), and print pass, fail or skip per
     section of docs/protocol.md. Exits 1 if any check fails."""
-    from app.conformance import Kit, command_cutting_the_link, report, to_json
+    from conformance.kit import Kit, command_cutting_the_link, report, to_json
     from core.settings import get_settings
 
     settings = get_settings()

@@ -22,6 +22,7 @@ PACKAGES = (
     "core",
     "web",
     "reorganisation",
+    "conformance",
     "authority",
     "accounts",
     "audit",

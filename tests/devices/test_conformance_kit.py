@@ -1,4 +1,4 @@
-"""The vendors' conformance kit (`broadcast conformance`, app/conformance.py) run against
+"""The vendors' conformance kit (`broadcast conformance`, conformance/) run against
 the simulator, a device that follows docs/protocol.md: every check passes; and a device
 that does not follow it fails the checks of the section it breaks."""
 
@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from app.conformance import Check, Kit, report
+from conformance.base import Check
+from conformance.kit import Kit, report
 from media.icecast import IcecastServer, StreamSource
 from simulator.device import Faults
 from simulator.fleet import Fleet
