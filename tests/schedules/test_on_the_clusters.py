@@ -81,7 +81,7 @@ async def test_a_cluster_offline_for_the_slot_plays_it_from_its_stored_schedule(
     assert item.starts_at == slot and item.media is not None
     assert item.media.sha256 == clip["sha256"]
 
-    away.go_offline(seconds=12)  # across the slot
+    away.go_offline(seconds=(slot - datetime.now(UTC)).total_seconds() + 2)  # across the slot
     await eventually(
         lambda: stack.client.get(f"/api/v1/clusters/{away.spec.code}"),
         lambda r: r.json()["online"] is False,
