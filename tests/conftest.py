@@ -12,8 +12,10 @@ from typing import Any
 
 import asyncpg
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import text
 
+from accounts import passwords
 from app.broker import Broker
 from app.main import create_app
 from audit import append_only
@@ -31,6 +33,20 @@ from tests.support import Stack, reserve_port, start_stack
 PG_ADMIN_DSN = os.environ.get(
     "BROADCAST_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quick_password_hashes() -> Iterator[None]:
+    """argon2id at its lowest cost in the tests' own process: production's 64 MiB and
+    three passes took ~130 ms a hash and as much a check here, for every person a test
+    makes and every sign-in, and no test is about that cost. Hashes are still argon2id,
+    checked the same way (tests/security/test_accounts.py); control planes run as
+    processes keep the real cost."""
+    quick = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "_hasher", quick)
+        patch.setattr(passwords, "_DUMMY_HASH", quick.hash("not a real password"))
+        yield
 
 
 @pytest.fixture(scope="session")

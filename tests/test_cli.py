@@ -11,25 +11,25 @@ from rich.console import Console
 
 from app.alert import AlertRequest, send_and_watch
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import seed_province
+from tests.factories import small_province
 from tests.support import Stack
 
 
 async def test_alert_sends_and_reports_every_cluster_confirmed(
     stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
 ) -> None:
-    specs = [s for s in await seed_province(stack) if "690" in s.areas]
+    specs = (await small_province(stack, clusters_per_commune=2)).of("689")  # six
     fleet = fleet_factory(specs[:-3])  # three clusters stay silent
     await fleet.start()
     out = StringIO()
     request = AlertRequest(
         api_url=stack.settings.public_base_url,
-        areas=["690"],
+        areas=["689"],
         clusters=[],
         media=tone_mp3,
         stream=None,
         title="Diễn tập",
-        timeout_s=8,
+        timeout_s=5,  # the three online confirm in well under a second; the rest wait it out
     )
     ok = await asyncio.to_thread(send_and_watch, request, Console(file=out, width=120))
     text = out.getvalue()
@@ -58,9 +58,8 @@ def test_alert_without_a_reachable_control_plane_says_so_in_one_line() -> None:
 async def test_alert_from_typed_text_reaches_every_cluster(
     stack: Stack, fleet_factory: Callable[..., Fleet]
 ) -> None:
-    specs = await seed_province(stack)
-    commune = specs[0].areas[-1]
-    local = [s for s in specs if commune in s.areas]
+    commune = "25216"
+    local = (await small_province(stack, eboards=True)).of(commune)
     fleet = fleet_factory(local, time_compression=20)
     await fleet.start()
     out = StringIO()
@@ -120,9 +119,8 @@ async def test_technician_commands_show_health_and_change_a_cluster(
     from simulator.provisioning import fetch_specs
     from tests.support import eventually
 
-    specs = [
-        s for s in await seed_province(stack) if "25216" in s.areas and s.kind == "speaker_cluster"
-    ]
+    province = await small_province(stack, clusters_per_commune=3, eboards=True)
+    specs = province.speakers("25216")
     fleet = fleet_factory(specs[:3])  # the others never come up
     await fleet.start()
     device = fleet.devices[specs[0].code]

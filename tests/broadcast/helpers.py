@@ -13,6 +13,7 @@ from core.database import session_scope
 from simulator.device import DeviceSpec
 from simulator.fleet import Fleet
 from simulator.provisioning import fetch_specs
+from tests.factories import small_province
 from tests.support import Stack
 
 
@@ -72,7 +73,8 @@ async def approved_bulletin(stack: Stack, **fields: Any) -> dict[str, Any]:
 
 @dataclass
 class CommuneHeard:
-    """A province seeded, one commune's clusters online, one emergency played by all."""
+    """A small province (two clusters and an e-board a commune, and each commune's "-09"),
+    one commune's devices online, one emergency played by all of them."""
 
     everyone: list[DeviceSpec]
     specs: list[DeviceSpec]
@@ -84,8 +86,8 @@ class CommuneHeard:
 async def a_commune_hears_an_emergency(
     stack: Stack, fleet_factory: Callable[..., Fleet], clip: Path, commune: str
 ) -> CommuneHeard:
-    everyone = await seed_province(stack)
-    specs = [s for s in everyone if commune in s.areas]
+    province = await small_province(stack, clusters_per_commune=2, eboards=True)
+    everyone, specs = province.specs, province.of(commune)
     fleet = fleet_factory(specs, time_compression=10)
     await fleet.start()
     media = await upload(stack, clip)

@@ -14,7 +14,8 @@ from core.database import session_scope
 from devices import protocol
 from devices.mqtt_lite import LiteClient
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import seed_province, send, upload
+from tests.broadcast.helpers import send, upload
+from tests.factories import small_province
 from tests.support import Stack, counts, eventually
 
 
@@ -26,7 +27,7 @@ async def _ingest(stack: Stack) -> dict[str, Any]:
 async def test_malformed_and_unknown_device_messages_are_counted_and_ingest_goes_on(
     stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
 ) -> None:
-    specs = [s for s in await seed_province(stack) if "25216" in s.areas]
+    specs = (await small_province(stack)).of("25216")  # two clusters, both run here
     fleet = fleet_factory(specs)
     await fleet.start()
     media = await upload(stack, tone_mp3)
@@ -102,7 +103,7 @@ async def test_malformed_and_unknown_device_messages_are_counted_and_ingest_goes
 async def test_the_simulated_cluster_rejects_expired_and_misaddressed_commands(
     stack: Stack, fleet_factory: Callable[..., Fleet]
 ) -> None:
-    specs = [s for s in await seed_province(stack) if "25216" in s.areas][:1]
+    specs = (await small_province(stack)).of("25216")[:1]
     fleet = fleet_factory(specs)
     await fleet.start()
     device = fleet.devices[specs[0].code]
@@ -163,8 +164,7 @@ async def test_corrupt_media_is_a_failed_delivery_with_the_reason(
 ) -> None:
     from simulator.device import Faults
 
-    specs = [s for s in await seed_province(stack) if "25216" in s.areas]
-    speakers = [s for s in specs if s.kind == "speaker_cluster"]
+    speakers = (await small_province(stack)).speakers("25216")
     fleet = fleet_factory(speakers, faults=Faults(media_corrupt=1.0))
     await fleet.start()
     media = await upload(stack, tone_mp3)
@@ -201,7 +201,7 @@ async def test_broadcast_validation_errors_name_the_field(
 
 
 async def test_unknown_targets_are_404_naming_them(stack: Stack, tone_mp3: Path) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     for body, name in (
         ({"areas": ["70", "99999"], "stream_url": "http://h/s"}, "99999"),
         ({"clusters": ["NOPE-1"], "stream_url": "http://h/s"}, "NOPE-1"),
@@ -216,17 +216,17 @@ async def test_unknown_targets_are_404_naming_them(stack: Stack, tone_mp3: Path)
 
 
 async def test_clusters_and_areas_with_broadcast_history_cannot_be_deleted(stack: Stack) -> None:
-    specs = [s for s in await seed_province(stack) if "25216" in s.areas]
+    specs = (await small_province(stack)).of("25216")
     sent = await send(stack, areas=["25216"], stream_url="http://127.0.0.1:9/radio")
     code = specs[0].code
     response = await stack.client.delete(f"/api/v1/clusters/{code}")
     assert response.status_code == 409 and "history" in response.json()["error"]
     # Move every cluster away: the commune is empty but its broadcast log still points to it.
     for spec in specs:
-        moved = await stack.client.patch(f"/api/v1/clusters/{spec.code}", json={"area_code": "688"})
+        moved = await stack.client.patch(f"/api/v1/clusters/{spec.code}", json={"area_code": "689"})
         assert moved.status_code == 200
     response = await stack.client.delete("/api/v1/areas/25216")
     assert response.status_code == 409 and "history" in response.json()["error"]
     after = await stack.broadcast(sent["id"])
     assert after["total"] == len(specs)
-    assert [a["area_code"] for a in after["areas"]] == ["688"]
+    assert [a["area_code"] for a in after["areas"]] == ["689"]

@@ -11,7 +11,8 @@ from app.broker import Broker
 from app.main import create_app
 from core.settings import Settings
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import seed_province, upload
+from tests.broadcast.helpers import upload
+from tests.factories import small_province
 from tests.support import Stack, counts, start_stack
 
 
@@ -30,7 +31,7 @@ async def test_a_broadcast_sent_during_a_broker_outage_is_delivered_after_it(
     stack: Stack = await start_stack(create_app(settings), settings, port)
     fleet = Fleet([], host=own_broker.host, port=own_broker.port)
     try:
-        specs = [s for s in await seed_province(stack) if "25216" in s.areas]
+        specs = (await small_province(stack)).of("25216")
         fleet = Fleet(specs, host=own_broker.host, port=own_broker.port, seed=3)
         await fleet.start()
         media = await upload(stack, tone_mp3)
@@ -67,7 +68,7 @@ async def test_a_cancel_during_a_broker_outage_reaches_every_cluster_after_it(
     stack: Stack = await start_stack(create_app(settings), settings, port)
     fleet = Fleet([], host=own_broker.host, port=own_broker.port)
     try:
-        specs = [s for s in await seed_province(stack) if "25216" in s.areas]
+        specs = (await small_province(stack)).of("25216")
         fleet = Fleet(specs, host=own_broker.host, port=own_broker.port, seed=4)
         await fleet.start()
         media = await upload(stack, long_mp3)

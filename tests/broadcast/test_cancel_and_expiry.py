@@ -7,16 +7,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import event_counts, seed_province, send, upload
+from tests.broadcast.helpers import event_counts, send, upload
+from tests.factories import small_province
 from tests.support import Stack, counts
 
-DISTRICT = "690"  # Thị xã Bình Long
+DISTRICT = "689"  # two communes of the small province
 
 
 async def test_cancel_stops_clusters_mid_playback(
     stack: Stack, fleet_factory: Callable[..., Fleet], long_mp3: Path
 ) -> None:
-    specs = [s for s in await seed_province(stack) if DISTRICT in s.areas]
+    specs = (await small_province(stack, clusters_per_commune=2)).of(DISTRICT)
     fleet = fleet_factory(specs)
     await fleet.start()
     media = await upload(stack, long_mp3)
@@ -45,7 +46,7 @@ async def test_cancel_stops_clusters_mid_playback(
 async def test_a_cluster_offline_during_the_cancel_is_stopped_when_it_returns(
     stack: Stack, fleet_factory: Callable[..., Fleet], long_mp3: Path
 ) -> None:
-    specs = [s for s in await seed_province(stack) if "25216" in s.areas]  # one commune
+    specs = (await small_province(stack)).of("25216")  # one commune, two clusters
     fleet = fleet_factory(specs)
     await fleet.start()
     media = await upload(stack, long_mp3)
@@ -63,7 +64,7 @@ async def test_a_cluster_offline_during_the_cancel_is_stopped_when_it_returns(
 
 
 async def test_an_expired_broadcast_cannot_be_sent(stack: Stack) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
     response = await stack.client.post(
         "/api/v1/broadcasts",
@@ -81,7 +82,7 @@ async def test_an_expired_broadcast_cannot_be_sent(stack: Stack) -> None:
 async def test_expiry_closes_deliveries_that_never_arrived(
     stack: Stack, fleet_factory: Callable[..., Fleet]
 ) -> None:
-    specs = [s for s in await seed_province(stack) if "25216" in s.areas]
+    specs = (await small_province(stack)).of("25216")
     soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
     sent = await send(
         stack, areas=["25216"], stream_url="http://127.0.0.1:9/radio", expires_at=soon

@@ -12,7 +12,8 @@ from media.tts.speech import prepare
 from simulator.device import DeviceSpec
 from simulator.fleet import Fleet
 from simulator.provisioning import fetch_specs
-from tests.broadcast.helpers import approved_bulletin, seed_province, send, upload
+from tests.broadcast.helpers import approved_bulletin, send, upload
+from tests.factories import small_province
 from tests.support import Stack, counts, two_profile_settings
 
 TEXT = (
@@ -22,10 +23,9 @@ TEXT = (
 
 
 async def commune_with_eboard(stack: Stack) -> tuple[str, list[DeviceSpec]]:
-    specs = await seed_province(stack)
-    board = next(s for s in specs if s.kind == "eboard")
-    commune = board.areas[-1]
-    return commune, [s for s in specs if commune in s.areas]
+    province = await small_province(stack, eboards=True)
+    commune = "25216"
+    return commune, province.of(commune)
 
 
 async def test_an_emergency_goes_out_from_typed_text_alone(
@@ -133,9 +133,8 @@ async def test_a_cluster_model_plays_its_own_rendition(
     tone_wav: Path,
 ) -> None:
     stack = await stack_factory(**two_profile_settings())
-    specs = await seed_province(stack)
-    commune = specs[0].areas[-1]
-    speakers = [s for s in specs if commune in s.areas and s.kind == "speaker_cluster"]
+    commune = "25216"
+    speakers = (await small_province(stack)).speakers(commune)  # two: one of each model
     new_model = speakers[0].code
     patched = await stack.client.patch(f"/api/v1/clusters/{new_model}", json={"model": "LOA-X2"})
     assert patched.status_code == 200 and patched.json()["model"] == "LOA-X2"

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import seed_province, send
+from tests.broadcast.helpers import send
+from tests.factories import small_province
 from tests.support import Stack, counts
 
 COMMUNE = "25216"
@@ -16,7 +17,7 @@ TEXT = "Diễn tập phòng chống lũ: người dân vùng trũng tập trung 
 async def test_a_drill_is_marked_on_screens_and_heard_as_one(
     stack: Stack, fleet_factory: Callable[..., Fleet]
 ) -> None:
-    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas]
+    specs = (await small_province(stack, eboards=True)).of(COMMUNE)
     fleet = fleet_factory(specs, time_compression=10)
     await fleet.start()
     drill = await send(stack, title="Diễn tập lũ", areas=[COMMUNE], text=TEXT, drill=True)

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import approved_bulletin, seed_province, send, upload
+from tests.broadcast.helpers import approved_bulletin, send, upload
+from tests.factories import small_province
 from tests.support import Stack, counts
 
 COMMUNE = "25216"
@@ -15,7 +16,7 @@ COMMUNE = "25216"
 async def test_an_emergency_preempts_a_normal_broadcast_and_a_priority_one_waits(
     stack: Stack, fleet_factory: Callable[..., Fleet], long_mp3: Path, tone_mp3: Path
 ) -> None:
-    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas]
+    specs = (await small_province(stack)).of(COMMUNE)
     n = len(specs)
     fleet = fleet_factory(specs, time_compression=5)  # the 30 s clip plays in 6 s
     await fleet.start()
@@ -61,7 +62,7 @@ async def test_what_waits_for_the_speaker_plays_by_class_then_level_then_time(
     """While the commune's news plays, three items queue up: a commune notice, a commune
     priority item and a province notice. When the news ends the priority item plays
     first, then the province's notice (higher sender), then the commune's (DESIGN.md)."""
-    spec = next(s for s in await seed_province(stack) if COMMUNE in s.areas)
+    [spec] = [s for s in (await small_province(stack)).online() if COMMUNE in s.areas]
     fleet = fleet_factory([spec], time_compression=5)  # the 30 s clip plays in 6 s
     await fleet.start()
     device = fleet.devices[spec.code]

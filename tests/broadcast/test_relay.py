@@ -14,14 +14,13 @@ from core.database import session_scope
 from media.icecast import IcecastServer, StreamSource, free_port
 from simulator.device import DeviceSpec
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import approved_bulletin, seed_province, send
+from tests.broadcast.helpers import approved_bulletin, send
+from tests.factories import small_province
 from tests.support import Stack, counts
 
 
 async def speakers_of_one_commune(stack: Stack) -> list[DeviceSpec]:
-    specs = await seed_province(stack)
-    commune = specs[0].areas[-1]
-    return [s for s in specs if commune in s.areas and s.kind == "speaker_cluster"]
+    return (await small_province(stack)).speakers("25216")
 
 
 async def deliveries(stack: Stack, broadcast_id: str) -> list[Delivery]:
@@ -33,9 +32,8 @@ async def deliveries(stack: Stack, broadcast_id: str) -> list[Delivery]:
 async def test_a_scheduled_relay_plays_from_its_start_to_its_end(
     stack: Stack, fleet_factory: Callable[..., Fleet], icecast: IcecastServer
 ) -> None:
-    specs = await seed_province(stack)
-    commune = next(s for s in specs if s.kind == "eboard").areas[-1]
-    local = [s for s in specs if commune in s.areas]
+    commune = "25216"
+    local = (await small_province(stack, eboards=True)).of(commune)  # speakers and an e-board
     fleet = fleet_factory(local)
     await fleet.start()
     async with StreamSource(icecast, f"/vov1-{uuid.uuid4().hex[:6]}.mp3") as source:

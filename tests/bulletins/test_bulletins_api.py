@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.broadcast.helpers import EDITOR, seed_province, upload
+from tests.broadcast.helpers import EDITOR, upload
+from tests.factories import small_province
 from tests.support import Stack
 
 OPERATOR = {"x-actor": "can.bo.xa", "x-role": "commune_operator", "x-area": "25195"}
@@ -19,7 +20,7 @@ async def post(stack: Stack, url: str, body: Any = None, headers: Any = None) ->
 
 
 async def test_a_bulletin_airs_only_once_approved(stack: Stack) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     created = await post(
         stack,
         "/api/v1/bulletins",
@@ -73,7 +74,7 @@ async def test_a_bulletin_airs_only_once_approved(stack: Stack) -> None:
 
 
 async def test_validity_dates_are_enforced(stack: Stack, tone_mp3: Path) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     clip = await upload(stack, tone_mp3)
     now = datetime.now(UTC)
     windows = {
@@ -93,7 +94,7 @@ async def test_validity_dates_are_enforced(stack: Stack, tone_mp3: Path) -> None
 
 
 async def test_an_emergency_airs_at_once_and_waits_for_review(stack: Stack, tone_mp3: Path) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     clip = await upload(stack, tone_mp3)
     normal = await post(
         stack,
@@ -118,7 +119,7 @@ async def test_an_emergency_airs_at_once_and_waits_for_review(stack: Stack, tone
 
 
 async def test_minority_language_text_needs_a_recording(stack: Stack, tone_mp3: Path) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     text_only = await post(
         stack, "/api/v1/bulletins", {"title": "Thông báo", "language": "ede", "text": "Ih jing…"}
     )

@@ -8,10 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import approved_bulletin, seed_province, upload
+from tests.broadcast.helpers import approved_bulletin, upload
+from tests.factories import DISTRICTS, small_province
 from tests.support import Stack, counts
 
 DUTY = {"x-actor": "truc.ban", "x-role": "province_officer"}
+# District 689 with four communes: three that act on what is sent down, one left waiting.
+FOUR_COMMUNES = {**DISTRICTS, "689": [*DISTRICTS["689"], "25198", "25201"]}
 
 
 def operator(commune: str) -> dict[str, str]:
@@ -21,12 +24,11 @@ def operator(commune: str) -> dict[str, str]:
 async def test_normal_waits_in_the_inbox_and_the_commune_decides(
     stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
 ) -> None:
-    specs = await seed_province(stack)
-    district = specs[0].areas[1]
-    in_district = [s for s in specs if s.areas[1] == district]
-    communes = sorted({s.areas[-1] for s in in_district})
+    province = await small_province(stack, districts=FOUR_COMMUNES)
+    district = "689"
+    communes = sorted({s.areas[-1] for s in province.of(district)})
     first, second = communes[0], communes[1]
-    fleet = fleet_factory([s for s in in_district if s.areas[-1] == first], time_compression=10)
+    fleet = fleet_factory(province.of(first), time_compression=10)
     await fleet.start()
     clip = await upload(stack, tone_mp3)
     bulletin = await approved_bulletin(stack, title="Lịch tiêm phòng", media_sha256=clip["sha256"])
@@ -91,9 +93,8 @@ async def test_normal_waits_in_the_inbox_and_the_commune_decides(
 async def test_priority_from_above_airs_at_once_and_is_recorded_in_the_inboxes(
     stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
 ) -> None:
-    specs = await seed_province(stack)
-    commune = specs[0].areas[-1]
-    fleet = fleet_factory([s for s in specs if commune in s.areas], time_compression=10)
+    commune = "25216"
+    fleet = fleet_factory((await small_province(stack)).of(commune), time_compression=10)
     await fleet.start()
     clip = await upload(stack, tone_mp3)
     bulletin = await approved_bulletin(

@@ -16,9 +16,10 @@ import pytest
 from cap.message import read
 from cap.schema import parse
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import seed_province, send
+from tests.broadcast.helpers import send
 from tests.cap.helpers import SENDER, InfoSpec, Signer, alert, key_of, xml
-from tests.cap.test_cap_in import COMMUNE, post_cap
+from tests.cap.test_cap_in import COMMUNE, DISTRICT, NEIGHBOUR, post_cap
+from tests.factories import small_province
 from tests.support import Stack, counts, eventually
 
 
@@ -29,7 +30,7 @@ async def test_signed_alerts_are_checked_against_the_trusted_certificates(
     stack = await stack_factory(
         cap_require_signature=True, cap_trusted_certs=[agency.cert_file(tmp_path, "nchmf")]
     )
-    await seed_province(stack)
+    await small_province(stack)
     unsigned = await post_cap(stack, xml(alert("S-0", InfoSpec(geocodes=[COMMUNE]))))
     assert unsigned.status_code == 422 and "unsigned" in unsigned.json()["error"]
     forged = await post_cap(stack, stranger.sign(alert("S-1", InfoSpec(geocodes=[COMMUNE]))))
@@ -49,11 +50,11 @@ async def test_signed_alerts_are_checked_against_the_trusted_certificates(
 async def test_a_broadcast_exported_as_cap_is_valid_and_reads_back_the_same(
     stack: Stack,
 ) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     original = await send(
         stack,
         title="Cháy rừng tại Bù Gia Mập",
-        areas=[COMMUNE, "25217"],
+        areas=[COMMUNE, NEIGHBOUR],
         text="Cháy rừng lan nhanh về phía khu dân cư. Người dân sơ tán theo hướng dẫn.",
         drill=True,
     )
@@ -68,7 +69,7 @@ async def test_a_broadcast_exported_as_cap_is_valid_and_reads_back_the_same(
     )
     [info] = message.infos
     assert (info.urgency, info.severity, info.certainty) == ("Immediate", "Severe", "Observed")
-    assert sorted(v for _, v in info.areas[0].geocodes) == [COMMUNE, "25217"]
+    assert sorted(v for _, v in info.areas[0].geocodes) == sorted([COMMUNE, NEIGHBOUR])
 
     back = await post_cap(stack, exported.content)  # a neighbour reading it, here ourselves
     assert back.status_code == 201, back.text
@@ -149,14 +150,14 @@ async def test_a_feed_is_read_once_per_alert_and_outcomes_go_back_as_acks(
     fed_stack: Stack, upstream: Upstream, fleet_factory: Callable[..., Fleet]
 ) -> None:
     stack = fed_stack
-    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas]
+    specs = (await small_province(stack)).of(COMMUNE)
     fleet = fleet_factory(specs, time_compression=10)
     await fleet.start()
     emergency = xml(alert("FEED-1", InfoSpec(geocodes=[COMMUNE])))
     advisory = xml(
         alert(
             "FEED-2",
-            InfoSpec(urgency="Future", severity="Minor", certainty="Possible", geocodes=["688"]),
+            InfoSpec(urgency="Future", severity="Minor", certainty="Possible", geocodes=[DISTRICT]),
         )
     )
     upstream.files.update(

@@ -12,11 +12,12 @@ from typing import Any
 import httpx
 
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import seed_province
 from tests.cap.helpers import SENT, InfoSpec, alert, key_of, xml
+from tests.factories import small_province
 from tests.support import Stack, counts
 
-COMMUNE, DISTRICT = "25216", "688"
+COMMUNE, DISTRICT = "25216", "689"
+NEIGHBOUR = "25195"  # the other commune of the district
 CAP_HEADERS = {"content-type": "application/cap+xml"}
 
 
@@ -27,7 +28,7 @@ async def post_cap(stack: Stack, body: bytes) -> httpx.Response:
 async def test_an_emergency_by_geocode_airs_at_once_in_vietnamese_and_english(
     stack: Stack, fleet_factory: Callable[..., Fleet]
 ) -> None:
-    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas]
+    specs = (await small_province(stack)).of(COMMUNE)
     fleet = fleet_factory(specs, time_compression=10)
     await fleet.start()
     english = InfoSpec(
@@ -63,7 +64,7 @@ async def test_an_emergency_by_geocode_airs_at_once_in_vietnamese_and_english(
 
 
 async def test_polygons_and_circles_reach_the_clusters_inside_them(stack: Stack) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     clusters = (await stack.client.get(f"/api/v1/clusters?area={COMMUNE}&limit=500")).json()
     a, b = sorted(clusters["items"], key=lambda c: c["code"])[:2]
     d = 0.0005  # about 55 m: a square around cluster a alone
@@ -90,7 +91,7 @@ async def test_polygons_and_circles_reach_the_clusters_inside_them(stack: Stack)
 
 
 async def test_a_normal_alert_waits_in_the_inboxes_of_the_communes(stack: Stack) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     spec = InfoSpec(urgency="Future", severity="Minor", certainty="Possible", geocodes=[DISTRICT])
     response = await post_cap(stack, xml(alert("KHUYEN-CAO-3", spec)))
     assert response.status_code == 201, response.text
@@ -104,11 +105,11 @@ async def test_a_normal_alert_waits_in_the_inboxes_of_the_communes(stack: Stack)
 
 
 async def test_an_update_replaces_the_broadcast_and_a_cancel_stops_it(stack: Stack) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     first = await post_cap(stack, xml(alert("BAO-9", InfoSpec(geocodes=[COMMUNE]))))
     assert first.status_code == 201, first.text
     original = first.json()["broadcast_id"]
-    worse = InfoSpec(headline="Bão số 9 mạnh thêm", geocodes=[COMMUNE, "25217"])
+    worse = InfoSpec(headline="Bão số 9 mạnh thêm", geocodes=[COMMUNE, NEIGHBOUR])
     update = await post_cap(
         stack,
         xml(
@@ -127,7 +128,7 @@ async def test_an_update_replaces_the_broadcast_and_a_cancel_stops_it(stack: Sta
     assert (await stack.broadcast(original))["status"] == "canceled"
     updated = await stack.broadcast(replacement)
     assert updated["status"] == "active" and updated["title"] == "Bão số 9 mạnh thêm"
-    assert sorted(updated["target_areas"]) == [COMMUNE, "25217"]
+    assert sorted(updated["target_areas"]) == sorted([COMMUNE, NEIGHBOUR])
 
     sent_update = SENT + datetime.timedelta(minutes=10)
     cancel = await post_cap(
@@ -160,9 +161,9 @@ async def test_an_update_replaces_the_broadcast_and_a_cancel_stops_it(stack: Sta
 async def test_an_exercise_is_a_drill_on_the_record_the_screens_and_in_the_voice(
     stack: Stack, fleet_factory: Callable[..., Fleet]
 ) -> None:
-    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas]
+    specs = (await small_province(stack, eboards=True)).of(COMMUNE)
     eboards = [s.code for s in specs if s.kind == "eboard"]
-    assert eboards, "the demo commune has an e-board"
+    assert eboards, "the commune has an e-board"
     fleet = fleet_factory(specs, time_compression=10)
     await fleet.start()
     response = await post_cap(
@@ -196,7 +197,7 @@ async def _media(stack: Stack, sha256: str) -> dict[str, Any]:
 async def test_draft_foreign_expired_and_repeated_alerts_are_kept_but_not_aired(
     stack: Stack,
 ) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
     cases = {
         "draft": (alert("D-1", InfoSpec(geocodes=[COMMUNE]), status="Draft"), "status Draft"),
@@ -225,7 +226,7 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
 async def test_malformed_and_invalid_messages_are_refused_with_the_reason_and_kept(
     stack: Stack,
 ) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     good = xml(alert("OK-1", InfoSpec(geocodes=[COMMUNE])))
     cases = [
         (b"", "empty body"),

@@ -12,14 +12,14 @@ from simulator.fleet import Fleet
 from tests.broadcast.helpers import (
     a_commune_hears_an_emergency,
     approved_bulletin,
-    seed_province,
     send,
     upload,
 )
+from tests.factories import small_province
 from tests.security.helpers import make_user, signed_in
 from tests.support import Stack, counts
 
-COMMUNE, DISTRICT, OTHER_DISTRICT = "25216", "688", "689"
+COMMUNE, DISTRICT, OTHER_DISTRICT = "25216", "689", "695"
 
 
 async def _observer(stack: Stack) -> dict[str, str]:
@@ -80,7 +80,7 @@ async def test_the_observer_reads_stations_and_the_broadcast_log_as_they_are(
 async def test_statistics_match_the_records(
     stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
 ) -> None:
-    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas]
+    specs = (await small_province(stack)).of(COMMUNE)
     fleet = fleet_factory(specs, time_compression=10)
     await fleet.start()
     media = await upload(stack, tone_mp3)
@@ -106,7 +106,7 @@ async def test_statistics_match_the_records(
 
 
 async def test_the_observer_cannot_change_anything(stack: Stack, tone_mp3: Path) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     observer = await _observer(stack)
     media = await upload(stack, tone_mp3)
     attempts = [

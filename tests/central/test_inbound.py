@@ -11,11 +11,12 @@ from typing import Any
 import httpx
 
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import seed_province
+from tests.factories import small_province
 from tests.security.helpers import make_user, signed_in
 from tests.support import Stack, counts
 
-COMMUNE, DISTRICT, PROVINCE = "25216", "688", "70"
+COMMUNE, DISTRICT, PROVINCE = "25216", "689", "70"
+NEIGHBOUR = "25195"  # the other commune of the district
 SENDER = "ttttn.trung-uong.gov.vn"
 
 
@@ -46,7 +47,7 @@ async def post(stack: Stack, body: dict[str, Any], **headers: str) -> httpx.Resp
 async def test_an_emergency_from_the_centre_airs_at_once_in_both_languages(
     stack: Stack, fleet_factory: Callable[..., Fleet]
 ) -> None:
-    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas]
+    specs = (await small_province(stack)).of(COMMUNE)
     fleet = fleet_factory(specs, time_compression=10)
     await fleet.start()
     body = bulletin("TW-2026-11-24-01", "emergency", [COMMUNE])
@@ -78,7 +79,7 @@ async def test_an_emergency_from_the_centre_airs_at_once_in_both_languages(
 async def test_priority_airs_and_normal_waits_in_the_inboxes_under_the_province(
     stack: Stack,
 ) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     priority = await post(stack, bulletin("TW-UT-1", "priority", [COMMUNE]))
     assert priority.status_code == 201, priority.text
     sent = await stack.broadcast(priority.json()["broadcast_id"])
@@ -100,16 +101,18 @@ async def test_priority_airs_and_normal_waits_in_the_inboxes_under_the_province(
 
 
 async def test_an_update_replaces_and_a_cancel_stops_what_the_centre_sent(stack: Stack) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     first = await post(stack, bulletin("TW-BAO-9", "emergency", [COMMUNE]))
     original = first.json()["broadcast_id"]
-    worse = bulletin("TW-BAO-9-U", "emergency", [COMMUNE, "25217"], kind="update")
+    worse = bulletin("TW-BAO-9-U", "emergency", [COMMUNE, NEIGHBOUR], kind="update")
     worse["references"] = ["TW-BAO-9"]
     update = await post(stack, worse)
     assert update.status_code == 201, update.text
     replacement = update.json()["broadcast_id"]
     assert (await stack.broadcast(original))["status"] == "canceled"
-    assert sorted((await stack.broadcast(replacement))["target_areas"]) == [COMMUNE, "25217"]
+    assert sorted((await stack.broadcast(replacement))["target_areas"]) == sorted(
+        [COMMUNE, NEIGHBOUR]
+    )
     cancel = bulletin("TW-BAO-9-C", "emergency", [COMMUNE], kind="cancel", texts=[])
     cancel["references"] = ["TW-BAO-9-U"]
     stopped = await post(stack, cancel)
@@ -119,7 +122,7 @@ async def test_an_update_replaces_and_a_cancel_stops_what_the_centre_sent(stack:
 
 
 async def test_bad_bulletins_are_refused_naming_the_field_and_nothing_airs(stack: Stack) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     good = bulletin("TW-X", "emergency", [COMMUNE])
     cases = {
         "class": {k: v for k, v in good.items() if k != "class"},

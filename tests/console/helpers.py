@@ -7,11 +7,13 @@ from zoneinfo import ZoneInfo
 
 from playwright.async_api import Page, expect
 
-from tests.broadcast.helpers import approved_bulletin, seed_province, upload
+from tests.broadcast.helpers import approved_bulletin, upload
+from tests.factories import small_province
 from tests.security.helpers import PASSWORD
 from tests.support import Stack
 
-COMMUNE = "25216"  # Phường Thác Mơ, district 688 (Phước Long) of the demo province
+COMMUNE = "25216"  # of district 689 in the small province (tests/factories.py)
+DISTRICT = "689"
 
 
 async def sign_in(page: Page, base: str, username: str) -> None:
@@ -26,8 +28,8 @@ async def sign_in(page: Page, base: str, username: str) -> None:
 
 
 async def morning_news_from_tomorrow(stack: Stack, tone_mp3: Path) -> tuple[dict[str, Any], date]:
-    """The province seeded and the commune's daily 06:30 news from tomorrow (local)."""
-    await seed_province(stack)
+    """A small province and the commune's daily 06:30 news from tomorrow (local)."""
+    await small_province(stack)
     media = await upload(stack, tone_mp3)
     bulletin = await approved_bulletin(stack, title="Tin sáng", media_sha256=media["sha256"])
     local = ZoneInfo(stack.settings.default_timezone)

@@ -10,8 +10,9 @@ from pathlib import Path
 from playwright.async_api import Browser, Page, expect
 
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import seed_province, upload
-from tests.console.helpers import COMMUNE, morning_news_from_tomorrow, sign_in
+from tests.broadcast.helpers import upload
+from tests.console.helpers import COMMUNE, DISTRICT, morning_news_from_tomorrow, sign_in
+from tests.factories import small_province
 from tests.security.helpers import make_user
 from tests.support import Stack
 
@@ -87,7 +88,7 @@ async def test_two_clusters_of_a_commune_get_their_own_item_in_a_shared_slot(
 async def test_a_writer_sends_a_spoken_bulletin_for_review_and_the_board_approves_it(
     stack: Stack, browser: Browser, tone_mp3: Path
 ) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     await make_user(stack, "xa.vien", role="commune_operator", area=COMMUNE)
     await make_user(stack, "bien.tap", role="editor")
     base = stack.settings.public_base_url
@@ -142,7 +143,7 @@ async def test_a_writer_sends_a_spoken_bulletin_for_review_and_the_board_approve
 async def test_the_report_draws_airtime_and_working_share_by_area(
     stack: Stack, browser: Browser, fleet_factory: Callable[..., Fleet], tone_mp3: Path
 ) -> None:
-    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas]
+    specs = (await small_province(stack)).of(COMMUNE)
     fleet = fleet_factory(specs, time_compression=10)
     await fleet.start()  # one commune's clusters online: the rest of the province is not
     media = await upload(stack, tone_mp3)
@@ -161,15 +162,15 @@ async def test_the_report_draws_airtime_and_working_share_by_area(
     airtime = page.locator("figure.chart").nth(0).locator("rect.bar")
     working = page.locator("figure.chart").nth(1).locator("rect.bar")
     await expect(airtime).to_have_count(len(districts))
-    # Only Phước Long (688) aired anything, so its bar is the full width and the others
-    # are empty; only it has clusters working, and every other district is drawn low.
+    # Only the commune's district aired anything, so its bar is the full width and the
+    # others are empty; only it has clusters working (half of them), and it is drawn low.
     for district, bar, share in zip(
         districts, await airtime.all(), await working.all(), strict=True
     ):
-        if district == "688":
+        if district == DISTRICT:
             assert await bar.get_attribute("width") == "210.0"
             assert float(await share.get_attribute("width") or 0) > 0
-            assert "low" in (await share.get_attribute("class") or "")  # a few of its communes
+            assert "low" in (await share.get_attribute("class") or "")  # one of two communes
         else:
             assert await bar.get_attribute("width") == "0.0", district
             assert await share.get_attribute("width") == "0.0", district

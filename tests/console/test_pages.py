@@ -11,9 +11,10 @@ from pathlib import Path
 from playwright.async_api import Browser, expect
 
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import approved_bulletin, seed_province, upload
-from tests.console.helpers import COMMUNE, morning_news_from_tomorrow
+from tests.broadcast.helpers import approved_bulletin, upload
+from tests.console.helpers import COMMUNE, DISTRICT, morning_news_from_tomorrow
 from tests.console.helpers import sign_in as _sign_in
+from tests.factories import small_province
 from tests.security.helpers import make_user
 from tests.support import Stack
 
@@ -24,7 +25,7 @@ async def test_a_duty_officer_sends_an_emergency_and_watches_it_confirm(
     fleet_factory: Callable[..., Fleet],
     tone_mp3: Path,
 ) -> None:
-    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas]
+    specs = (await small_province(stack, eboards=True)).of(COMMUNE)
     fleet = fleet_factory(specs, time_compression=10)
     await fleet.start()
     await make_user(stack, "truc.ban", role="province_officer")
@@ -58,7 +59,7 @@ async def test_a_duty_officer_sends_an_emergency_and_watches_it_confirm(
 
 
 async def test_english_on_request_phone_screens_and_roles(stack: Stack, browser: Browser) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     await make_user(stack, "ky.thuat", role="technician", area=COMMUNE)
     base = stack.settings.public_base_url
     phone = await browser.new_page(viewport={"width": 390, "height": 844})
@@ -86,7 +87,7 @@ async def test_english_on_request_phone_screens_and_roles(stack: Stack, browser:
 async def test_a_recording_made_in_the_browser_is_broadcast(
     stack: Stack, browser: Browser, fleet_factory: Callable[..., Fleet]
 ) -> None:
-    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas]
+    specs = (await small_province(stack)).of(COMMUNE)
     fleet = fleet_factory(specs, time_compression=10)  # every cluster of the commune
     await fleet.start()
     await make_user(stack, "truc.ban", role="province_officer")
@@ -117,7 +118,8 @@ async def test_a_recording_made_in_the_browser_is_broadcast(
 async def test_a_technician_finds_a_cluster_on_the_map_and_sets_its_volume(
     stack: Stack, browser: Browser, fleet_factory: Callable[..., Fleet]
 ) -> None:
-    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas and s.kind != "eboard"]
+    province = await small_province(stack, clusters_per_commune=2, eboards=True)
+    specs = province.speakers(COMMUNE)  # three: two run, one stays offline
     fleet = fleet_factory(specs[:2])
     await fleet.start()
     await make_user(stack, "ky.thuat", role="technician", area=COMMUNE)
@@ -165,7 +167,7 @@ async def test_a_commune_operator_reads_the_week_of_the_commune(
 async def test_the_board_reviews_and_a_commune_puts_a_bulletin_from_above_on_air(
     stack: Stack, browser: Browser, fleet_factory: Callable[..., Fleet], tone_mp3: Path
 ) -> None:
-    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas]
+    specs = (await small_province(stack)).of(COMMUNE)
     fleet = fleet_factory(specs, time_compression=10)
     await fleet.start()
     clip = await upload(stack, tone_mp3)
@@ -238,7 +240,7 @@ async def test_a_commune_adds_a_daily_slot_and_sees_the_overlap_before_saving(
 async def test_the_report_page_shows_the_period_and_offers_a_csv(
     stack: Stack, browser: Browser, tone_mp3: Path
 ) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     media = await upload(stack, tone_mp3)
     sent = await stack.client.post(
         "/api/v1/broadcasts",
@@ -264,7 +266,7 @@ async def test_the_report_page_shows_the_period_and_offers_a_csv(
 async def test_an_emergency_from_an_approved_bulletin(
     stack: Stack, browser: Browser, tone_mp3: Path
 ) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     media = await upload(stack, tone_mp3)
     bulletin = await approved_bulletin(
         stack, title="Cảnh báo cháy rừng", media_sha256=media["sha256"]
@@ -281,8 +283,8 @@ async def test_an_emergency_from_an_approved_bulletin(
     await expect(page.locator(f"input[name=areas][value='{COMMUNE}']")).to_be_checked()
     await expect(page.locator("g.commune[aria-checked=true]")).to_have_count(1)
     # A district ticked in the list lights every commune under it; clicked off, none.
-    district = page.locator("input[name=areas][data-path$='/688/']")
-    under = await page.locator("g.commune[data-path^='/70/688/']").count()
+    district = page.locator(f"input[name=areas][data-path$='/{DISTRICT}/']")
+    under = await page.locator(f"g.commune[data-path^='/70/{DISTRICT}/']").count()
     assert under > 1
     await district.check()
     await expect(page.locator("g.commune[aria-checked=true]")).to_have_count(under)
@@ -330,7 +332,7 @@ A11Y = """() => {
 async def test_every_page_names_its_fields_for_screen_readers(
     stack: Stack, browser: Browser
 ) -> None:
-    specs = await seed_province(stack)
+    specs = (await small_province(stack)).specs
     await make_user(stack, "quan.tri", role="admin")
     base = stack.settings.public_base_url
     page = await browser.new_page()

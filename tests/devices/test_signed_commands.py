@@ -16,7 +16,8 @@ from devices.mqtt_lite import LiteClient
 from devices.signing import SigningKey, signed_keyset
 from simulator.device import SimulatedCluster
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import seed_province, send, upload
+from tests.broadcast.helpers import send, upload
+from tests.factories import small_province
 from tests.support import Stack, counts, eventually
 
 COMMUNE = "25216"
@@ -82,7 +83,7 @@ def _raw(obj: dict[str, Any]) -> bytes:
 async def test_unsigned_forged_and_altered_commands_are_rejected_and_never_played(
     stack: Stack, fleet_factory: Callable[..., Fleet]
 ) -> None:
-    spec = next(s for s in await seed_province(stack) if COMMUNE in s.areas)
+    [spec] = [s for s in (await small_province(stack)).online() if COMMUNE in s.areas]
     fleet = fleet_factory([spec])
     await fleet.start()
     device = fleet.devices[spec.code]
@@ -128,7 +129,7 @@ async def test_a_rejection_by_signature_is_counted_and_does_not_end_the_delivery
 ) -> None:
     """A forged copy of a real command makes the cluster answer "rejected, bad signature"
     for the real command's id: the record must not take that as the cluster's answer."""
-    spec = next(s for s in await seed_province(stack) if COMMUNE in s.areas)
+    [spec] = [s for s in (await small_province(stack)).online() if COMMUNE in s.areas]
     fleet = fleet_factory([spec])
     clip = await upload(stack, tone_mp3)
     sent = await send(stack, clusters=[spec.code], media_sha256=clip["sha256"])
@@ -181,7 +182,7 @@ async def test_keys_rotate_with_every_cluster_obeying_throughout(
     set, and a broadcast plays at every step."""
     old, new = SigningKey.generate(), SigningKey.generate()
     stack = await stack_factory(signing_key=old.seed_text)
-    spec = next(s for s in await seed_province(stack) if COMMUNE in s.areas)
+    [spec] = [s for s in (await small_province(stack)).online() if COMMUNE in s.areas]
     fleet = fleet_factory([spec])
     await fleet.start()
     device = fleet.devices[spec.code]
@@ -236,7 +237,7 @@ async def _keyset_version(device: SimulatedCluster) -> int:
 async def test_expired_misaddressed_and_replayed_commands_and_the_audit_log(
     stack: Stack, fleet_factory: Callable[..., Fleet]
 ) -> None:
-    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas][:2]
+    specs = (await small_province(stack)).of(COMMUNE)  # a cluster and its neighbour
     fleet = fleet_factory(specs)
     await fleet.start()
     device, neighbour = fleet.devices[specs[0].code], fleet.devices[specs[1].code]

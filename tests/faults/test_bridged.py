@@ -14,11 +14,12 @@ from app.broker import BRIDGE_TOPICS, BrokerTier
 from app.main import create_app
 from core.settings import Settings
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import seed_province, send, upload
+from tests.broadcast.helpers import send, upload
+from tests.factories import small_province
 from tests.faults.helpers import assert_nothing_lost
 from tests.support import counts, eventually, start_stack
 
-DISTRICT = "690"
+DISTRICT = "689"  # six clusters of the small province, three behind each edge
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ async def test_an_emergency_crosses_the_bridges_to_clusters_on_two_edge_brokers(
     stack = await start_stack(create_app(settings), settings, port)
     fleets: list[Fleet] = []
     try:
-        specs = [s for s in await seed_province(stack) if DISTRICT in s.areas]
+        specs = (await small_province(stack, clusters_per_commune=2)).of(DISTRICT)
         for k, edge in enumerate(tier.edges):
             fleet = Fleet(
                 specs[k :: len(tier.edges)],

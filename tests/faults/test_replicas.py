@@ -12,18 +12,16 @@ from typing import Any
 import httpx
 import pytest
 
-from app.seed import BEFORE_REFORM, seed_demo
-from core.clock import SystemClock
-from core.database import create_engine, create_session_maker, session_scope
+from core.database import create_engine
 from core.settings import Settings
-from simulator.device import Faults
+from simulator.device import DeviceSpec, Faults
 from simulator.fleet import Fleet
-from simulator.provisioning import fetch_specs
+from tests.factories import small_province_via
 from tests.faults.helpers import assert_nothing_lost
 from tests.processes import ApiProcess
 from tests.support import eventually, reserve_port
 
-DISTRICT = "690"
+DISTRICT = "689"  # of the small province: two communes, twelve clusters
 
 
 @pytest.fixture
@@ -41,13 +39,12 @@ async def apis(tmp_path: Path) -> AsyncIterator[Callable[[Settings], ApiProcess]
         api.stop()
 
 
-async def _seeded(settings: Settings) -> None:
-    engine = create_engine(settings.database_url)
-    try:
-        async with session_scope(create_session_maker(engine)) as session:
-            await seed_demo(session, SystemClock(), as_of=BEFORE_REFORM)  # DISTRICT's
-    finally:
-        await engine.dispose()
+async def _district(url: str) -> list[DeviceSpec]:
+    """A small province registered through the running API; the district's clusters,
+    enough that one alert's acknowledgements spread over the faults' delays."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        province = await small_province_via(client, clusters_per_commune=5)
+    return province.of(DISTRICT)
 
 
 async def _send(client: httpx.AsyncClient, media: str) -> str:
@@ -87,9 +84,8 @@ async def test_the_api_killed_mid_alert_and_restarted_loses_nothing(
     tone_mp3: Path,
 ) -> None:
     settings = settings_factory()
-    await _seeded(settings)
     api = await apis(settings).ready()
-    specs = [s for s in await fetch_specs(api.url) if DISTRICT in s.areas]
+    specs = await _district(api.url)
     fleet = fleet_factory(specs, faults=Faults(latency_s=2.0), time_compression=10)
     await fleet.start()
     async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
@@ -126,9 +122,8 @@ async def test_two_replicas_share_the_acks_and_one_killed_mid_alert_loses_nothin
     if not database_url.startswith("postgresql"):
         pytest.skip("replicas share a PostgreSQL (SQLite is one process's file)")
     settings = settings_factory()
-    await _seeded(settings)
     replicas = [await apis(settings).ready(), await apis(settings).ready()]
-    specs = [s for s in await fetch_specs(replicas[0].url) if DISTRICT in s.areas]
+    specs = await _district(replicas[0].url)
     fleet = fleet_factory(specs, time_compression=10)
     await fleet.start()
     clients = [httpx.AsyncClient(base_url=r.url, timeout=30) for r in replicas]

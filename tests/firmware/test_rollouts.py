@@ -20,7 +20,7 @@ from firmware.schemas import Wave
 from health import operations
 from simulator.device import DeviceSpec
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import seed_province
+from tests.factories import small_province
 from tests.support import Stack, eventually
 
 COMMUNE = "25216"
@@ -85,7 +85,10 @@ def _by_wave(rollout: dict[str, Any]) -> dict[int, set[str]]:
 
 
 async def _speakers(stack: Stack) -> list[DeviceSpec]:
-    return [s for s in await seed_province(stack) if COMMUNE in s.areas and s.kind != "eboard"]
+    """The commune's five speaker clusters (waves of 2 or 3 leave some for the next); its
+    e-board is registered too, for a rollout to skip."""
+    province = await small_province(stack, clusters_per_commune=4, eboards=True)
+    return province.speakers(COMMUNE)
 
 
 async def test_waves_pause_for_a_person_then_the_rest_installs(
@@ -315,7 +318,7 @@ async def test_upload_refuses_a_vendor_signature_the_clusters_would_not_trust(
 
 
 async def test_bad_rollout_requests_name_the_field(stack: Stack) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     cases: list[tuple[dict[str, Any], int, str]] = [
         ({"firmware": "9.9.9", "areas": [COMMUNE]}, 404, "firmware"),
         ({"firmware": "x", "areas": []}, 422, "give at least one target"),
@@ -425,7 +428,7 @@ async def test_an_operation_a_cluster_missed_is_sent_again_when_it_is_back(
 
 async def test_a_release_needs_a_second_persons_approval(stack: Stack) -> None:
     """Issue 19: one technician could upload any bytes and roll them out at once."""
-    await seed_province(stack)
+    await small_province(stack)
     status, _ = await _upload(stack, "7.0.0", os.urandom(4_000), approve=False)
     assert status == 201
     early = await stack.client.post(

@@ -13,7 +13,7 @@ from devices import protocol
 from devices.mqtt_lite import LiteClient
 from health.alarms import DEFER_MAX_S, AlarmKind, _State, conditions, due
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import seed_province
+from tests.factories import small_province
 from tests.support import Stack, eventually
 
 COMMUNE = "25216"
@@ -31,9 +31,8 @@ async def test_an_alarm_is_raised_once_acknowledged_and_cleared_per_episode(
     stack_factory: Callable[..., Awaitable[Stack]], fleet_factory: Callable[..., Fleet]
 ) -> None:
     stack = await stack_factory(alarm_evaluate_s=0)  # evaluated at every tick
-    specs = [
-        s for s in await seed_province(stack) if COMMUNE in s.areas and s.kind == "speaker_cluster"
-    ]
+    # Six speakers: five with a fault each, one well (no alarm of its own).
+    specs = (await small_province(stack, clusters_per_commune=5)).speakers(COMMUNE)
     fleet = fleet_factory(specs)
     await fleet.start()
     battery, hot, broken, tripped, skewed = (fleet.devices[s.code] for s in specs[:5])
@@ -111,7 +110,7 @@ async def test_a_cluster_playing_what_we_never_sent_raises_an_alarm(
     stack_factory: Callable[..., Awaitable[Stack]], fleet_factory: Callable[..., Fleet]
 ) -> None:
     stack = await stack_factory(alarm_evaluate_s=0)
-    spec = next(s for s in await seed_province(stack) if COMMUNE in s.areas)
+    [spec] = [s for s in (await small_province(stack)).online() if COMMUNE in s.areas]
     # What a cluster taken over by someone else would report: playing an unknown broadcast.
     rogue = LiteClient("rogue-heartbeat", lambda _t, _p: None)
     await rogue.connect(stack.settings.mqtt_host, stack.settings.mqtt_port)
@@ -133,7 +132,7 @@ async def test_offline_too_long_is_an_alarm_and_a_flapping_link_is_not(
     stack = await stack_factory(
         clock=clock, alarm_evaluate_s=0, offline_alarm_after_s=300, heartbeat_s=3600
     )
-    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas][:2]
+    specs = (await small_province(stack)).of(COMMUNE)  # "-01" and "-09"
     fleet = fleet_factory(specs)
     await fleet.start()
     gone, flapping = (fleet.devices[s.code] for s in specs)

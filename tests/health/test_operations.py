@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import seed_province
+from tests.factories import small_province
 from tests.support import Stack, eventually
 
 COMMUNE = "25216"
@@ -40,7 +40,7 @@ async def _finished(stack: Stack, operation_id: str, total: int) -> dict[str, An
 async def test_a_commune_wide_volume_change_with_one_amplifier_dead(
     stack: Stack, fleet_factory: Callable[..., Fleet]
 ) -> None:
-    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas]  # its e-board too
+    specs = (await small_province(stack, eboards=True)).of(COMMUNE)  # its e-board too
     fleet = fleet_factory(specs, time_compression=10)
     await fleet.start()
     dead = fleet.devices[specs[0].code]
@@ -71,7 +71,7 @@ async def test_a_commune_wide_volume_change_with_one_amplifier_dead(
 async def test_reboot_fm_and_amplifier_on_one_cluster(
     stack: Stack, fleet_factory: Callable[..., Fleet]
 ) -> None:
-    spec = next(s for s in await seed_province(stack) if COMMUNE in s.areas)
+    [spec] = [s for s in (await small_province(stack)).online() if COMMUNE in s.areas]
     fleet = fleet_factory([spec])
     await fleet.start()
     device = fleet.devices[spec.code]
@@ -103,7 +103,7 @@ async def test_reboot_fm_and_amplifier_on_one_cluster(
 async def test_bad_operations_name_the_field(
     stack: Stack, body: dict[str, Any], field: str
 ) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     response = await stack.client.post("/api/v1/operations", json=body)
     assert response.status_code == 422, response.text
     detail = response.json()["detail"]
@@ -120,7 +120,7 @@ async def test_clusters_that_never_answer_are_expired(
 
     clock = ManualClock(datetime.now(UTC))
     stack = await stack_factory(clock=clock)
-    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas][:2]
+    specs = (await small_province(stack)).of(COMMUNE)  # "-01" and "-09"
     fleet = fleet_factory(specs[:1])  # the second never comes online
     await fleet.start()
     op = await _operate(

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from core.clock import ManualClock
 from simulator.device import Faults
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import seed_province
+from tests.factories import small_province
 from tests.support import Stack, eventually
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -37,7 +37,8 @@ async def test_the_morning_report_names_exactly_the_clusters_that_would_stay_sil
 ) -> None:
     clock = ManualClock(_tomorrow_at(3, 29))
     stack = await stack_factory(clock=clock, self_test_at=time(3, 30), self_test_window_s=600)
-    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas]
+    # Six speakers (five to fail, one to pass) and an e-board that passes too.
+    specs = (await small_province(stack, clusters_per_commune=5, eboards=True)).of(COMMUNE)
     speakers = [s for s in specs if s.kind == "speaker_cluster"]
     dead_amp, open_line, switched_off, corrupt, never_up = (s.code for s in speakers[:5])
     healthy = [s for s in specs if s.code not in (corrupt, never_up)]

@@ -13,7 +13,7 @@ from core.clock import ManualClock
 from core.database import session_scope
 from health import service as health_service
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import seed_province
+from tests.factories import small_province
 from tests.support import Stack, eventually
 
 COMMUNE = "25216"
@@ -29,9 +29,9 @@ async def _health(stack: Stack, code: str) -> dict[str, Any]:
 async def test_heartbeats_keep_the_latest_state_and_a_sampled_history(
     stack: Stack, fleet_factory: Callable[..., Fleet]
 ) -> None:
-    specs = [
-        s for s in await seed_province(stack) if COMMUNE in s.areas and s.kind == "speaker_cluster"
-    ]
+    # Five speakers, all run, and an e-board that stays offline.
+    province = await small_province(stack, clusters_per_commune=4, eboards=True)
+    specs = province.speakers(COMMUNE)
     fleet = fleet_factory(specs)  # heartbeats every 60 s: the test asks for them at once
     await fleet.start()
     mains, battery, hot, broken, skewed = (fleet.devices[s.code] for s in specs[:5])
@@ -99,7 +99,7 @@ async def test_a_silent_cluster_goes_offline_after_missed_heartbeats_and_not_aft
 ) -> None:
     clock = ManualClock(datetime.now(UTC))
     stack = await stack_factory(clock=clock, heartbeat_s=60, offline_after_missed=3)
-    spec = next(s for s in await seed_province(stack) if COMMUNE in s.areas)
+    [spec] = [s for s in (await small_province(stack)).online() if COMMUNE in s.areas]
     fleet = fleet_factory([spec])
     await fleet.start()
     device = fleet.devices[spec.code]
@@ -132,9 +132,10 @@ async def test_a_silent_cluster_goes_offline_after_missed_heartbeats_and_not_aft
 async def test_the_rollup_lists_the_worst_area_first(
     stack: Stack, fleet_factory: Callable[..., Fleet]
 ) -> None:
-    specs = await seed_province(stack)
+    province = await small_province(stack)
+    specs = province.specs
     district = next(s.areas[1] for s in specs if COMMUNE in s.areas)
-    fleet = fleet_factory([s for s in specs if COMMUNE in s.areas])  # the rest never came up
+    fleet = fleet_factory(province.of(COMMUNE))  # the rest never came up
     await fleet.start()
 
     async def rollup() -> list[dict[str, Any]]:
@@ -158,7 +159,7 @@ async def test_the_rollup_lists_the_worst_area_first(
 async def test_history_past_its_retention_is_dropped(
     stack: Stack, fleet_factory: Callable[..., Fleet]
 ) -> None:
-    spec = next(s for s in await seed_province(stack) if COMMUNE in s.areas)
+    [spec] = [s for s in (await small_province(stack)).online() if COMMUNE in s.areas]
     fleet = fleet_factory([spec])
     await fleet.start()
     assert fleet.devices[spec.code].heartbeat_now()
@@ -177,7 +178,7 @@ async def test_the_last_heartbeat_to_arrive_wins_whatever_its_clock_says(stack: 
     not the device's time, decides which one is the latest state."""
     from devices.protocol import Heartbeat
 
-    spec = next(s for s in await seed_province(stack) if COMMUNE in s.areas)
+    [spec] = [s for s in (await small_province(stack)).online() if COMMUNE in s.areas]
     now = datetime.now(UTC)
     async with session_scope(stack.runtime.sessions) as session:
         from devices import repository as device_repository

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from devices import media_auth
 from media import storage
-from tests.broadcast.helpers import seed_province, upload
+from tests.broadcast.helpers import upload
+from tests.factories import small_province
 from tests.support import Stack
 
 
@@ -31,7 +32,7 @@ def device_url(
 
 
 async def test_download_supports_etag_and_range(stack: Stack, tone_mp3: Path) -> None:
-    specs = await seed_province(stack)
+    specs = (await small_province(stack)).specs
     spec = specs[0]
     media = await upload(stack, tone_mp3)
     data = storage.media_path(stack.settings.media_dir, media["sha256"]).read_bytes()
@@ -61,7 +62,7 @@ async def test_download_supports_etag_and_range(stack: Stack, tone_mp3: Path) ->
 async def test_only_the_addressed_cluster_may_fetch_until_expiry(
     stack: Stack, tone_mp3: Path, tone_wav: Path
 ) -> None:
-    specs = await seed_province(stack)
+    specs = (await small_province(stack)).specs
     media = await upload(stack, tone_mp3)
     other = await upload(stack, tone_wav)
     sha = media["sha256"]

@@ -11,7 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from devices import protocol
 from devices.mqtt_lite import LiteClient
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import a_commune_hears_an_emergency, seed_province, send, upload
+from tests.broadcast.helpers import a_commune_hears_an_emergency, send, upload
+from tests.factories import small_province
 from tests.support import Stack, eventually
 
 COMMUNE = "25216"
@@ -91,7 +92,7 @@ async def test_metrics_match_a_broadcast_the_fleet_and_the_requests(
 async def test_a_cancelled_broadcast_leaves_the_live_delivery_figures(
     stack: Stack, tone_mp3: Path
 ) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     media = await upload(stack, tone_mp3)
     sent = await send(stack, areas=[COMMUNE], media_sha256=media["sha256"])
     before = await _scrape(stack)

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import seed_province, send, upload
+from tests.broadcast.helpers import send, upload
+from tests.factories import small_province
 from tests.security.helpers import make_user, signed_in
 from tests.support import Stack, counts
 
@@ -18,8 +19,8 @@ COMMUNE = "25216"
 async def test_airtime_by_area_is_what_the_clusters_played(
     stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
 ) -> None:
-    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas and s.kind != "eboard"]
-    chosen = specs[:3]
+    specs = (await small_province(stack, clusters_per_commune=3)).speakers(COMMUNE)
+    chosen = specs[:3]  # of four: one of the commune's clusters plays nothing
     fleet = fleet_factory(chosen, time_compression=10)
     await fleet.start()
     media = await upload(stack, tone_mp3)

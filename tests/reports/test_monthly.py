@@ -26,10 +26,11 @@ from health.models import Alarm
 from media.models import MediaFile
 from reports.monthly import month_bounds
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import approved_bulletin, seed_province, send, upload
+from tests.broadcast.helpers import approved_bulletin, send, upload
+from tests.factories import small_province
 from tests.support import Stack, counts, eventually
 
-COMMUNE, DISTRICT = "25216", "688"
+COMMUNE, DISTRICT = "25216", "689"
 TECHNICIAN = {"x-actor": "ky.thuat.vien", "x-role": "technician"}
 
 
@@ -102,7 +103,7 @@ async def test_the_monthly_report_says_what_the_records_say(
     tone_mp3: Path,
 ) -> None:
     stack = await stack_factory(alarm_evaluate_s=0)
-    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas]  # e-board too
+    specs = (await small_province(stack, eboards=True)).of(COMMUNE)  # e-board too
     fleet = fleet_factory(specs, time_compression=10)
     await fleet.start()
     media = await upload(stack, tone_mp3)

@@ -18,7 +18,8 @@ from sqlalchemy import func, select
 from broadcast.models import Broadcast
 from core.database import session_scope
 from core.settings import Settings
-from tests.broadcast.helpers import approved_bulletin, seed_province, upload
+from tests.broadcast.helpers import approved_bulletin, upload
+from tests.factories import small_province
 from tests.processes import settings_env
 from tests.support import Stack, eventually
 
@@ -97,7 +98,7 @@ async def test_two_scheduler_processes_fire_once_and_a_standby_takes_over_a_kill
     if not database_url.startswith("postgresql"):
         pytest.skip("scheduler processes elect a leader on PostgreSQL; SQLite runs one")
     stack = await stack_factory(run_jobs_in_api=False)  # the API fires nothing itself
-    await seed_province(stack)
+    await small_province(stack)
     clip = await upload(stack, tone_mp3)
     bulletin = await approved_bulletin(stack, title="Bản tin", media_sha256=clip["sha256"])
     schedulers = scheduler_processes(stack.settings)

@@ -15,7 +15,8 @@ from broadcast.models import Delivery
 from core.database import session_scope
 from devices.models import Cluster
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import approved_bulletin, seed_province, send, upload
+from tests.broadcast.helpers import approved_bulletin, send, upload
+from tests.factories import small_province
 from tests.support import Stack, counts, eventually
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -67,7 +68,7 @@ async def schedule_soon(
 async def test_a_cluster_offline_for_the_slot_plays_it_from_its_stored_schedule(
     stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
 ) -> None:
-    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas]  # and its e-board
+    specs = (await small_province(stack, eboards=True)).of(COMMUNE)  # and its e-board
     fleet = fleet_factory(specs, time_compression=10)
     await fleet.start()
     clip = await upload(stack, tone_mp3)
@@ -80,7 +81,7 @@ async def test_a_cluster_offline_for_the_slot_plays_it_from_its_stored_schedule(
     assert item.starts_at == slot and item.media is not None
     assert item.media.sha256 == clip["sha256"]
 
-    away.go_offline(seconds=12)  # across the slot
+    away.go_offline(seconds=(slot - datetime.now(UTC)).total_seconds() + 2)  # across the slot
     await eventually(
         lambda: stack.client.get(f"/api/v1/clusters/{away.spec.code}"),
         lambda r: r.json()["online"] is False,
@@ -127,7 +128,7 @@ async def test_a_play_made_offline_is_recorded_even_after_its_broadcast_expired(
     stack_factory: Callable[..., Any], fleet_factory: Callable[..., Fleet], tone_mp3: Path
 ) -> None:
     stack: Stack = await stack_factory(schedule_expiry_s=1)  # valid for seconds only
-    specs = [s for s in await seed_province(stack) if COMMUNE in s.areas]
+    specs = (await small_province(stack)).of(COMMUNE)
     fleet = fleet_factory(specs, time_compression=10)
     await fleet.start()
     clip = await upload(stack, tone_mp3)
@@ -158,9 +159,7 @@ async def test_an_emergency_cuts_off_a_stored_play_which_is_dropped_not_resumed(
     """The resume rule (docs/protocol.md 4.3) for scheduled plays, by both paths: the
     clusters playing the slot's command and one playing it from storage after missing the
     slot offline are all cut off by an emergency, and none takes the item up again."""
-    specs = [
-        s for s in await seed_province(stack) if COMMUNE in s.areas and s.kind == "speaker_cluster"
-    ]
+    specs = (await small_province(stack)).speakers(COMMUNE)
     fleet = fleet_factory(specs, time_compression=2)  # the 30 s news plays for 15 s
     await fleet.start()
     news, siren = await upload(stack, long_mp3), await upload(stack, tone_mp3)

@@ -17,7 +17,8 @@ from broadcast.models import Broadcast
 from core.clock import ManualClock
 from core.database import session_scope
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import approved_bulletin, seed_province, upload
+from tests.broadcast.helpers import approved_bulletin, upload
+from tests.factories import small_province
 from tests.support import Stack, counts, eventually
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -76,7 +77,7 @@ async def test_a_daily_slot_fires_once_on_time_and_the_clusters_play_it(
     slot = future_minute()
     clock = ManualClock(slot - timedelta(seconds=30))
     stack = await stack_factory(clock=clock)
-    specs = [s for s in await seed_province(stack) if "25195" in s.areas]
+    specs = (await small_province(stack)).of("25195")
     fleet = fleet_factory(specs, time_compression=10)
     await fleet.start()
     schedule = await news_schedule(stack, await upload(stack, tone_mp3), slot)
@@ -105,7 +106,7 @@ async def test_a_scheduler_restarted_across_a_slot_plays_it_late_not_twice(
     slot = future_minute()
     clock = ManualClock(slot - timedelta(seconds=10))
     first = await stack_factory(clock=clock)
-    await seed_province(first)
+    await small_province(first)
     schedule = await news_schedule(first, await upload(first, tone_mp3), slot)
     await ticks(first)
     await first.stop()  # down across the slot
@@ -126,7 +127,7 @@ async def test_slots_beyond_the_grace_window_are_recorded_missed(
     slot = future_minute()
     clock = ManualClock(slot - timedelta(seconds=10))
     first = await stack_factory(clock=clock, schedule_grace_s=60)
-    await seed_province(first)
+    await small_province(first)
     schedule = await news_schedule(
         first, await upload(first, tone_mp3), slot, plays=3, gap_s=120, accept_conflicts=True
     )
@@ -143,7 +144,7 @@ async def test_slots_beyond_the_grace_window_are_recorded_missed(
 
 
 async def test_overlaps_are_reported_before_saving(stack: Stack, tone_mp3: Path) -> None:
-    specs = await seed_province(stack)
+    specs = (await small_province(stack, clusters_per_commune=2)).specs  # three in 25195
     clip = await upload(stack, tone_mp3)
     slot = future_minute()
     first = await news_schedule(stack, clip, slot)
@@ -185,7 +186,7 @@ async def test_overlaps_are_reported_before_saving(stack: Stack, tone_mp3: Path)
 
 
 async def test_a_commune_day_and_week_in_local_time(stack: Stack, tone_mp3: Path) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     slot = future_minute()
     if slot.astimezone(VN).date() != (slot + timedelta(minutes=5)).astimezone(VN).date():
         slot += timedelta(minutes=10)  # both plays on one local day (run near midnight)
@@ -220,7 +221,7 @@ async def test_a_commune_day_and_week_in_local_time(stack: Stack, tone_mp3: Path
 async def test_bad_schedules_name_the_problem(
     stack: Stack, tone_mp3: Path, body: dict[str, Any], field: str
 ) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     clip = await upload(stack, tone_mp3)
     bulletin = await approved_bulletin(stack, title="x", media_sha256=clip["sha256"])
     base = {
@@ -245,7 +246,7 @@ async def test_two_schedulers_on_one_database_fire_a_slot_once(
     clock = ManualClock(slot - timedelta(seconds=10))
     one = await stack_factory(clock=clock)
     two = await stack_factory(clock=clock)
-    await seed_province(one)
+    await small_province(one)
     schedule = await news_schedule(one, await upload(one, tone_mp3), slot)
     await eventually(lambda: leaders(one, two), lambda n: n == 1, what="one leader")
     leader = one if one.runtime.jobs and one.runtime.jobs.leading else two
@@ -281,9 +282,12 @@ async def test_a_slot_many_communes_share_fires_at_once_and_one_bad_slot_spoils_
     slot = future_minute()
     clock = ManualClock(slot - timedelta(seconds=30))
     stack = await stack_factory(clock=clock)
-    specs = await seed_province(stack)
+    # More communes than a batch holds, in one district (codes made up past the real ones).
+    many = {"689": [str(26000 + i) for i in range(FIRE_BATCH + 5)]}
+    specs = (await small_province(stack, districts=many)).specs
     clip = await upload(stack, tone_mp3)
-    communes = sorted({s.areas[-1] for s in specs})[: FIRE_BATCH + 5]
+    communes = sorted({s.areas[-1] for s in specs})
+    assert len(communes) == FIRE_BATCH + 5
     news = await approved_bulletin(stack, title="Bản tin sáng", media_sha256=clip["sha256"])
     pulled = await approved_bulletin(stack, title="Tin đã rút", media_sha256=clip["sha256"])
     schedules: dict[str, str] = {}

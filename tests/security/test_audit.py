@@ -11,7 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from core.database import session_scope
-from tests.broadcast.helpers import seed_province, upload
+from tests.broadcast.helpers import upload
+from tests.factories import small_province
 from tests.security.helpers import make_user, signed_in
 from tests.support import Stack
 
@@ -21,7 +22,7 @@ COMMUNE = "25216"
 async def test_changes_refusals_and_sign_ins_are_recorded_with_who_where_and_how(
     stack: Stack, tone_mp3: Path
 ) -> None:
-    await seed_province(stack)
+    await small_province(stack)
     media = await upload(stack, tone_mp3)
     await make_user(stack, "truc.ban", role="province_officer")
     await make_user(stack, "xa.vien", role="commune_operator", area=COMMUNE)

@@ -13,7 +13,6 @@ from app.broker import Broker
 from core.mqtt import Outgoing
 from devices import protocol
 from devices.mqtt_lite import LiteClient, MqttLiteError
-from tests.broadcast.helpers import seed_province
 from tests.factories import small_province
 from tests.security.broker import Device, connects
 from tests.support import Stack, eventually
@@ -26,7 +25,7 @@ async def test_a_cluster_reads_and_writes_only_its_own_topics(
     broker, files = locked_broker
     stack = await stack_factory(mqtt_port=broker.port, **files)
     assert stack.runtime.mqtt is not None and stack.runtime.mqtt.connected  # its own account
-    specs = [s for s in await seed_province(stack) if s.kind != "eboard"]
+    specs = (await small_province(stack)).specs
     a, b = specs[0], next(s for s in specs if s.areas[2] != specs[0].areas[2])
     passwords = {}
     for spec in (a, b):

@@ -13,13 +13,12 @@ import pytest
 
 from app.broker import Broker, free_port
 from app.main import create_app
-from app.seed import BEFORE_REFORM, seed_demo
-from core.database import session_scope
 from core.settings import Settings
 from devices.mqtt_lite import LiteClient, MqttLiteError
 from simulator.fleet import Fleet
 from simulator.provisioning import fetch_specs
 from tests.broadcast.helpers import send, upload
+from tests.factories import small_province
 from tests.support import counts, reserve_port, start_stack
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -52,8 +51,7 @@ async def test_an_emergency_over_tls_from_end_to_end(
     fleet = Fleet([], host=broker.host, port=tls_port)
     try:
         assert stack.runtime.mqtt is not None and stack.runtime.mqtt.connected
-        async with session_scope(stack.runtime.sessions) as session:
-            await seed_demo(session, stack.runtime.clock, as_of=BEFORE_REFORM)
+        await small_province(stack)
         trusting = ssl.create_default_context(cafile=str(ca))
         specs = [s for s in await fetch_specs(settings.public_base_url, verify=trusting)]
         specs = [s for s in specs if "25216" in s.areas]

@@ -12,16 +12,17 @@ from devices import protocol
 from devices.mqtt_lite import LiteClient
 from simulator.device import DeviceSpec, Faults, SimulatedCluster
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import seed_province, send, upload
+from tests.broadcast.helpers import send, upload
+from tests.factories import small_province
 from tests.support import Stack, counts, eventually
 
-DISTRICT = "690"
+DISTRICT = "689"  # ten clusters in two communes: three of them flap
 
 
 async def test_slow_acks_and_dropped_links_still_end_played_once(
     stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
 ) -> None:
-    specs = [s for s in await seed_province(stack) if DISTRICT in s.areas]
+    specs = (await small_province(stack, clusters_per_commune=4)).of(DISTRICT)
     fleet = fleet_factory(specs, faults=Faults(latency_s=0.5))
     await fleet.start()
     media = await upload(stack, tone_mp3)
