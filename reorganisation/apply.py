@@ -1,5 +1,5 @@
 """Applying a reorganisation, one step per transaction: the areas, then the clusters,
-the accounts and the schedules. Each step works from a plan made afresh from the
+the accounts, the schedules, and last the devices, each told its new areas. Each step works from a plan made afresh from the
 register (plan.build), so a run that stopped half-way resumes where it stopped, and a
 run after the last one finds nothing to do. Every step is in the audit log."""
 
