@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, UploadFile, status
 
 from areas import service
 from areas.schemas import AreaCreate, AreaRead, AreaUpdate
+from core.database import session_scope
 from core.policy import Action
 from core.schemas import ImportReport, Limit, Offset, Page
 from core.uploads import read_csv_upload
@@ -48,9 +49,12 @@ async def list_areas(
 
 
 @router.post("/import", dependencies=[allow(Action.REGISTRY, From.PROVINCE)])
-async def import_areas(file: UploadFile, session: SessionDep, runtime: RuntimeDep) -> ImportReport:
+async def import_areas(file: UploadFile, runtime: RuntimeDep) -> ImportReport:
     text = await read_csv_upload(file)
-    return await service.import_csv(session=session, clock=runtime.clock, text=text)
+    # Reads, then writes, in one transaction: under the write lock, or SQLite refuses the
+    # write at once ("database is locked") when a background job wrote in between.
+    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        return await service.import_csv(session=session, clock=runtime.clock, text=text)
 
 
 @router.get("/{code}", dependencies=[allow(Action.READ, From.AREA_PATH)])

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, UploadFile, status
 
+from core.database import session_scope
 from core.policy import Action
 from core.schemas import ImportReport, Limit, Offset, Page
 from core.uploads import read_csv_upload
@@ -104,12 +105,13 @@ async def own_provisioning(
 
 
 @router.post("/import", dependencies=[allow(Action.REGISTRY, From.PROVINCE)])
-async def import_clusters(
-    file: UploadFile, session: SessionDep, runtime: RuntimeDep
-) -> ImportReport:
+async def import_clusters(file: UploadFile, runtime: RuntimeDep) -> ImportReport:
     text = await read_csv_upload(file)
-    report = await service.import_csv(session=session, clock=runtime.clock, text=text)
-    await broker_auth.sync(session, runtime.settings)
+    # Under the write lock, as the area import (areas/router.py says why).
+    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        report = await service.import_csv(session=session, clock=runtime.clock, text=text)
+    async with session_scope(runtime.sessions) as session:
+        await broker_auth.sync(session, runtime.settings)
     return report
 
 
