@@ -316,6 +316,15 @@ def db_downgrade(revision: str) -> None:
     asyncio.run(main())
 
 
+@app.command()
+def scheduler() -> None:
+    """The background jobs as their own process: run several, one leads (PostgreSQL
+    advisory lock); set BROADCAST_RUN_JOBS_IN_API=false on the API replicas."""
+    from app.scheduler_process import run
+
+    run()
+
+
 @seed_app.command("demo")
 def seed_demo_command(
     clusters: Annotated[

@@ -1,1 +1,1 @@
-"""Background jobs: one leader runs them (in the API process, or as python -m scheduler)."""
+"""Background jobs: one leader runs them (in the API process, or as `broadcast scheduler`)."""

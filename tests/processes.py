@@ -1,4 +1,4 @@
-"""The control plane as real child processes (`python -m app serve`, `python -m scheduler`)
+"""The control plane as real child processes (`python -m app serve`, `python -m app scheduler`)
 with a test's settings: killed with SIGKILL, restarted, run side by side."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Layers point down (README, Architecture), checked from the source with `ast`:
 
-- no package imports the application (`app/`), the composition root; only the process
-  entry points do (`python -m scheduler`);
+- no package imports the application (`app/`), the composition root (the processes,
+  `broadcast serve` and `broadcast scheduler`, are composed there);
 - the request side (`web/`) does not either: routes ask for the narrow context they need
   (core/context.py and the domains' own), which the runtime satisfies structurally;
 - no module-level import cycles;
@@ -42,7 +42,6 @@ PACKAGES = (
     "simulator",
     "app",
 )
-ENTRY_POINTS = {"scheduler.__main__"}  # processes of their own, composed like app.main
 # The device protocol as a vendor implements it, and what the simulator may use besides.
 WIRE = {"devices", "devices.protocol", "devices.signing", "devices.mqtt_lite", "devices.media_auth"}
 SIMULATOR_ALSO = {"core", "core.heap"}
@@ -87,12 +86,12 @@ def _package(module: str) -> str:
     return module.split(".")[0]
 
 
-def test_nothing_but_the_entry_points_imports_the_application() -> None:
+def test_nothing_outside_the_application_imports_it() -> None:
     upward = sorted(
         f"{module} imports {target}"
         for module, targets in GRAPH.items()
         for target in targets
-        if _package(target) == "app" and _package(module) != "app" and module not in ENTRY_POINTS
+        if _package(target) == "app" and _package(module) != "app"
     )
     assert upward == []
 
@@ -151,5 +150,5 @@ def test_the_checks_see_the_imports_and_the_cycles() -> None:
     assert cycles_in({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
     assert cycles_in({"a": {"b"}, "b": set(), "c": {"a", "b"}}) == []
     assert "broadcast.context" in GRAPH["broadcast.sending"]
-    assert "app.runtime" in GRAPH["scheduler.__main__"]
+    assert "app.runtime" in GRAPH["app.scheduler_process"]
     assert "web.deps" in GRAPH["broadcast.router"]

@@ -1,4 +1,4 @@
-"""Two `python -m scheduler` processes against one PostgreSQL: one leads and fires each
+"""Two `broadcast scheduler` processes against one PostgreSQL: one leads and fires each
 slot once; killed with SIGKILL, the other takes over and fires the next slot."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class _Scheduler:
         self.log = log
         with log.open("wb") as out:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "scheduler"],
+                [sys.executable, "-m", "app", "scheduler"],
                 env=settings_env(settings),
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -1,4 +1,6 @@
-"""python -m scheduler: the background jobs as their own process (production).
+"""`broadcast scheduler`: the background jobs as their own process (production). It was
+`python -m scheduler`; the process is composed here, in the application, so the
+`scheduler` package (leader lock, job runner) imports nothing above it.
 
 Run as many as you like: only the holder of the PostgreSQL advisory lock works, and a
 standby takes over within one tick of the leader's connection dropping. Set
@@ -31,6 +33,6 @@ async def main() -> None:
         await runtime.stop()
 
 
-if __name__ == "__main__":
+def run() -> None:
     configure(logging.INFO)
     asyncio.run(main())
