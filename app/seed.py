@@ -169,15 +169,19 @@ async def _already(session: AsyncSession, code: str) -> bool:
     return (await session.execute(select(Area.id).where(Area.code == code))).first() is not None
 
 
-def _province_row(code: int, name: str, now: object) -> Area:
+def _area(
+    parent: Area | None, code: int, name: str, level: str, now: object, since: date | None = None
+) -> Area:
+    """A unit under `parent` (None: the province), its path and depth derived."""
     return Area(
         code=str(code),
         name=name,
-        level="province",
-        parent_id=None,
-        path=f"/{code}/",
-        depth=0,
+        level=level,
+        parent_id=parent.id if parent is not None else None,
+        path=f"{parent.path if parent is not None else '/'}{code}/",
+        depth=parent.depth + 1 if parent is not None else 0,
         created_at=now,
+        since=since,
     )
 
 
@@ -190,22 +194,13 @@ async def _seed_today(
         return SeedReport(province.name, 0, len(wards), 0, 0, 0, False)
     rng = random.Random(SEED)
     now = clock.now()
-    root = _province_row(PROVINCE_CODE, province.name, now)
-    root.since = REFORM_DAY  # as the reorganisation would have made it: not to be redone
+    # Since the reform, as the reorganisation would have made it: not to be redone.
+    root = _area(None, PROVINCE_CODE, province.name, "province", now, REFORM_DAY)
     session.add(root)
     await session.flush()
     areas = {}
     for ward in wards:
-        area = Area(
-            code=str(int(ward.code)),
-            name=ward.name,
-            level="commune",
-            parent_id=root.id,
-            path=f"{root.path}{int(ward.code)}/",
-            depth=1,
-            created_at=now,
-            since=REFORM_DAY,
-        )
+        area = _area(root, int(ward.code), ward.name, "commune", now, REFORM_DAY)
         session.add(area)
         areas[int(ward.code)] = area
     await session.flush()
@@ -298,35 +293,18 @@ async def _seed_before_reform(
     if await _already(session, str(LEGACY_PROVINCE_CODE)):
         return SeedReport(province.name, len(districts), len(communes), 0, 0, 0, False)
     now = clock.now()
-    root = _province_row(LEGACY_PROVINCE_CODE, province.name, now)
+    root = _area(None, LEGACY_PROVINCE_CODE, province.name, "province", now)
     session.add(root)
     await session.flush()
     district_rows = {}
     for d in districts:
-        area = Area(
-            code=str(int(d.code)),
-            name=d.name,
-            level="district",
-            parent_id=root.id,
-            path=f"{root.path}{int(d.code)}/",
-            depth=1,
-            created_at=now,
-        )
+        area = _area(root, int(d.code), d.name, "district", now)
         session.add(area)
         district_rows[int(d.code)] = area
     await session.flush()
     commune_rows = []
     for commune in communes:
-        parent = district_rows[commune.district]
-        area = Area(
-            code=str(commune.code),
-            name=commune.name,
-            level="commune",
-            parent_id=parent.id,
-            path=f"{parent.path}{commune.code}/",
-            depth=2,
-            created_at=now,
-        )
+        area = _area(district_rows[commune.district], commune.code, commune.name, "commune", now)
         session.add(area)
         commune_rows.append((area, commune))
     await session.flush()

@@ -105,8 +105,9 @@ async def addressed(session: AsyncSession, areas: list[str], clusters: list[str]
     # Clusters still moving to one of these areas (a reorganisation) may not listen on its
     # topic yet: they are named on their own topic too, so none misses it; a device that
     # hears both plays once (one command id).
+    named_outside = {cid for cid, _ in outside}
     moving = await device_repository.moving_under(session, paths)
-    outside += [(cid, code) for cid, code in moving if cid not in {c for c, _ in outside}]
+    outside += [(cid, code) for cid, code in moving if cid not in named_outside]
     return Targets(cover, sorted(outside, key=lambda c: c[1]))
 
 

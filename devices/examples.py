@@ -38,6 +38,29 @@ def media_key() -> str:
     return media_auth.device_key(MEDIA_SERVER_KEY, CODE, "/".join(AREAS))
 
 
+def _operation(
+    command_id: str,
+    operation: str,
+    kind: str,
+    op: dict[str, Any],
+    valid: timedelta = timedelta(minutes=10),
+) -> protocol.Command:
+    """A device operation to the example device (section 4.6)."""
+    return protocol.Command.model_validate(
+        {
+            "id": command_id,
+            "kind": kind,
+            "broadcast": operation,
+            "class": "priority",
+            "level": "province",
+            "issued_at": AT,
+            "expires_at": AT + valid,
+            "target": {"cluster": CODE},
+            "op": op,
+        }
+    )
+
+
 def _key(areas: list[str]) -> str:
     return media_auth.device_key(MEDIA_SERVER_KEY, CODE, "/".join(areas))
 
@@ -76,32 +99,16 @@ def examples() -> list[tuple[str, str, bytes]]:
             },
         }
     )
-    volume = protocol.Command.model_validate(
-        {
-            "id": "5d2e7f10-8a3b-4c1d-b2e4-6f7a8b9c0d1e",
-            "kind": "set_volume",
-            "broadcast": "op-42",
-            "class": "priority",
-            "level": "province",
-            "issued_at": AT,
-            "expires_at": AT + timedelta(minutes=10),
-            "target": {"cluster": CODE},
-            "op": {"volume": 70},
-        }
+    volume = _operation(
+        "5d2e7f10-8a3b-4c1d-b2e4-6f7a8b9c0d1e", "op-42", "set_volume", {"volume": 70}
     )
     moved = ["75", "25195"]  # old Tân Phú is Phường Bình Phước, Đồng Nai, since 2025-07-01
-    set_areas = protocol.Command.model_validate(
-        {
-            "id": "op-7f3a9c2e-1b4d-4e6f-8a0b-2c3d4e5f6a7b",
-            "kind": "set_areas",
-            "broadcast": "op-7f3a9c2e-1b4d-4e6f-8a0b-2c3d4e5f6a7b",
-            "class": "priority",
-            "level": "province",
-            "issued_at": AT,
-            "expires_at": AT + timedelta(days=7),
-            "target": {"cluster": CODE},
-            "op": {"areas": moved, "media_key": _key(moved)},
-        }
+    set_areas = _operation(
+        "op-7f3a9c2e-1b4d-4e6f-8a0b-2c3d4e5f6a7b",
+        "op-7f3a9c2e-1b4d-4e6f-8a0b-2c3d4e5f6a7b",
+        "set_areas",
+        {"areas": moved, "media_key": _key(moved)},
+        valid=timedelta(days=7),
     )
     cancel = protocol.Command.model_validate(
         {

@@ -65,6 +65,8 @@ async def test_display_only_is_refused_without_text_with_sound_or_with_no_eboard
     for extra, field in cases:
         response = await stack.client.post("/api/v1/broadcasts", json={**base, **extra})
         assert response.status_code == 422, (extra, response.text)
-        assert field in response.text, (field, response.text)
+        detail = response.json()["detail"]
+        named = {d["field"] for d in detail} if isinstance(detail, list) else {detail["field"]}
+        assert named == {field}, (field, response.text)
     listed = (await stack.client.get("/api/v1/broadcasts")).json()
     assert listed["total"] == 0, "nothing was written"
