@@ -48,11 +48,32 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def wait_port(host: str, port: int, timeout: float = START_TIMEOUT_S) -> None:
+# An MQTT 3.1.1 CONNECT with a clean session, keep-alive 10 s and client id "probe".
+_PROBE_CONNECT = bytes([0x10, 17, 0, 4, *b"MQTT", 4, 0x02, 0, 10, 0, 5, *b"probe"])
+_DISCONNECT = bytes([0xE0, 0])
+
+
+def answers_mqtt(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True once the broker answers a CONNECT (any CONNACK, even a refusal). An open
+    port is not enough: Mosquitto listens before it installs its signal handlers, and a
+    SIGUSR1 in that gap kills it (seen once in CI, on a broker with a second listener)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(_PROBE_CONNECT)
+            answer = s.recv(4)
+            if answer[:1] == b"\x20":
+                s.sendall(_DISCONNECT)
+                return True
+            return False
+    except OSError:
+        return False
+
+
+def wait_mqtt(host: str, port: int, timeout: float = START_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout
-    while not port_open(host, port):
+    while not answers_mqtt(host, port):
         if time.monotonic() > deadline:
-            raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+            raise TimeoutError(f"no MQTT broker answers on {host}:{port} after {timeout}s")
         time.sleep(0.05)
 
 
@@ -85,10 +106,11 @@ class Broker:
             ["mosquitto", "-c", str(self.conf_path)], stdout=self._log, stderr=self._log
         )
         try:
-            wait_port(self.host, self.port)
+            wait_mqtt(self.host, self.port)
         except TimeoutError:
-            self.stop()
-            raise RuntimeError(f"mosquitto failed to start: {self.log_path.read_text()}") from None
+            log = self._log_text()
+            self.close()
+            raise RuntimeError(f"mosquitto failed to start: {log}") from None
         self._check_store()
         return self
 
@@ -101,14 +123,19 @@ class Broker:
         if not re.search(r"(?m)^persistence\s+true", self.conf_path.read_text()):
             return
         saved = self.store / "mosquitto.db"
-        self.process.send_signal(signal.SIGUSR1)
         deadline = time.monotonic() + STORE_CHECK_S
+        asked = 0.0
         while not saved.exists():
-            if time.monotonic() > deadline or "Permission denied" in self._log_text():
-                self.stop()
-                raise RuntimeError(
-                    f"mosquitto cannot write its store {self.store}: {self._log_text()[-500:]}"
-                )
+            failed = "Permission denied" in self._log_text() or self.process.poll() is not None
+            if failed or time.monotonic() > deadline:
+                log = self._log_text()[-500:]
+                self.close()
+                raise RuntimeError(f"mosquitto cannot write its store {self.store}: {log}")
+            # Asked again each second: the save happens at the loop's next turn, and a
+            # loaded machine may take its time.
+            if time.monotonic() - asked > 1.0:
+                self.process.send_signal(signal.SIGUSR1)
+                asked = time.monotonic()
             time.sleep(0.02)
 
     def _log_text(self) -> str:
@@ -131,7 +158,8 @@ class Broker:
 
     def close(self) -> None:
         self.stop()
-        self._log.close()
+        if not self._log.closed:
+            self._log.close()
         self._dir.cleanup()
 
     def __enter__(self) -> Broker:
