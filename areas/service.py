@@ -141,6 +141,22 @@ async def list_page(
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
+async def paths_today(session: AsyncSession) -> dict[int, list[str]]:
+    """Every area's id → the paths it is found under today: its own, or for a unit a
+    reorganisation dissolved, its successors' (followed through later dissolutions; a
+    split commune has several)."""
+    rows = (await session.execute(select(Area.id, Area.code, Area.path, Area.successors))).all()
+    by_code = {code: (path, successors) for _, code, path, successors in rows}
+
+    def follow(code: str, seen: frozenset[str]) -> list[str]:
+        path, successors = by_code.get(code, (None, None))
+        if not successors:
+            return [path] if path is not None else []
+        return [p for s in successors if s not in seen for p in follow(s, seen | {s})]
+
+    return {area_id: follow(code, frozenset({code})) for area_id, code, _, _ in rows}
+
+
 AREA_CSV_COLUMNS = ("code", "name", "level", "parent_code")
 
 

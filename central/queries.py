@@ -33,6 +33,7 @@ from core.settings import Settings
 from devices.models import Cluster
 from health.models import Alarm
 from reports import airtime
+from reports.airtime import Units, delivery_path, path_at
 from schedules.models import Schedule
 
 
@@ -168,13 +169,14 @@ def delivery_times(requested: datetime, confirmed: Sequence[datetime], total: in
     return DeliveryTimes(to_50=to(0.5), to_90=to(0.9), to_100=to(1.0))
 
 
-def _in_area(path: str) -> Any:
-    """A broadcast with at least one delivery in the subtree."""
+def _in_area(path: str, units: Units) -> Any:
+    """A broadcast with at least one delivery counted in the subtree."""
     return exists(
-        select(Delivery.id)
-        .join(Area, Delivery.area_id == Area.id)
-        .where(
-            and_(Delivery.broadcast_id == Broadcast.id, Area.path.startswith(path, autoescape=True))
+        select(Delivery.id).where(
+            and_(
+                Delivery.broadcast_id == Broadcast.id,
+                delivery_path(units).startswith(path, autoescape=True),
+            )
         )
     )
 
@@ -187,11 +189,12 @@ async def broadcasts(
     cls: str | None,
     limit: int,
     offset: int,
+    units: Units = Units.THEN,
 ) -> tuple[list[BroadcastEntry], int]:
     """The broadcast log: what was sent, when, to how many clusters, with what result."""
     query = select(Broadcast).order_by(Broadcast.created_at.desc(), Broadcast.id)
     if path != "/":
-        query = query.where(_in_area(path))
+        query = query.where(_in_area(path, units))
     if since:
         query = query.where(Broadcast.created_at >= since)
     if until:
@@ -200,7 +203,7 @@ async def broadcasts(
         query = query.where(Broadcast.cls == cls)
     rows, total = await _page(session, query, limit, offset)
     found = [b for (b,) in rows]
-    outcomes = await _outcomes(session, [b.id for b in found], path)
+    outcomes = await _outcomes(session, [b.id for b in found], path, units)
     return [
         BroadcastEntry(
             id=b.id,
@@ -219,7 +222,7 @@ async def broadcasts(
 
 
 async def _outcomes(
-    session: AsyncSession, broadcast_ids: list[str], path: str
+    session: AsyncSession, broadcast_ids: list[str], path: str, units: Units
 ) -> dict[str, list[tuple[str, datetime | None]]]:
     """(state, delivered_at) of each delivery of the broadcasts, in the subtree."""
     found: dict[str, list[tuple[str, datetime | None]]] = defaultdict(list)
@@ -227,9 +230,10 @@ async def _outcomes(
         return found
     rows = await session.execute(
         select(Delivery.broadcast_id, Delivery.state, Delivery.delivered_at)
-        .join(Area, Delivery.area_id == Area.id)
+        .join(Broadcast, Delivery.broadcast_id == Broadcast.id)
         .where(
-            Delivery.broadcast_id.in_(broadcast_ids), Area.path.startswith(path, autoescape=True)
+            Delivery.broadcast_id.in_(broadcast_ids),
+            delivery_path(units).startswith(path, autoescape=True),
         )
     )
     for broadcast_id, state, delivered_at in rows:
@@ -255,37 +259,33 @@ async def statistics_for(
     since: datetime,
     until: datetime,
     own: airtime.AreaAirtime | None = None,
+    units: Units = Units.THEN,
 ) -> Statistics:
     """`own`: the area's airtime row when the caller has it already (a parent's
-    `airtime.by_area` gives every child's), so it is not counted again."""
+    `airtime.by_area` gives every child's), so it is not counted again. Alarms count
+    where their cluster is today under either `units` (the register keeps no history of
+    a cluster's area; its moves are in the audit log)."""
     path = await area_path(session, code)
     if own is None:
         [own, *_] = await airtime.by_area(
-            session=session, settings=settings, area_code=code, since=since, until=until
+            session=session,
+            settings=settings,
+            area_code=code,
+            since=since,
+            until=until,
+            units=units,
         )
     sent = (
         await session.scalars(
             select(Broadcast).where(
-                _in_area(path), Broadcast.created_at >= since, Broadcast.created_at < until
+                _in_area(path, units), Broadcast.created_at >= since, Broadcast.created_at < until
             )
         )
     ).all()
     emergencies = [b for b in sent if b.cls == "emergency"]
-    outcomes = await _outcomes(session, [b.id for b in emergencies], path)
+    outcomes = await _outcomes(session, [b.id for b in emergencies], path, units)
     times = [_summary(b, outcomes.get(b.id, []))["times"] for b in emergencies]
-    topics = Counter(
-        (
-            await session.scalars(
-                select(Bulletin.topic)
-                .join(Area, Bulletin.area_id == Area.id)
-                .where(
-                    Area.path.startswith(path, autoescape=True),
-                    Bulletin.created_at >= since,
-                    Bulletin.created_at < until,
-                )
-            )
-        ).all()
-    )
+    topics = Counter(await _bulletin_topics(session, path, since, until, units))
     alarm_rows = (
         await session.execute(
             select(Alarm.raised_at, Alarm.acknowledged_at, Alarm.cleared_at)
@@ -323,6 +323,26 @@ async def statistics_for(
         alarms_acknowledged=sum(1 for _, ack, _ in alarm_rows if ack is not None),
         alarms_cleared=sum(1 for *_, cleared in alarm_rows if cleared is not None),
     )
+
+
+async def _bulletin_topics(
+    session: AsyncSession, path: str, since: datetime, until: datetime, units: Units
+) -> list[str]:
+    """The topic of each bulletin written in the period for an area counted in the
+    subtree: where its area stood then, or (today) where its area or, dissolved, its
+    successors stand now."""
+    written = (Bulletin.created_at >= since, Bulletin.created_at < until)
+    if units is Units.THEN:
+        counted = path_at(Bulletin.area_id, Bulletin.created_at)
+        query = select(Bulletin.topic).where(counted.startswith(path, autoescape=True), *written)
+        return list((await session.scalars(query)).all())
+    now_under = await area_service.paths_today(session)
+    rows = await session.execute(select(Bulletin.area_id, Bulletin.topic).where(*written))
+    return [
+        topic
+        for area_id, topic in rows
+        if any(p.startswith(path) for p in now_under.get(area_id, ()))
+    ]
 
 
 async def root_code(session: AsyncSession) -> str:

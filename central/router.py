@@ -23,6 +23,7 @@ from central.schemas import (
 from core.errors import InvalidInput
 from core.policy import Action
 from core.schemas import Instant, Limit, Offset, Page
+from reports.airtime import Units, UnitsQuery
 from web.deps import RuntimeDep, SessionDep
 from web.guard import From, allow
 
@@ -126,12 +127,13 @@ async def broadcasts(
     cls: ClassQuery = None,
     limit: Limit = 100,
     offset: Offset = 0,
+    units: UnitsQuery = Units.THEN,
 ) -> Page[BroadcastEntry]:
     """The broadcast log, newest first: clusters reached in the area, confirmed, played,
     failed, and the time until 50, 90 and 100% had confirmed."""
     _zoned(since=since, until=until)
     path = await queries.area_path(session, area)
-    items, total = await queries.broadcasts(session, path, since, until, cls, limit, offset)
+    items, total = await queries.broadcasts(session, path, since, until, cls, limit, offset, units)
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
@@ -142,6 +144,7 @@ async def statistics(
     area: AreaQuery = None,
     since: When = None,
     until: When = None,
+    units: UnitsQuery = Units.THEN,
 ) -> Statistics:
     """One area over a period (default: the last 30 days)."""
     _zoned(since=since, until=until)
@@ -150,4 +153,4 @@ async def statistics(
     if start >= end:
         raise InvalidInput("since must be before until", detail={"field": "since"})
     code = area or await queries.root_code(session)
-    return await queries.statistics_for(session, runtime.settings, code, start, end)
+    return await queries.statistics_for(session, runtime.settings, code, start, end, units=units)

@@ -16,6 +16,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
+from reports.airtime import Units
 from reports.monthly import AreaStatistics, MonthlyReport
 
 Translate = Callable[[str], str]
@@ -77,6 +78,12 @@ def to_csv(report: MonthlyReport) -> str:
     return out.getvalue()
 
 
+UNITS_SHOWN = {
+    Units.THEN: "as they were at the time",
+    Units.TODAY: "rolled up into today's units",
+}
+
+
 def to_xlsx(report: MonthlyReport, _: Translate) -> bytes:
     book = Workbook()
     summary = book.active
@@ -89,6 +96,7 @@ def to_xlsx(report: MonthlyReport, _: Translate) -> bytes:
         [
             [_("Area"), f"{report.area_name} ({report.area_code})"],
             [_("Month"), report.month],
+            [_("Units"), _(UNITS_SHOWN[report.units])],
             [_("From (UTC)"), report.since.replace(tzinfo=None)],
             [_("To (UTC)"), report.until.replace(tzinfo=None)],
             *[[_(heading), value(totals)] for heading, value in AREA_COLUMNS[2:]],

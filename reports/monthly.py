@@ -62,6 +62,7 @@ class MonthlyReport(BaseModel):
     until: datetime
     made_at: datetime
     time_zone: str
+    units: airtime.Units = airtime.Units.THEN  # the units figures are counted in
     totals: AreaStatistics
     areas: list[AreaStatistics]  # each child area, by code
     emergencies: list[EmergencyLine]
@@ -85,27 +86,37 @@ def this_month(now: datetime, zone: str) -> str:
 
 
 async def build(
-    session: AsyncSession, settings: Settings, area_code: str, month: str, now: datetime
+    session: AsyncSession,
+    settings: Settings,
+    area_code: str,
+    month: str,
+    now: datetime,
+    units: airtime.Units = airtime.Units.THEN,
 ) -> MonthlyReport:
     zone = settings.default_timezone
     since, until = month_bounds(month, zone)
     area = await area_service.get(session=session, code=area_code)
     rows = await airtime.by_area(
-        session=session, settings=settings, area_code=area_code, since=since, until=until
+        session=session,
+        settings=settings,
+        area_code=area_code,
+        since=since,
+        until=until,
+        units=units,
     )
     per_area = [
         AreaStatistics(
             name=row.name,
             **(
                 await queries.statistics_for(
-                    session, settings, row.area_code, since, until, own=row
+                    session, settings, row.area_code, since, until, own=row, units=units
                 )
             ).model_dump(),
         )
         for row in rows
     ]
     entries, _ = await queries.broadcasts(
-        session, area.path, since, until, "emergency", MOST_EMERGENCIES, 0
+        session, area.path, since, until, "emergency", MOST_EMERGENCIES, 0, units
     )
     emergencies = [
         EmergencyLine(
@@ -129,18 +140,24 @@ async def build(
         until=until,
         made_at=now,
         time_zone=zone,
+        units=units,
         totals=per_area[0],
         areas=per_area[1:],
         emergencies=emergencies,
-        days=await _days(session, area.path, since, until, ZoneInfo(zone)),
+        days=await _days(session, area.path, since, until, ZoneInfo(zone), units),
     )
 
 
 async def _days(
-    session: AsyncSession, path: str, since: datetime, until: datetime, local: ZoneInfo
+    session: AsyncSession,
+    path: str,
+    since: datetime,
+    until: datetime,
+    local: ZoneInfo,
+    units: airtime.Units,
 ) -> list[DayLine]:
     """Every local day of the month, quiet ones included (a chart needs the gaps)."""
-    query = airtime.played_per_broadcast(path, since, until, Broadcast.created_at)
+    query = airtime.played_per_broadcast(path, since, until, Broadcast.created_at, units=units)
     sent: dict[date, int] = defaultdict(int)
     plays: dict[date, int] = defaultdict(int)
     seconds_on: dict[date, float] = defaultdict(float)

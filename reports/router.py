@@ -14,7 +14,7 @@ from core.errors import InvalidInput
 from core.policy import Action
 from core.schemas import Instant
 from reports import airtime, exports, monthly, printing
-from reports.airtime import AreaAirtime
+from reports.airtime import AreaAirtime, Units, UnitsQuery
 from reports.monthly import MonthlyReport
 from web.deps import RuntimeDep, SessionDep
 from web.guard import From, allow
@@ -40,13 +40,23 @@ def _period(
 
 @router.get("/airtime", dependencies=[allow(Action.READ, From.QUERY_AREA)])
 async def airtime_report(
-    session: SessionDep, runtime: RuntimeDep, area: str, since: Since = None, until: Until = None
+    session: SessionDep,
+    runtime: RuntimeDep,
+    area: str,
+    since: Since = None,
+    until: Until = None,
+    units: UnitsQuery = Units.THEN,
 ) -> list[AreaAirtime]:
     """Broadcasts, emergencies, plays and airtime per child area over the period, with
     the share of clusters working now; the area itself first."""
     start, end = _period(runtime, since, until)
     return await airtime.by_area(
-        session=session, settings=runtime.settings, area_code=area, since=start, until=end
+        session=session,
+        settings=runtime.settings,
+        area_code=area,
+        since=start,
+        until=end,
+        units=units,
     )
 
 
@@ -56,11 +66,21 @@ async def airtime_report(
     dependencies=[allow(Action.READ, From.QUERY_AREA)],
 )
 async def airtime_csv(
-    session: SessionDep, runtime: RuntimeDep, area: str, since: Since = None, until: Until = None
+    session: SessionDep,
+    runtime: RuntimeDep,
+    area: str,
+    since: Since = None,
+    until: Until = None,
+    units: UnitsQuery = Units.THEN,
 ) -> PlainTextResponse:
     start, end = _period(runtime, since, until)
     rows = await airtime.by_area(
-        session=session, settings=runtime.settings, area_code=area, since=start, until=end
+        session=session,
+        settings=runtime.settings,
+        area_code=area,
+        since=start,
+        until=end,
+        units=units,
     )
     return PlainTextResponse(
         airtime.to_csv(rows),
@@ -70,7 +90,11 @@ async def airtime_csv(
 
 
 async def _monthly(
-    session: SessionDep, runtime: RuntimeDep, area: str | None, month: str | None
+    session: SessionDep,
+    runtime: RuntimeDep,
+    area: str | None,
+    month: str | None,
+    units: Units = Units.THEN,
 ) -> MonthlyReport:
     now = runtime.clock.now()
     return await monthly.build(
@@ -79,6 +103,7 @@ async def _monthly(
         area or await queries.root_code(session),
         month or monthly.this_month(now, runtime.settings.default_timezone),
         now,
+        units,
     )
 
 
@@ -89,12 +114,16 @@ def _attachment(report: MonthlyReport, suffix: str) -> dict[str, str]:
 
 @router.get("/monthly", dependencies=[allow(Action.READ, From.QUERY_AREA)])
 async def monthly_report(
-    session: SessionDep, runtime: RuntimeDep, area: str | None = None, month: Month = None
+    session: SessionDep,
+    runtime: RuntimeDep,
+    area: str | None = None,
+    month: Month = None,
+    units: UnitsQuery = Units.THEN,
 ) -> MonthlyReport:
     """The month's figures for an area (default: the province) and each of its children:
     broadcasts by class, drills, plays, airtime, share working, emergency delivery
     times (each emergency, and the medians), bulletins by topic, alarms; plays by day."""
-    return await _monthly(session, runtime, area, month)
+    return await _monthly(session, runtime, area, month, units)
 
 
 @router.get(
@@ -103,10 +132,14 @@ async def monthly_report(
     dependencies=[allow(Action.READ, From.QUERY_AREA)],
 )
 async def monthly_csv(
-    session: SessionDep, runtime: RuntimeDep, area: str | None = None, month: Month = None
+    session: SessionDep,
+    runtime: RuntimeDep,
+    area: str | None = None,
+    month: Month = None,
+    units: UnitsQuery = Units.THEN,
 ) -> PlainTextResponse:
     """The month's table by area: the area itself first, then each child area."""
-    report = await _monthly(session, runtime, area, month)
+    report = await _monthly(session, runtime, area, month, units)
     return PlainTextResponse(
         exports.to_csv(report),
         media_type="text/csv; charset=utf-8",
@@ -123,9 +156,10 @@ async def monthly_xlsx(
     area: str | None = None,
     month: Month = None,
     lang: Lang = i18n.DEFAULT,
+    units: UnitsQuery = Units.THEN,
 ) -> Response:
     """A workbook: summary, by area, emergencies, by day, bulletins by topic."""
-    report = await _monthly(session, runtime, area, month)
+    report = await _monthly(session, runtime, area, month, units)
     workbook = exports.to_xlsx(report, i18n.translations(lang).gettext)
     return Response(workbook, media_type=XLSX, headers=_attachment(report, "xlsx"))
 
@@ -139,10 +173,11 @@ async def monthly_pdf(
     area: str | None = None,
     month: Month = None,
     lang: Lang = i18n.DEFAULT,
+    units: UnitsQuery = Units.THEN,
 ) -> Response:
     """The printable report with its charts, A4, for the provincial leadership (503 when
     this server has no Chromium to print with)."""
-    report = await _monthly(session, runtime, area, month)
+    report = await _monthly(session, runtime, area, month, units)
     settings = runtime.settings
     pdf = await printing.html_to_pdf(
         printable.monthly_html(report, lang),

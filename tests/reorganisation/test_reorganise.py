@@ -309,3 +309,77 @@ async def test_junes_report_shows_the_areas_as_they_were_in_june(
     assert rows["70"] == 1 and rows["689"] == 1, "heard under its old district"
     new = await stack.client.get("/api/v1/reports/airtime", params={"area": "75", **june})
     assert {r["area_code"]: r["broadcasts"] for r in new.json()}["75"] == 0
+
+
+async def test_june_rolled_up_into_todays_wards_beside_july(
+    stack_factory: Callable[..., Awaitable[Stack]], tone_mp3: Path
+) -> None:
+    """For comparison, `units=today` counts June 2025 in today's units: what Tân Đồng
+    (25198, merged into 25195) heard and the bulletin written for it count under Phường
+    Bình Phước (25195), Thác Mơ's (25216) under Phường Phước Long (25217). The record
+    (`units=then`, the default) keeps June under old Bình Phước, in the monthly report
+    and the central statistics alike."""
+    clock = ManualClock(datetime(2025, 6, 20, 3, 0, tzinfo=UTC))
+    stack = await stack_factory(clock=clock)
+    await small_province(stack)
+    area = {"code": "25198", "name": "Phường Tân Đồng", "level": "commune", "parent_code": "689"}
+    assert (await stack.client.post("/api/v1/areas", json=area)).status_code == 201
+    cluster = {"code": "25198-01", "name": "Cụm loa Tân Đồng 1", "area_code": "25198"}
+    assert (await stack.client.post("/api/v1/clusters", json=cluster)).status_code == 201
+    clip = await upload(stack, tone_mp3)
+    for commune in ("25198", "25216"):
+        sent = await stack.client.post(
+            "/api/v1/broadcasts",
+            json={"title": "Lũ", "areas": [commune], "media_sha256": clip["sha256"]},
+        )
+        assert sent.status_code == 201, sent.text
+    await approved_bulletin(stack, title="Tin Tân Đồng", area="25198", topic="flood", text="Lũ")
+    clock.set(datetime(2025, 7, 2, 3, 0, tzinfo=UTC))
+    applied = await stack.client.post(
+        "/api/v1/areas/reorganise", json={"effective": "2025-07-01", "dry_run": False}
+    )
+    assert applied.status_code == 200, applied.text
+    june = {"since": "2025-06-01T00:00:00Z", "until": "2025-07-01T00:00:00Z"}
+
+    async def airtime(area: str, **more: str) -> dict[str, int]:
+        got = await stack.client.get(
+            "/api/v1/reports/airtime", params={"area": area, **june, **more}
+        )
+        assert got.status_code == 200, got.text
+        return {r["area_code"]: r["broadcasts"] for r in got.json()}
+
+    today = await airtime("75", units="today")
+    assert today["75"] == 2 and today["25195"] == 1 and today["25217"] == 1, today
+    assert (await airtime("75"))["75"] == 0, "Đồng Nai's units did not exist in June"
+    assert (await airtime("70"))["689"] == 2, "the record: both under old district 689"
+    assert (await airtime("70", units="today"))["70"] == 0, "no cluster is in 70 today"
+
+    async def statistics(area: str, **more: str) -> dict[str, Any]:
+        got = await stack.client.get(
+            "/api/v1/central/statistics", params={"area": area, **june, **more}
+        )
+        assert got.status_code == 200, got.text
+        body: dict[str, Any] = got.json()
+        return body
+
+    then_70 = await statistics("70")
+    # each emergency sent is also a bulletin (topic "emergency") of the sender's area,
+    # here the province
+    assert then_70["broadcasts"] == 2
+    assert then_70["bulletins_by_topic"] == {"flood": 1, "emergency": 2}
+    ward = await statistics("25195", units="today")
+    assert ward["broadcasts"] == 1 and ward["bulletins_by_topic"] == {"flood": 1}
+    assert (await statistics("25195"))["broadcasts"] == 0, "the ward began on 1 July"
+
+    report = await stack.client.get(
+        "/api/v1/reports/monthly", params={"area": "75", "month": "2025-06", "units": "today"}
+    )
+    assert report.status_code == 200, report.text
+    body = report.json()
+    assert body["units"] == "today" and body["totals"]["broadcasts"] == 2
+    by_ward = {a["area_code"]: a["broadcasts"] for a in body["areas"]}
+    assert by_ward["25195"] == 1 and by_ward["25217"] == 1
+    refused = await stack.client.get(
+        "/api/v1/reports/monthly", params={"area": "75", "month": "2025-06", "units": "someday"}
+    )
+    assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == "query.units"
