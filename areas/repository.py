@@ -75,3 +75,23 @@ async def parent_code_of(session: AsyncSession, area: Area) -> str | None:
 
 async def get_by_id(session: AsyncSession, area_id: int) -> Area:
     return (await session.execute(select(Area).where(Area.id == area_id))).scalar_one()
+
+
+async def heirs_paths(session: AsyncSession, successors: Sequence[str]) -> list[str]:
+    """The paths today's units hold for a dissolved unit's `successors`, followed
+    through later dissolutions: who inherited its history (one query a generation)."""
+    found: list[str] = []
+    seen: set[str] = set()
+    wanted = [code for code in successors]
+    while wanted:
+        seen.update(wanted)
+        rows = await session.execute(
+            select(Area.path, Area.successors).where(Area.code.in_(wanted))
+        )
+        wanted = []
+        for path, later in rows.all():
+            if later:
+                wanted += [code for code in later if code not in seen]
+            else:
+                found.append(path)
+    return found

@@ -10,6 +10,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from areas import repository as area_repository
 from areas.models import Area
 from authority.rules import Deed, decide, inside
 from core.actors import Actor
@@ -73,8 +74,17 @@ async def touched(
     paths: list[tuple[str, str, str]] = []
     # In chunks: a request may name 100,000 clusters, past SQLite's bind-parameter limit.
     for chunk in chunked(list(areas), 1):
-        rows = await session.execute(select(Area.code, Area.path).where(Area.code.in_(chunk)))
-        paths += [("area", code, path) for code, path in rows.all()]
+        units = await session.execute(
+            select(Area.code, Area.path, Area.successors).where(Area.code.in_(chunk))
+        )
+        for code, path, successors in units.all():
+            paths.append(("area", code, path))
+            # A unit a reorganisation dissolved is also where its heirs are: the ward
+            # that took over an old commune reads its history. Writing needs every path
+            # covered (the old one too), so this widens reading only.
+            if successors:
+                heirs = await area_repository.heirs_paths(session, successors)
+                paths += [("area", code, heir) for heir in heirs]
     for chunk in chunked(list(clusters), 1):
         rows = await session.execute(
             select(Cluster.code, Area.path)

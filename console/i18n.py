@@ -58,6 +58,9 @@ class Formats:
     def day(self, value: date) -> str:
         return format_date(value, "EEEE dd/MM/yyyy", locale=self.locale).capitalize()
 
+    def date(self, value: date) -> str:
+        return format_date(value, "dd/MM/yyyy", locale=self.locale)
+
     def when(self, value: datetime | None) -> str:
         if value is None:
             return "—"

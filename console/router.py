@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from accounts import service as account_service
 from areas import service as area_service
 from areas.models import Area
+from authority.checks import touched
 from broadcast import service as broadcast_service
 from bulletins import inbox
 from bulletins import service as bulletin_service
@@ -140,8 +141,9 @@ async def _area_asked(request: Request, session: AsyncSession, actor: Actor) -> 
     it lies outside the person's area (or does not exist)."""
     root = await session.scalar(select(Area.code).where(Area.parent_id.is_(None)))
     area = request.query_params.get("area") or actor.area or root or ""
-    path = await session.scalar(select(Area.path).where(Area.code == area))
-    return area if path is not None and covers(actor, path) else None
+    # A dissolved unit's history is read by those who hold its heirs (authority/checks.py)
+    found = await touched(session, [area], [])
+    return area if any(covers(actor, path) for _, _, path in found) else None
 
 
 @router.get("/login")
@@ -414,6 +416,7 @@ async def monthly_report_page(request: Request, runtime: RuntimeDep, actor: Sign
 async def reports_page(request: Request, runtime: RuntimeDep, actor: SignedIn) -> Response:
     """Broadcasts and airtime by area over the last 7, 30 or 90 days; share working."""
     days = {"7": 7, "90": 90}.get(request.query_params.get("days", ""), 30)
+    units = airtime.Units.TODAY if request.query_params.get("units") == "today" else None
     until = runtime.clock.now()
     since = until - timedelta(days=days)
     async with session_scope(runtime.sessions) as session:
@@ -421,8 +424,14 @@ async def reports_page(request: Request, runtime: RuntimeDep, actor: SignedIn) -
         if area is None:
             return _render(request, "forbidden.html", actor, status_code=403)
         rows = await airtime.by_area(
-            session=session, settings=runtime.settings, area_code=area, since=since, until=until
+            session=session,
+            settings=runtime.settings,
+            area_code=area,
+            since=since,
+            until=until,
+            units=units or airtime.Units.THEN,
         )
+        history = await _history(session, area)
     return _render(
         request,
         "reports.html",
@@ -430,6 +439,32 @@ async def reports_page(request: Request, runtime: RuntimeDep, actor: SignedIn) -
         rows=rows,
         area=area,
         days=days,
+        units=units.value if units else "then",
+        history=history,
         since=since.isoformat(),
         until=until.isoformat(),
     )
+
+
+async def _history(session: AsyncSession, code: str) -> dict[str, Any]:
+    """Where the area came from and went: the units a reorganisation dissolved into it
+    (each a link to its own history), and, dissolved itself, its day and successors."""
+    rows = (
+        await session.execute(
+            select(Area.code, Area.name, Area.dissolved_on, Area.successors).where(
+                Area.dissolved_on.is_not(None)
+            )
+        )
+    ).all()
+    itself = next((r for r in rows if r.code == code), None)
+    successors: list[str] = list(itself.successors or []) if itself else []
+    named = await session.execute(select(Area.code, Area.name).where(Area.code.in_(successors)))
+    names = {c: n for c, n in named.all()}
+    return {
+        "predecessors": sorted(
+            ((r.code, r.name, r.dissolved_on) for r in rows if code in (r.successors or [])),
+            key=lambda r: r[0],
+        ),
+        "dissolved_on": itself.dissolved_on if itself else None,
+        "successors": [(c, names.get(c, c)) for c in successors],
+    }

@@ -115,7 +115,14 @@ async def enforce(
     async with session_scope(runtime.sessions) as session:
         for source in sources:
             areas, clusters = await _touched(session, source, request, body, actor)
-            await _check(session, actor, areas, clusters, overlap=reading and source in _RESOURCES)
+            await _check(
+                session,
+                actor,
+                areas,
+                clusters,
+                overlap=reading and source in _RESOURCES,
+                reading=reading,
+            )
     return actor
 
 
@@ -236,12 +243,19 @@ async def _check(
     clusters: list[str],
     *,
     overlap: bool,
+    reading: bool,
 ) -> None:
     """Every area and cluster inside the actor's area (or, reading a resource, at least
-    one reaching into it). Unknown codes pass: the endpoint answers 404 naming them."""
+    one reaching into it). Reading a unit a reorganisation dissolved, holding one of its
+    heirs is enough (`touched` lists their paths beside its own). Unknown codes pass: the
+    endpoint answers 404 naming them."""
     if not areas and not clusters:
         return
     paths = await touched(session, areas, clusters)
+    if reading and not overlap:
+        held = {(kind, code) for kind, code, path in paths if covers(actor, path)}
+        inside(actor, [p for p in paths if (p[0], p[1]) not in held])
+        return
     if not overlap:
         inside(actor, paths)
         return

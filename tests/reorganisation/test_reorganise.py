@@ -24,8 +24,9 @@ from reorganisation.plan import DECIDED, build
 from simulator.fleet import Fleet
 from tests.broadcast.helpers import approved_bulletin, upload
 from tests.factories import small_province
-from tests.security.helpers import make_user
+from tests.security.helpers import make_user, signed_in
 from tests.support import Stack, eventually
+from web.deps import SESSION_COOKIE
 
 EFFECTIVE = date(2025, 7, 1)
 # The official conversion, as vietnam-provinces 2026.9.0 has it:
@@ -383,3 +384,50 @@ async def test_june_rolled_up_into_todays_wards_beside_july(
         "/api/v1/reports/monthly", params={"area": "75", "month": "2025-06", "units": "someday"}
     )
     assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == "query.units"
+
+
+async def test_the_ward_that_took_over_a_commune_reads_its_history(
+    stack_factory: Callable[..., Awaitable[Stack]], tone_mp3: Path
+) -> None:
+    """After the reform Phường Bình Phước's (25195) operator reads the history of Tân Đồng
+    (25198), dissolved into it, in the API and the console (which says where it went and
+    lists it as a former unit), but not Thác Mơ's (25216, now 25217's), and still cannot
+    send there; the reports page switches between the units then and today."""
+    clock = ManualClock(datetime(2025, 6, 20, 3, 0, tzinfo=UTC))
+    stack = await stack_factory(clock=clock)
+    await small_province(stack)
+    area = {"code": "25198", "name": "Phường Tân Đồng", "level": "commune", "parent_code": "689"}
+    assert (await stack.client.post("/api/v1/areas", json=area)).status_code == 201
+    clock.set(datetime(2025, 7, 2, 3, 0, tzinfo=UTC))
+    applied = await stack.client.post(
+        "/api/v1/areas/reorganise", json={"effective": "2025-07-01", "dry_run": False}
+    )
+    assert applied.status_code == 200, applied.text
+    await make_user(stack, "phuong.binhphuoc", role="commune_operator", area="25195")
+    token = await signed_in(stack, "phuong.binhphuoc")
+    bearer = {"Authorization": f"Bearer {token}"}
+    cookie = {"Cookie": f"{SESSION_COOKIE}={token}"}
+
+    def read(area: str) -> Any:
+        return stack.client.get("/api/v1/reports/airtime", params={"area": area}, headers=bearer)
+
+    assert (await read("25198")).status_code == 200, "its heir reads it"
+    assert (await read("25216")).status_code == 403, "another ward's predecessor"
+    assert (await read("70")).status_code == 403, "the old province is not the ward's"
+    send = await stack.client.post(
+        "/api/v1/broadcasts",
+        json={"title": "Tin", "class": "normal", "areas": ["25198"], "text": "x"},
+        headers=bearer,
+    )
+    assert send.status_code == 403 and send.json()["detail"]["missing"] == "area", send.text
+
+    old = await stack.client.get("/console/reports?area=25198", headers=cookie)
+    assert old.status_code == 200, old.text
+    assert 'id="dissolved"' in old.text and 'href="?area=25195' in old.text
+    ward = await stack.client.get("/console/reports?area=25195&units=today", headers=cookie)
+    assert ward.status_code == 200, ward.text
+    former = ward.text.split('id="predecessors"', 1)[1]
+    assert 'href="?area=25198' in former and "25216" not in former
+    assert 'units=today" aria-current="page"' in ward.text
+    other = await stack.client.get("/console/reports?area=25216", headers=cookie)
+    assert other.status_code == 403
