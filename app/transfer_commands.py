@@ -15,6 +15,8 @@ from core.database import create_engine
 from core.settings import get_settings
 from transfer import ImportReport, export, import_archive
 
+SHOWN_CONFLICTS = 50  # a whole fleet imported twice would be 1,664 lines
+
 
 def run_export(out: Path, database_url: str | None) -> str:
     """Write the archive; a line saying what it holds."""
@@ -68,8 +70,10 @@ def show(report: ImportReport, console: Console, *, seconds: float) -> None:
     for row in report.rows():
         table.add_row(*row)
     console.print(table)
-    for conflict in report.conflicts:
+    for conflict in report.conflicts[:SHOWN_CONFLICTS]:
         console.print(f"conflict: {conflict.table} {conflict.key}: {conflict.reason}")
+    if len(report.conflicts) > SHOWN_CONFLICTS:
+        console.print(f"… and {len(report.conflicts) - SHOWN_CONFLICTS} more conflicts")
     for name, reasons in report.skipped_because.items():
         for reason, count in reasons.most_common():
             console.print(f"skipped: {count} {name}, because {reason}")
