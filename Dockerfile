@@ -26,6 +26,7 @@ COPY scheduler scheduler
 COPY simulator simulator
 COPY web web
 COPY reorganisation reorganisation
+COPY transfer transfer
 COPY conformance conformance
 COPY app app
 COPY migrations migrations

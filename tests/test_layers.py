@@ -22,6 +22,7 @@ PACKAGES = (
     "core",
     "web",
     "reorganisation",
+    "transfer",
     "conformance",
     "authority",
     "accounts",
