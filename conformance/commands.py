@@ -21,8 +21,8 @@ from conformance.base import (
     _Skipped,
 )
 from devices import protocol
-from media.icecast import IcecastServer, StreamSource
-from media.synth import still_image
+from devstack.icecast import IcecastServer, StreamSource
+from devstack.synth import still_image
 
 
 class CommandChecks(KitBase):

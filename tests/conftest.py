@@ -16,7 +16,6 @@ from argon2 import PasswordHasher
 from sqlalchemy import text
 
 from accounts import passwords
-from app.broker import Broker
 from app.main import create_app
 from audit import append_only
 from core.clock import Clock
@@ -24,8 +23,9 @@ from core.database import Base, create_engine
 from core.migrate import upgrade
 from core.models import import_all_models
 from core.settings import Settings
-from media.icecast import IcecastServer
-from media.synth import tone
+from devstack.broker import Broker
+from devstack.icecast import IcecastServer
+from devstack.synth import tone
 from simulator.device import DeviceSpec, Faults
 from simulator.fleet import Fleet
 from tests.support import Stack, reserve_port, start_stack

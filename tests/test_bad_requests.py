@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import uvicorn
 from fastapi import FastAPI
 
-from app.broker import free_port
 from app.errors import InternalErrors
+from devstack.broker import free_port
 from tests.factories import small_province
 from tests.support import Stack, eventually
 

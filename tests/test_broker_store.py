@@ -1,11 +1,11 @@
-"""The project's brokers (tests, demo, benches: app/broker.py) write their store, or do
+"""The project's brokers (tests, demo, benches: devstack/broker.py) write their store, or do
 not start (issue 20)."""
 
 from __future__ import annotations
 
 import pytest
 
-from app.broker import Broker
+from devstack.broker import Broker
 
 
 def test_a_broker_that_cannot_write_its_store_fails_loudly() -> None:

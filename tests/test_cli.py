@@ -43,8 +43,8 @@ async def test_alert_sends_and_reports_every_cluster_confirmed(
 def test_alert_without_a_reachable_control_plane_says_so_in_one_line() -> None:
     from typer.testing import CliRunner
 
-    from app.broker import free_port
     from app.cli import app
+    from devstack.broker import free_port
 
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     result = CliRunner().invoke(

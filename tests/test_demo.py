@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.broker import free_port
-from app.orchestrate import wait_until
-from app.seed import DEMO_PASSWORD, MERGED_CLUSTERS
+from devstack.broker import free_port
+from devstack.orchestrate import wait_until
+from devstack.seed import DEMO_PASSWORD, MERGED_CLUSTERS
 
 pytestmark = pytest.mark.slow
 DEMO_TIMEOUT_S = 240

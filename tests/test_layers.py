@@ -6,6 +6,10 @@
   (core/context.py and the domains' own), which the runtime satisfies structurally;
 - no module-level import cycles;
 - the simulator needs only the wire format (it stands in for a vendor's device);
+- nothing the control plane runs with imports the benchmarks (`bench/`, their
+  dependencies are an extra) or the development stack (`devstack/`); the CLI's commands
+  import them inside the command (`broadcast serve` loads neither), and the conformance
+  kit may use the development stack (it starts an Icecast and makes clips of its own);
 - `core/` imports no domain, except the two places still listed below (issue 21): the
   list must shrink, never grow, so a fixed one must be struck off it too.
 
@@ -15,6 +19,8 @@ optional dependency, not a layer's dependency."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,10 +48,15 @@ PACKAGES = (
     "scheduler",
     "simulator",
     "app",
+    "devstack",
+    "bench",
 )
 # The device protocol as a vendor implements it, and what the simulator may use besides.
 WIRE = {"devices", "devices.protocol", "devices.signing", "devices.mqtt_lite", "devices.media_auth"}
 SIMULATOR_ALSO = {"core", "core.heap"}
+# What may import the development stack at module level besides itself: the benchmarks,
+# and the vendors' kit (its own Icecast for a simulator on the same machine, its clips).
+DEVSTACK_USERS = {"devstack", "bench", "conformance"}
 # core -> domain imports still to remove (issue 21), each with where it should go.
 CORE_DEBT = {
     # the MQTT service wraps devices.mqtt_lite: the MQTT client belongs with the wire format
@@ -80,7 +91,9 @@ def _imports(path: Path) -> set[str]:
     return {name for name in found if name in MODULES}
 
 
-GRAPH = {name: _imports(path) for name, path in MODULES.items()}
+# A package that imports its own modules (`from app.cli import accounts` in app/cli/) is not
+# a cycle.
+GRAPH = {name: _imports(path) - {name} for name, path in MODULES.items()}
 
 
 def _package(module: str) -> str:
@@ -95,6 +108,35 @@ def test_nothing_outside_the_application_imports_it() -> None:
         if _package(target) == "app" and _package(module) != "app"
     )
     assert upward == []
+
+
+def test_nothing_in_production_imports_the_benchmarks_or_the_development_stack() -> None:
+    reaching = sorted(
+        f"{module} imports {target}"
+        for module, targets in GRAPH.items()
+        for target in targets
+        if (_package(target) == "bench" and _package(module) != "bench")
+        or (_package(target) == "devstack" and _package(module) not in DEVSTACK_USERS)
+    )
+    assert reaching == []
+
+
+def test_serve_loads_neither_the_benchmarks_nor_the_development_stack() -> None:
+    """What `broadcast serve` imports, imports inside functions included (the test above
+    does not count those): the CLI defers bench/ and devstack/ into their commands."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, app.cli, app.main, app.scheduler_process;"
+            "print(*sorted(sys.modules), sep=chr(10))",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert [m for m in loaded if _package(m) in ("bench", "devstack", "psutil")] == []
 
 
 def cycles_in(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -153,3 +195,5 @@ def test_the_checks_see_the_imports_and_the_cycles() -> None:
     assert "broadcast.context" in GRAPH["broadcast.sending"]
     assert "app.runtime" in GRAPH["app.scheduler_process"]
     assert "web.deps" in GRAPH["broadcast.router"]
+    assert "devstack.orchestrate" in GRAPH["bench.loadtest"]
+    assert "devstack.icecast" in GRAPH["conformance.commands"]

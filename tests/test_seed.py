@@ -10,10 +10,10 @@ from datetime import date
 from sqlalchemy import func, select
 from vietnam_provinces import ProvinceCode, VietNamDivisionType, Ward
 
-from app import seed
 from areas.models import Area
 from core.database import session_scope
 from devices.models import Cluster
+from devstack import seed
 from tests.support import Stack
 
 

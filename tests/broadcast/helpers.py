@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from app.seed import BEFORE_REFORM, seed_demo
 from broadcast.models import Delivery, DeliveryEvent
 from core.database import session_scope
+from devstack.seed import BEFORE_REFORM, seed_demo
 from simulator.device import DeviceSpec
 from simulator.fleet import Fleet
 from simulator.provisioning import fetch_specs

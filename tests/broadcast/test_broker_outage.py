@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from app.broker import Broker
 from app.main import create_app
 from core.settings import Settings
+from devstack.broker import Broker
 from simulator.fleet import Fleet
 from tests.broadcast.helpers import upload
 from tests.factories import small_province

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from devices.protocol import DisplayStyle
-from media.synth import still_image
+from devstack.synth import still_image
 from media.tts.speech import prepare
 from simulator.device import DeviceSpec
 from simulator.fleet import Fleet

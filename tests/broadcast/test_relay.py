@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from broadcast.models import Delivery
 from core.database import session_scope
-from media.icecast import IcecastServer, StreamSource, free_port
+from devstack.icecast import IcecastServer, StreamSource, free_port
 from simulator.device import DeviceSpec
 from simulator.fleet import Fleet
 from tests.broadcast.helpers import approved_bulletin, send

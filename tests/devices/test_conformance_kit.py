@@ -15,7 +15,7 @@ import pytest
 
 from conformance.base import Check
 from conformance.kit import Kit, report
-from media.icecast import IcecastServer, StreamSource
+from devstack.icecast import IcecastServer, StreamSource
 from simulator.device import Faults
 from simulator.fleet import Fleet
 from simulator.provisioning import fetch_specs

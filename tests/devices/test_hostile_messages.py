@@ -10,9 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.broker import Broker
 from devices import protocol
 from devices.mqtt_lite import LiteClient
+from devstack.broker import Broker
 from simulator.fleet import Fleet
 from tests.broadcast.helpers import approved_bulletin, upload
 from tests.factories import small_province

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from app.broker import Broker
 from devices import protocol
 from devices.mqtt_lite import LiteClient
+from devstack.broker import Broker
 from simulator.device import SimulatedCluster
 from simulator.fleet import Fleet
 from tests.broadcast.helpers import approved_bulletin, upload

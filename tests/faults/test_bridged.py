@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from app.broker import BRIDGE_TOPICS, BrokerTier
 from app.main import create_app
 from core.settings import Settings
+from devstack.broker import BRIDGE_TOPICS, BrokerTier
 from simulator.fleet import Fleet
 from tests.broadcast.helpers import send, upload
 from tests.factories import small_province

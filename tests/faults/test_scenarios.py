@@ -13,9 +13,7 @@ from typing import Any
 
 import pytest
 
-from app.broker import Broker
 from app.main import create_app
-from app.private_postgres import PostgresUnavailable, PrivatePostgres
 from broadcast.ingest import IncomingAck, apply_acks
 from broadcast.models import Broadcast
 from core.database import create_engine, session_scope
@@ -25,6 +23,8 @@ from core.settings import Settings
 from devices import protocol
 from devices.mqtt_lite import LiteClient
 from devices.protocol import Ack, AckStage
+from devstack.broker import Broker
+from devstack.private_postgres import PostgresUnavailable, PrivatePostgres
 from simulator.device import DeviceSpec, Faults
 from simulator.fleet import Fleet
 from tests.broadcast.helpers import send, upload

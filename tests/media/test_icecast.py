@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from media.icecast import IcecastServer, Protocol, StreamSource, http_status
+from devstack.icecast import IcecastServer, Protocol, StreamSource, http_status
 from tests.support import eventually
 
 # MPEG-1 Layer III: kbit/s by bitrate index, Hz by sample-rate index.

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import func, select
 
 from core.database import session_scope
+from devstack.synth import tone
 from media import pipeline, storage
 from media.models import MediaOriginal
 from media.pipeline import LoudnessTarget
-from media.synth import tone
 from tests.broadcast.helpers import upload
 from tests.support import Stack, two_profile_settings
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from app.broker import Broker, dynsec_plugin, free_port
 from devices import broker_auth, broker_dynsec
 from devices.mqtt_lite import LiteClient, MqttLiteError
+from devstack.broker import Broker, dynsec_plugin, free_port
 
 CONTROL = "control-plane"
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from app.broker import Broker
 from core.mqtt import Outgoing
 from devices import protocol
 from devices.mqtt_lite import LiteClient, MqttLiteError
+from devstack.broker import Broker
 from tests.factories import small_province
 from tests.security.broker import Device, connects
 from tests.support import Stack, eventually

@@ -8,10 +8,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from app.broker import Broker, free_port
 from core.database import session_scope
 from devices import broker_auth, broker_dynsec, service
 from devices.schemas import ClusterCreate
+from devstack.broker import Broker, free_port
 from tests.factories import small_province
 from tests.security.broker import CONTROL, Device, connects
 from tests.support import Stack

@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.broker import Broker, free_port
 from app.main import create_app
 from core.settings import Settings
 from devices.mqtt_lite import LiteClient, MqttLiteError
+from devstack.broker import Broker, free_port
 from simulator.fleet import Fleet
 from simulator.provisioning import fetch_specs
 from tests.broadcast.helpers import send, upload

@@ -7,9 +7,9 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-from app.broker import Broker
 from devices import protocol
 from devices.mqtt_lite import LiteClient
+from devstack.broker import Broker
 from simulator.device import DeviceSpec, Faults, SimulatedCluster
 from simulator.fleet import Fleet
 from tests.broadcast.helpers import send, upload

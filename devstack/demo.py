@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 
-from app.alert import AlertRequest, send_and_watch
-from app.orchestrate import (
+from core.settings import get_settings
+from devstack.orchestrate import (
     StackProcesses,
     run_module,
     stack_env,
@@ -16,9 +18,8 @@ from app.orchestrate import (
     start_broker_if_needed,
     start_simulator,
 )
-from app.seed import DEMO_PASSWORD, DEMO_USERS, PROVINCE_CODE, ensure_demo_users
-from core.settings import get_settings
-from media.synth import WARNING_TONE, tone
+from devstack.seed import DEMO_PASSWORD, DEMO_USERS, PROVINCE_CODE, ensure_demo_users
+from devstack.synth import WARNING_TONE, tone
 
 DEMO_AUDIO_S = 8
 # Shown on the e-boards while the warning tone sounds on the speakers.
@@ -28,7 +29,25 @@ DEMO_TEXT = (
 )
 
 
-def run_demo(*, port: int, send_alert: bool, processes: int) -> None:
+@dataclass(frozen=True)
+class Drill:
+    """The province-wide emergency the demo sends once the fleet is online."""
+
+    api_url: str
+    area: str
+    audio: Path
+    title: str
+    text: str
+    timeout_s: float
+
+
+# `broadcast alert`'s own sending and watching, handed in by the command (the development
+# stack does not import app/, where the processes are composed).
+type SendDrill = Callable[[Drill, Console], object]
+
+
+def run_demo(*, port: int, send_drill: SendDrill | None, processes: int) -> None:
+    """Everything at once; `send_drill`: how the drill is sent (None: no drill)."""
     console = Console()
     settings = get_settings()
     if settings.environment == "production":
@@ -61,14 +80,12 @@ def run_demo(*, port: int, send_alert: bool, processes: int) -> None:
         audio = Path("var/demo-alert.mp3")
         if not audio.exists():
             tone(audio, DEMO_AUDIO_S, source=WARNING_TONE)
-        if send_alert:
-            send_and_watch(
-                AlertRequest(
+        if send_drill is not None:
+            send_drill(
+                Drill(
                     api_url=stack.api_url,
-                    areas=[str(PROVINCE_CODE)],
-                    clusters=[],
-                    media=audio,
-                    stream=None,
+                    area=str(PROVINCE_CODE),
+                    audio=audio,
                     title="Diễn tập: cảnh báo lũ toàn tỉnh",
                     text=DEMO_TEXT,
                     timeout_s=60,

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from app.broker import free_port
+from devstack.broker import free_port
 
 
 class PostgresUnavailable(RuntimeError):

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 import httpx
 from rich.console import Console
 
-from app.loadtest import province_stack
-from app.seed import DEMO_PASSWORD, ensure_demo_users
+from devstack.province import province_stack
+from devstack.seed import DEMO_PASSWORD, ensure_demo_users
 
 COMMUNE, DISTRICT = "25216", "688"  # Phường Thác Mơ, Thị xã Phước Long
 DESKTOP = {"width": 1280, "height": 860}

@@ -31,14 +31,14 @@ import httpx
 from rich.console import Console
 from sqlalchemy import func, select
 
-from app.loadtest import EDITOR, MEDIA_SECONDS, PROVINCE, BenchOptions, bench_province, run_facts
-from app.orchestrate import (
-    wait_until,
-)
+from bench.loadtest import EDITOR, MEDIA_SECONDS, PROVINCE, BenchOptions, bench_province, run_facts
 from broadcast.models import Broadcast, Delivery, DeliveryEvent
 from core.database import create_engine, create_session_maker
 from devices.models import Cluster
-from media.synth import tone
+from devstack.orchestrate import (
+    wait_until,
+)
+from devstack.synth import tone
 from schedules import service
 from schedules.models import Schedule, ScheduleFiring
 from schedules.recurrence import slots

@@ -21,9 +21,9 @@ import httpx
 import psutil
 from rich.console import Console
 
-from app.loadtest import run_facts
-from app.orchestrate import demo_api_on_sqlite
-from media.synth import tone
+from bench.loadtest import run_facts
+from devstack.orchestrate import demo_api_on_sqlite
+from devstack.synth import tone
 
 EMERGENCIES = 10
 EVERY_S = 0.5  # between emergencies

@@ -28,11 +28,11 @@ import httpx
 import psutil
 from rich.console import Console
 
-from app.loadtest import run_facts
-from app.orchestrate import demo_api_on_sqlite, online_count, start_simulator
+from bench.loadtest import run_facts
 from devices import protocol
 from devices.mqtt_lite import LiteClient
-from media.synth import tone
+from devstack.orchestrate import demo_api_on_sqlite, online_count, start_simulator
+from devstack.synth import tone
 
 HEALTH_EVERY_S = 0.05
 BIG = 250 * 1024  # under the broker's max_packet_size (256 KiB)

@@ -17,8 +17,8 @@ import httpx
 import psutil
 from rich.console import Console
 
-from app.loadtest import run_facts
-from app.orchestrate import api_on_sqlite, start_api
+from bench.loadtest import run_facts
+from devstack.orchestrate import api_on_sqlite, start_api
 
 HEALTH_EVERY_S = 0.05
 MEMORY_EVERY_S = 0.05

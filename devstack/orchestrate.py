@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from app.broker import Broker, free_port, port_open
+from devstack.broker import Broker, free_port, port_open
 
 READY_TIMEOUT_S = 60.0
 

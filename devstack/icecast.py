@@ -1,4 +1,5 @@
-"""A real Icecast relay for tests and the demo: an icecast2 server and ffmpeg sources.
+"""A real Icecast relay for tests, the demo and the conformance kit: an icecast2 server
+and ffmpeg sources.
 
 ``IcecastServer`` writes a minimal icecast.xml into a directory and runs ``icecast2`` on a
 free port of 127.0.0.1; ``StreamSource`` runs ffmpeg feeding a 440 Hz MP3 tone to one mount.

@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from app.loadtest import run_facts
-from app.orchestrate import demo_api_on_sqlite, start_simulator, wait_until
-from media.synth import tone
+from bench.loadtest import run_facts
+from devstack.orchestrate import demo_api_on_sqlite, start_simulator, wait_until
+from devstack.synth import tone
 
 EFFECTIVE = "2025-07-01"
 NEW_PROVINCE = "75"

@@ -1,5 +1,5 @@
 """`broadcast loadtest --profile …`: the province's harder days, on the whole stack as
-separate processes (the default profile, `emergency`, is app/loadtest.py's run).
+separate processes (the default profile, `emergency`, is bench/loadtest.py's run).
 
 - `morning`: every commune's morning news starts at the same minute (one schedule per
   commune, held by each cluster and played by its own clock), and a province-wide
@@ -12,7 +12,7 @@ separate processes (the default profile, `emergency`, is app/loadtest.py's run).
 `--network` gives the simulated links a profile (NETWORKS): a LAN, a 4G link's latency,
 or a weak 4G link that also loses acknowledgements and drops now and then.
 
-Each writes NAME.json, and NAME.html and NAME.png (app/bench_report.py): the share of
+Each writes NAME.json, and NAME.html and NAME.png (bench/report.py): the share of
 clusters confirmed against time since the request, and completion per district.
 """
 
@@ -30,13 +30,13 @@ import httpx
 from rich.console import Console
 from sqlalchemy import func, select
 
-from app import bench_report
-from app.loadtest import (
+from areas.models import Area
+from bench import report
+from bench.loadtest import (
     EDITOR,
     POLL_S,
     PROVINCE,
     LoadtestOptions,
-    Province,
     bench_province,
     delivery_times_by_district,
     percentile,
@@ -44,14 +44,14 @@ from app.loadtest import (
     run_facts,
     times_by_district,
 )
-from app.networks import NETWORKS
-from app.orchestrate import wait_until
-from app.schedule_bench import local_time, out_of_date, slot_starts
-from areas.models import Area
+from bench.networks import NETWORKS
+from bench.schedule import local_time, out_of_date, slot_starts
 from broadcast.models import Delivery
 from core.database import create_engine
 from devices.models import Cluster
-from media.synth import tone
+from devstack.orchestrate import wait_until
+from devstack.province import Province
+from devstack.synth import tone
 from schedules.models import ScheduleFiring
 
 PROFILES = ("emergency", "morning", "alert-storm", "reconnect-storm")
@@ -78,7 +78,7 @@ def run_profile(options: LoadtestOptions, profile: str) -> dict[str, Any]:
         **run_facts(province.database_url),
     }
     options.json_path.write_text(json.dumps(result, indent=2))
-    bench_report.write(result, by_area, options.json_path, title=TITLES[profile])
+    report.write(result, by_area, options.json_path, title=TITLES[profile])
     console.print_json(json.dumps(result))
     console.print(f"report: {options.json_path.with_suffix('.html')} and .png")
     return result
@@ -221,7 +221,7 @@ def _morning(
         **slot_stats,
         "slot_preempted": states.get("preempted", 0),
         **_summary(rows, "emergency"),
-    }, bench_report.group(rows)
+    }, report.group(rows)
 
 
 async def _slot_states(database_url: str, slot: datetime) -> dict[str, int]:
@@ -329,7 +329,7 @@ def _alert_storm(
             (last_confirmed - first).total_seconds(), 3
         ),
         **per_wave,
-    }, bench_report.group(rows)
+    }, report.group(rows)
 
 
 # --- reconnect storm ------------------------------------------------------------------
@@ -377,4 +377,4 @@ def _reconnect(
         "all_reconnected_s": round(reconnected_s, 3),
         "online_after": online,
         **_summary(rows, "emergency"),
-    }, bench_report.group(rows)
+    }, report.group(rows)

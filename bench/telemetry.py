@@ -18,7 +18,7 @@ import httpx
 from rich.console import Console
 from sqlalchemy import func, select
 
-from app.loadtest import PROVINCE, BenchOptions, bench_province, run_facts
+from bench.loadtest import PROVINCE, BenchOptions, bench_province, run_facts
 from core.database import create_engine
 from health.models import ClusterHealth, TelemetrySample
 

@@ -4,7 +4,7 @@ reachable cluster confirmed, how many never did (lost), and how many played it t
 
 Faults: the broker restarted mid-alert; the API killed with SIGKILL mid-alert and
 started again; the database server crashed and restarted mid-alert (a PostgreSQL server
-of the bench's own, app/private_postgres.py); 30 % of the links dropping every 4 s;
+of the bench's own, devstack/private_postgres.py); 30 % of the links dropping every 4 s;
 every acknowledgement sent twice and up to a second late (so out of order); clocks 10
 minutes ahead and behind. With `--replicas N` the API runs as N processes on one
 PostgreSQL and broker, and `api-kill` kills the job leader for good.
@@ -26,20 +26,19 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
-from app.loadtest import (
+from bench.loadtest import (
     POLL_S,
     PROVINCE,
     BenchOptions,
-    Province,
-    Replica,
     bench_province,
     run_facts,
 )
-from app.orchestrate import start_api, wait_until
-from app.private_postgres import PrivatePostgres
 from broadcast.models import Delivery, DeliveryEvent
 from core.database import create_engine
-from media.synth import tone
+from devstack.orchestrate import start_api, wait_until
+from devstack.private_postgres import PrivatePostgres
+from devstack.province import Province, Replica
+from devstack.synth import tone
 
 SPREAD_S = 1.0  # acknowledgements up to this late: the fault lands among them
 

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from app.loadtest import PROVINCE, BenchOptions, bench_province, run_facts
-from app.seed import DEMO_PASSWORD, ensure_demo_users
+from bench.loadtest import PROVINCE, BenchOptions, bench_province, run_facts
+from devstack.seed import DEMO_PASSWORD, ensure_demo_users
 
 PAGES = (
     "/console",

@@ -1,4 +1,5 @@
-"""Generated audio with ffmpeg: the demo's warning, load-test clips, test fixtures."""
+"""Generated audio with ffmpeg: the demo's warning, load-test clips, the conformance kit's
+clips, test fixtures."""
 
 from __future__ import annotations
 
