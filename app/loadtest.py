@@ -50,10 +50,10 @@ from areas.models import Area
 from broadcast.models import Delivery
 from core.database import create_engine
 from core.settings import Settings
-from devices import protocol
-from devices.mqtt_lite import LiteClient
-from devices.protocol import Command, CommandKind, Target
 from media.synth import tone
+from wire import protocol
+from wire.mqtt_lite import LiteClient
+from wire.protocol import Command, CommandKind, Target
 
 PROVINCE = "70"  # old Bình Phước, as the benchmarks seed it (orchestrate.BENCH_SEED)
 # The local PostgreSQL's administrative database (as the tests use it).

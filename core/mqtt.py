@@ -14,8 +14,8 @@ from paho.mqtt.properties import Properties
 
 from core.settings import Settings
 from core.tasks import cancel_and_wait
-from devices import protocol
-from devices.mqtt_lite import LiteClient, MqttLiteError
+from wire import protocol
+from wire.mqtt_lite import LiteClient, MqttLiteError
 
 log = logging.getLogger(__name__)
 

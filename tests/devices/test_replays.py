@@ -11,13 +11,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from app.broker import Broker
-from devices import protocol
-from devices.mqtt_lite import LiteClient
 from simulator.device import SimulatedCluster
 from simulator.fleet import Fleet
 from tests.broadcast.helpers import approved_bulletin, upload
 from tests.factories import small_province
 from tests.support import Stack, counts, eventually
+from wire import protocol
+from wire.mqtt_lite import LiteClient
 
 COMMUNE = "25216"
 

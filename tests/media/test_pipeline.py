@@ -14,10 +14,10 @@ from sqlalchemy import func, select
 from core.database import session_scope
 from media import pipeline, storage
 from media.models import MediaOriginal
-from media.pipeline import LoudnessTarget
 from media.synth import tone
 from tests.broadcast.helpers import upload
 from tests.support import Stack, two_profile_settings
+from wire.delivery import LoudnessTarget
 
 StackFactory = Callable[..., Awaitable[Stack]]
 

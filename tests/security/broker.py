@@ -12,7 +12,7 @@ import pytest
 
 from app.broker import Broker, dynsec_plugin, free_port
 from devices import broker_auth, broker_dynsec
-from devices.mqtt_lite import LiteClient, MqttLiteError
+from wire.mqtt_lite import LiteClient, MqttLiteError
 
 CONTROL = "control-plane"
 
