@@ -6,6 +6,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg espeak-n
 WORKDIR /app
 COPY pyproject.toml README.md ./
 # Every package pyproject.toml lists (a missing one installs without error and fails at start).
+COPY wire wire
 COPY core core
 COPY authority authority
 COPY accounts accounts

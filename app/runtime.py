@@ -32,7 +32,7 @@ from core.database import create_engine, create_session_maker, session_scope
 from core.ingest_stats import IngestStats
 from core.mqtt import MessageHandler, MqttService, Outgoing
 from core.settings import Settings
-from devices import broker_auth, protocol, signing
+from devices import broker_auth
 from devices.handlers import LinkMessage, apply_link_batch
 from devices.inbound import Inbound
 from firmware import rollouts
@@ -45,6 +45,7 @@ from scheduler.runner import JobRunner
 from schedules import jobs as schedule_jobs
 from schedules import push as schedule_push
 from schedules.jobs import AlsoInTransaction
+from wire import protocol, signing
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from authority.rules import Deed, decide, inside
 from core.actors import Actor
 from core.database import chunked
 from devices.models import Cluster
-from devices.protocol import CommandClass, SenderLevel
+from wire.protocol import CommandClass, SenderLevel
 
 
 async def authorise(

@@ -24,7 +24,7 @@ from enum import StrEnum
 from core.actors import Actor, Role
 from core.errors import Forbidden, InvalidInput
 from core.policy import ALLOWED, Action, covers
-from devices.protocol import LEVEL_RANK, CommandClass, SenderLevel
+from wire.protocol import LEVEL_RANK, CommandClass, SenderLevel
 
 
 class Deed(StrEnum):

@@ -29,10 +29,10 @@ import psutil
 from rich.console import Console
 
 from bench.loadtest import run_facts
-from devices import protocol
-from devices.mqtt_lite import LiteClient
 from devstack.orchestrate import demo_api_on_sqlite, online_count, start_simulator
 from devstack.synth import tone
+from wire import protocol
+from wire.mqtt_lite import LiteClient
 
 HEALTH_EVERY_S = 0.05
 BIG = 250 * 1024  # under the broker's max_packet_size (256 KiB)

@@ -35,9 +35,6 @@ from bench.networks import NETWORKS
 from broadcast.models import Delivery
 from core.database import create_engine
 from core.settings import Settings
-from devices import protocol
-from devices.mqtt_lite import LiteClient
-from devices.protocol import Command, CommandKind, Target
 from devstack.broker import Broker
 from devstack.orchestrate import (
     StackProcesses,
@@ -45,6 +42,9 @@ from devstack.orchestrate import (
 )
 from devstack.province import Province, province_stack
 from devstack.synth import tone
+from wire import protocol
+from wire.mqtt_lite import LiteClient
+from wire.protocol import Command, CommandKind, Target
 
 PROVINCE = "70"  # old Bình Phước, as the benchmarks seed it (orchestrate.BENCH_SEED)
 FLOOR_RUNS = 3

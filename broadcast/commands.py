@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from broadcast.models import Broadcast
-from devices import media_auth, protocol
-from devices.protocol import (
+from media.models import MediaFile
+from wire import media_auth, protocol
+from wire.protocol import (
     Command,
     CommandKind,
     Display,
@@ -17,7 +18,6 @@ from devices.protocol import (
     StreamRef,
     Target,
 )
-from media.models import MediaFile
 
 Publication = tuple[str, Command]  # (topic, command)
 UrlFor = Callable[[str, Target], str]  # (sha256, target) -> signed URL
@@ -42,7 +42,7 @@ class Content:
 
 def url_signer(media_url: Callable[[str, str, int], str], expires_at: datetime) -> UrlFor:
     """Media URLs good until `expires_at`, each only for the command's target (a cluster
-    or an area): devices.media_auth, docs/protocol.md 4.2."""
+    or an area): wire.media_auth, docs/protocol.md 4.2."""
     expires = int(expires_at.timestamp()) + 1
 
     def url_for(sha256: str, target: Target) -> str:

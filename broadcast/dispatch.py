@@ -23,10 +23,10 @@ from broadcast.states import DeliveryState
 from core.clock import Clock
 from core.mqtt import MqttService, Outgoing
 from core.settings import Settings
-from devices import protocol
-from devices.protocol import Command, Target
 from media import service as media_service
 from media.models import MediaFile
+from wire import protocol
+from wire.protocol import Command, Target
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from core.settings import Settings
 from devices import repository as device_repository
 from devices.inbound import Inbound, accept
 from devices.models import Cluster
-from devices.protocol import Ack, AckStage, SignatureProblem, parse_ack
 from health import operations
 from media.models import MediaFile
 from schedules import reports as schedule_reports
+from wire.protocol import Ack, AckStage, SignatureProblem, parse_ack
 
 S = DeliveryState
 

@@ -7,7 +7,7 @@ from pydantic import AnyHttpUrl, BaseModel, Field, model_validator
 
 from broadcast.states import DeliveryState
 from core.schemas import CodeStr, refuse
-from devices.protocol import CommandClass, SenderLevel
+from wire.protocol import CommandClass, SenderLevel
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 

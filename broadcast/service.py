@@ -32,9 +32,9 @@ from core.errors import Conflict, InvalidInput, NotFound
 from core.settings import Settings
 from devices import repository as device_repository
 from devices.models import Cluster
-from devices.protocol import CommandClass
 from devices.service import ClusterNotFound
 from media import service as media_service
+from wire.protocol import CommandClass
 
 S = DeliveryState
 # States in which the cluster has told us it has the bulletin.

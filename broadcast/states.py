@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from devices.protocol import AckStage
+from wire.protocol import AckStage
 
 
 class DeliveryState(StrEnum):

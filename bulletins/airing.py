@@ -23,7 +23,7 @@ from core.actors import Actor
 from core.clock import Clock
 from core.errors import Conflict, InvalidInput
 from core.policy import Action, require
-from devices.protocol import CommandClass, SenderLevel
+from wire.protocol import CommandClass, SenderLevel
 
 CONTENT_FIELDS = ("media_sha256", "stream_url", "image_sha256")
 COMMUNE = "commune"

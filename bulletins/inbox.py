@@ -14,7 +14,7 @@ from bulletins.models import Bulletin, InboxItem
 from bulletins.schemas import InboxItemRead
 from core.actors import Actor
 from core.errors import Conflict, NotFound
-from devices.protocol import CommandClass
+from wire.protocol import CommandClass
 
 
 class InboxItemNotFound(NotFound):

@@ -26,11 +26,11 @@ from core.database import session_scope
 from core.errors import InvalidInput
 from core.policy import Action as Can
 from core.schemas import BigId, Limit, Offset, Page
-from devices.protocol import CommandClass
 from media.tts import speech
 from media.tts.engine import UnsupportedLanguage
 from web.deps import ActorDep, SessionDep
 from web.guard import From, allow
+from wire.protocol import CommandClass
 
 router = APIRouter(tags=["bulletins"])
 

@@ -7,7 +7,7 @@ from pydantic import AnyHttpUrl, BaseModel, Field, model_validator
 
 from bulletins.workflow import Status
 from core.schemas import CodeStr, refuse
-from devices.protocol import CommandClass
+from wire.protocol import CommandClass
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 

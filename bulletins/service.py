@@ -18,8 +18,8 @@ from bulletins.workflow import Action, Status, decide, may_author, within
 from core.actors import Actor, Role
 from core.clock import Clock
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from devices.protocol import CommandClass
 from media import service as media_service
+from wire.protocol import CommandClass
 
 
 class BulletinNotFound(NotFound):

@@ -21,7 +21,7 @@ from broadcast.states import DeliveryState
 from cap.models import CapMessage
 from cap.schema import NS
 from core.settings import Settings
-from devices.protocol import CommandClass
+from wire.protocol import CommandClass
 
 # (urgency, severity, certainty) per class: what cap/mapping.py reads back as that class.
 CAP_OF_CLASS = {

@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 from cap.message import Area, Info
-from devices.protocol import CommandClass
+from wire.protocol import CommandClass
 
 # Geocode names whose value is a Vietnamese administrative unit code (General Statistics
 # Office, the codes of the area tree).

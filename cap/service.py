@@ -38,8 +38,8 @@ from core.database import session_scope
 from core.errors import AppError
 from core.settings import Settings
 from devices.models import Cluster
-from devices.protocol import CommandClass, SenderLevel
 from media.tts import speech
+from wire.protocol import CommandClass, SenderLevel
 
 log = logging.getLogger("cap")
 

@@ -28,8 +28,8 @@ from cap.router import receipt
 from cap.schemas import CapReceipt
 from core.database import session_scope
 from core.policy import Action
-from devices.protocol import CommandClass
 from web.guard import From, allow
+from wire.protocol import CommandClass
 
 # The CAP words that the mapping (cap/mapping.py) reads as each class.
 WORDS_OF_CLASS = {

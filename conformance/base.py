@@ -17,9 +17,9 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
-from devices import protocol
-from devices.mqtt_lite import LiteClient, MqttLiteError
 from devstack.synth import tone
+from wire import protocol
+from wire.mqtt_lite import LiteClient, MqttLiteError
 
 POLL_S = 0.1
 

@@ -20,9 +20,9 @@ from conformance.base import (
     _Failed,
     _Skipped,
 )
-from devices import protocol
 from devstack.icecast import IcecastServer, StreamSource
 from devstack.synth import still_image
+from wire import protocol
 
 
 class CommandChecks(KitBase):

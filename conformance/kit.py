@@ -37,7 +37,7 @@ from conformance.commands import CommandChecks
 from conformance.operations import OperationChecks
 from conformance.schedules import ScheduleChecks
 from conformance.signatures import SignatureChecks
-from devices.mqtt_lite import MqttLiteError
+from wire.mqtt_lite import MqttLiteError
 
 
 @dataclass

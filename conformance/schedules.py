@@ -23,8 +23,8 @@ from conformance.base import (
     _seconds_to,
     _Skipped,
 )
-from devices import protocol
-from devices.signing import SigningKey
+from wire import protocol
+from wire.signing import SigningKey
 
 
 class ScheduleChecks(KitBase):

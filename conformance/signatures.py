@@ -19,8 +19,8 @@ from conformance.base import (
     _Failed,
     _Skipped,
 )
-from devices import protocol
-from devices.signing import SigningKey
+from wire import protocol
+from wire.signing import SigningKey
 
 
 class SignatureChecks(KitBase):

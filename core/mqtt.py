@@ -14,8 +14,9 @@ from paho.mqtt.properties import Properties
 
 from core.settings import Settings
 from core.tasks import cancel_and_wait
-from devices import protocol
-from devices.mqtt_lite import LiteClient, MqttLiteError
+from core.topics import TopicRouter
+from wire import protocol
+from wire.mqtt_lite import LiteClient, MqttLiteError
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,8 @@ class Outgoing:
 
 
 class MqttService:
-    """Owns the broker connections; routes device messages by topic to synchronous,
-    non-blocking handlers.
+    """Owns the broker connections; routes device messages by topic filter to
+    synchronous, non-blocking handlers.
 
     Two connections: aiomqtt publishes (commands, with PUBACK tracking), and a lean
     receiver holds the shared subscriptions. paho, under aiomqtt, handles one packet per
@@ -59,6 +60,9 @@ class MqttService:
     ) -> None:
         self._settings = settings
         self._routes = routes  # topic filter (no $share prefix) -> handler
+        # By the whole filter, not the last level: bc/v1/cluster/x/y/status is no
+        # cluster's status, though it ends like one.
+        self._router = TopicRouter(routes)
         # Retained state to (re)publish on every connect: a broker without persistence
         # forgets it when it restarts.
         self._on_connect = on_connect
@@ -167,12 +171,11 @@ class MqttService:
             log.warning("could not republish retained state (%s)", exc)
 
     def _dispatch(self, topic: str, payload: bytes) -> None:
-        suffix = topic.rsplit("/", 1)[-1]
-        for topic_filter, handler in self._routes.items():
-            if topic_filter.endswith("/" + suffix):
-                handler(topic, payload)
-                return
-        log.debug("no route for %s", topic)
+        handler = self._router.route(topic)
+        if handler is None:
+            log.debug("no route for %s", topic)
+            return
+        handler(topic, payload)
 
     async def publish_many(self, messages: Sequence[Outgoing]) -> None:
         """Publish QoS 1 messages, waiting for the broker's PUBACKs in bounded slices."""

@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from devices import media_auth
-from devices.signing import SigningKey, TrustStore
-from media.pipeline import DeliveryProfile, LoudnessTarget
+from wire import media_auth
+from wire.delivery import DeliveryProfile, LoudnessTarget
+from wire.signing import SigningKey, TrustStore
 
 PLACEHOLDER_SECRET = "change-me"
 # What `secrets.token_urlsafe(32)` prints for 32 random bytes: shorter is refused in

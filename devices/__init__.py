@@ -1,5 +1,4 @@
-"""Device registry and the device protocol.
+"""Device registry: clusters, their broker accounts and their messages in.
 
-This package's __init__ stays empty on purpose: the simulator imports
-devices.protocol and must not pull in SQLAlchemy through it.
+The wire format the devices speak is the `wire` package, below this one.
 """

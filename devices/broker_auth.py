@@ -40,9 +40,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from areas.models import Area
 from core.settings import Settings
-from devices import broker_dynsec, protocol
+from devices import broker_dynsec
 from devices.models import Cluster
-from devices.mqtt_lite import MqttLiteError
+from wire import protocol
+from wire.mqtt_lite import MqttLiteError
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from core.settings import Settings
-from devices.mqtt_lite import LiteClient, MqttLiteError
+from wire.mqtt_lite import LiteClient, MqttLiteError
 
 log = logging.getLogger(__name__)
 

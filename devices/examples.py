@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from devices import media_auth, protocol, signing
+from wire import media_auth, protocol, signing
 
 EXAMPLE_PHRASE = "EXAMPLE ONLY - this key is public and signs nothing real"
 SIGNER = signing.SigningKey.from_seed(hashlib.sha256(EXAMPLE_PHRASE.encode()).digest())

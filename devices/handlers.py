@@ -12,8 +12,8 @@ from core.ingest_stats import IngestStats
 from core.settings import Settings
 from devices import repository
 from devices.inbound import Inbound, accept
-from devices.protocol import Heartbeat, parse_heartbeat, parse_status
 from health import service as health_service
+from wire.protocol import Heartbeat, parse_heartbeat, parse_status
 
 
 @dataclass(frozen=True, slots=True)

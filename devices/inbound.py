@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Protocol
 
 from core.ingest_stats import IngestStats
-from devices.protocol import ProtocolError
+from wire.protocol import ProtocolError
 
 
 class _FromCluster(Protocol):

@@ -66,7 +66,7 @@ class ProvisionedCluster(BaseModel):
     kind: ClusterKind
     areas: list[str]  # codes from the root down to the cluster's own area
     # The audio rendition it plays (by its model) and its key for signed media URLs
-    # (devices.media_auth); the key changes if the cluster moves to another area.
+    # (wire.media_auth); the key changes if the cluster moves to another area.
     profile: str
     media_key: str
     # Ed25519 public keys (base64url) whose signatures it accepts on commands, schedules

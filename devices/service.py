@@ -16,7 +16,7 @@ from core.clock import Clock
 from core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from core.schemas import ImportReport, ImportRowError, Page
 from core.settings import Settings
-from devices import broker_auth, media_auth, repository
+from devices import broker_auth, repository
 from devices.models import Cluster
 from devices.schemas import (
     ClusterCreate,
@@ -26,6 +26,7 @@ from devices.schemas import (
     OwnProvisioning,
     ProvisionedCluster,
 )
+from wire import media_auth
 
 
 class ClusterNotFound(NotFound):

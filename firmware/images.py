@@ -13,11 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.settings import Settings
-from devices.protocol import FirmwareManifest
-from devices.signing import SignatureError, TrustStore
 from firmware.models import FirmwareImage
 from firmware.schemas import FirmwareRead
 from media import storage
+from wire.protocol import FirmwareManifest
+from wire.signing import SignatureError, TrustStore
 
 
 class FirmwareNotFound(NotFound):

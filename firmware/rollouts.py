@@ -38,12 +38,12 @@ from core.actors import Actor
 from core.errors import Conflict, InvalidInput, NotFound
 from core.settings import Settings
 from devices.models import Cluster
-from devices.protocol import CommandKind
 from firmware import images
 from firmware.models import FirmwareImage, Rollout, RolloutCluster
 from firmware.schemas import RolloutClusterRead, RolloutCreate, RolloutRead, Wave, WaveRead
 from health import operations
 from health.models import ClusterHealth, OperationResult
+from wire.protocol import CommandKind
 
 IN_FLIGHT = ("sent", "installing")
 FINAL = frozenset({"done", "failed", "skipped", "cancelled"})

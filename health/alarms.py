@@ -23,10 +23,10 @@ from broadcast.models import Delivery
 from core.errors import NotFound
 from core.settings import Settings
 from devices.models import Cluster
-from devices.protocol import LOCAL_PLAY_PREFIX, parse_item
 from health.models import Alarm, ClusterHealth
 from health.schemas import AlarmRead
 from schedules.models import Schedule
+from wire.protocol import LOCAL_PLAY_PREFIX, parse_item
 
 # Alarms wait while a broadcast's answers are still to be written (reading the whole fleet
 # takes 0.15 s of the event loop at 10,000 clusters, and an emergency's confirmations come

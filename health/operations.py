@@ -25,13 +25,13 @@ from core.actors import Actor
 from core.errors import InvalidInput, NotFound
 from core.ingest_stats import IngestStats
 from core.settings import Settings
-from devices import protocol
 from devices.inbound import Inbound
 from devices.models import Cluster
-from devices.protocol import Ack, AckStage, Command, CommandKind, OperationParams, Target
 from health.models import Operation, OperationResult
 from health.schemas import OperationCreate, OperationRead, OperationResultRead
 from media.models import MediaFile
+from wire import protocol
+from wire.protocol import Ack, AckStage, Command, CommandKind, OperationParams, Target
 
 OP_PREFIX = "op-"  # operation ids: acknowledgements naming one are routed here
 FINAL = frozenset({"done", "failed", "rejected", "expired"})

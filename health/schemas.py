@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.schemas import CodeStr, refuse
-from devices.protocol import CommandKind, OperationParams
+from wire.protocol import CommandKind, OperationParams
 
 
 class OperationKind(StrEnum):

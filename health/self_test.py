@@ -19,12 +19,12 @@ from core.actors import Actor, Role
 from core.database import session_scope
 from core.settings import Settings
 from devices.models import Cluster
-from devices.protocol import CommandKind
 from health import operations
 from health.models import Operation, OperationResult
 from health.schemas import OperationCreate, SelfTestCommune, SelfTestFailure, SelfTestReport
 from media.tts import speech
 from schedules.recurrence import zone
+from wire.protocol import CommandKind
 
 if TYPE_CHECKING:
     from broadcast.context import Sending

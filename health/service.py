@@ -16,11 +16,11 @@ from areas import service as area_service
 from areas.models import Area
 from core.settings import Settings
 from devices.models import Cluster
-from devices.protocol import Heartbeat
 from devices.service import ClusterNotFound
 from health import alarms, repository
 from health.models import ClusterHealth
 from health.schemas import AreaHealth, ClusterHealthRead, Sample, Telemetry
+from wire.protocol import Heartbeat
 
 RETENTION_BATCH = 10_000  # samples deleted per run: a short write, however far behind
 # What a technician wants in the history whenever it changes, not only once per interval.

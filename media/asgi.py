@@ -6,7 +6,7 @@ millisecond a request; this path costs a dictionary lookup and two ASGI messages
 requests and large files fall back to Starlette's FileResponse (Range, ETag, streaming).
 
 Every request must carry a grant for that file and the requesting device's proof
-(devices.media_auth); both are checked from the signing key alone, without a database.
+(wire.media_auth); both are checked from the signing key alone, without a database.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from devices import media_auth
 from media.cache import HotMediaCache
+from wire import media_auth
 
 log = logging.getLogger(__name__)
 

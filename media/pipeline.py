@@ -25,9 +25,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, Field
-
 from core.errors import InvalidInput
+from wire.delivery import DeliveryProfile, LoudnessTarget
 
 log = logging.getLogger(__name__)
 
@@ -60,39 +59,6 @@ ACCEPTED_CONTAINERS = {
 ACCEPTED_LABEL = "MP3, WAV, OGG/Opus, M4A/AAC, FLAC or WebM"
 
 
-class DeliveryProfile(BaseModel):
-    """What one model of cluster plays: codec, channels, rate and bitrate."""
-
-    codec: str = Field(default="mp3", pattern="^(mp3|opus|aac)$")
-    channels: int = Field(default=1, ge=1, le=2)
-    sample_rate: int = Field(default=44100, ge=8000, le=48000)
-    bitrate_kbps: int = Field(default=64, ge=8, le=320)
-
-    @property
-    def extension(self) -> str:
-        return {"mp3": "mp3", "opus": "ogg", "aac": "m4a"}[self.codec]
-
-    @property
-    def content_type(self) -> str:
-        return {"mp3": "audio/mpeg", "opus": "audio/ogg", "aac": "audio/mp4"}[self.codec]
-
-    def encoder_args(self) -> list[str]:
-        encoder = {"mp3": "libmp3lame", "opus": "libopus", "aac": "aac"}[self.codec]
-        muxer = {"mp3": "mp3", "opus": "ogg", "aac": "ipod"}[self.codec]
-        return [
-            "-ac",
-            str(self.channels),
-            "-ar",
-            str(48000 if self.codec == "opus" else self.sample_rate),  # Opus runs at 48 kHz
-            "-c:a",
-            encoder,
-            "-b:a",
-            f"{self.bitrate_kbps}k",
-            "-f",
-            muxer,
-        ]
-
-
 @dataclass(frozen=True)
 class Loudness:
     """EBU R 128 measurement of the input, as ffmpeg's ebur128 reports it."""
@@ -111,19 +77,31 @@ class Analysis:
     loudness: Loudness
 
 
-@dataclass(frozen=True)
-class LoudnessTarget:
-    integrated: float = -16.0
-    true_peak: float = -1.5
-    lra: float = 11.0
+def encoder_args(profile: DeliveryProfile) -> list[str]:
+    """ffmpeg's output options for one delivery profile."""
+    encoder = {"mp3": "libmp3lame", "opus": "libopus", "aac": "aac"}[profile.codec]
+    muxer = {"mp3": "mp3", "opus": "ogg", "aac": "ipod"}[profile.codec]
+    return [
+        "-ac",
+        str(profile.channels),
+        "-ar",
+        str(48000 if profile.codec == "opus" else profile.sample_rate),  # Opus runs at 48 kHz
+        "-c:a",
+        encoder,
+        "-b:a",
+        f"{profile.bitrate_kbps}k",
+        "-f",
+        muxer,
+    ]
 
-    def filter(self, measured: Loudness | None = None) -> str:
-        """The measuring filter, or (given a measurement) the correcting one."""
-        if measured is None:
-            return "ebur128=peak=true"
-        gain = min(MAX_GAIN_DB, self.integrated - measured.integrated)
-        ceiling = 10 ** ((self.true_peak - LIMITER_MARGIN_DB) / 20)
-        return f"volume={gain:.2f}dB,alimiter=limit={ceiling:.4f}:level=false"
+
+def loudness_filter(target: LoudnessTarget, measured: Loudness | None = None) -> str:
+    """The measuring filter, or (given a measurement) the one correcting it to `target`."""
+    if measured is None:
+        return "ebur128=peak=true"
+    gain = min(MAX_GAIN_DB, target.integrated - measured.integrated)
+    ceiling = 10 ** ((target.true_peak - LIMITER_MARGIN_DB) / 20)
+    return f"volume={gain:.2f}dB,alimiter=limit={ceiling:.4f}:level=false"
 
 
 def refuse(reason: str) -> InvalidInput:
@@ -197,7 +175,7 @@ async def analyse(path: Path, *, target: LoudnessTarget, max_s: float) -> Analys
         "-t",
         str(max_s + 1),  # a file without a declared length cannot run away with the CPU
         "-af",
-        target.filter(),
+        loudness_filter(target),
         "-progress",
         "pipe:1",
         "-f",
@@ -250,9 +228,9 @@ async def render(
         str(source),
         "-vn",
         "-af",
-        target.filter(measured),
+        loudness_filter(target, measured),
         *BITEXACT,
-        *profile.encoder_args(),
+        *encoder_args(profile),
         str(out),
     ]
     code, _, err = await run(args, timeout_s=timeout_s)

@@ -22,14 +22,14 @@ from broadcast.commands import Publication
 from core.clock import Clock
 from core.database import session_scope
 from core.settings import Settings
-from devices import media_auth
 from devices.models import Cluster
-from devices.protocol import CommandKind
 from health import operations
 from health.models import Operation, OperationResult
 from reorganisation.official import Official
 from reorganisation.plan import Plan, build
 from schedules.models import Schedule
+from wire import media_auth
+from wire.protocol import CommandKind
 
 log = logging.getLogger("reorganisation")
 

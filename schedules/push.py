@@ -30,9 +30,14 @@ from core.database import session_scope
 from core.errors import Conflict
 from core.mqtt import Outgoing
 from core.settings import Settings
-from devices import protocol
 from devices.models import Cluster
-from devices.protocol import (
+from media.models import MediaFile
+from schedules import service
+from schedules.models import Schedule
+from schedules.recurrence import slots
+from schedules.targets import ClusterIndex
+from wire import protocol
+from wire.protocol import (
     CommandClass,
     Display,
     DisplayStyle,
@@ -41,11 +46,6 @@ from devices.protocol import (
     StreamRef,
     Target,
 )
-from media.models import MediaFile
-from schedules import service
-from schedules.models import Schedule
-from schedules.recurrence import slots
-from schedules.targets import ClusterIndex
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broadcast.models import Broadcast
-from devices import protocol
 from devices import repository as device_repository
-from devices.protocol import Ack
 from schedules.models import LocalPlay, ScheduleFiring
+from wire import protocol
+from wire.protocol import Ack
 
 parse_item = protocol.parse_item
 

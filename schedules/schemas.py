@@ -5,7 +5,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field, model_validator
 
 from core.schemas import CodeStr, not_null, refuse
-from devices.protocol import CommandClass, SenderLevel
+from wire.protocol import CommandClass, SenderLevel
 
 
 class ScheduleCreate(BaseModel):

@@ -24,9 +24,7 @@ from core.actors import Actor
 from core.clock import Clock
 from core.errors import Conflict, InvalidInput, NotFound
 from core.settings import Settings
-from devices import protocol
 from devices.models import Cluster
-from devices.protocol import CommandClass
 from media.models import MediaFile
 from schedules import targets
 from schedules.models import Schedule, ScheduleFiring
@@ -48,6 +46,8 @@ from schedules.schemas import (
     SlotRead,
     StaleSchedule,
 )
+from wire import protocol
+from wire.protocol import CommandClass
 
 DEFAULT_SLOT_S = 60  # a bulletin whose length is unknown is taken to last a minute
 

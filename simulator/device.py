@@ -14,9 +14,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from devices import media_auth, protocol
-from devices.mqtt_lite import LiteClient, MqttLiteError
-from devices.protocol import (
+from simulator import http_lite
+from simulator.stored_schedule import StoredSchedule
+from wire import media_auth, protocol
+from wire.mqtt_lite import LiteClient, MqttLiteError
+from wire.protocol import (
     CLASS_RANK,
     LEVEL_RANK,
     Ack,
@@ -34,9 +36,7 @@ from devices.protocol import (
     Status,
     StreamRef,
 )
-from devices.signing import SignatureError, TrustStore
-from simulator import http_lite
-from simulator.stored_schedule import StoredSchedule
+from wire.signing import SignatureError, TrustStore
 
 log = logging.getLogger(__name__)
 

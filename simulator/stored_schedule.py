@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from devices.protocol import MediaRef, ScheduleDoc, ScheduleItem
+from wire.protocol import MediaRef, ScheduleDoc, ScheduleItem
 
 LOCAL_FALLBACK_S = 10.0  # online but no command by then: the control plane is down
 

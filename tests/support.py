@@ -187,7 +187,7 @@ def counts(data: dict[str, Any], state: str) -> int:
 
 def two_profile_settings() -> dict[str, Any]:
     """Settings overrides for a province with a second device model that plays Opus."""
-    from media.pipeline import DeliveryProfile
+    from wire.delivery import DeliveryProfile
 
     return {
         "delivery_profiles": {

@@ -83,7 +83,7 @@ def test_keys_generate_then_show_the_configured_key() -> None:
     import subprocess
     import sys
 
-    from devices.signing import SigningKey
+    from wire.signing import SigningKey
 
     def run(*args: str, **env: str) -> str:
         return subprocess.run(

@@ -13,7 +13,7 @@ def keys_generate() -> None:
     BROADCAST_SIGNING_KEY (the Ed25519 seed that signs commands), with its public key."""
     import secrets
 
-    from devices.signing import SigningKey
+    from wire.signing import SigningKey
 
     key = SigningKey.generate()
     typer.echo(f"BROADCAST_SECRET_KEY={secrets.token_urlsafe(32)}")

@@ -10,7 +10,7 @@ from authority.rules import RIGHTS, Deed, Refused, decide, inside, own_level
 from core.actors import PEOPLE, Actor, Role
 from core.errors import InvalidInput
 from core.policy import ALLOWED
-from devices.protocol import CommandClass, SenderLevel
+from wire.protocol import CommandClass, SenderLevel
 
 E, P, N = CommandClass.EMERGENCY, CommandClass.PRIORITY, CommandClass.NORMAL
 COMMUNE, DISTRICT, PROVINCE, CENTRAL = (

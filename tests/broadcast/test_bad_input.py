@@ -11,12 +11,12 @@ from sqlalchemy import select
 
 from broadcast.models import Delivery
 from core.database import session_scope
-from devices import protocol
-from devices.mqtt_lite import LiteClient
 from simulator.fleet import Fleet
 from tests.broadcast.helpers import send, upload
 from tests.factories import small_province
 from tests.support import Stack, counts, eventually
+from wire import protocol
+from wire.mqtt_lite import LiteClient
 
 
 async def _ingest(stack: Stack) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from devices.protocol import DisplayStyle
 from devstack.synth import still_image
 from media.tts.speech import prepare
 from simulator.device import DeviceSpec
@@ -15,6 +14,7 @@ from simulator.provisioning import fetch_specs
 from tests.broadcast.helpers import approved_bulletin, send, upload
 from tests.factories import small_province
 from tests.support import Stack, counts, two_profile_settings
+from wire.protocol import DisplayStyle
 
 TEXT = (
     "Khẩn cấp: lúc 14h30 ngày 23/11/2026 mực nước sông Bé đạt 12,75 m. "

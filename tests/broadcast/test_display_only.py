@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from devices.protocol import DisplayStyle
 from simulator.fleet import Fleet
 from tests.factories import add_eboard, small_province
 from tests.support import Stack, counts
+from wire.protocol import DisplayStyle
 
 COMMUNE = "25216"  # gets an e-board here; 25231 has none
 BOARD = f"EB-{COMMUNE}"

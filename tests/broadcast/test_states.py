@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from broadcast.states import ACK_TO_STATE, TERMINAL, DeliveryState, Outcome, transition
-from devices.protocol import AckStage
+from wire.protocol import AckStage
 
 S = DeliveryState
 

@@ -15,7 +15,6 @@ from lxml import etree
 
 from cap.feeds import _entry_links
 from cap.schema import NS
-from devices.protocol import DisplayStyle
 from simulator.fleet import Fleet
 from simulator.provisioning import fetch_specs
 from tests.cap.helpers import SENT, InfoSpec, alert, cap_time, key_of, xml
@@ -23,6 +22,7 @@ from tests.factories import add_eboard, small_province
 from tests.security.helpers import make_user, signed_in
 from tests.support import Stack, counts
 from web.deps import SESSION_COOKIE
+from wire.protocol import DisplayStyle
 
 CORPUS = Path(__file__).parent / "corpus"
 CAP_HEADERS = {"content-type": "application/cap+xml"}

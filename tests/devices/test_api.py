@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from devices import media_auth
 from tests.support import Stack
+from wire import media_auth
 
 
 async def _areas(stack: Stack) -> None:

@@ -10,13 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from devices import protocol
-from devices.mqtt_lite import LiteClient
 from devstack.broker import Broker
 from simulator.fleet import Fleet
 from tests.broadcast.helpers import approved_bulletin, upload
 from tests.factories import small_province
 from tests.support import Stack, counts, eventually
+from wire import protocol
+from wire.mqtt_lite import LiteClient
 
 HOSTILE = "25216-01"
 BIG = 2**64 + 1

@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from devices import examples, media_auth, protocol, signing
+from devices import examples
+from wire import media_auth, protocol, signing
 
 PARSERS: dict[str, Callable[[bytes], Any]] = {
     "keyset": protocol.parse_keyset,

@@ -10,14 +10,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from devices import protocol
-from devices.mqtt_lite import LiteClient
 from devstack.broker import Broker
 from simulator.device import SimulatedCluster
 from simulator.fleet import Fleet
 from tests.broadcast.helpers import approved_bulletin, upload
 from tests.factories import small_province
 from tests.support import Stack, counts, eventually
+from wire import protocol
+from wire.mqtt_lite import LiteClient
 
 COMMUNE = "25216"
 

@@ -11,14 +11,14 @@ from typing import Any
 
 from broadcast.models import Broadcast
 from core.database import session_scope
-from devices import protocol
-from devices.mqtt_lite import LiteClient
-from devices.signing import SigningKey, signed_keyset
 from simulator.device import SimulatedCluster
 from simulator.fleet import Fleet
 from tests.broadcast.helpers import send, upload
 from tests.factories import small_province
 from tests.support import Stack, counts, eventually
+from wire import protocol
+from wire.mqtt_lite import LiteClient
+from wire.signing import SigningKey, signed_keyset
 
 COMMUNE = "25216"
 

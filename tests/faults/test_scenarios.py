@@ -20,9 +20,6 @@ from core.database import create_engine, session_scope
 from core.ingest_stats import IngestStats
 from core.migrate import upgrade
 from core.settings import Settings
-from devices import protocol
-from devices.mqtt_lite import LiteClient
-from devices.protocol import Ack, AckStage
 from devstack.broker import Broker
 from devstack.private_postgres import PostgresUnavailable, PrivatePostgres
 from simulator.device import DeviceSpec, Faults
@@ -31,6 +28,9 @@ from tests.broadcast.helpers import send, upload
 from tests.factories import small_province
 from tests.faults.helpers import assert_nothing_lost, records
 from tests.support import Stack, counts, start_stack
+from wire import protocol
+from wire.mqtt_lite import LiteClient
+from wire.protocol import Ack, AckStage
 
 DISTRICT = "689"  # of the small province: two communes, fourteen devices
 

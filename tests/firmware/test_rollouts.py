@@ -13,7 +13,6 @@ from sqlalchemy import select, update
 
 from core.database import session_scope
 from devices.models import Cluster
-from devices.signing import SigningKey
 from firmware.images import manifest_fields
 from firmware.rollouts import plan_waves
 from firmware.schemas import Wave
@@ -22,6 +21,7 @@ from simulator.device import DeviceSpec
 from simulator.fleet import Fleet
 from tests.factories import small_province
 from tests.support import Stack, eventually
+from wire.signing import SigningKey
 
 COMMUNE = "25216"
 TECHNICIAN = {"x-actor": "ky.thuat.vien", "x-role": "technician"}

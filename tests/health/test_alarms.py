@@ -9,12 +9,12 @@ from typing import Any
 
 from core.clock import ManualClock
 from core.settings import Settings
-from devices import protocol
-from devices.mqtt_lite import LiteClient
 from health.alarms import DEFER_MAX_S, AlarmKind, _State, conditions, due
 from simulator.fleet import Fleet
 from tests.factories import small_province
 from tests.support import Stack, eventually
+from wire import protocol
+from wire.mqtt_lite import LiteClient
 
 COMMUNE = "25216"
 TECHNICIAN = {"x-actor": "ky.thuat.vien", "x-role": "technician"}

@@ -176,7 +176,7 @@ async def test_history_past_its_retention_is_dropped(
 async def test_the_last_heartbeat_to_arrive_wins_whatever_its_clock_says(stack: Stack) -> None:
     """A clock that starts drifting makes the newest heartbeat look older: arrival order,
     not the device's time, decides which one is the latest state."""
-    from devices.protocol import Heartbeat
+    from wire.protocol import Heartbeat
 
     [spec] = [s for s in (await small_province(stack)).online() if COMMUNE in s.areas]
     now = datetime.now(UTC)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from devices import media_auth
 from media import storage
 from tests.broadcast.helpers import upload
 from tests.factories import small_province
 from tests.support import Stack
+from wire import media_auth
 
 
 def device_url(

@@ -15,9 +15,9 @@ from core.database import session_scope
 from devstack.synth import tone
 from media import pipeline, storage
 from media.models import MediaOriginal
-from media.pipeline import LoudnessTarget
 from tests.broadcast.helpers import upload
 from tests.support import Stack, two_profile_settings
+from wire.delivery import LoudnessTarget
 
 StackFactory = Callable[..., Awaitable[Stack]]
 

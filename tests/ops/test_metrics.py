@@ -8,12 +8,12 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from devices import protocol
-from devices.mqtt_lite import LiteClient
 from simulator.fleet import Fleet
 from tests.broadcast.helpers import a_commune_hears_an_emergency, send, upload
 from tests.factories import small_province
 from tests.support import Stack, eventually
+from wire import protocol
+from wire.mqtt_lite import LiteClient
 
 COMMUNE = "25216"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from devices import broker_auth, broker_dynsec
-from devices.mqtt_lite import LiteClient, MqttLiteError
 from devstack.broker import Broker, dynsec_plugin, free_port
+from wire.mqtt_lite import LiteClient, MqttLiteError
 
 CONTROL = "control-plane"
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from devices.signing import SigningKey
 from tests.support import Stack
+from wire.signing import SigningKey
 
 PASSWORD = "một câu dài dễ nhớ 2026"  # a sentence: long, and passes the rules
 

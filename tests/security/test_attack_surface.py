@@ -24,13 +24,13 @@ from accounts.passwords import DEMO_PASSWORD
 from audit.models import AuditEvent
 from core.database import session_scope
 from core.settings import Settings
-from devices.signing import SigningKey
 from tests.broadcast.helpers import approved_bulletin, upload
 from tests.cap.helpers import SENT, InfoSpec, alert, key_of, xml
 from tests.cap.test_cap_in import post_cap
 from tests.factories import small_province
 from tests.security.helpers import first_admin, make_user, production_secrets, signed_in
 from tests.support import Stack
+from wire.signing import SigningKey
 
 COMMUNE = "25216"
 

@@ -30,7 +30,6 @@ from core.actors import PEOPLE, Actor, Role
 from core.database import session_scope
 from core.errors import InvalidInput
 from core.policy import ALLOWED, Action
-from devices.protocol import LEVEL_RANK, CommandClass, SenderLevel
 from firmware.models import Rollout
 from health.models import Operation
 from media.models import MediaFile
@@ -42,6 +41,7 @@ from tests.cap.test_cap_in import CAP_HEADERS
 from tests.factories import small_province
 from tests.security.helpers import make_user, signed_in
 from tests.support import Stack, eventually
+from wire.protocol import LEVEL_RANK, CommandClass, SenderLevel
 
 INSIDE, OUTSIDE = "25216", "25231"  # a commune of district 689; one of district 695
 SCOPE = {  # each person's area: a commune, a district, or the whole province

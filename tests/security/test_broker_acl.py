@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from core.mqtt import Outgoing
-from devices import protocol
-from devices.mqtt_lite import LiteClient, MqttLiteError
 from devstack.broker import Broker
 from tests.factories import small_province
 from tests.security.broker import Device, connects
 from tests.support import Stack, eventually
+from wire import protocol
+from wire.mqtt_lite import LiteClient, MqttLiteError
 
 
 async def test_a_cluster_reads_and_writes_only_its_own_topics(

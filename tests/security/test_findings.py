@@ -16,12 +16,12 @@ from pydantic import ValidationError
 
 from core.clock import ManualClock
 from core.settings import Settings
-from devices.signing import SigningKey
 from simulator.fleet import Fleet
 from tests.broadcast.helpers import approved_bulletin, upload
 from tests.factories import small_province
 from tests.security.helpers import PASSWORD, make_user, signed_in
 from tests.support import Stack, counts
+from wire.signing import SigningKey
 
 COMMUNE, DISTRICT = "25216", "689"
 KEY = SigningKey.generate().seed_text

@@ -13,13 +13,13 @@ import pytest
 
 from app.main import create_app
 from core.settings import Settings
-from devices.mqtt_lite import LiteClient, MqttLiteError
 from devstack.broker import Broker, free_port
 from simulator.fleet import Fleet
 from simulator.provisioning import fetch_specs
 from tests.broadcast.helpers import send, upload
 from tests.factories import small_province
 from tests.support import counts, reserve_port, start_stack
+from wire.mqtt_lite import LiteClient, MqttLiteError
 
 PROJECT = Path(__file__).resolve().parents[2]
 

@@ -7,14 +7,14 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-from devices import protocol
-from devices.mqtt_lite import LiteClient
 from devstack.broker import Broker
 from simulator.device import DeviceSpec, Faults, SimulatedCluster
 from simulator.fleet import Fleet
 from tests.broadcast.helpers import send, upload
 from tests.factories import small_province
 from tests.support import Stack, counts, eventually
+from wire import protocol
+from wire.mqtt_lite import LiteClient
 
 DISTRICT = "689"  # ten clusters in two communes: three of them flap
 

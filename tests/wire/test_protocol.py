@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from devices import protocol
+from wire import protocol
 
 
 def test_command_round_trip_keeps_every_field() -> None:
@@ -63,7 +63,7 @@ def test_topics() -> None:
 
 def test_the_simulator_imports_no_database_code() -> None:
     code = (
-        "import sys, simulator.runner, simulator.fleet, simulator.device, devices.protocol\n"
+        "import sys, simulator.runner, simulator.fleet, simulator.device, wire.protocol\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'aiosqlite', "
         "'asyncpg', 'alembic', 'fastapi')]\n"
         "print(','.join(bad))\n"

@@ -167,7 +167,7 @@ class _Message(BaseModel):
 class MediaRef(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    url: str  # signed for the command's target (devices.media_auth)
+    url: str  # signed for the command's target (wire.media_auth)
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     size: int
     duration_ms: int
@@ -275,7 +275,7 @@ class Command(_Message):
     starts_at: datetime | None = None
     repeat: Annotated[int, Field(ge=1, le=100)] = 1
     # "{kid}.{Ed25519 signature}" over the canonical payload (docs/protocol.md section 9;
-    # devices.signing); devices refuse commands without a valid one.
+    # wire.signing); devices refuse commands without a valid one.
     sig: str | None = None
 
     def is_expired(self, now: datetime) -> bool:
@@ -435,7 +435,7 @@ def parse_keyset(payload: bytes) -> KeySet:
 
 def parse_signed[M: BaseModel](model: type[M], payload: bytes) -> tuple[M, dict[str, Any]]:
     """A message and the JSON object it came from, whose signature the caller checks
-    (devices.signing covers the object as received, not a re-serialisation)."""
+    (wire.signing covers the object as received, not a re-serialisation)."""
     _check_size(model, payload)
     try:
         obj = json.loads(payload)

@@ -32,7 +32,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey as _NaclSigningKey
 from nacl.signing import VerifyKey
 
-from devices.protocol import KeySet, SignatureProblem, wire_object
+from wire.protocol import KeySet, SignatureProblem, wire_object
 
 __all__ = [
     "SignatureError",

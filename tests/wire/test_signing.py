@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.settings import Settings
-from devices import protocol
-from devices.signing import SignatureError, SignatureProblem, SigningKey, TrustStore, signed_keyset
+from wire import protocol
+from wire.signing import SignatureError, SignatureProblem, SigningKey, TrustStore, signed_keyset
 
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 
