@@ -44,7 +44,6 @@ from scheduler.leader import LeaderLock
 from scheduler.runner import JobRunner
 from schedules import jobs as schedule_jobs
 from schedules import push as schedule_push
-from schedules.jobs import AlsoInTransaction
 
 log = logging.getLogger(__name__)
 
@@ -248,10 +247,12 @@ class Runtime:
         """Fire every due schedule slot; the number of broadcasts sent (a job; tests call
         it directly to fire from two runtimes at once)."""
 
-        async def send(data: BroadcastCreate, also: AlsoInTransaction) -> object:
+        async def send(data: BroadcastCreate, also: sending.AlsoInTransaction) -> object:
             return await sending.send(self, data, SCHEDULER_ACTOR, also=also)
 
-        async def send_many(batch: list[tuple[BroadcastCreate, AlsoInTransaction]]) -> object:
+        async def send_many(
+            batch: list[tuple[BroadcastCreate, sending.AlsoInTransaction]],
+        ) -> object:
             return await sending.send_many(self, list(batch), SCHEDULER_ACTOR)
 
         return await schedule_jobs.fire_due(

@@ -28,6 +28,7 @@ from areas.models import Area
 from broadcast.models import Broadcast, Delivery, DeliveryEvent
 from broadcast.states import ACTIVE, UNCONFIRMED, DeliveryState
 from core.database import chunked
+from core.paging import paged
 from devices import repository as device_repository
 from devices.models import Cluster
 
@@ -198,11 +199,10 @@ async def list_page(
     query = select(Broadcast)
     if status is not None:
         query = query.where(Broadcast.status == status)
-    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    rows = await session.execute(
-        query.order_by(Broadcast.created_at.desc()).limit(limit).offset(offset)
+    rows, total = await paged(
+        session, query.order_by(Broadcast.created_at.desc()), limit=limit, offset=offset
     )
-    return list(rows.scalars()), total
+    return [broadcast for (broadcast,) in rows], total
 
 
 async def due_for_resend(

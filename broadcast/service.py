@@ -26,6 +26,7 @@ from broadcast.schemas import (
 )
 from broadcast.states import ACTIVE, UNCONFIRMED, DeliveryState
 from core.actors import Actor
+from core.backoff import resend_delay_s
 from core.clock import Clock
 from core.database import chunked
 from core.errors import Conflict, InvalidInput, NotFound
@@ -49,11 +50,6 @@ class BroadcastNotFound(NotFound):
         super().__init__(
             f"broadcast {broadcast_id!r} not found", detail={"broadcast": broadcast_id}
         )
-
-
-def retry_delay_s(attempts: int, settings: Settings) -> float:
-    """Exponential backoff: base, 2*base, 4*base ... capped."""
-    return float(min(settings.resend_cap_s, settings.resend_base_s * 2 ** max(0, attempts - 1)))
 
 
 def _minimal_cover(areas: list[Area]) -> list[Area]:
@@ -219,7 +215,7 @@ async def create(
     )
     session.add(broadcast)
     await session.flush()
-    first_retry = now + timedelta(seconds=retry_delay_s(1, settings))
+    first_retry = now + timedelta(seconds=resend_delay_s(1, settings))
     total = await repository.insert_queued_deliveries(
         session,
         broadcast_id=broadcast.id,
@@ -274,7 +270,7 @@ async def cancel(
         from_states=ACTIVE,
         to_state=S.CANCELED,
         at=now,
-        next_attempt_at=now + timedelta(seconds=retry_delay_s(1, settings)),
+        next_attempt_at=now + timedelta(seconds=resend_delay_s(1, settings)),
     )
     await session.flush()
     return broadcast

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, case, func, select
+from sqlalchemy import Row, case, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from areas.models import Area
@@ -14,6 +14,7 @@ from bulletins.models import Bulletin, InboxItem
 from bulletins.schemas import InboxItemRead
 from core.actors import Actor
 from core.errors import Conflict, NotFound
+from core.paging import paged
 from devices.protocol import CommandClass
 
 
@@ -48,14 +49,13 @@ async def list_page(
         query = query.where(Area.path.startswith(scope.path, autoescape=True))
     if status is not None:
         query = query.where(InboxItem.status == status)
-    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
     pending_first = case((InboxItem.status == "pending", 0), else_=1)
-    rows = await session.execute(
-        query.order_by(pending_first, InboxItem.received_at.desc(), InboxItem.id)
-        .limit(limit)
-        .offset(offset)
+    return await paged(
+        session,
+        query.order_by(pending_first, InboxItem.received_at.desc(), InboxItem.id),
+        limit=limit,
+        offset=offset,
     )
-    return rows.all(), total
 
 
 async def decide(

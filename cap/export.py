@@ -19,7 +19,7 @@ from broadcast import service as broadcast_service
 from broadcast.models import Broadcast
 from broadcast.states import DeliveryState
 from cap.models import CapMessage
-from cap.schema import NS
+from cap.parsing import NS
 from core.settings import Settings
 from devices.protocol import CommandClass
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from lxml import etree
 
-from cap.schema import NS
+from cap.parsing import NS
 
 _Q = f"{{{NS}}}"
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from broadcast.context import SendingDep
 from broadcast.models import Broadcast
@@ -16,6 +16,7 @@ from cap import export, service
 from cap.models import CapMessage
 from cap.schemas import CapMessageFull, CapMessageRead, CapReceipt
 from core.errors import Conflict, NotFound
+from core.paging import paged
 from core.policy import Action
 from core.schemas import Limit, Offset, Page
 from web.deps import SessionDep
@@ -71,11 +72,13 @@ async def list_messages(
     query = select(CapMessage)
     if outcome:
         query = query.where(CapMessage.outcome == outcome)
-    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = await session.scalars(
-        query.order_by(CapMessage.received_at.desc(), CapMessage.id).limit(limit).offset(offset)
+    rows, total = await paged(
+        session,
+        query.order_by(CapMessage.received_at.desc(), CapMessage.id),
+        limit=limit,
+        offset=offset,
     )
-    items = [CapMessageRead.model_validate(m) for m in rows]
+    items = [CapMessageRead.model_validate(m) for (m,) in rows]
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 

@@ -32,7 +32,7 @@ from bulletins.workflow import Status
 from cap import mapping, signature
 from cap.message import Alert, Info, read
 from cap.models import CapMessage
-from cap.schema import CapRefused, as_text, parse
+from cap.parsing import CapRefused, as_text, parse
 from core.actors import Actor, Role
 from core.database import session_scope
 from core.errors import AppError

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -29,6 +29,7 @@ from central.schemas import (
     Statistics,
 )
 from core.errors import NotFound
+from core.paging import paged
 from core.settings import Settings
 from devices.models import Cluster
 from health.models import Alarm
@@ -41,14 +42,6 @@ async def area_path(session: AsyncSession, code: str | None) -> str:
     if code is None:
         return "/"
     return (await area_service.get(session=session, code=code)).path
-
-
-async def _page(
-    session: AsyncSession, query: Any, limit: int, offset: int
-) -> tuple[list[Any], int]:
-    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = (await session.execute(query.limit(limit).offset(offset))).all()
-    return list(rows), total
 
 
 def _entry[E: BaseModel](model: type[E], row: object, **extra: Any) -> E:
@@ -69,7 +62,7 @@ async def areas(
     )
     if level:
         query = query.where(Area.level == level)
-    rows, total = await _page(session, query, limit, offset)
+    rows, total = await paged(session, query, limit=limit, offset=offset)
     return [AreaEntry(code=c, name=n, level=lv, parent_code=p) for c, n, lv, p in rows], total
 
 
@@ -91,7 +84,7 @@ async def stations(
         query = query.where(Cluster.kind == kind)
     if online is not None:
         query = query.where(Cluster.online.is_(online))
-    rows, total = await _page(session, query, limit, offset)
+    rows, total = await paged(session, query, limit=limit, offset=offset)
     return [_entry(StationEntry, c, area_code=code) for c, code in rows], total
 
 
@@ -120,7 +113,7 @@ async def bulletins(
         query = query.where(Bulletin.cls == cls)
     if status:
         query = query.where(Bulletin.status == status)
-    rows, total = await _page(session, query, limit, offset)
+    rows, total = await paged(session, query, limit=limit, offset=offset)
     return [_entry(BulletinEntry, b, area_code=code) for b, code in rows], total
 
 
@@ -198,7 +191,7 @@ async def broadcasts(
         query = query.where(Broadcast.created_at < until)
     if cls:
         query = query.where(Broadcast.cls == cls)
-    rows, total = await _page(session, query, limit, offset)
+    rows, total = await paged(session, query, limit=limit, offset=offset)
     found = [b for (b,) in rows]
     outcomes = await _outcomes(session, [b.id for b in found], path)
     return [

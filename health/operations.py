@@ -22,6 +22,7 @@ from authority import Deed, authorise
 from broadcast import service as broadcast_service
 from broadcast.commands import MediaSet, Publication, media_ref, url_signer
 from core.actors import Actor
+from core.backoff import resend_delay_s
 from core.errors import InvalidInput, NotFound
 from core.ingest_stats import IngestStats
 from core.settings import Settings
@@ -305,11 +306,6 @@ async def read(*, session: AsyncSession, operation_id: str) -> OperationRead:
 
 
 RESEND_BATCH = 2000  # results re-sent per tick at most; the rest wait for the next one
-
-
-def resend_delay_s(attempts: int, settings: Settings) -> float:
-    """How long after its latest send an unanswered command is sent again."""
-    return float(min(settings.resend_cap_s, settings.resend_base_s * 2 ** max(0, attempts - 1)))
 
 
 async def resend_unanswered(

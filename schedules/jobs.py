@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from broadcast.models import Broadcast
 from broadcast.schemas import BroadcastCreate
+from broadcast.sending import AlsoInTransaction
 from core.clock import Clock
 from core.database import session_scope
 from core.errors import AppError
@@ -44,7 +45,6 @@ MAX_DUE_PER_TICK = 200
 FIRE_BATCH = 20
 MAX_MISSED_PER_SCHEDULE = 1000  # a schedule every minute, stopped for most of a day
 
-AlsoInTransaction = Callable[[AsyncSession, Broadcast], Awaitable[None]]
 Send = Callable[[BroadcastCreate, AlsoInTransaction], Awaitable[object]]
 SendMany = Callable[[list[tuple[BroadcastCreate, AlsoInTransaction]]], Awaitable[object]]
 
