@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accounts.throttle import AddressBudget
+from audit.models import AuditOutcome
 from audit.service import event as audit_event
 from audit.tally import TALLY_WINDOW_S, RefusalTally
 from broadcast import jobs as broadcast_jobs
@@ -389,7 +390,7 @@ class Runtime:
                     address="mqtt",
                     action=note.action,
                     target=note.target,
-                    outcome="refused",
+                    outcome=AuditOutcome.REFUSED,
                     detail={"reason": note.reason[:300]},
                 )
             )

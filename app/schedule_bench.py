@@ -36,6 +36,7 @@ from app.orchestrate import (
     wait_until,
 )
 from broadcast.models import Broadcast, Delivery, DeliveryEvent
+from broadcast.states import DeliveryState
 from core.database import create_engine, create_session_maker
 from devices.models import Cluster
 from media.synth import tone
@@ -143,7 +144,7 @@ async def slot_starts(database_url: str, slot: datetime) -> dict[str, Any]:
             await conn.execute(
                 select(DeliveryEvent.device_at, DeliveryEvent.at)
                 .join(Delivery, DeliveryEvent.delivery_id == Delivery.id)
-                .where(Delivery.broadcast_id.in_(ids), DeliveryEvent.state == "playing")
+                .where(Delivery.broadcast_id.in_(ids), DeliveryEvent.state == DeliveryState.PLAYING)
             )
         ).all()
     await engine.dispose()

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from audit.models import AuditEvent
+from audit.models import AuditEvent, AuditOutcome
 from audit.schemas import AuditRead
 from core.paging import paged
 
@@ -34,7 +34,7 @@ def event(
     at: datetime,
     actor: str,
     action: str,
-    outcome: str,
+    outcome: AuditOutcome,
     role: str = "",
     area: str | None = None,
     address: str = "",

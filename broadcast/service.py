@@ -24,7 +24,7 @@ from broadcast.schemas import (
     Reach,
     UnconfirmedCluster,
 )
-from broadcast.states import ACTIVE, UNCONFIRMED, DeliveryState
+from broadcast.states import ACTIVE, UNCONFIRMED, BroadcastStatus, DeliveryState
 from core.actors import Actor
 from core.backoff import resend_delay_s
 from core.clock import Clock
@@ -194,7 +194,7 @@ async def create(
         title=data.title,
         cls=data.cls.value,
         level=level.value,
-        status="active",
+        status=BroadcastStatus.ACTIVE,
         media_sha256=data.media_sha256,
         stream_url=str(data.stream_url) if data.stream_url else None,
         stream_starts_at=data.stream_starts_at,
@@ -252,7 +252,7 @@ async def cancel(
         clusters=broadcast.target_clusters,
     )
     now = clock.now()
-    if broadcast.status != "active":
+    if broadcast.status != BroadcastStatus.ACTIVE:
         raise Conflict(
             f"broadcast {broadcast_id!r} is already {broadcast.status}",
             detail={"broadcast": broadcast_id, "status": broadcast.status},
@@ -261,7 +261,7 @@ async def cancel(
         raise Conflict(
             f"broadcast {broadcast_id!r} has expired", detail={"broadcast": broadcast_id}
         )
-    broadcast.status = "canceled"
+    broadcast.status = BroadcastStatus.CANCELED
     broadcast.canceled_at = now
     broadcast.cancel_command_id = str(uuid.uuid4())
     await repository.move_all(
@@ -294,7 +294,7 @@ async def expire_due(*, session: AsyncSession, clock: Clock) -> list[str]:
             at=now,
         )
         for b in due:
-            b.status = "expired"
+            b.status = BroadcastStatus.EXPIRED
     await repository.stop_retrying_expired_cancels(session, now=now)
     await session.flush()
     return ids

@@ -12,6 +12,7 @@ from areas.models import Area
 from bulletins import service as bulletin_service
 from bulletins.models import Bulletin, InboxItem
 from bulletins.schemas import InboxItemRead
+from bulletins.workflow import InboxStatus
 from core.actors import Actor
 from core.errors import Conflict, NotFound
 from core.paging import paged
@@ -49,7 +50,7 @@ async def list_page(
         query = query.where(Area.path.startswith(scope.path, autoescape=True))
     if status is not None:
         query = query.where(InboxItem.status == status)
-    pending_first = case((InboxItem.status == "pending", 0), else_=1)
+    pending_first = case((InboxItem.status == InboxStatus.PENDING, 0), else_=1)
     return await paged(
         session,
         query.order_by(pending_first, InboxItem.received_at.desc(), InboxItem.id),
@@ -63,7 +64,7 @@ async def decide(
     item_id: int,
     *,
     actor: Actor,
-    status: str,
+    status: InboxStatus,
     at: datetime,
     note: str | None,
     broadcast_id: str | None,
@@ -73,7 +74,7 @@ async def decide(
     item = await session.get(InboxItem, item_id, with_for_update=True)
     if item is None:
         raise InboxItemNotFound(item_id)
-    if item.status != "pending":
+    if item.status != InboxStatus.PENDING:
         raise Conflict(f"this inbox item is already {item.status}", detail={"status": item.status})
     item.status = status
     item.handled_by = actor.name

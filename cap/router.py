@@ -13,7 +13,7 @@ from broadcast.context import SendingDep
 from broadcast.models import Broadcast
 from bulletins.models import Bulletin
 from cap import export, service
-from cap.models import CapMessage
+from cap.models import CapMessage, CapOutcome
 from cap.schemas import CapMessageFull, CapMessageRead, CapReceipt
 from core.errors import Conflict, NotFound
 from core.paging import paged
@@ -25,7 +25,12 @@ from web.guard import From, allow
 router = APIRouter(tags=["cap"])
 CAP_XML = "application/cap+xml"
 # held: kept for a person to act on (a severe alert in a language no voice here speaks)
-STATUS_OF_OUTCOME = {"accepted": 201, "held": 202, "ignored": 200, "rejected": 422}
+STATUS_OF_OUTCOME: dict[str, int] = {
+    CapOutcome.ACCEPTED: 201,
+    CapOutcome.HELD: 202,
+    CapOutcome.IGNORED: 200,
+    CapOutcome.REJECTED: 422,
+}
 
 
 @router.post(
@@ -55,7 +60,7 @@ def receipt(outcome: service.Outcome, *, field: str) -> JSONResponse:
         .model_dump(mode="json")
     )
     status = 200 if outcome.duplicate else STATUS_OF_OUTCOME[outcome.message.outcome]
-    if outcome.message.outcome == "rejected":
+    if outcome.message.outcome == CapOutcome.REJECTED:
         named = outcome.refused_field if outcome.refused_field not in (None, "body") else field
         body = {"error": outcome.message.reason, "detail": {"field": named}, **body}
     return JSONResponse(body, status_code=status)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import aliased
 from areas import service as area_service
 from areas.models import Area
 from broadcast.models import Broadcast, Delivery
+from broadcast.states import DeliveryState
 from bulletins.models import Bulletin
 from central.schemas import (
     AreaEntry,
@@ -235,8 +236,10 @@ def _summary(broadcast: Broadcast, outcomes: list[tuple[str, datetime | None]]) 
     return {
         "clusters": len(outcomes),
         "confirmed": len(confirmed),
-        "played": sum(1 for s, _ in outcomes if s == "played"),
-        "failed": sum(1 for s, _ in outcomes if s in ("failed", "rejected")),
+        "played": sum(1 for s, _ in outcomes if s == DeliveryState.PLAYED),
+        "failed": sum(
+            1 for s, _ in outcomes if s in (DeliveryState.FAILED, DeliveryState.REJECTED)
+        ),
         "times": delivery_times(broadcast.created_at, confirmed, len(outcomes)),
     }
 

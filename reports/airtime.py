@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from areas import service as area_service
 from areas.models import Area, AreaVersion
 from broadcast.models import Broadcast, Delivery
+from broadcast.states import DeliveryState
 from core.settings import Settings
 from health import service as health_service
 from media.models import MediaFile
@@ -83,7 +84,7 @@ def played_per_broadcast(path: str, since: datetime, until: datetime, *by: Any) 
     """For each broadcast sent in [since, until) to clusters under `path`, and each value
     of the `by` columns: (*by, broadcast id, deliveries that ended played, their seconds
     of sound). The one definition of airtime every report counts with."""
-    played = Delivery.state == "played"
+    played = Delivery.state == DeliveryState.PLAYED
     seconds = func.coalesce(MediaFile.duration_ms, 0) * Broadcast.repeat / 1000.0
     # Where the delivery's area stood when the broadcast went out: a unit that continues
     # under its code after a reorganisation moved (reorganisation/), so June's report on
