@@ -23,7 +23,7 @@ from accounts.schemas import (
 )
 from accounts.throttle import TooManyAttempts
 from audit import service as audit_service
-from audit.models import AuditEvent
+from audit.models import AuditEvent, AuditOutcome
 from core.context import Context
 from core.counters import HttpStats
 from core.database import session_scope
@@ -58,7 +58,7 @@ def _alarm(username: str, address: str, failures: int, now: datetime) -> AuditEv
         at=now,
         actor="anonymous",
         action="sign-in alarm",
-        outcome="alarm",
+        outcome=AuditOutcome.ALARM,
         address=address,
         target=username,
         detail={"failures": failures, "held_s": "lock-out"},

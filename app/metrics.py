@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.runtime import Runtime
 from broadcast.models import Broadcast, Delivery
+from broadcast.states import BroadcastStatus
 from core.counters import Histogram, HttpStats
 from core.database import session_scope
 from devices.models import Cluster
@@ -64,7 +65,7 @@ async def _database_figures(runtime: Runtime) -> _DatabaseFigures:
         deliveries = await session.execute(
             select(Delivery.state, Broadcast.cls, func.count())
             .join(Broadcast, Delivery.broadcast_id == Broadcast.id)
-            .where(Broadcast.expires_at > now, Broadcast.status == "active")
+            .where(Broadcast.expires_at > now, Broadcast.status == BroadcastStatus.ACTIVE)
             .group_by(Delivery.state, Broadcast.cls)
         )
         figures = _DatabaseFigures(

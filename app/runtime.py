@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accounts.throttle import AddressBudget
+from audit.models import AuditOutcome
 from audit.service import event as audit_event
 from audit.tally import TALLY_WINDOW_S, RefusalTally
 from broadcast import jobs as broadcast_jobs
@@ -44,7 +45,6 @@ from scheduler.leader import LeaderLock
 from scheduler.runner import JobRunner
 from schedules import jobs as schedule_jobs
 from schedules import push as schedule_push
-from schedules.jobs import AlsoInTransaction
 from wire import protocol, signing
 
 log = logging.getLogger(__name__)
@@ -249,10 +249,12 @@ class Runtime:
         """Fire every due schedule slot; the number of broadcasts sent (a job; tests call
         it directly to fire from two runtimes at once)."""
 
-        async def send(data: BroadcastCreate, also: AlsoInTransaction) -> object:
+        async def send(data: BroadcastCreate, also: sending.AlsoInTransaction) -> object:
             return await sending.send(self, data, SCHEDULER_ACTOR, also=also)
 
-        async def send_many(batch: list[tuple[BroadcastCreate, AlsoInTransaction]]) -> object:
+        async def send_many(
+            batch: list[tuple[BroadcastCreate, sending.AlsoInTransaction]],
+        ) -> object:
             return await sending.send_many(self, list(batch), SCHEDULER_ACTOR)
 
         return await schedule_jobs.fire_due(
@@ -389,7 +391,7 @@ class Runtime:
                     address="mqtt",
                     action=note.action,
                     target=note.target,
-                    outcome="refused",
+                    outcome=AuditOutcome.REFUSED,
                     detail={"reason": note.reason[:300]},
                 )
             )

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from areas.models import Area
+from core.paging import paged
 
 
 async def get_by_code(session: AsyncSession, code: str) -> Area | None:
@@ -42,9 +43,8 @@ async def list_page(
         query = query.where(Area.level == level)
     if not dissolved:
         query = query.where(Area.dissolved_on.is_(None))
-    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    rows = await session.execute(query.order_by(Area.path).limit(limit).offset(offset))
-    return [(row[0], row[1]) for row in rows.all()], total
+    rows, total = await paged(session, query.order_by(Area.path), limit=limit, offset=offset)
+    return [(row[0], row[1]) for row in rows], total
 
 
 async def has_children(session: AsyncSession, area: Area) -> bool:

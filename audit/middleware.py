@@ -17,6 +17,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from audit.models import AuditOutcome
 from audit.service import event
 from core.database import session_scope
 
@@ -27,14 +28,14 @@ DENIED = frozenset({401, 403, 423, 429})
 MAX_HELD_BYTES = 256 * 1024  # answers larger than this are recorded without their id
 
 
-def outcome_of(status: int) -> str:
+def outcome_of(status: int) -> AuditOutcome:
     if status in DENIED:
-        return "denied"
+        return AuditOutcome.DENIED
     if status >= 500:
-        return "failed"
+        return AuditOutcome.FAILED
     if status >= 400:
-        return "refused"
-    return "ok"
+        return AuditOutcome.REFUSED
+    return AuditOutcome.OK
 
 
 class AuditMiddleware:

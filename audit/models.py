@@ -1,12 +1,23 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.database import Base, UTCDateTime
+
+
+class AuditOutcome(StrEnum):
+    """How a recorded act ended (AuditEvent.outcome)."""
+
+    OK = "ok"
+    DENIED = "denied"  # 401, 403, 423, 429: not who they said, or not allowed
+    REFUSED = "refused"  # another 4xx: the request itself was wrong
+    FAILED = "failed"  # 5xx: ours
+    ALARM = "alarm"  # someone keeps guessing a password (accounts/router.py)
 
 
 class AuditEvent(Base):
@@ -25,7 +36,7 @@ class AuditEvent(Base):
     address: Mapped[str] = mapped_column(String(64), default="")  # client IP, or "mqtt"
     action: Mapped[str] = mapped_column(String(100))  # "POST /api/v1/broadcasts", "login"...
     target: Mapped[str] = mapped_column(String(300), default="")
-    outcome: Mapped[str] = mapped_column(String(16))  # ok | denied | refused | failed
+    outcome: Mapped[str] = mapped_column(String(16))  # AuditOutcome
     status: Mapped[int | None] = mapped_column(Integer)  # the HTTP status answered
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 

@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from audit.models import AuditEvent
+from audit.models import AuditEvent, AuditOutcome
 from audit.schemas import AuditRead
+from core.paging import paged
 
 CSV_COLUMNS = (
     "at",
@@ -33,7 +34,7 @@ def event(
     at: datetime,
     actor: str,
     action: str,
-    outcome: str,
+    outcome: AuditOutcome,
     role: str = "",
     area: str | None = None,
     address: str = "",
@@ -85,14 +86,14 @@ async def search(
     session: AsyncSession, *, limit: int, offset: int, **filters: Any
 ) -> tuple[list[AuditRead], int]:
     """Newest first."""
-    rows = await session.scalars(
-        _filtered(select(AuditEvent), **filters)
-        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-        .limit(limit)
-        .offset(offset)
+    query = _filtered(select(AuditEvent), **filters)
+    rows, total = await paged(
+        session,
+        query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()),
+        limit=limit,
+        offset=offset,
     )
-    total = await session.scalar(_filtered(select(func.count(AuditEvent.id)), **filters))
-    return [AuditRead.model_validate(r, from_attributes=True) for r in rows.all()], int(total or 0)
+    return [AuditRead.model_validate(r, from_attributes=True) for (r,) in rows], total
 
 
 async def export_csv(session: AsyncSession, **filters: Any) -> str:

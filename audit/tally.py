@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from audit.models import AuditEvent
+from audit.models import AuditEvent, AuditOutcome
 from audit.service import event
 
 TALLY_WINDOW_S = 60.0  # rows are written once a window (and at shutdown)
@@ -45,7 +45,7 @@ class RefusalTally:
                 at=c.first,
                 actor="anonymous",
                 action=action,
-                outcome="denied",
+                outcome=AuditOutcome.DENIED,
                 address=address,
                 status=status,
                 detail={"count": c.n, "last": c.last.isoformat(), "error": c.error[:300]},
@@ -58,7 +58,7 @@ class RefusalTally:
                     at=now,
                     actor="anonymous",
                     action="(many addresses)",
-                    outcome="denied",
+                    outcome=AuditOutcome.DENIED,
                     detail={"count": self.overflow},
                 )
             )

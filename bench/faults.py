@@ -34,6 +34,7 @@ from bench.loadtest import (
     run_facts,
 )
 from broadcast.models import Delivery, DeliveryEvent
+from broadcast.states import DeliveryState
 from core.database import create_engine
 from devstack.orchestrate import start_api, wait_until
 from devstack.private_postgres import PrivatePostgres
@@ -210,7 +211,10 @@ async def _record(url: str, broadcast_id: str) -> tuple[int, int, datetime | Non
                 select(func.count()).select_from(
                     select(DeliveryEvent.delivery_id)
                     .join(Delivery, Delivery.id == DeliveryEvent.delivery_id)
-                    .where(Delivery.broadcast_id == broadcast_id, DeliveryEvent.state == "played")
+                    .where(
+                        Delivery.broadcast_id == broadcast_id,
+                        DeliveryEvent.state == DeliveryState.PLAYED,
+                    )
                     .group_by(DeliveryEvent.delivery_id)
                     .having(func.count() > 1)
                     .subquery()

@@ -33,6 +33,7 @@ from sqlalchemy import func, select
 
 from bench.loadtest import EDITOR, MEDIA_SECONDS, PROVINCE, BenchOptions, bench_province, run_facts
 from broadcast.models import Broadcast, Delivery, DeliveryEvent
+from broadcast.states import DeliveryState
 from core.database import create_engine, create_session_maker
 from devices.models import Cluster
 from devstack.orchestrate import (
@@ -143,7 +144,7 @@ async def slot_starts(database_url: str, slot: datetime) -> dict[str, Any]:
             await conn.execute(
                 select(DeliveryEvent.device_at, DeliveryEvent.at)
                 .join(Delivery, DeliveryEvent.delivery_id == Delivery.id)
-                .where(Delivery.broadcast_id.in_(ids), DeliveryEvent.state == "playing")
+                .where(Delivery.broadcast_id.in_(ids), DeliveryEvent.state == DeliveryState.PLAYING)
             )
         ).all()
     await engine.dispose()

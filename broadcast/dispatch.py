@@ -18,8 +18,8 @@ from broadcast.commands import (
     url_signer,
 )
 from broadcast.models import Broadcast
-from broadcast.service import retry_delay_s
 from broadcast.states import DeliveryState
+from core.backoff import resend_delay_s
 from core.clock import Clock
 from core.mqtt import MqttService, Outgoing
 from core.settings import Settings
@@ -119,7 +119,7 @@ class Dispatcher:
                 command = self._play(broadcast, contents[broadcast.id], target)
             outgoing.append(self._outgoing(protocol.cluster_command_topic(code), command))
             attempts = delivery.attempts + 1
-            delay = timedelta(seconds=retry_delay_s(attempts, self._settings))
+            delay = timedelta(seconds=resend_delay_s(attempts, self._settings))
             reschedule.append((delivery.id, {"attempts": attempts, "next_attempt_at": now + delay}))
             if delivery.state == DeliveryState.QUEUED:
                 queued.append(delivery.id)

@@ -19,7 +19,7 @@ from devices.inbound import Inbound, accept
 from devices.models import Cluster
 from health import operations
 from media.models import MediaFile
-from schedules import reports as schedule_reports
+from schedules import local_plays
 from wire.protocol import Ack, AckStage, SignatureProblem, parse_ack
 
 S = DeliveryState
@@ -243,7 +243,7 @@ async def apply_acks(
     reports = [(item, ack) for item, ack in parsed if ack.item is not None]
     if reports:  # plays from stored schedules: rare, after an outage
         stats.count("local_play_reports", len(reports))
-        stood_for = await schedule_reports.record(
+        stood_for = await local_plays.record(
             session, [ack for _, ack in reports], now=reports[0][0].received_at
         )
         parsed = [(i, a) for i, a in parsed if a.item is None]

@@ -25,7 +25,7 @@ class Broadcast(Base):
     title: Mapped[str] = mapped_column(String(300))
     cls: Mapped[str] = mapped_column("class", String(16))
     level: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16))  # active | canceled | expired
+    status: Mapped[str] = mapped_column(String(16))  # BroadcastStatus
     media_sha256: Mapped[str | None] = mapped_column(ForeignKey("media_files.sha256"))
     stream_url: Mapped[str | None] = mapped_column(Text)
     # A relayed stream plays from start to end (absent: at once, and until expiry).

@@ -26,8 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from areas.models import Area
 from broadcast.models import Broadcast, Delivery, DeliveryEvent
-from broadcast.states import ACTIVE, UNCONFIRMED, DeliveryState
+from broadcast.states import ACTIVE, UNCONFIRMED, BroadcastStatus, DeliveryState
 from core.database import chunked
+from core.paging import paged
 from devices import repository as device_repository
 from devices.models import Cluster
 
@@ -198,11 +199,10 @@ async def list_page(
     query = select(Broadcast)
     if status is not None:
         query = query.where(Broadcast.status == status)
-    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    rows = await session.execute(
-        query.order_by(Broadcast.created_at.desc()).limit(limit).offset(offset)
+    rows, total = await paged(
+        session, query.order_by(Broadcast.created_at.desc()), limit=limit, offset=offset
     )
-    return list(rows.scalars()), total
+    return [broadcast for (broadcast,) in rows], total
 
 
 async def due_for_resend(
@@ -210,7 +210,7 @@ async def due_for_resend(
 ) -> Sequence[Row[Delivery, str, Broadcast]]:
     """Deliveries whose retry time has come: not yet confirmed, confirmed but silent past
     the media's end, or cancelled without the cluster confirming it stopped."""
-    active_play = and_(Delivery.state.in_(list(ACTIVE)), Broadcast.status == "active")
+    active_play = and_(Delivery.state.in_(list(ACTIVE)), Broadcast.status == BroadcastStatus.ACTIVE)
     pending_stop = and_(Delivery.state == S.CANCELED, Delivery.stop_confirmed_at.is_(None))
     query = (
         select(Delivery, Cluster.code, Broadcast)
@@ -271,7 +271,9 @@ async def resend_soon_for_clusters(
 
 
 async def expired_active(session: AsyncSession, *, now: datetime) -> list[Broadcast]:
-    query = select(Broadcast).where(Broadcast.status == "active", Broadcast.expires_at <= now)
+    query = select(Broadcast).where(
+        Broadcast.status == BroadcastStatus.ACTIVE, Broadcast.expires_at <= now
+    )
     return list((await session.execute(query)).scalars())
 
 
@@ -279,7 +281,7 @@ async def stop_retrying_expired_cancels(session: AsyncSession, *, now: datetime)
     """A cancelled broadcast past its expiry needs no more stop confirmations."""
     expired_cancels = (
         select(Broadcast.id)
-        .where(Broadcast.status == "canceled", Broadcast.expires_at <= now)
+        .where(Broadcast.status == BroadcastStatus.CANCELED, Broadcast.expires_at <= now)
         .scalar_subquery()
     )
     await session.execute(

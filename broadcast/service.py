@@ -24,8 +24,9 @@ from broadcast.schemas import (
     Reach,
     UnconfirmedCluster,
 )
-from broadcast.states import ACTIVE, UNCONFIRMED, DeliveryState
+from broadcast.states import ACTIVE, UNCONFIRMED, BroadcastStatus, DeliveryState
 from core.actors import Actor
+from core.backoff import resend_delay_s
 from core.clock import Clock
 from core.database import chunked
 from core.errors import Conflict, InvalidInput, NotFound
@@ -49,11 +50,6 @@ class BroadcastNotFound(NotFound):
         super().__init__(
             f"broadcast {broadcast_id!r} not found", detail={"broadcast": broadcast_id}
         )
-
-
-def retry_delay_s(attempts: int, settings: Settings) -> float:
-    """Exponential backoff: base, 2*base, 4*base ... capped."""
-    return float(min(settings.resend_cap_s, settings.resend_base_s * 2 ** max(0, attempts - 1)))
 
 
 def _minimal_cover(areas: list[Area]) -> list[Area]:
@@ -198,7 +194,7 @@ async def create(
         title=data.title,
         cls=data.cls.value,
         level=level.value,
-        status="active",
+        status=BroadcastStatus.ACTIVE,
         media_sha256=data.media_sha256,
         stream_url=str(data.stream_url) if data.stream_url else None,
         stream_starts_at=data.stream_starts_at,
@@ -219,7 +215,7 @@ async def create(
     )
     session.add(broadcast)
     await session.flush()
-    first_retry = now + timedelta(seconds=retry_delay_s(1, settings))
+    first_retry = now + timedelta(seconds=resend_delay_s(1, settings))
     total = await repository.insert_queued_deliveries(
         session,
         broadcast_id=broadcast.id,
@@ -256,7 +252,7 @@ async def cancel(
         clusters=broadcast.target_clusters,
     )
     now = clock.now()
-    if broadcast.status != "active":
+    if broadcast.status != BroadcastStatus.ACTIVE:
         raise Conflict(
             f"broadcast {broadcast_id!r} is already {broadcast.status}",
             detail={"broadcast": broadcast_id, "status": broadcast.status},
@@ -265,7 +261,7 @@ async def cancel(
         raise Conflict(
             f"broadcast {broadcast_id!r} has expired", detail={"broadcast": broadcast_id}
         )
-    broadcast.status = "canceled"
+    broadcast.status = BroadcastStatus.CANCELED
     broadcast.canceled_at = now
     broadcast.cancel_command_id = str(uuid.uuid4())
     await repository.move_all(
@@ -274,7 +270,7 @@ async def cancel(
         from_states=ACTIVE,
         to_state=S.CANCELED,
         at=now,
-        next_attempt_at=now + timedelta(seconds=retry_delay_s(1, settings)),
+        next_attempt_at=now + timedelta(seconds=resend_delay_s(1, settings)),
     )
     await session.flush()
     return broadcast
@@ -298,7 +294,7 @@ async def expire_due(*, session: AsyncSession, clock: Clock) -> list[str]:
             at=now,
         )
         for b in due:
-            b.status = "expired"
+            b.status = BroadcastStatus.EXPIRED
     await repository.stop_retrying_expired_cancels(session, now=now)
     await session.flush()
     return ids

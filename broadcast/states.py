@@ -27,6 +27,14 @@ class DeliveryState(StrEnum):
     PREEMPTED = "preempted"
 
 
+class BroadcastStatus(StrEnum):
+    """A broadcast as a whole (its deliveries each have a DeliveryState)."""
+
+    ACTIVE = "active"  # airing, or due to: until it expires or is canceled
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+
+
 S = DeliveryState
 
 TERMINAL: frozenset[DeliveryState] = frozenset(

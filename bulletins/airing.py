@@ -18,7 +18,7 @@ from broadcast.schemas import BroadcastCreate
 from bulletins import service as bulletin_service
 from bulletins.models import Bulletin, InboxItem
 from bulletins.schemas import BulletinCreate, DistributeRequest
-from bulletins.workflow import Status
+from bulletins.workflow import InboxStatus, Status
 from core.actors import Actor
 from core.clock import Clock
 from core.errors import Conflict, InvalidInput
@@ -160,7 +160,7 @@ def inbox_items(
             sender_level=(level or own_level(actor)).value,
             received_at=now,
             expires_at=expires_at or bulletin.valid_until,
-            status="aired" if aired else "pending",
+            status=InboxStatus.AIRED if aired else InboxStatus.PENDING,
             handled_by=actor.name if aired else None,
             handled_at=now if aired else None,
             broadcast_id=broadcast_id,
@@ -172,7 +172,7 @@ def inbox_items(
 def check_may_handle(actor: Actor, item: InboxItem, area: Area, now: datetime) -> None:
     require(actor, Action.INBOX)
     inside(actor, [("area", area.code, area.path)])
-    if item.status != "pending":
+    if item.status != InboxStatus.PENDING:
         raise Conflict(f"this inbox item is already {item.status}", detail={"status": item.status})
     if item.expires_at is not None and now >= item.expires_at:
         raise Conflict("this bulletin's validity is over", detail={"field": "expires_at"})

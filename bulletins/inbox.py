@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, case, func, select
+from sqlalchemy import Row, case, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from areas.models import Area
 from bulletins import service as bulletin_service
 from bulletins.models import Bulletin, InboxItem
 from bulletins.schemas import InboxItemRead
+from bulletins.workflow import InboxStatus
 from core.actors import Actor
 from core.errors import Conflict, NotFound
+from core.paging import paged
 from wire.protocol import CommandClass
 
 
@@ -48,14 +50,13 @@ async def list_page(
         query = query.where(Area.path.startswith(scope.path, autoescape=True))
     if status is not None:
         query = query.where(InboxItem.status == status)
-    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    pending_first = case((InboxItem.status == "pending", 0), else_=1)
-    rows = await session.execute(
-        query.order_by(pending_first, InboxItem.received_at.desc(), InboxItem.id)
-        .limit(limit)
-        .offset(offset)
+    pending_first = case((InboxItem.status == InboxStatus.PENDING, 0), else_=1)
+    return await paged(
+        session,
+        query.order_by(pending_first, InboxItem.received_at.desc(), InboxItem.id),
+        limit=limit,
+        offset=offset,
     )
-    return rows.all(), total
 
 
 async def decide(
@@ -63,7 +64,7 @@ async def decide(
     item_id: int,
     *,
     actor: Actor,
-    status: str,
+    status: InboxStatus,
     at: datetime,
     note: str | None,
     broadcast_id: str | None,
@@ -73,7 +74,7 @@ async def decide(
     item = await session.get(InboxItem, item_id, with_for_update=True)
     if item is None:
         raise InboxItemNotFound(item_id)
-    if item.status != "pending":
+    if item.status != InboxStatus.PENDING:
         raise Conflict(f"this inbox item is already {item.status}", detail={"status": item.status})
     item.status = status
     item.handled_by = actor.name

@@ -21,7 +21,7 @@ from bulletins.schemas import (
     InboxItemRead,
     TransitionRequest,
 )
-from bulletins.workflow import Action, Status
+from bulletins.workflow import Action, InboxStatus, Status
 from core.database import session_scope
 from core.errors import InvalidInput
 from core.policy import Action as Can
@@ -264,7 +264,7 @@ async def accept_inbox_item(
             session,
             item_id,
             actor=actor,
-            status="accepted",
+            status=InboxStatus.ACCEPTED,
             at=broadcast.created_at,
             note=data.note if data else None,
             broadcast_id=broadcast.id,
@@ -304,7 +304,7 @@ async def decline_inbox_item(
             session,
             item_id,
             actor=actor,
-            status="declined",
+            status=InboxStatus.DECLINED,
             at=runtime.clock.now(),
             note=data.note if data else None,
             broadcast_id=None,

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from areas import service as area_service
@@ -18,6 +18,7 @@ from bulletins.workflow import Action, Status, decide, may_author, within
 from core.actors import Actor, Role
 from core.clock import Clock
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from core.paging import paged
 from media import service as media_service
 from wire.protocol import CommandClass
 
@@ -346,8 +347,10 @@ async def list_page(
         query = query.where(Bulletin.author == author)
     if search:
         query = query.where(Bulletin.title.ilike(f"%{search}%"))
-    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = await session.scalars(
-        query.order_by(Bulletin.updated_at.desc(), Bulletin.id).limit(limit).offset(offset)
+    rows, total = await paged(
+        session,
+        query.order_by(Bulletin.updated_at.desc(), Bulletin.id),
+        limit=limit,
+        offset=offset,
     )
-    return rows.all(), total
+    return [bulletin for (bulletin,) in rows], total

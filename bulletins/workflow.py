@@ -26,6 +26,16 @@ class Status(StrEnum):
     ARCHIVED = "archived"
 
 
+class InboxStatus(StrEnum):
+    """A bulletin sent down to an area's inbox (InboxItem.status)."""
+
+    PENDING = "pending"  # a normal bulletin, waiting for the area to decide
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    AIRED = "aired"  # priority and emergency go on air at once
+    WITHDRAWN = "withdrawn"  # its issuer cancelled or replaced it while it waited
+
+
 class Action(StrEnum):
     SUBMIT = "submit"
     WITHDRAW = "withdraw"

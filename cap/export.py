@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from areas.models import Area
 from broadcast import service as broadcast_service
 from broadcast.models import Broadcast
-from broadcast.states import DeliveryState
+from broadcast.states import BroadcastStatus, DeliveryState
+from cap.message import CapStatus, MsgType
 from cap.models import CapMessage
-from cap.schema import NS
+from cap.parsing import NS
 from core.settings import Settings
 from wire.protocol import CommandClass
 
@@ -65,10 +66,10 @@ async def broadcast_alert(
     _add(alert, "identifier", broadcast.id)
     _add(alert, "sender", settings.cap_sender)
     _add(alert, "sent", cap_time(broadcast.created_at, zone))
-    _add(alert, "status", "Exercise" if broadcast.drill else "Actual")
-    _add(alert, "msgType", "Alert")
+    _add(alert, "status", CapStatus.EXERCISE if broadcast.drill else CapStatus.ACTUAL)
+    _add(alert, "msgType", MsgType.ALERT)
     _add(alert, "scope", "Public")
-    if broadcast.status == "canceled" and broadcast.canceled_at is not None:
+    if broadcast.status == BroadcastStatus.CANCELED and broadcast.canceled_at is not None:
         _add(alert, "note", f"cancelled at {cap_time(broadcast.canceled_at, zone)}")
     info = _add(alert, "info")
     _add(info, "language", broadcast.language or "vi")
@@ -117,8 +118,9 @@ async def ack(
     _add(alert, "identifier", f"{message.id}-ack")
     _add(alert, "sender", settings.cap_sender)
     _add(alert, "sent", cap_time(now, zone))
-    _add(alert, "status", message.status if message.status in ("Exercise", "Test") else "Actual")
-    _add(alert, "msgType", "Ack")
+    drill = message.status in (CapStatus.EXERCISE, CapStatus.TEST)
+    _add(alert, "status", message.status if drill else CapStatus.ACTUAL)
+    _add(alert, "msgType", MsgType.ACK)
     _add(alert, "scope", "Public")
     _add(alert, "note", note)
     _add(alert, "references", f"{message.sender},{message.identifier},{message.sent}")

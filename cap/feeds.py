@@ -19,9 +19,9 @@ from sqlalchemy import or_, select
 
 from broadcast.context import Sending
 from broadcast.models import Broadcast, Delivery
-from broadcast.states import TERMINAL
+from broadcast.states import TERMINAL, BroadcastStatus
 from cap import export, service
-from cap.models import JSON_SOURCE, CapMessage
+from cap.models import JSON_SOURCE, CapMessage, CapOutcome
 from cap.schemas import CapFeedResult
 from core.database import session_scope
 
@@ -87,7 +87,7 @@ async def _poll_one(
         if version in seen:
             return CapFeedResult(feed=feed, read=1, new=0)
         outcome = await service.receive(runtime, body, source=feed)
-        if outcome.message.outcome != "rejected":
+        if outcome.message.outcome != CapOutcome.REJECTED:
             seen.add(version)
         return CapFeedResult(feed=feed, read=1, new=int(not outcome.duplicate))
     new = 0
@@ -96,7 +96,7 @@ async def _poll_one(
         if url in seen:
             continue
         outcome = await service.receive(runtime, await _fetch(client, url), source=url)
-        if outcome.message.outcome != "rejected":
+        if outcome.message.outcome != CapOutcome.REJECTED:
             seen.add(url)  # a refused one is read again: the agency may correct it
         new += int(not outcome.duplicate)
     return CapFeedResult(feed=feed, read=len(links), new=new)
@@ -109,7 +109,11 @@ async def _finished(runtime: Sending, message: CapMessage, now: datetime) -> boo
         return True
     async with session_scope(runtime.sessions) as session:
         broadcast = await session.get(Broadcast, message.broadcast_id)
-        if broadcast is None or broadcast.status != "active" or broadcast.expires_at <= now:
+        if (
+            broadcast is None
+            or broadcast.status != BroadcastStatus.ACTIVE
+            or broadcast.expires_at <= now
+        ):
             return True
         open_delivery = await session.scalar(
             select(Delivery.id)
@@ -136,7 +140,7 @@ async def send_acks(runtime: Sending) -> int:
                     CapMessage.ack_sent_at.is_(None),
                     CapMessage.source != JSON_SOURCE,  # JSON senders read the record
                     CapMessage.identifier.is_not(None),
-                    or_(CapMessage.outcome != "rejected", CapMessage.sender.is_not(None)),
+                    or_(CapMessage.outcome != CapOutcome.REJECTED, CapMessage.sender.is_not(None)),
                 )
             )
         ).all()

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 from lxml import etree
 
-from cap.schema import NS
+from cap.parsing import NS
 
 _Q = f"{{{NS}}}"
 
@@ -24,6 +25,26 @@ def _all(parent: etree._Element, name: str) -> list[str]:
 
 def _when(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+class CapStatus(StrEnum):
+    """An alert's `status` (CAP 1.2 3.2.1.5), as the schema spells it."""
+
+    ACTUAL = "Actual"
+    EXERCISE = "Exercise"
+    SYSTEM = "System"
+    TEST = "Test"
+    DRAFT = "Draft"
+
+
+class MsgType(StrEnum):
+    """An alert's `msgType` (CAP 1.2 3.2.1.6)."""
+
+    ALERT = "Alert"
+    UPDATE = "Update"
+    CANCEL = "Cancel"
+    ACK = "Ack"
+    ERROR = "Error"
 
 
 @dataclass(frozen=True)
@@ -62,8 +83,8 @@ class Alert:
     sender: str
     sent: datetime
     sent_text: str  # as written: references quote it character for character
-    status: str  # Actual | Exercise | System | Test | Draft
-    msg_type: str  # Alert | Update | Cancel | Ack | Error
+    status: str  # a CapStatus: valid against the schema
+    msg_type: str  # a MsgType
     scope: str
     note: str | None
     references: list[tuple[str, str, str]]  # (sender, identifier, sent) each

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import Boolean, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -10,6 +11,15 @@ from core.database import Base, UTCDateTime
 # `source` of a bulletin the central level sent as JSON (central/inbound.py): its sender
 # reads the record, so no CAP Ack goes back for it.
 JSON_SOURCE = "central-json"
+
+
+class CapOutcome(StrEnum):
+    """What was done with a CAP message (CapMessage.outcome)."""
+
+    ACCEPTED = "accepted"  # aired, or a cancel/update carried out
+    HELD = "held"  # a severe alert no voice here speaks: kept for the duty officer to voice
+    IGNORED = "ignored"  # not for us, a draft, out of date
+    REJECTED = "rejected"  # malformed, invalid, unsigned where required
 
 
 class CapMessage(Base):
@@ -27,10 +37,7 @@ class CapMessage(Base):
     msg_type: Mapped[str | None] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(500))  # "http" or the feed's URL
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    # accepted (aired, or a cancel/update carried out) | held (a severe alert no voice here
-    # speaks: kept for the duty officer to voice) | ignored (not for us, a draft, out of
-    # date) | rejected (malformed, invalid, unsigned where required)
-    outcome: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16))  # CapOutcome
     reason: Mapped[str | None] = mapped_column(Text)
     drill: Mapped[bool] = mapped_column(Boolean, default=False)
     broadcast_id: Mapped[str | None] = mapped_column(ForeignKey("broadcasts.id"))

@@ -7,15 +7,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from broadcast.context import SendingDep
 from broadcast.models import Broadcast
 from bulletins.models import Bulletin
 from cap import export, service
-from cap.models import CapMessage
+from cap.models import CapMessage, CapOutcome
 from cap.schemas import CapMessageFull, CapMessageRead, CapReceipt
 from core.errors import Conflict, NotFound
+from core.paging import paged
 from core.policy import Action
 from core.schemas import Limit, Offset, Page
 from web.deps import SessionDep
@@ -24,7 +25,12 @@ from web.guard import From, allow
 router = APIRouter(tags=["cap"])
 CAP_XML = "application/cap+xml"
 # held: kept for a person to act on (a severe alert in a language no voice here speaks)
-STATUS_OF_OUTCOME = {"accepted": 201, "held": 202, "ignored": 200, "rejected": 422}
+STATUS_OF_OUTCOME: dict[str, int] = {
+    CapOutcome.ACCEPTED: 201,
+    CapOutcome.HELD: 202,
+    CapOutcome.IGNORED: 200,
+    CapOutcome.REJECTED: 422,
+}
 
 
 @router.post(
@@ -54,7 +60,7 @@ def receipt(outcome: service.Outcome, *, field: str) -> JSONResponse:
         .model_dump(mode="json")
     )
     status = 200 if outcome.duplicate else STATUS_OF_OUTCOME[outcome.message.outcome]
-    if outcome.message.outcome == "rejected":
+    if outcome.message.outcome == CapOutcome.REJECTED:
         named = outcome.refused_field if outcome.refused_field not in (None, "body") else field
         body = {"error": outcome.message.reason, "detail": {"field": named}, **body}
     return JSONResponse(body, status_code=status)
@@ -71,11 +77,13 @@ async def list_messages(
     query = select(CapMessage)
     if outcome:
         query = query.where(CapMessage.outcome == outcome)
-    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = await session.scalars(
-        query.order_by(CapMessage.received_at.desc(), CapMessage.id).limit(limit).offset(offset)
+    rows, total = await paged(
+        session,
+        query.order_by(CapMessage.received_at.desc(), CapMessage.id),
+        limit=limit,
+        offset=offset,
     )
-    items = [CapMessageRead.model_validate(m) for m in rows]
+    items = [CapMessageRead.model_validate(m) for (m,) in rows]
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 

@@ -24,15 +24,16 @@ from broadcast import service as broadcast_service
 from broadcast.context import Sending
 from broadcast.models import Broadcast
 from broadcast.schemas import BroadcastCreate
+from broadcast.states import BroadcastStatus
 from bulletins import airing
 from bulletins import service as bulletin_service
 from bulletins.models import Bulletin, InboxItem
 from bulletins.schemas import BulletinCreate
-from bulletins.workflow import Status
+from bulletins.workflow import InboxStatus, Status
 from cap import mapping, signature
-from cap.message import Alert, Info, read
-from cap.models import CapMessage
-from cap.schema import CapRefused, as_text, parse
+from cap.message import Alert, CapStatus, Info, MsgType, read
+from cap.models import CapMessage, CapOutcome
+from cap.parsing import CapRefused, as_text, parse
 from core.actors import Actor, Role
 from core.database import session_scope
 from core.errors import AppError
@@ -44,8 +45,8 @@ from wire.protocol import CommandClass, SenderLevel
 log = logging.getLogger("cap")
 
 MAX_RAW_CHARS = 1_000_000
-NOT_FOR_THE_PUBLIC = {"Draft", "System"}
-DRILLS = {"Exercise", "Test"}
+NOT_FOR_THE_PUBLIC = {CapStatus.DRAFT, CapStatus.SYSTEM}
+DRILLS = {CapStatus.EXERCISE, CapStatus.TEST}
 # CAP categories to the library's topics (bulletins/ TOPICS).
 TOPIC_OF_CATEGORY = {
     "Met": "weather",
@@ -79,7 +80,7 @@ async def receive(runtime: Sending, raw: bytes, *, source: str) -> Outcome:
         source=source[:500],
         received_at=runtime.clock.now(),
         raw=as_text(raw)[:MAX_RAW_CHARS],
-        outcome="rejected",
+        outcome=CapOutcome.REJECTED,
     )
     try:
         root = parse(raw, schema=runtime.settings.cap_schema)
@@ -111,13 +112,16 @@ async def receive_alert(runtime: Sending, alert: Alert, message: CapMessage) -> 
     try:
         await _act(runtime, alert, message)
     except AppError as refused:  # e.g. a text the voice cannot read, an unknown area
-        message.outcome, message.reason = "rejected", refused.message
+        message.outcome, message.reason = CapOutcome.REJECTED, refused.message
         await _store(runtime, message)
     except Exception:
         # Every message is kept, whatever happened to it (docs/cap.md): a fault here is
         # logged and answered 500, and the message is on the review list all the same.
         log.exception("CAP message %s from %s: internal error", alert.identifier, alert.sender)
-        message.outcome, message.reason = "rejected", "internal error while acting on it (logged)"
+        message.outcome, message.reason = (
+            CapOutcome.REJECTED,
+            "internal error while acting on it (logged)",
+        )
         message.broadcast_id = message.bulletin_id = None
         await _store(runtime, message)
         raise
@@ -138,37 +142,37 @@ async def _already_received(runtime: Sending, message: CapMessage) -> CapMessage
                 CapMessage.sender == message.sender,
                 CapMessage.identifier == message.identifier,
                 CapMessage.sent == message.sent,
-                CapMessage.outcome != "rejected",
+                CapMessage.outcome != CapOutcome.REJECTED,
             )
         )
         return found
 
 
 async def _ignore(runtime: Sending, message: CapMessage, reason: str) -> None:
-    message.outcome, message.reason = "ignored", reason
+    message.outcome, message.reason = CapOutcome.IGNORED, reason
     await _store(runtime, message)
 
 
 async def _act(runtime: Sending, alert: Alert, message: CapMessage) -> None:
     if alert.status in NOT_FOR_THE_PUBLIC:
         return await _ignore(runtime, message, f"status {alert.status}: not for the public")
-    if alert.msg_type in ("Ack", "Error"):
+    if alert.msg_type in (MsgType.ACK, MsgType.ERROR):
         return await _ignore(runtime, message, f"msgType {alert.msg_type}: nothing to air")
     stale = _stale(alert, runtime.clock.now(), runtime.settings)
     if stale is not None:
         raise CapRefused(stale)
     stopped, withdrawn = [], 0
-    if alert.msg_type != "Alert":
+    if alert.msg_type != MsgType.ALERT:
         referenced = await _referenced(runtime, alert)
         stopped = await _stop(runtime, alert, referenced.broadcasts)
         withdrawn = await _withdraw_waiting(runtime, alert, referenced.bulletins)
     done = [f"cancelled {len(stopped)} broadcast(s): {', '.join(stopped)}"] if stopped else []
     if withdrawn:
         done.append(f"withdrew {withdrawn} inbox item(s) still waiting in the communes")
-    if alert.msg_type == "Cancel":
+    if alert.msg_type == MsgType.CANCEL:
         if not done:
             return await _ignore(runtime, message, "cancels nothing that aired or waits here")
-        message.outcome, message.reason = "accepted", "; ".join(done)
+        message.outcome, message.reason = CapOutcome.ACCEPTED, "; ".join(done)
         return await _store(runtime, message)
     await _air(runtime, alert, message, replaced=stopped, withdrawn=withdrawn)
 
@@ -216,7 +220,9 @@ async def _referenced(runtime: Sending, alert: Alert) -> _Referenced:
         now = runtime.clock.now()
         found = [row for row in rows if (row[0], row[1], row[2]) in keys]
     return _Referenced(
-        broadcasts=[b for *_, b, status, until in found if status == "active" and until > now],
+        broadcasts=[
+            b for *_, b, status, until in found if status == BroadcastStatus.ACTIVE and until > now
+        ],
         bulletins=[bulletin for _, _, _, bulletin, *_ in found if bulletin is not None],
     )
 
@@ -243,17 +249,19 @@ async def _withdraw_waiting(runtime: Sending, alert: Alert, bulletins: list[str]
     if not bulletins:
         return 0
     now = runtime.clock.now()
-    note = "cancelled by its issuer" if alert.msg_type == "Cancel" else "replaced by an update"
+    note = (
+        "cancelled by its issuer" if alert.msg_type == MsgType.CANCEL else "replaced by an update"
+    )
     async with runtime.write_lock, session_scope(runtime.sessions) as session:
         waiting = (
             await session.scalars(
                 select(InboxItem).where(
-                    InboxItem.bulletin_id.in_(bulletins), InboxItem.status == "pending"
+                    InboxItem.bulletin_id.in_(bulletins), InboxItem.status == InboxStatus.PENDING
                 )
             )
         ).all()
         for item in waiting:
-            item.status, item.handled_at = "withdrawn", now
+            item.status, item.handled_at = InboxStatus.WITHDRAWN, now
             item.handled_by = gateway_actor(alert.sender).name
             item.note = f"{note}: CAP {alert.key}"[:500]
         return len(waiting)
@@ -377,7 +385,7 @@ async def _air(
         if cls is CommandClass.NORMAL:  # the commune decides: its inbox
             session.add_all(_inbox(bulletin, targets.communes, actor, cls, now, expires_at, None))
             message.outcome, message.reason = (
-                "accepted",
+                CapOutcome.ACCEPTED,
                 "; ".join([f"in the inbox of {len(targets.communes)} commune(s)", *notes]),
             )
             session.add(message)
@@ -388,7 +396,7 @@ async def _air(
         session.add_all(
             _inbox(aired, targets.communes, actor, cls, now, broadcast.expires_at, broadcast.id)
         )
-        message.broadcast_id, message.outcome = broadcast.id, "accepted"
+        message.broadcast_id, message.outcome = broadcast.id, CapOutcome.ACCEPTED
         replacing = [f"replaces {', '.join(replaced)}"] if replaced else []
         message.reason = "; ".join([f"aired as {cls.value}", *replacing, *notes]) or None
         session.add(message)
@@ -439,7 +447,7 @@ async def _hold(
         )
         message.bulletin_id = bulletin.id
         message.broadcast_id = shown.id if shown is not None else None
-        message.outcome = "held"
+        message.outcome = CapOutcome.HELD
         on_screens = "its text on the e-boards" if shown else "no e-board in its areas"
         message.reason = (
             f"{cls.value}: no voice here speaks {', '.join(unspoken)}; {on_screens}; held "

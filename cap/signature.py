@@ -12,7 +12,7 @@ from signxml.exceptions import InvalidInput as SignxmlInvalidInput
 from signxml.exceptions import InvalidSignature
 from signxml.verifier import XMLVerifier
 
-from cap.schema import CapRefused
+from cap.parsing import CapRefused
 
 DSIG = "http://www.w3.org/2000/09/xmldsig#"
 

@@ -22,8 +22,8 @@ from sqlalchemy import select
 
 from broadcast.context import SendingDep
 from cap import service
-from cap.message import Alert, Area, Info
-from cap.models import JSON_SOURCE, CapMessage
+from cap.message import Alert, Area, CapStatus, Info, MsgType
+from cap.models import JSON_SOURCE, CapMessage, CapOutcome
 from cap.router import receipt
 from cap.schemas import CapReceipt
 from core.database import session_scope
@@ -37,7 +37,7 @@ WORDS_OF_CLASS = {
     CommandClass.PRIORITY: ("Expected", "Moderate", "Likely"),
     CommandClass.NORMAL: ("Future", "Minor", "Possible"),
 }
-KIND_TO_MSG_TYPE = {"alert": "Alert", "update": "Update", "cancel": "Cancel"}
+KIND_TO_MSG_TYPE = {"alert": MsgType.ALERT, "update": MsgType.UPDATE, "cancel": MsgType.CANCEL}
 
 router = APIRouter(tags=["central"])
 
@@ -104,7 +104,7 @@ def to_alert(data: CentralBulletin, earlier_sent: dict[str, str]) -> Alert:
         sender=data.sender,
         sent=data.sent,
         sent_text=_sent_text(data.sent),
-        status="Exercise" if data.drill else "Actual",
+        status=CapStatus.EXERCISE if data.drill else CapStatus.ACTUAL,
         msg_type=KIND_TO_MSG_TYPE[data.kind],
         scope="Public",
         note=None,
@@ -134,7 +134,7 @@ async def receive_bulletin(data: CentralBulletin, runtime: SendingDep) -> JSONRe
             select(CapMessage.identifier, CapMessage.sent).where(
                 CapMessage.sender == data.sender,
                 CapMessage.identifier.in_(data.references),
-                CapMessage.outcome == "accepted",
+                CapMessage.outcome == CapOutcome.ACCEPTED,
             )
         )
         earlier_sent = {i: s for i, s in rows if i is not None and s is not None}
@@ -143,7 +143,7 @@ async def receive_bulletin(data: CentralBulletin, runtime: SendingDep) -> JSONRe
         source=JSON_SOURCE,
         received_at=runtime.clock.now(),
         raw=json.dumps(data.model_dump(mode="json", by_alias=True), ensure_ascii=False),
-        outcome="rejected",
+        outcome=CapOutcome.REJECTED,
     )
     outcome = await service.receive_alert(runtime, to_alert(data, earlier_sent), message)
     return receipt(outcome, field="texts")

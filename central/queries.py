@@ -11,13 +11,14 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from areas import service as area_service
 from areas.models import Area
 from broadcast.models import Broadcast, Delivery
+from broadcast.states import DeliveryState
 from bulletins.models import Bulletin
 from central.schemas import (
     AreaEntry,
@@ -29,6 +30,7 @@ from central.schemas import (
     Statistics,
 )
 from core.errors import NotFound
+from core.paging import paged
 from core.settings import Settings
 from devices.models import Cluster
 from health.models import Alarm
@@ -42,14 +44,6 @@ async def area_path(session: AsyncSession, code: str | None) -> str:
     if code is None:
         return "/"
     return (await area_service.get(session=session, code=code)).path
-
-
-async def _page(
-    session: AsyncSession, query: Any, limit: int, offset: int
-) -> tuple[list[Any], int]:
-    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = (await session.execute(query.limit(limit).offset(offset))).all()
-    return list(rows), total
 
 
 def _entry[E: BaseModel](model: type[E], row: object, **extra: Any) -> E:
@@ -70,7 +64,7 @@ async def areas(
     )
     if level:
         query = query.where(Area.level == level)
-    rows, total = await _page(session, query, limit, offset)
+    rows, total = await paged(session, query, limit=limit, offset=offset)
     return [AreaEntry(code=c, name=n, level=lv, parent_code=p) for c, n, lv, p in rows], total
 
 
@@ -92,7 +86,7 @@ async def stations(
         query = query.where(Cluster.kind == kind)
     if online is not None:
         query = query.where(Cluster.online.is_(online))
-    rows, total = await _page(session, query, limit, offset)
+    rows, total = await paged(session, query, limit=limit, offset=offset)
     return [_entry(StationEntry, c, area_code=code) for c, code in rows], total
 
 
@@ -121,7 +115,7 @@ async def bulletins(
         query = query.where(Bulletin.cls == cls)
     if status:
         query = query.where(Bulletin.status == status)
-    rows, total = await _page(session, query, limit, offset)
+    rows, total = await paged(session, query, limit=limit, offset=offset)
     return [_entry(BulletinEntry, b, area_code=code) for b, code in rows], total
 
 
@@ -201,7 +195,7 @@ async def broadcasts(
         query = query.where(Broadcast.created_at < until)
     if cls:
         query = query.where(Broadcast.cls == cls)
-    rows, total = await _page(session, query, limit, offset)
+    rows, total = await paged(session, query, limit=limit, offset=offset)
     found = [b for (b,) in rows]
     outcomes = await _outcomes(session, [b.id for b in found], path, units)
     return [
@@ -246,8 +240,10 @@ def _summary(broadcast: Broadcast, outcomes: list[tuple[str, datetime | None]]) 
     return {
         "clusters": len(outcomes),
         "confirmed": len(confirmed),
-        "played": sum(1 for s, _ in outcomes if s == "played"),
-        "failed": sum(1 for s, _ in outcomes if s in ("failed", "rejected")),
+        "played": sum(1 for s, _ in outcomes if s == DeliveryState.PLAYED),
+        "failed": sum(
+            1 for s, _ in outcomes if s in (DeliveryState.FAILED, DeliveryState.REJECTED)
+        ),
         "times": delivery_times(broadcast.created_at, confirmed, len(outcomes)),
     }
 

@@ -23,7 +23,7 @@ from bulletins import inbox
 from bulletins import service as bulletin_service
 from bulletins.models import Bulletin
 from bulletins.workflow import REVIEWERS, Status, may_author
-from cap.models import CapMessage
+from cap.models import CapMessage, CapOutcome
 from console import i18n, printable
 from console.headers import safe_next
 from console.maps import commune_shapes, plot
@@ -166,7 +166,7 @@ async def _held_alerts(session: AsyncSession) -> list[tuple[str, str]]:
     rows = await session.execute(
         select(Bulletin.id, Bulletin.title)
         .join(CapMessage, CapMessage.bulletin_id == Bulletin.id)
-        .where(CapMessage.outcome == "held", Bulletin.status == Status.SUBMITTED.value)
+        .where(CapMessage.outcome == CapOutcome.HELD, Bulletin.status == Status.SUBMITTED.value)
         .order_by(CapMessage.received_at.desc())
         .limit(20)
     )

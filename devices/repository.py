@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from areas.models import Area
 from core.database import chunked
+from core.paging import paged
 from devices.models import Cluster
 
 
@@ -51,9 +52,8 @@ async def list_page(
         query = query.where(Cluster.kind == kind)
     if online is not None:
         query = query.where(Cluster.online == online)
-    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    rows = await session.execute(query.order_by(Cluster.code).limit(limit).offset(offset))
-    return [(row[0], row[1]) for row in rows.all()], total
+    rows, total = await paged(session, query.order_by(Cluster.code), limit=limit, offset=offset)
+    return [(row[0], row[1]) for row in rows], total
 
 
 def _under_or_named(paths: Sequence[str], cluster_ids: Sequence[int]) -> ColumnElement[bool]:

@@ -36,7 +36,7 @@ class Rollout(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     firmware_version: Mapped[str] = mapped_column(ForeignKey("firmware_images.version"))
-    # running | paused | aborted | cancelled | completed
+    # RolloutState (firmware/rollouts.py)
     state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(300), default="")
     waves: Mapped[int] = mapped_column(Integer)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Table, bindparam, func, insert, select, update
@@ -45,16 +46,40 @@ from health import operations
 from health.models import ClusterHealth, OperationResult
 from wire.protocol import CommandKind
 
-IN_FLIGHT = ("sent", "installing")
-FINAL = frozenset({"done", "failed", "skipped", "cancelled"})
-ACTIVE = ("running", "paused", "aborted")  # may still have installs under way
+
+class RolloutState(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"  # by a person, or between waves when asked to
+    ABORTED = "aborted"  # too many installs failed
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+
+
+class InstallState(StrEnum):
+    """One cluster's place in a rollout (RolloutCluster.state)."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    INSTALLING = "installing"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # already on the version, or another model
+    CANCELLED = "cancelled"
+
+
+IN_FLIGHT = (InstallState.SENT, InstallState.INSTALLING)
+FINAL = frozenset(
+    {InstallState.DONE, InstallState.FAILED, InstallState.SKIPPED, InstallState.CANCELLED}
+)
+# Rollouts that may still have installs under way.
+ACTIVE = (RolloutState.RUNNING, RolloutState.PAUSED, RolloutState.ABORTED)
 RATE_WINDOW = timedelta(minutes=1)
 # An operation's result, as the rollout reads it.
-_FROM_OPERATION = {
-    "accepted": "installing",
-    "done": "done",
-    "failed": "failed",
-    "rejected": "failed",
+_FROM_OPERATION: dict[str, InstallState] = {
+    operations.OperationState.ACCEPTED: InstallState.INSTALLING,
+    operations.OperationState.DONE: InstallState.DONE,
+    operations.OperationState.FAILED: InstallState.FAILED,
+    operations.OperationState.REJECTED: InstallState.FAILED,
 }
 NO_ANSWER = "no answer before the install timeout"
 
@@ -131,7 +156,7 @@ async def create(
     waves = plan_waves(eligible, data.waves)
     rollout = Rollout(
         firmware_version=image.version,
-        state="running" if waves else "completed",
+        state=RolloutState.RUNNING if waves else RolloutState.COMPLETED,
         reason="" if waves else "every targeted cluster was skipped",
         waves=max(1, len(waves)),
         current_wave=1,
@@ -151,11 +176,11 @@ async def create(
     table = RolloutCluster.__table__
     assert isinstance(table, Table)
     values: list[dict[str, Any]] = [
-        {"cluster_id": cid, "wave": number, "state": "pending", "reason": None}
+        {"cluster_id": cid, "wave": number, "state": InstallState.PENDING, "reason": None}
         for number, ids in enumerate(waves, start=1)
         for cid in ids
     ] + [
-        {"cluster_id": cid, "wave": 1, "state": "skipped", "reason": why}
+        {"cluster_id": cid, "wave": 1, "state": InstallState.SKIPPED, "reason": why}
         for cid, why in skipped.items()
     ]
     await session.execute(
@@ -170,7 +195,7 @@ async def advance(session: AsyncSession, *, now: datetime, settings: Settings) -
     publications: list[Publication] = []
     for rollout in rollouts:
         await _read_answers(session, rollout, now)
-        if rollout.state == "running":
+        if rollout.state == RolloutState.RUNNING:
             publications += await _step(session, rollout, now=now, settings=settings)
     return publications
 
@@ -195,12 +220,16 @@ async def _read_answers(session: AsyncSession, rollout: Rollout, now: datetime) 
     ).all()
     changes, installed = [], []
     for rc_id, cluster_id, current, op_state, op_reason in rows:
-        state = "failed" if op_state == "expired" else _FROM_OPERATION.get(op_state)
+        state = (
+            InstallState.FAILED
+            if op_state == operations.OperationState.EXPIRED
+            else _FROM_OPERATION.get(op_state)
+        )
         if state is None or state == current:
             continue
-        reason = NO_ANSWER if op_state == "expired" else op_reason
+        reason = NO_ANSWER if op_state == operations.OperationState.EXPIRED else op_reason
         changes.append({"p_id": rc_id, "p_state": state, "p_reason": reason})
-        if state == "done":
+        if state == InstallState.DONE:
             installed.append(cluster_id)
     if installed:
         # The register says what the cluster runs now (it said the old version while the
@@ -230,19 +259,22 @@ async def _step(
                 select(RolloutCluster.state, func.count())
                 .where(
                     RolloutCluster.rollout_id == rollout.id,
-                    RolloutCluster.state.in_(("done", "failed")),
+                    RolloutCluster.state.in_((InstallState.DONE, InstallState.FAILED)),
                     RolloutCluster.updated_at >= rollout.counted_from,
                 )
                 .group_by(RolloutCluster.state)
             )
         ).all()
     )
-    failed, finished = judged.get("failed", 0), judged.get("done", 0) + judged.get("failed", 0)
+    failed, finished = (
+        judged.get(InstallState.FAILED, 0),
+        judged.get(InstallState.DONE, 0) + judged.get(InstallState.FAILED, 0),
+    )
     if (
         finished >= rollout.abort_min_finished
         and failed * 100 > rollout.abort_failure_pct * finished
     ):
-        rollout.state = "aborted"
+        rollout.state = RolloutState.ABORTED
         rollout.reason = (
             f"{failed} of {finished} installs failed ({100 * failed / finished:.0f}%, more "
             f"than {rollout.abort_failure_pct}%)"
@@ -256,14 +288,16 @@ async def _step(
     if current["pending_online"] or any(current[s] for s in IN_FLIGHT):
         return []
     waiting = f"wave {rollout.current_wave}: waiting for its clusters to come online"
-    if current["pending_offline"] and not (current["done"] or current["failed"]):
+    if current["pending_offline"] and not (
+        current[InstallState.DONE] or current[InstallState.FAILED]
+    ):
         rollout.reason = waiting  # nothing of this wave heard from: no evidence yet
         return []
     if rollout.reason == waiting:
         rollout.reason = ""
     if rollout.current_wave < rollout.waves:
         if rollout.pause_between_waves:
-            rollout.state = "paused"
+            rollout.state = RolloutState.PAUSED
             rollout.reason = (
                 f"wave {rollout.current_wave} finished: resume to start wave "
                 f"{rollout.current_wave + 1}"
@@ -271,7 +305,7 @@ async def _step(
         rollout.current_wave += 1
         return []
     if all(state in FINAL for wave in by_state.values() for state, n in wave.items() if n):
-        rollout.state, rollout.finished_at = "completed", now
+        rollout.state, rollout.finished_at = RolloutState.COMPLETED, now
         rollout.reason = ""
     return []
 
@@ -286,7 +320,7 @@ async def _wave_states(session: AsyncSession, rollout: Rollout) -> dict[int, Cou
     )
     waves: dict[int, Counter[str]] = defaultdict(Counter)
     for wave, state, online, count in rows.all():
-        if state == "pending":
+        if state == InstallState.PENDING:
             state = "pending_online" if online else "pending_offline"
         waves[wave][state] += count
     return waves
@@ -310,7 +344,7 @@ async def _send(
             .join(Cluster, Cluster.id == RolloutCluster.cluster_id)
             .where(
                 RolloutCluster.rollout_id == rollout.id,
-                RolloutCluster.state == "pending",
+                RolloutCluster.state == InstallState.PENDING,
                 RolloutCluster.wave <= rollout.current_wave,
                 Cluster.online.is_(True),
             )
@@ -339,7 +373,9 @@ async def _send(
     await session.execute(
         update(table)
         .where(table.c.id == bindparam("p_id"))
-        .values(state="sent", sent_at=now, updated_at=now, operation_id=created.operation.id),
+        .values(
+            state=InstallState.SENT, sent_at=now, updated_at=now, operation_id=created.operation.id
+        ),
         [{"p_id": rc_id} for rc_id, _, _ in due],
     )
     return created.publications
@@ -367,9 +403,9 @@ async def _to_change(session: AsyncSession, rollout_id: int, actor: Actor) -> Ro
 
 async def pause(session: AsyncSession, rollout_id: int, *, actor: Actor, now: datetime) -> Rollout:
     rollout = await _to_change(session, rollout_id, actor)
-    if rollout.state != "running":
+    if rollout.state != RolloutState.RUNNING:
         raise Conflict(f"rollout {rollout_id} is {rollout.state}, not running")
-    rollout.state, rollout.reason = "paused", f"paused by {actor.name}"
+    rollout.state, rollout.reason = RolloutState.PAUSED, f"paused by {actor.name}"
     return rollout
 
 
@@ -377,11 +413,15 @@ async def resume(session: AsyncSession, rollout_id: int, *, actor: Actor, now: d
     """A paused or aborted rollout goes on; failures before now no longer count towards
     the abort rule (a person has looked at them)."""
     rollout = await _to_change(session, rollout_id, actor)
-    if rollout.state not in ("paused", "aborted"):
+    if rollout.state not in (RolloutState.PAUSED, RolloutState.ABORTED):
         raise Conflict(
             f"rollout {rollout_id} is {rollout.state}: only a paused or aborted one resumes"
         )
-    rollout.state, rollout.reason, rollout.counted_from = "running", f"resumed by {actor.name}", now
+    rollout.state, rollout.reason, rollout.counted_from = (
+        RolloutState.RUNNING,
+        f"resumed by {actor.name}",
+        now,
+    )
     return rollout
 
 
@@ -389,16 +429,18 @@ async def cancel(session: AsyncSession, rollout_id: int, *, actor: Actor, now: d
     """No more installs; clusters not yet sent are `cancelled`. Installs under way are
     still followed to their outcome."""
     rollout = await _to_change(session, rollout_id, actor)
-    if rollout.state in ("cancelled", "completed"):
+    if rollout.state in (RolloutState.CANCELLED, RolloutState.COMPLETED):
         raise Conflict(f"rollout {rollout_id} is already {rollout.state}")
     await session.execute(
         update(RolloutCluster)
-        .where(RolloutCluster.rollout_id == rollout.id, RolloutCluster.state == "pending")
-        .values(state="cancelled", reason=f"cancelled by {actor.name}", updated_at=now)
+        .where(
+            RolloutCluster.rollout_id == rollout.id, RolloutCluster.state == InstallState.PENDING
+        )
+        .values(state=InstallState.CANCELLED, reason=f"cancelled by {actor.name}", updated_at=now)
         .execution_options(synchronize_session=False)
     )
     rollout.state, rollout.reason, rollout.finished_at = (
-        "cancelled",
+        RolloutState.CANCELLED,
         f"cancelled by {actor.name}",
         now,
     )
@@ -419,7 +461,12 @@ async def read(session: AsyncSession, rollout_id: int, *, clusters_limit: int = 
         waves[wave][state] += count
     totals: Counter[str] = sum(waves.values(), Counter())
     # Failures first: they are what a technician opens the page for.
-    order = {"failed": 0, "installing": 1, "sent": 2, "pending": 3}
+    order: dict[str, int] = {
+        InstallState.FAILED: 0,
+        InstallState.INSTALLING: 1,
+        InstallState.SENT: 2,
+        InstallState.PENDING: 3,
+    }
     clusters = (
         await session.execute(
             select(

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Table, bindparam, insert, select, update
@@ -22,6 +23,7 @@ from authority import Deed, authorise
 from broadcast import service as broadcast_service
 from broadcast.commands import MediaSet, Publication, media_ref, url_signer
 from core.actors import Actor
+from core.backoff import resend_delay_s
 from core.errors import InvalidInput, NotFound
 from core.ingest_stats import IngestStats
 from core.settings import Settings
@@ -34,13 +36,29 @@ from wire import protocol
 from wire.protocol import Ack, AckStage, Command, CommandKind, OperationParams, Target
 
 OP_PREFIX = "op-"  # operation ids: acknowledgements naming one are routed here
-FINAL = frozenset({"done", "failed", "rejected", "expired"})
+
+
+class OperationState(StrEnum):
+    """One cluster's answer to an operation so far (OperationResult.state)."""
+
+    SENT = "sent"  # no answer yet
+    ACCEPTED = "accepted"  # the cluster has it, not yet carried out
+    DONE = "done"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    EXPIRED = "expired"  # never answered before the operation expired
+
+
+FINAL = frozenset(
+    {OperationState.DONE, OperationState.FAILED, OperationState.REJECTED, OperationState.EXPIRED}
+)
+AWAITING = (OperationState.SENT, OperationState.ACCEPTED)  # no final answer yet
 # What each answer makes of a result; later stages win, a final one stays.
 _STAGE_STATE = {
-    AckStage.RECEIVED: "accepted",
-    AckStage.DONE: "done",
-    AckStage.FAILED: "failed",
-    AckStage.REJECTED: "rejected",
+    AckStage.RECEIVED: OperationState.ACCEPTED,
+    AckStage.DONE: OperationState.DONE,
+    AckStage.FAILED: OperationState.FAILED,
+    AckStage.REJECTED: OperationState.REJECTED,
 }
 _REQUIRED = {
     CommandKind.SET_VOLUME: "volume",
@@ -137,7 +155,12 @@ async def write(
     table = OperationResult.__table__
     assert isinstance(table, Table)
     rows = [
-        {"operation_id": operation.id, "cluster_id": cid, "state": "sent", "updated_at": now}
+        {
+            "operation_id": operation.id,
+            "cluster_id": cid,
+            "state": OperationState.SENT,
+            "updated_at": now,
+        }
         for cid in sorted(set(cluster_ids))
     ]
     await session.execute(insert(table), rows)
@@ -222,7 +245,7 @@ async def apply_acks(
         if current in FINAL or current == state:
             continue
         results[(ack.broadcast, ack.cluster)] = (result_id, state)
-        if state == "done" and kinds[ack.broadcast] == CommandKind.SET_AREAS.value:
+        if state == OperationState.DONE and kinds[ack.broadcast] == CommandKind.SET_AREAS.value:
             settled.add(ack.cluster)
         changes[result_id] = {
             "p_id": result_id,
@@ -258,7 +281,7 @@ async def expire(session: AsyncSession, *, now: datetime) -> None:
         select(OperationResult.id)
         .where(
             OperationResult.operation_id.in_(due),
-            OperationResult.state.in_(("sent", "accepted")),
+            OperationResult.state.in_(AWAITING),
         )
         .limit(1)
     )
@@ -268,9 +291,9 @@ async def expire(session: AsyncSession, *, now: datetime) -> None:
         update(OperationResult)
         .where(
             OperationResult.operation_id.in_(due),
-            OperationResult.state.in_(("sent", "accepted")),
+            OperationResult.state.in_(AWAITING),
         )
-        .values(state="expired", updated_at=now)
+        .values(state=OperationState.EXPIRED, updated_at=now)
         .execution_options(synchronize_session=False)
     )
 
@@ -307,11 +330,6 @@ async def read(*, session: AsyncSession, operation_id: str) -> OperationRead:
 RESEND_BATCH = 2000  # results re-sent per tick at most; the rest wait for the next one
 
 
-def resend_delay_s(attempts: int, settings: Settings) -> float:
-    """How long after its latest send an unanswered command is sent again."""
-    return float(min(settings.resend_cap_s, settings.resend_base_s * 2 ** max(0, attempts - 1)))
-
-
 async def resend_unanswered(
     session: AsyncSession, *, now: datetime, settings: Settings
 ) -> list[Publication]:
@@ -332,7 +350,7 @@ async def resend_unanswered(
             .join(Operation, OperationResult.operation_id == Operation.id)
             .join(Cluster, OperationResult.cluster_id == Cluster.id)
             .where(
-                OperationResult.state == "sent",
+                OperationResult.state == OperationState.SENT,
                 OperationResult.updated_at <= earliest,
                 Operation.expires_at > now,
                 # Not into the void: a cluster that is back is sent it at the next tick.

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 # Spoken into the clip every cluster fetches (never played): a real file through the real
 # pipeline, so the test covers the media server and the signed URLs too.
 CLIP_TEXT = "Kiểm tra định kỳ hệ thống truyền thanh."
-WOULD_PLAY = "done"
+WOULD_PLAY = operations.OperationState.DONE
 SELF_TEST_ACTOR = Actor("self-test", Role.SYSTEM)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts.models import User
 from areas.models import Area, AreaVersion
+from audit.models import AuditOutcome
 from audit.service import event
 from broadcast.commands import Publication
 from core.clock import Clock
@@ -81,7 +82,7 @@ async def apply(
                         at=clock.now(),
                         actor=actor,
                         action=f"reorganise {step}",
-                        outcome="ok",
+                        outcome=AuditOutcome.OK,
                         target=f"{plan.province.code} {effective.isoformat()}",
                         detail={"changed": changed},
                     )
@@ -218,7 +219,7 @@ async def _accounts(session: AsyncSession, plan: Plan, run: _Run) -> int:
                 at=run.clock.now(),
                 actor=run.actor,
                 action="reorganise account",
-                outcome="ok",
+                outcome=AuditOutcome.OK,
                 target=rescope.username,
                 detail={"from": rescope.old_area, "to": rescope.new_area},
             )
@@ -249,7 +250,7 @@ async def _devices(session: AsyncSession, plan: Plan, run: _Run) -> int:
         .join(Operation, OperationResult.operation_id == Operation.id)
         .where(
             Operation.kind == CommandKind.SET_AREAS.value,
-            OperationResult.state.in_(("sent", "accepted")),
+            OperationResult.state.in_(operations.AWAITING),
             Operation.expires_at > now,
         )
     )

@@ -35,11 +35,12 @@ from core.errors import InvalidInput
 from devices.models import Cluster
 from reorganisation.official import Official, Unit
 from schedules.models import Schedule
+from schedules.states import ScheduleStatus
 
 DECIDED = "its commune's only successor"
 NEAREST = "nearest successor's seat: please confirm"
 UNDECIDED = "no position or seat to decide by: the first successor, please confirm"
-LIVE_SCHEDULES = ("active", "paused")
+LIVE_SCHEDULES = (ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED)
 
 
 class ReorganisationRefused(InvalidInput):

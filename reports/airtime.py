@@ -24,6 +24,7 @@ from sqlalchemy.orm import aliased
 from areas import service as area_service
 from areas.models import Area, AreaVersion
 from broadcast.models import Broadcast, Delivery
+from broadcast.states import DeliveryState
 from core.settings import Settings
 from devices.models import Cluster
 from health import service as health_service
@@ -145,7 +146,7 @@ def played_per_broadcast(
     of the `by` columns (`Area.path` meaning the path counted under, per `units`): (*by,
     broadcast id, deliveries that ended played, their seconds of sound). The one
     definition of airtime every report counts with."""
-    played = Delivery.state == "played"
+    played = Delivery.state == DeliveryState.PLAYED
     seconds = func.coalesce(MediaFile.duration_ms, 0) * Broadcast.repeat / 1000.0
     counted = delivery_path(units)
     by = tuple(counted if column is Area.path else column for column in by)

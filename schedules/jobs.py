@@ -28,12 +28,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from broadcast.models import Broadcast
 from broadcast.schemas import BroadcastCreate
+from broadcast.sending import AlsoInTransaction
 from core.clock import Clock
 from core.database import session_scope
 from core.errors import AppError
 from core.settings import Settings
 from schedules import service
 from schedules.models import Schedule, ScheduleFiring
+from schedules.states import ScheduleStatus, SlotOutcome
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,6 @@ MAX_DUE_PER_TICK = 200
 FIRE_BATCH = 20
 MAX_MISSED_PER_SCHEDULE = 1000  # a schedule every minute, stopped for most of a day
 
-AlsoInTransaction = Callable[[AsyncSession, Broadcast], Awaitable[None]]
 Send = Callable[[BroadcastCreate, AlsoInTransaction], Awaitable[object]]
 SendMany = Callable[[list[tuple[BroadcastCreate, AlsoInTransaction]]], Awaitable[object]]
 
@@ -59,8 +60,9 @@ class _Firing:
     data: BroadcastCreate
 
     @property
-    def outcome(self) -> str:
-        return "late" if (self.now - self.slot).total_seconds() > LATE_AFTER_S else "on_time"
+    def outcome(self) -> SlotOutcome:
+        late = (self.now - self.slot).total_seconds() > LATE_AFTER_S
+        return SlotOutcome.LATE if late else SlotOutcome.ON_TIME
 
     async def record(self, session: AsyncSession, broadcast: Broadcast) -> None:
         """In the broadcast's transaction: the firing row (unique per slot: a second
@@ -104,7 +106,7 @@ async def fire_due(
         due = (
             await session.scalars(
                 select(Schedule)
-                .where(Schedule.status == "active", Schedule.next_fire_at <= ahead)
+                .where(Schedule.status == ScheduleStatus.ACTIVE, Schedule.next_fire_at <= ahead)
                 .order_by(Schedule.next_fire_at)
                 .limit(MAX_DUE_PER_TICK)
             )
@@ -135,7 +137,7 @@ async def fire_due(
             log.info("%d slots could not be fired together (%s); one at a time", len(batch), exc)
             for firing in batch:
                 sent += await _fire_one(sessions, write_lock, firing, send)
-        late = [f for f in batch if f.outcome == "late"]
+        late = [f for f in batch if f.outcome == SlotOutcome.LATE]
         for firing in late:
             log.warning(
                 "schedule %s: slot %s played %.1f s late",
@@ -188,7 +190,7 @@ async def _fire_one(
             firing.schedule_id,
             firing.slot,
             firing.now,
-            "skipped",
+            SlotOutcome.SKIPPED,
             exc.message,
         )
         return 0
@@ -201,7 +203,7 @@ async def _record(
     schedule_id: str,
     slot: datetime,
     now: datetime,
-    outcome: str,
+    outcome: SlotOutcome,
     reason: str,
 ) -> None:
     async with write_lock, session_scope(sessions) as session:
@@ -243,7 +245,7 @@ async def _record_missed(
                     schedule_id=schedule_id,
                     slot_at=slot,
                     fired_at=now,
-                    outcome="missed",
+                    outcome=SlotOutcome.MISSED,
                     reason=f"the scheduler was not running within {settings.schedule_grace_s:.0f} s of the slot",
                 )
             )

@@ -28,7 +28,7 @@ class Schedule(Base):
     duration_s: Mapped[int | None] = mapped_column(Integer)  # a relay's window
     target_areas: Mapped[list[str]] = mapped_column(JSON)
     target_clusters: Mapped[list[str]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16))  # active | paused | ended
+    status: Mapped[str] = mapped_column(String(16))  # ScheduleStatus
     # The next play to fire (UTC); the scheduler's only index into the table.
     next_fire_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -49,7 +49,7 @@ class ScheduleFiring(Base):
     schedule_id: Mapped[str] = mapped_column(ForeignKey("schedules.id", ondelete="RESTRICT"))
     slot_at: Mapped[datetime] = mapped_column(UTCDateTime())
     fired_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    outcome: Mapped[str] = mapped_column(String(16))  # on_time | late | missed | skipped
+    outcome: Mapped[str] = mapped_column(String(16))  # SlotOutcome
     reason: Mapped[str | None] = mapped_column(String(300))
     broadcast_id: Mapped[str | None] = mapped_column(ForeignKey("broadcasts.id"))
 

@@ -35,6 +35,7 @@ from media.models import MediaFile
 from schedules import service
 from schedules.models import Schedule
 from schedules.recurrence import slots
+from schedules.states import ScheduleStatus
 from schedules.targets import ClusterIndex
 from wire import protocol
 from wire.protocol import (
@@ -69,7 +70,7 @@ async def _plays_by_cluster(
 ) -> dict[int, list[_Play]]:
     horizon = now + timedelta(hours=settings.schedule_push_hours)
     found: dict[int, list[_Play]] = defaultdict(list)
-    active = await session.scalars(select(Schedule).where(Schedule.status == "active"))
+    active = await session.scalars(select(Schedule).where(Schedule.status == ScheduleStatus.ACTIVE))
     index = await ClusterIndex.load(session)
     contents: dict[tuple[str | None, str | None], Content] = {}  # many schedules, few files
     for schedule in active.all():

@@ -5,10 +5,11 @@ from datetime import datetime, time, timedelta
 from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Depends, Query, status
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from core.context import Context
 from core.database import session_scope
+from core.paging import paged
 from core.policy import Action
 from core.schemas import Day, Limit, Offset, Page
 from devices.models import Cluster
@@ -118,12 +119,11 @@ async def list_schedules(
     query = select(Schedule)
     if status:
         query = query.where(Schedule.status == status)
-    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = await session.scalars(
-        query.order_by(Schedule.created_at, Schedule.id).limit(limit).offset(offset)
+    rows, total = await paged(
+        session, query.order_by(Schedule.created_at, Schedule.id), limit=limit, offset=offset
     )
     return Page(
-        items=[service.to_read(s) for s in rows.all()], total=total, limit=limit, offset=offset
+        items=[service.to_read(s) for (s,) in rows], total=total, limit=limit, offset=offset
     )
 
 

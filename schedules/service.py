@@ -46,6 +46,7 @@ from schedules.schemas import (
     SlotRead,
     StaleSchedule,
 )
+from schedules.states import ScheduleStatus
 from wire import protocol
 from wire.protocol import CommandClass
 
@@ -131,7 +132,9 @@ async def conflicts(
     my_slots = slots(recurrence_of(candidate), now, horizon)
     others = (
         await session.scalars(
-            select(Schedule).where(Schedule.status == "active", Schedule.id != candidate.id)
+            select(Schedule).where(
+                Schedule.status == ScheduleStatus.ACTIVE, Schedule.id != candidate.id
+            )
         )
     ).all()
     reach = await targets.reach_paths(session, [candidate, *others])
@@ -175,8 +178,8 @@ async def _refuse_conflicts(
 
 def advance(schedule: Schedule, after: datetime) -> None:
     schedule.next_fire_at = next_slot(recurrence_of(schedule), after)
-    if schedule.next_fire_at is None and schedule.status == "active":
-        schedule.status = "ended"
+    if schedule.next_fire_at is None and schedule.status == ScheduleStatus.ACTIVE:
+        schedule.status = ScheduleStatus.ENDED
 
 
 async def create(
@@ -211,7 +214,7 @@ async def create(
         duration_s=data.duration_s,
         target_areas=list(data.areas),
         target_clusters=list(data.clusters),
-        status="active",
+        status=ScheduleStatus.ACTIVE,
         version=1,
         created_by=actor.name,
         created_at=now,
@@ -267,7 +270,7 @@ async def update(
     _checked(schedule)
     now = clock.now()
     overlaps: list[Overlap] = []
-    if schedule.status == "active":
+    if schedule.status == ScheduleStatus.ACTIVE:
         overlaps = await _refuse_conflicts(session, settings, now, schedule, data.accept_conflicts)
         advance(schedule, now - timedelta(microseconds=1))
     schedule.version += 1
@@ -311,7 +314,9 @@ async def calendar(
     _, _, in_area = await broadcast_service.resolve_targets(session, [area.code], [])
     wanted = set(in_area)
     found: list[SlotRead] = []
-    candidates = (await session.scalars(select(Schedule).where(Schedule.status != "ended"))).all()
+    candidates = (
+        await session.scalars(select(Schedule).where(Schedule.status != ScheduleStatus.ENDED))
+    ).all()
     for schedule in await _on_branch(session, area, candidates):
         shared = wanted & await clusters_of(session, schedule)
         if not shared:
@@ -369,7 +374,7 @@ async def now_next(*, session: AsyncSession, area_code: str) -> list[NowNext]:
     wanted = set(ids)
     active = await session.scalars(
         select(Schedule)
-        .where(Schedule.status == "active", Schedule.next_fire_at.is_not(None))
+        .where(Schedule.status == ScheduleStatus.ACTIVE, Schedule.next_fire_at.is_not(None))
         .order_by(Schedule.next_fire_at)
     )
     for schedule in await _on_branch(session, area, active.all()):

@@ -25,7 +25,7 @@ from typing import IO, Any
 from sqlalchemy import Table, and_, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from audit.models import AuditEvent
+from audit.models import AuditEvent, AuditOutcome
 from audit.service import event as audit_event
 from core.clock import Clock
 from core.database import create_session_maker, session_scope
@@ -157,7 +157,7 @@ def _audited(report: ImportReport, actor: str, clock: Clock) -> dict[str, Any]:
         at=clock.now(),
         actor=actor,
         action="import archive",
-        outcome="ok",
+        outcome=AuditOutcome.OK,
         target=report.archive.name,
         detail={
             "source": report.source,

@@ -14,7 +14,7 @@ from lxml import etree
 from signxml.signer import XMLSigner
 
 from cap import export
-from cap.schema import NS
+from cap.parsing import NS
 
 SENDER = "canhbao@nchmf.gov.vn"  # the national hydro-meteorological forecasting centre
 

@@ -14,7 +14,7 @@ import pytest
 from lxml import etree
 
 from cap.feeds import _entry_links
-from cap.schema import NS
+from cap.parsing import NS
 from simulator.fleet import Fleet
 from simulator.provisioning import fetch_specs
 from tests.cap.helpers import SENT, InfoSpec, alert, cap_time, key_of, xml

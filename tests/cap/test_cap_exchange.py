@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from cap.message import read
-from cap.schema import parse
+from cap.parsing import parse
 from simulator.fleet import Fleet
 from tests.broadcast.helpers import send
 from tests.cap.helpers import SENDER, InfoSpec, Signer, alert, key_of, xml
