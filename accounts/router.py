@@ -87,7 +87,7 @@ async def login(
         raise TooManyAttempts(
             "the server is checking many sign-ins: try again in a moment", retry_after_s=1
         ) from None
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         attempt = await service.settle_sign_in(
             session,
             data.username,
@@ -143,7 +143,7 @@ async def logout(
 ) -> None:
     raw = _presented_token(request)
     if raw is not None:
-        async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        async with runtime.writing() as session:
             await service.revoke(session, raw, now=runtime.clock.now())
     response.delete_cookie(SESSION_COOKIE)
 
@@ -184,7 +184,7 @@ async def create_token(
         raise TooManyAttempts("try again in a moment", retry_after_s=1) from None
     if not ok:
         raise Unauthenticated("the password is wrong", detail={"field": "password"})
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         user = await _own_account(session, actor.name)
         raw, token = await service.issue_token(
             session,
@@ -212,7 +212,7 @@ async def _own_account(session: AsyncSession, username: str) -> User:
 )
 async def change_password(data: PasswordChange, runtime: RuntimeDep, actor: ActorDep) -> None:
     """Every session and token of the account ends: sign in again with the new one."""
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         user = await _own_account(session, actor.name)
         await service.change_own_password(
             session,
@@ -230,7 +230,7 @@ async def change_password(data: PasswordChange, runtime: RuntimeDep, actor: Acto
     dependencies=[allow(Action.ACCOUNTS, From.PROVINCE)],
 )
 async def create_user(data: UserCreate, runtime: RuntimeDep, actor: ActorDep) -> UserRead:
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         user = await service.create(
             session, data, by=actor.name, now=runtime.clock.now(), production=_prod(runtime)
         )
@@ -248,7 +248,7 @@ async def change_user(
     username: str, data: UserUpdate, runtime: RuntimeDep, actor: ActorDep
 ) -> UserRead:
     """Role and area, a new password (its sessions end), unlock, (de)activate."""
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         user = await service.change(
             session, username, data, now=runtime.clock.now(), production=_prod(runtime)
         )

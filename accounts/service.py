@@ -227,9 +227,21 @@ async def resolve_token(
     user, token = found
     if token.revoked_at is not None or token.expires_at <= now or not user.active:
         return None
-    if token.last_used_at is None or now - token.last_used_at >= TOUCH_EVERY:
-        token.last_used_at = now
     return user, token
+
+
+def touch_due(token: AuthToken, now: datetime) -> bool:
+    """Whether the token's last use is to be written now (at most once a TOUCH_EVERY)."""
+    return token.last_used_at is None or now - token.last_used_at >= TOUCH_EVERY
+
+
+async def touch(session: AsyncSession, token_id: int, *, now: datetime) -> None:
+    await session.execute(
+        update(AuthToken)
+        .where(AuthToken.id == token_id)
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def revoke(session: AsyncSession, raw: str, *, now: datetime) -> bool:

@@ -27,9 +27,8 @@ from urllib.parse import parse_qsl
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from accounts import service as account_service
+from accounts.identify import signed_in_as
 from app.runtime import Runtime
-from core.database import session_scope
 from core.settings import Settings
 from web.deps import SESSION_COOKIE
 
@@ -213,11 +212,10 @@ async def _identified(scope: Scope, headers: Headers, runtime: Runtime) -> bool:
                 raw = value
     if raw is None:
         return bool(runtime.settings.auth_proxy_headers and headers.get("x-actor"))
-    async with session_scope(runtime.sessions) as session:
-        found = await account_service.resolve_token(session, raw, now=runtime.clock.now())
-    if found is None:
+    actor = await signed_in_as(runtime, raw)
+    if actor is None:
         return False
-    scope.setdefault("state", {})["identified"] = account_service.actor_of(found[0])
+    scope.setdefault("state", {})["identified"] = actor
     return True
 
 

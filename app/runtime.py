@@ -8,6 +8,7 @@ import logging
 import math
 import time
 from collections.abc import Coroutine
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ from core.database import create_engine, create_session_maker, session_scope
 from core.ingest_stats import IngestStats
 from core.mqtt import MessageHandler, MqttService, Outgoing
 from core.settings import Settings
+from core.writes import WriteLock, write_scope
 from devices import broker_auth
 from devices.handlers import LinkMessage, apply_link_batch
 from devices.inbound import Inbound
@@ -64,10 +66,8 @@ class Runtime:
     stats: IngestStats = field(default_factory=IngestStats)
     http: HttpStats = field(default_factory=HttpStats)
     metrics_cache: object | None = None  # app/metrics.py: database figures, briefly kept
-    # Within a process, database writers take turns here: an ack batch never overwrites a
-    # cancel it did not see, and SQLite's single writer is never contended. PostgreSQL adds
-    # row locks (taken in id order) on top, for several processes.
-    write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Every writer takes it through `writing()` (core/writes.py says why).
+    write_lock: WriteLock = field(default_factory=WriteLock)
     media_cache: HotMediaCache = field(default_factory=HotMediaCache)
     ingest_slots: asyncio.Semaphore = field(default_factory=asyncio.Semaphore)
     # Set when a schedule changes: the clusters' stored schedules are pushed at the next tick.
@@ -93,9 +93,13 @@ class Runtime:
         runtime.sign_in_budget = AddressBudget(per_minute / 60, per_minute)
         return runtime
 
+    def writing(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """The write scope: the write lock and a session that may write, together."""
+        return write_scope(self.sessions, self.write_lock)
+
     def ingest_context(self) -> IngestContext:
         return IngestContext(
-            self.sessions, self.write_lock, self.ingest_slots, self.clock, self.settings
+            self.sessions, self.writing, self.ingest_slots, self.clock, self.settings
         )
 
     def require_dispatcher(self) -> Dispatcher:
@@ -164,10 +168,9 @@ class Runtime:
 
         async def sweep() -> None:
             await broadcast_jobs.sweep_deliveries(
-                sessions=self.sessions,
                 dispatcher=dispatcher,
                 clock=self.clock,
-                write_lock=self.write_lock,
+                writing=self.writing,
                 answers_unread=answers_unread,
             )
 
@@ -183,7 +186,7 @@ class Runtime:
                 sessions=self.sessions,
                 clock=self.clock,
                 settings=self.settings,
-                write_lock=self.write_lock,
+                writing=self.writing,
                 publish=dispatcher.publish,
             )
 
@@ -193,7 +196,7 @@ class Runtime:
             """Silent clusters offline; alarms raised and cleared every few seconds; once a
             minute, telemetry history past its retention dropped."""
             now, s = self.clock.now(), self.settings
-            async with self.write_lock, session_scope(self.sessions) as session:
+            async with self.writing() as session:
                 await health_service.mark_silent_offline(session, now=now, settings=s)
                 await operations.expire(session, now=now)
                 if alarms.due(
@@ -210,7 +213,7 @@ class Runtime:
         async def operate() -> None:
             """Unanswered remote commands sent again; firmware rollouts moved on."""
             now, s = self.clock.now(), self.settings
-            async with self.write_lock, session_scope(self.sessions) as session:
+            async with self.writing() as session:
                 publications = await operations.resend_unanswered(session, now=now, settings=s)
                 publications += await rollouts.advance(session, now=now, settings=s)
             if publications:
@@ -261,7 +264,7 @@ class Runtime:
             sessions=self.sessions,
             clock=self.clock,
             settings=self.settings,
-            write_lock=self.write_lock,
+            writing=self.writing,
             send=send,
             send_many=send_many,
         )
@@ -312,7 +315,7 @@ class Runtime:
         if not rows:
             return
         try:
-            async with self.write_lock, session_scope(self.sessions) as session:
+            async with self.writing() as session:
                 session.add_all(rows)
         except Exception:  # the loss is loud; the service goes on
             log.exception("%d tallied refusal row(s) not written to the audit log", len(rows))
@@ -356,7 +359,7 @@ class Runtime:
         self.link.submit(LinkMessage(topic, code or "", payload, self.clock.now(), kind=kind))
 
     async def _handle_acks(self, batch: list[IncomingAck]) -> None:
-        async with self.write_lock, session_scope(self.sessions) as session:
+        async with self.writing() as session:
             await apply_acks(session, batch, settings=self.settings, stats=self.stats)
             self._audit_refusals(session)
 
@@ -374,7 +377,7 @@ class Runtime:
         # Correctness would not need the lock here (timestamps only move forward; pulling a
         # re-send earlier is harmless), but SQLite has one writer: taking turns in-process
         # beats meeting in SQLite's busy handler, which polls with sleeps.
-        async with self.write_lock, session_scope(self.sessions) as session:
+        async with self.writing() as session:
             await apply_link_batch(
                 session, batch, stats=self.stats, settings=self.settings, on_online=resend_soon
             )

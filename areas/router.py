@@ -6,11 +6,10 @@ from fastapi import APIRouter, Query, UploadFile, status
 
 from areas import service
 from areas.schemas import AreaCreate, AreaRead, AreaUpdate
-from core.database import session_scope
 from core.policy import Action
 from core.schemas import ImportReport, Limit, Offset, Page
 from core.uploads import read_csv_upload
-from web.deps import RuntimeDep, SessionDep
+from web.deps import RuntimeDep, SessionDep, WriteSessionDep
 from web.guard import From, allow
 
 router = APIRouter(prefix="/api/v1/areas", tags=["areas"])
@@ -21,7 +20,7 @@ router = APIRouter(prefix="/api/v1/areas", tags=["areas"])
     status_code=status.HTTP_201_CREATED,
     dependencies=[allow(Action.REGISTRY, From.BODY_TARGETS)],
 )
-async def create_area(data: AreaCreate, session: SessionDep, runtime: RuntimeDep) -> AreaRead:
+async def create_area(data: AreaCreate, session: WriteSessionDep, runtime: RuntimeDep) -> AreaRead:
     return await service.create(session=session, clock=runtime.clock, data=data)
 
 
@@ -53,7 +52,7 @@ async def import_areas(file: UploadFile, runtime: RuntimeDep) -> ImportReport:
     text = await read_csv_upload(file)
     # Reads, then writes, in one transaction: under the write lock, or SQLite refuses the
     # write at once ("database is locked") when a background job wrote in between.
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         return await service.import_csv(session=session, clock=runtime.clock, text=text)
 
 
@@ -63,7 +62,7 @@ async def read_area(code: str, session: SessionDep) -> AreaRead:
 
 
 @router.patch("/{code}", dependencies=[allow(Action.REGISTRY, From.AREA_PATH)])
-async def update_area(code: str, data: AreaUpdate, session: SessionDep) -> AreaRead:
+async def update_area(code: str, data: AreaUpdate, session: WriteSessionDep) -> AreaRead:
     return await service.update(session=session, code=code, data=data)
 
 
@@ -72,5 +71,5 @@ async def update_area(code: str, data: AreaUpdate, session: SessionDep) -> AreaR
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[allow(Action.REGISTRY, From.AREA_PATH)],
 )
-async def delete_area(code: str, session: SessionDep) -> None:
+async def delete_area(code: str, session: WriteSessionDep) -> None:
     await service.delete(session=session, code=code)

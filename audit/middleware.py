@@ -19,7 +19,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from audit.models import AuditOutcome
 from audit.service import event
-from core.database import session_scope
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +116,7 @@ class AuditMiddleware:
             )
             return
         try:
-            async with runtime.write_lock, session_scope(runtime.sessions) as session:
+            async with runtime.writing() as session:
                 session.add(row)
         except Exception:  # the answer still goes out; the loss is loud
             log.exception("audit event not written: %s %s", row.action, row.target)

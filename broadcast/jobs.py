@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
-
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from broadcast import service
 from broadcast.dispatch import Dispatcher
 from core.clock import Clock
-from core.database import session_scope
+from core.writes import Writing
 
 log = logging.getLogger(__name__)
 
 
 async def sweep_deliveries(
     *,
-    sessions: async_sessionmaker[AsyncSession],
     dispatcher: Dispatcher,
     clock: Clock,
-    write_lock: asyncio.Lock,
+    writing: Writing,
     answers_unread: Callable[[], bool] = lambda: False,
 ) -> None:
     """Expire what is past its time, then re-send what is due.
@@ -30,13 +26,13 @@ async def sweep_deliveries(
     well have answered already, and asking a whole province again would double the very
     load that made us late (a retry storm).
     """
-    async with write_lock, session_scope(sessions) as session:
+    async with writing() as session:
         expired = await service.expire_due(session=session, clock=clock)
         if expired:
             log.info("expired broadcasts %s", expired)
     if answers_unread():
         return
-    async with write_lock, session_scope(sessions) as session:
+    async with writing() as session:
         messages = await dispatcher.plan_resends(session)
     if messages:
         await dispatcher.publish(messages)

@@ -84,7 +84,7 @@ async def cancel_broadcast(
 ) -> BroadcastRead:
     """Stop it everywhere, including clusters that are playing it now. The sender's level
     or a higher one may; an emergency only the duty officer (docs/security.md)."""
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         broadcast = await service.cancel(
             session=session,
             clock=runtime.clock,

@@ -74,7 +74,7 @@ async def _write(
     actor: Actor,
 ) -> list[tuple[Broadcast, int, Content]]:
     written = []
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         for data, also in batch:
             data, bulletin = await airing.resolve(
                 session=session, clock=runtime.clock, actor=actor, data=data
@@ -103,7 +103,7 @@ async def _write(
 async def _mark_sent(runtime: Sending, broadcast_ids: list[str]) -> None:
     """Off the request path: the answer should not wait for acks holding the database."""
     now = runtime.clock.now()
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         for broadcast_id in broadcast_ids:
             await repository.mark_sent(
                 session, delivery_ids=None, broadcast_id=broadcast_id, at=now

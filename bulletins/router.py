@@ -62,7 +62,7 @@ async def create_bulletin(
     spoken = None
     if data.media_sha256 is None and data.stream_url is None:
         spoken = await _spoken(runtime, data.text, data.language)
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         bulletin = await service.create(
             session=session, clock=runtime.clock, actor=actor, data=data, spoken_sha256=spoken
         )
@@ -124,7 +124,7 @@ async def edit_bulletin(
             language = current.language
         if respeak and current.stream_url is None:
             spoken = await _spoken(runtime, data.text, language)
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         bulletin = await service.update(
             session=session,
             clock=runtime.clock,
@@ -155,7 +155,7 @@ async def distribute(
     if not communes:
         raise InvalidInput("no communes under the given areas", detail={"field": "areas"})
     if data.cls is CommandClass.NORMAL:
-        async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        async with runtime.writing() as session:
             items = await airing.offer_to_inboxes(
                 session,
                 bulletin=await service.get(session=session, bulletin_id=bulletin_id),
@@ -210,7 +210,7 @@ async def move_bulletin(
     data: TransitionRequest | None = None,
 ) -> BulletinRead:
     """submit, withdraw, approve, reject (with a note saying why), revise, archive."""
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         bulletin = await service.transition(
             session=session,
             clock=runtime.clock,
@@ -297,7 +297,7 @@ async def accept_inbox_item(
 async def decline_inbox_item(
     item_id: BigId, runtime: SendingDep, actor: ActorDep, data: InboxDecision | None = None
 ) -> InboxItemRead:
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         item, _, area = await inbox.get(session, item_id)
         airing.check_may_handle(actor, item, area, runtime.clock.now())
         await inbox.decide(

@@ -159,7 +159,7 @@ async def send_acks(runtime: Sending) -> int:
             except httpx.HTTPError as exc:
                 log.warning("CAP Ack for %s not delivered to %s: %s", message.id, url, exc)
                 continue
-            async with runtime.write_lock, session_scope(runtime.sessions) as session:
+            async with runtime.writing() as session:
                 stored = await session.get(CapMessage, message.id)
                 if stored is not None:
                     stored.ack_sent_at = now

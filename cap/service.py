@@ -129,7 +129,7 @@ async def receive_alert(runtime: Sending, alert: Alert, message: CapMessage) -> 
 
 
 async def _store(runtime: Sending, message: CapMessage) -> None:
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         session.add(message)
 
 
@@ -230,7 +230,7 @@ async def _referenced(runtime: Sending, alert: Alert) -> _Referenced:
 async def _stop(runtime: Sending, alert: Alert, broadcast_ids: list[str]) -> list[str]:
     """Cancel the still-active broadcasts; the ids stopped."""
     for broadcast_id in broadcast_ids:
-        async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        async with runtime.writing() as session:
             broadcast = await broadcast_service.cancel(
                 session=session,
                 clock=runtime.clock,
@@ -252,7 +252,7 @@ async def _withdraw_waiting(runtime: Sending, alert: Alert, bulletins: list[str]
     note = (
         "cancelled by its issuer" if alert.msg_type == MsgType.CANCEL else "replaced by an update"
     )
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         waiting = (
             await session.scalars(
                 select(InboxItem).where(
@@ -377,7 +377,7 @@ async def _air(
     title = (first.headline or first.event)[:300]
     body = "\n\n".join(i.spoken_text() for i in _in_order(alert.infos))[:5000]
     actor = gateway_actor(alert.sender)
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         bulletin = await _approved_bulletin(
             runtime, session, actor, alert, first, title, body, clip.sha256, cls, root
         )
@@ -476,7 +476,7 @@ async def _hold(
         )
         await sending.send(runtime, shown, actor, also=record)
     else:
-        async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        async with runtime.writing() as session:
             await record(session, None)
     log.error("CAP %s from %s held: %s", alert.identifier, alert.sender, message.reason)
 

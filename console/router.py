@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from accounts import service as account_service
+from accounts.identify import signed_in_as
 from areas import service as area_service
 from areas.models import Area
 from authority.checks import touched
@@ -75,13 +75,9 @@ class PageRefused(Exception):
 async def signed_in(request: Request, runtime: RuntimeDep) -> Actor:
     """The person the session cookie stands for (kept on the request for the audit log)."""
     raw = request.cookies.get(SESSION_COOKIE)
-    found = None
-    if raw:
-        async with session_scope(runtime.sessions) as session:
-            found = await account_service.resolve_token(session, raw, now=runtime.clock.now())
-    if found is None:
+    actor = await signed_in_as(runtime, raw) if raw else None
+    if actor is None:
         raise SignInNeeded(request.url.path)
-    actor = account_service.actor_of(found[0])
     request.state.actor = actor
     return actor
 

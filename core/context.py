@@ -1,5 +1,5 @@
 """What a flow or a route needs of the running process, as a Protocol: the settings, the
-clock, the database sessions and the write lock, and a way to start background work.
+clock, the database sessions and the write scope, and a way to start background work.
 
 `app.runtime.Runtime` satisfies it (and the wider contexts domains declare on top of it,
 such as broadcast.context.Sending) structurally: no domain imports the application, and
@@ -7,8 +7,8 @@ the composition root (app/main.py) is where mypy checks that the runtime fits th
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Coroutine
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,7 +21,9 @@ class Context(Protocol):
     settings: Settings
     clock: Clock
     sessions: async_sessionmaker[AsyncSession]
-    # Every SQLite writer takes it (app/runtime.py says why); PostgreSQL ignores it.
-    write_lock: asyncio.Lock
+
+    def writing(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """The write scope: every write goes through it (core/writes.py)."""
+        ...
 
     def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> None: ...

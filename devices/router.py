@@ -20,7 +20,7 @@ from devices.schemas import (
     OwnProvisioning,
     ProvisionedCluster,
 )
-from web.deps import RuntimeDep, SessionDep
+from web.deps import RuntimeDep, SessionDep, WriteSessionDep
 from web.guard import From, allow, the_device_itself
 
 router = APIRouter(prefix="/api/v1/clusters", tags=["clusters"])
@@ -33,7 +33,7 @@ DeviceItself = Annotated[Cluster, the_device_itself()]
     dependencies=[allow(Action.REGISTRY, From.BODY_TARGETS)],
 )
 async def create_cluster(
-    data: ClusterCreate, session: SessionDep, runtime: RuntimeDep
+    data: ClusterCreate, session: WriteSessionDep, runtime: RuntimeDep
 ) -> ClusterCreated:
     """Registered with its own broker account (the password is in this answer only)."""
     cluster, password = await service.create(session=session, clock=runtime.clock, data=data)
@@ -49,7 +49,7 @@ async def create_cluster(
     dependencies=[allow(Action.OPERATE, From.CLUSTER_PATH)],
 )
 async def issue_credentials(
-    code: str, session: SessionDep, runtime: RuntimeDep
+    code: str, session: WriteSessionDep, runtime: RuntimeDep
 ) -> BrokerCredentials:
     """A new broker password (for a replaced controller, or a leaked one): the old one
     stops working when the broker re-reads its files, at once when they are managed."""
@@ -64,7 +64,7 @@ async def issue_credentials(
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[allow(Action.OPERATE, From.CLUSTER_PATH)],
 )
-async def revoke_credentials(code: str, session: SessionDep, runtime: RuntimeDep) -> None:
+async def revoke_credentials(code: str, session: WriteSessionDep, runtime: RuntimeDep) -> None:
     """The cluster can no longer connect (a stolen controller)."""
     await service.set_credentials(session=session, code=code, issue=False)
     await broker_auth.sync(session, runtime.settings)
@@ -108,7 +108,7 @@ async def own_provisioning(
 async def import_clusters(file: UploadFile, runtime: RuntimeDep) -> ImportReport:
     text = await read_csv_upload(file)
     # Under the write lock, as the area import (areas/router.py says why).
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         report = await service.import_csv(session=session, clock=runtime.clock, text=text)
     async with session_scope(runtime.sessions) as session:
         await broker_auth.sync(session, runtime.settings)
@@ -124,7 +124,7 @@ async def read_cluster(code: str, session: SessionDep) -> ClusterRead:
     "/{code}", dependencies=[allow(Action.REGISTRY, From.CLUSTER_PATH, From.BODY_TARGETS)]
 )
 async def update_cluster(
-    code: str, data: ClusterUpdate, session: SessionDep, runtime: RuntimeDep
+    code: str, data: ClusterUpdate, session: WriteSessionDep, runtime: RuntimeDep
 ) -> ClusterRead:
     updated = await service.update(session=session, code=code, data=data)
     await broker_auth.sync(session, runtime.settings)  # a move changes its area topics
@@ -136,6 +136,6 @@ async def update_cluster(
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[allow(Action.REGISTRY, From.CLUSTER_PATH)],
 )
-async def delete_cluster(code: str, session: SessionDep, runtime: RuntimeDep) -> None:
+async def delete_cluster(code: str, session: WriteSessionDep, runtime: RuntimeDep) -> None:
     await service.delete(session=session, code=code)
     await broker_auth.sync(session, runtime.settings)  # its account goes with it

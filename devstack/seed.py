@@ -433,11 +433,12 @@ async def seed_demo_users(session: AsyncSession, clock: Clock) -> list[str]:
 async def ensure_demo_users(database_url: str) -> None:
     """The demo accounts in the database at `database_url` (a process of its own)."""
     from core.clock import SystemClock
-    from core.database import create_engine, create_session_maker, session_scope
+    from core.database import create_engine, create_session_maker
+    from core.writes import writing_for
 
     engine = create_engine(database_url)
     try:
-        async with session_scope(create_session_maker(engine)) as session:
+        async with writing_for(create_session_maker(engine))() as session:
             await seed_demo_users(session, SystemClock())
     finally:
         await engine.dispose()

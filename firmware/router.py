@@ -45,7 +45,7 @@ async def upload_firmware(
         file, media_dir=settings.media_dir, max_bytes=settings.firmware_max_bytes
     )
     try:
-        async with runtime.write_lock, session_scope(runtime.sessions) as session:
+        async with runtime.writing() as session:
             image = await images.release(
                 session,
                 settings,
@@ -67,7 +67,7 @@ async def upload_firmware(
 )
 async def approve_firmware(version: str, runtime: RuntimeDep, actor: ActorDep) -> FirmwareRead:
     """The second person's approval of a release; rollouts may use it from now on."""
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         image = await images.approve(session, version, actor=actor.name, now=runtime.clock.now())
         return images.read(image)
 
@@ -84,7 +84,7 @@ async def list_firmware(session: SessionDep) -> list[FirmwareRead]:
 )
 async def create_rollout(data: RolloutCreate, runtime: RuntimeDep, actor: ActorDep) -> RolloutRead:
     """Clusters are put in waves now; the first installs go out at the next tick."""
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         rollout = await rollouts.create(
             session=session, data=data, actor=actor, now=runtime.clock.now()
         )
@@ -117,7 +117,7 @@ async def move_rollout(
     """pause: no further installs until resumed. resume: a paused rollout goes on; an
     aborted one too, its failures so far forgiven. cancel: no further installs. Installs
     under way are followed to their outcome whatever happens."""
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         await TRANSITIONS[action](session, rollout_id, actor=actor, now=runtime.clock.now())
     async with session_scope(runtime.sessions) as session:
         return await rollouts.read(session, rollout_id)

@@ -21,7 +21,7 @@ from health.schemas import (
     OperationRead,
     SelfTestReport,
 )
-from web.deps import ActorDep, SessionDep
+from web.deps import ActorDep, SessionDep, WriteSessionDep
 from web.guard import From, allow
 
 router = APIRouter(tags=["health"])
@@ -89,7 +89,7 @@ async def list_alarms(
     "/api/v1/alarms/{alarm_id}/acknowledge", dependencies=[allow(Action.OPERATE, From.ALARM)]
 )
 async def acknowledge_alarm(
-    alarm_id: BigId, session: SessionDep, runtime: SendingDep, actor: ActorDep
+    alarm_id: BigId, session: WriteSessionDep, runtime: SendingDep, actor: ActorDep
 ) -> AlarmRead:
     """A person has seen it: who and when are kept (the first acknowledgement stands)."""
     return await alarms.acknowledge(
@@ -108,7 +108,7 @@ async def create_operation(
     """A remote command to areas and/or clusters; each cluster's result follows at
     GET /api/v1/operations/{id}. Committed before it is published: with the broker down it
     still answers 201, `published: false` (send it again when the broker is back)."""
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         created = await operations.create(
             session=session,
             settings=runtime.settings,

@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from areas import service as area_service
 from areas.models import Area
 from core.actors import Actor, Role
-from core.database import session_scope
 from core.settings import Settings
 from devices.models import Cluster
 from health import operations
@@ -132,7 +131,7 @@ async def start(runtime: Sending) -> str:
     """Start a self-test of the whole province now; the operation's id."""
     settings = runtime.settings
     clip = await speech.speak(runtime.ingest_context(), text=CLIP_TEXT, language="vi")
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         created = await operations.create(
             session=session,
             settings=settings,

@@ -4,7 +4,6 @@ from fastapi import APIRouter, UploadFile, status
 from fastapi.responses import FileResponse
 
 from authority.reads import may_read_media
-from core.database import session_scope
 from core.errors import InvalidInput
 from core.policy import Action
 from core.schemas import file_name
@@ -73,7 +72,7 @@ async def speak(data: SpeechCreate, runtime: IngestingDep) -> MediaRead:
 async def upload_image(file: UploadFile, runtime: IngestingDep) -> MediaRead:
     """An image for e-boards (PNG, JPEG or WebP), checked by decoding."""
     image = await images.ingest_image(runtime.ingest_context(), file)
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         stored = await session.get(MediaFile, image.sha256)
         if stored is None:
             session.add(image)

@@ -13,6 +13,7 @@ from core.clock import Clock
 from core.database import session_scope
 from core.errors import NotFound
 from core.settings import Settings
+from core.writes import Writing
 from media import pipeline, storage
 from media.models import MediaFile, MediaOriginal
 from media.schemas import MediaRead, OriginalRead, RenditionRead
@@ -29,7 +30,7 @@ class IngestContext:
     transcode must not hold a database transaction open)."""
 
     sessions: async_sessionmaker[AsyncSession]
-    write_lock: asyncio.Lock
+    writing: Writing
     slots: asyncio.Semaphore  # transcodes at once
     clock: Clock
     settings: Settings
@@ -146,7 +147,7 @@ async def ingest(
             for r in rendered:
                 r.source_sha256 = sha256
                 r.original_name = original_name
-            async with ctx.write_lock, session_scope(ctx.sessions) as session:
+            async with ctx.writing() as session:
                 if await session.get(MediaOriginal, sha256) is None:
                     session.add(original)
                     await session.flush()

@@ -5,7 +5,6 @@ run after the last one finds nothing to do. Every step is in the audit log."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from broadcast.commands import Publication
 from core.clock import Clock
 from core.database import session_scope
 from core.settings import Settings
+from core.writes import Writing
 from devices.models import Cluster
 from health import operations
 from health.models import Operation, OperationResult
@@ -54,7 +54,7 @@ class Applied:
 
 async def apply(
     sessions: async_sessionmaker[AsyncSession],
-    write_lock: asyncio.Lock,
+    writing: Writing,
     clock: Clock,
     settings: Settings,
     official: Official,
@@ -73,7 +73,7 @@ async def apply(
         applied = Applied(await build(session, official, effective))
     for step in STEPS:
         run = _Run(clock, actor, settings)
-        async with write_lock, session_scope(sessions) as session:
+        async with writing() as session:
             plan = await build(session, official, effective)
             changed = await _STEPS[step](session, plan, run)
             if changed:

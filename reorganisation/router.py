@@ -77,7 +77,7 @@ async def reorganise(
 
     applied = await apply(
         runtime.sessions,
-        runtime.write_lock,
+        runtime.writing,
         runtime.clock,
         runtime.settings,
         official,

@@ -16,7 +16,6 @@ morning bulletin at noon would mislead more than it informs.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from core.clock import Clock
 from core.database import session_scope
 from core.errors import AppError
 from core.settings import Settings
+from core.writes import Writing
 from schedules import service
 from schedules.models import Schedule, ScheduleFiring
 from schedules.states import ScheduleStatus, SlotOutcome
@@ -88,7 +88,7 @@ async def fire_due(
     sessions: async_sessionmaker[AsyncSession],
     clock: Clock,
     settings: Settings,
-    write_lock: asyncio.Lock,
+    writing: Writing,
     send: Send,
     send_many: SendMany,
 ) -> int:
@@ -126,7 +126,7 @@ async def fire_due(
     for schedule in due:
         assert schedule.next_fire_at is not None
         if (now - schedule.next_fire_at).total_seconds() > settings.schedule_grace_s:
-            await _record_missed(sessions, write_lock, schedule.id, now, settings)
+            await _record_missed(writing, schedule.id, now, settings)
     sent = 0
     for start in range(0, len(firings), FIRE_BATCH):
         batch = firings[start : start + FIRE_BATCH]
@@ -136,7 +136,7 @@ async def fire_due(
         except (IntegrityError, AppError) as exc:
             log.info("%d slots could not be fired together (%s); one at a time", len(batch), exc)
             for firing in batch:
-                sent += await _fire_one(sessions, write_lock, firing, send)
+                sent += await _fire_one(writing, firing, send)
         late = [f for f in batch if f.outcome == SlotOutcome.LATE]
         for firing in late:
             log.warning(
@@ -169,8 +169,7 @@ def _broadcast_of(
 
 
 async def _fire_one(
-    sessions: async_sessionmaker[AsyncSession],
-    write_lock: asyncio.Lock,
+    writing: Writing,
     firing: _Firing,
     send: Send,
 ) -> int:
@@ -185,8 +184,7 @@ async def _fire_one(
     except AppError as exc:
         # The bulletin was withdrawn or expired, the targets removed...: recorded, skipped.
         await _record(
-            sessions,
-            write_lock,
+            writing,
             firing.schedule_id,
             firing.slot,
             firing.now,
@@ -198,15 +196,14 @@ async def _fire_one(
 
 
 async def _record(
-    sessions: async_sessionmaker[AsyncSession],
-    write_lock: asyncio.Lock,
+    writing: Writing,
     schedule_id: str,
     slot: datetime,
     now: datetime,
     outcome: SlotOutcome,
     reason: str,
 ) -> None:
-    async with write_lock, session_scope(sessions) as session:
+    async with writing() as session:
         schedule = await session.get(Schedule, schedule_id, with_for_update=True)
         if schedule is None or schedule.next_fire_at != slot:
             return  # another scheduler got here first
@@ -223,8 +220,7 @@ async def _record(
 
 
 async def _record_missed(
-    sessions: async_sessionmaker[AsyncSession],
-    write_lock: asyncio.Lock,
+    writing: Writing,
     schedule_id: str,
     now: datetime,
     settings: Settings,
@@ -232,7 +228,7 @@ async def _record_missed(
     """Every slot that passed beyond the grace window, one row each; the schedule then
     points at its next playable slot."""
     grace = timedelta(seconds=settings.schedule_grace_s)
-    async with write_lock, session_scope(sessions) as session:
+    async with writing() as session:
         schedule = await session.get(Schedule, schedule_id, with_for_update=True)
         if schedule is None:
             return

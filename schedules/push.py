@@ -8,7 +8,6 @@ items are signed for the cluster and valid until each item expires.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -30,6 +29,7 @@ from core.database import session_scope
 from core.errors import Conflict
 from core.mqtt import Outgoing
 from core.settings import Settings
+from core.writes import Writing
 from devices.models import Cluster
 from media.models import MediaFile
 from schedules import service
@@ -171,7 +171,7 @@ async def push_schedules(
     sessions: async_sessionmaker[AsyncSession],
     clock: Clock,
     settings: Settings,
-    write_lock: asyncio.Lock,
+    writing: Writing,
     publish: Publish,
 ) -> int:
     """Push a new version to every cluster whose next hours changed; how many."""
@@ -198,7 +198,7 @@ async def push_schedules(
             changed.append((cid, code, max(version + 1, stamp), new_digest, mine))
     if not changed:
         return 0
-    async with write_lock, session_scope(sessions) as session:
+    async with writing() as session:
         table = Cluster.__table__
         assert isinstance(table, Table)
         statement = (
@@ -242,7 +242,7 @@ async def push_schedules(
     try:
         await publish(messages)
     except Exception:
-        async with write_lock, session_scope(sessions) as session:
+        async with writing() as session:
             await session.execute(
                 update(Cluster)
                 .where(Cluster.id.in_([cid for cid, *_ in changed]))

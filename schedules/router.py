@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Query, status
 from sqlalchemy import select
 
 from core.context import Context
-from core.database import session_scope
 from core.paging import paged
 from core.policy import Action
 from core.schemas import Day, Limit, Offset, Page
@@ -51,7 +50,7 @@ async def create_schedule(
 ) -> ScheduleRead:
     """A one-off or recurring play of an approved bulletin. Overlaps with other schedules
     on the same clusters are refused (409, listed) unless `accept_conflicts`."""
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         schedule, overlaps = await service.create(
             session=session, clock=runtime.clock, settings=runtime.settings, actor=actor, data=data
         )
@@ -66,8 +65,9 @@ async def create_schedule(
 async def check_schedule(
     data: ScheduleCreate, runtime: SchedulingDep, actor: ActorDep
 ) -> list[Overlap]:
-    """The overlaps a schedule would have, without saving it."""
-    async with session_scope(runtime.sessions) as session:
+    """The overlaps a schedule would have, without saving it (written, then rolled back:
+    a writer all the same, so in the write scope)."""
+    async with runtime.writing() as session:
         try:
             _, overlaps = await service.create(
                 session=session,
@@ -142,7 +142,7 @@ async def read_schedule(schedule_id: str, session: SessionDep) -> ScheduleRead:
 async def update_schedule(
     schedule_id: str, data: ScheduleUpdate, runtime: SchedulingDep, actor: ActorDep
 ) -> ScheduleRead:
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         schedule, overlaps = await service.update(
             session=session,
             clock=runtime.clock,

@@ -18,7 +18,7 @@ from tests.support import Stack
 
 
 async def test_today_is_dong_nai_without_districts_and_both_old_fleets(stack: Stack) -> None:
-    async with session_scope(stack.runtime.sessions) as session:
+    async with stack.runtime.writing() as session:
         report = await seed.seed_demo(session, stack.runtime.clock)
         again = await seed.seed_demo(session, stack.runtime.clock)
     assert report.created and not again.created
@@ -50,7 +50,7 @@ async def test_today_is_dong_nai_without_districts_and_both_old_fleets(stack: St
 
 
 async def test_before_the_reform_is_old_binh_phuoc_with_its_districts(stack: Stack) -> None:
-    async with session_scope(stack.runtime.sessions) as session:
+    async with stack.runtime.writing() as session:
         report = await seed.seed_demo(session, stack.runtime.clock, as_of=date(2025, 6, 30))
         levels = dict(
             (await session.execute(select(Area.level, func.count()).group_by(Area.level))).all()

@@ -1,5 +1,5 @@
 """FastAPI dependencies: the runtime's context, one session per request (commit or roll
-back), and who is asking."""
+back; a read session, or the write scope for a route that writes), and who is asking."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from accounts import service as account_service
+from accounts.identify import signed_in_as
 from core import actors
 from core.actors import Actor
 from core.context import Context
@@ -36,6 +36,17 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 # ("request") it committed after, so a client's next request could miss what the last one
 # answered 201 for (an area created, then its child refused with 404: seen in the tests).
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def get_write_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+    async with runtime.writing() as session:
+        yield session
+
+
+# A route that writes holds the write scope (core/writes.py) for the whole request: what it
+# read cannot change under it before it writes. A request session that only read, then
+# wrote, with a background writer between, is how a CSV import answered 500 on SQLite.
+WriteSessionDep = Annotated[AsyncSession, Depends(get_write_session, scope="function")]
 
 
 SESSION_COOKIE = "bc_session"
@@ -79,11 +90,10 @@ async def _identify(
     elif cookie := request.cookies.get(SESSION_COOKIE):
         raw = cookie
     if raw is not None:
-        async with session_scope(runtime.sessions) as session:
-            found = await account_service.resolve_token(session, raw, now=runtime.clock.now())
-            if found is None:
-                raise Unauthenticated("sign-in expired or revoked; sign in again")
-            return account_service.actor_of(found[0])
+        actor = await signed_in_as(runtime, raw)
+        if actor is None:
+            raise Unauthenticated("sign-in expired or revoked; sign in again")
+        return actor
     proxy = settings.auth_proxy_headers
     if x_actor and (proxy if proxy is not None else not production):
         return actors.from_headers(x_actor, x_role, x_area, production=production)

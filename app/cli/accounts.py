@@ -31,9 +31,10 @@ def users_create(
     from accounts import service
     from accounts.schemas import UserCreate
     from core.clock import SystemClock
-    from core.database import create_engine, create_session_maker, session_scope
+    from core.database import create_engine, create_session_maker
     from core.errors import AppError
     from core.settings import get_settings
+    from core.writes import writing_for
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -57,7 +58,7 @@ def users_create(
         settings = get_settings()
         engine = create_engine(settings.database_url)
         try:
-            async with session_scope(create_session_maker(engine)) as session:
+            async with writing_for(create_session_maker(engine))() as session:
                 await service.create(
                     session,
                     data,

@@ -30,6 +30,7 @@ def areas_reorganise(
     from core.clock import SystemClock
     from core.database import create_engine, create_session_maker, session_scope
     from core.settings import get_settings
+    from core.writes import writing_for
     from devices import broker_auth
     from reorganisation.apply import apply
     from reorganisation.official import VietnamProvinces
@@ -60,7 +61,7 @@ def areas_reorganise(
                 # sweep (this process has no broker connection of its own).
                 applied = await apply(
                     sessions,
-                    asyncio.Lock(),
+                    writing_for(sessions),
                     SystemClock(),
                     settings,
                     VietnamProvinces(),

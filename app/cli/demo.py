@@ -39,8 +39,9 @@ def seed_demo_command(
     """Build the province with its clusters: today's Đồng Nai (95 communes and wards, no
     districts), or old Bình Phước (11 districts, 111 communes) with --as-of 2025-06-30."""
     from core.clock import SystemClock
-    from core.database import create_engine, create_session_maker, session_scope
+    from core.database import create_engine, create_session_maker
     from core.settings import get_settings
+    from core.writes import writing_for
     from devstack.seed import seed_demo
 
     try:
@@ -52,7 +53,7 @@ def seed_demo_command(
 
     async def main() -> None:
         engine = create_engine(get_settings().database_url)
-        async with session_scope(create_session_maker(engine)) as session:
+        async with writing_for(create_session_maker(engine))() as session:
             report = await seed_demo(
                 session, SystemClock(), as_of=day, clusters=clusters, eboards=eboards
             )

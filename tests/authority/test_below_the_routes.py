@@ -17,7 +17,6 @@ from broadcast.schemas import BroadcastCreate
 from bulletins import airing
 from bulletins import service as bulletin_service
 from core.actors import Actor, Role
-from core.database import session_scope
 from firmware import rollouts
 from firmware.schemas import RolloutCreate
 from health import operations
@@ -93,7 +92,7 @@ async def test_the_services_refuse_without_any_route(stack: Stack, ready: dict[s
     provinces = await sending.send(
         runtime, made(**{"class": "priority"}), Actor("trucban", Role.ADMIN)
     )
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         with pytest.raises(Refused, match="province level sent"):
             await broadcast_service.cancel(
                 session=session,
@@ -104,7 +103,7 @@ async def test_the_services_refuse_without_any_route(stack: Stack, ready: dict[s
             )
 
     starts = (datetime.now(UTC) + timedelta(days=2)).replace(tzinfo=None)
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         schedule, _ = await schedule_service.create(
             session=session,
             clock=runtime.clock,

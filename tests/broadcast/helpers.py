@@ -20,7 +20,7 @@ from tests.support import Stack
 async def seed_province(stack: Stack) -> list[DeviceSpec]:
     """The whole demo province as it was before the reform (old Bình Phước, 70), whose
     districts and communes the tests name."""
-    async with session_scope(stack.runtime.sessions) as session:
+    async with stack.runtime.writing() as session:
         await seed_demo(session, stack.runtime.clock, as_of=BEFORE_REFORM)
     return await fetch_specs(stack.settings.public_base_url)
 

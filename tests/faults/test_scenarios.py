@@ -291,7 +291,7 @@ async def test_acks_read_out_of_order_by_two_replicas_keep_the_earliest_proof(
         (AckStage.PLAYED, 3.0),
         (AckStage.PLAYING, 5.0),  # a late copy changes nothing
     ]:
-        async with session_scope(stack.runtime.sessions) as session:
+        async with stack.runtime.writing() as session:
             await apply_acks(
                 session, [arrived(stage, after_s)], settings=stack.settings, stats=IngestStats()
             )

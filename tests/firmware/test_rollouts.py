@@ -281,7 +281,7 @@ async def test_clusters_refuse_an_image_whose_bytes_do_not_match_its_manifest(
 
 async def test_already_installed_and_other_models_are_skipped(stack: Stack) -> None:
     specs = (await _speakers(stack))[:3]
-    async with session_scope(stack.runtime.sessions) as session:
+    async with stack.runtime.writing() as session:
         await session.execute(
             update(Cluster).where(Cluster.code == specs[0].code).values(model="LOA-X2")
         )
@@ -350,7 +350,7 @@ async def test_clusters_refuse_a_manifest_not_signed_by_a_key_they_trust(
     _, stored = await _upload(stack, "6.0.0", image)
     forged = stack.settings.signer.sign(manifest_fields("6.6.6", stored["sha256"], 8_000, None))
     runtime, now = stack.runtime, stack.runtime.clock.now()
-    async with runtime.write_lock, session_scope(runtime.sessions) as session:
+    async with runtime.writing() as session:
         cluster_id = await session.scalar(select(Cluster.id).where(Cluster.code == spec.code))
         assert cluster_id is not None
         created = await operations.write(

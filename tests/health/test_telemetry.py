@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core.clock import ManualClock
-from core.database import session_scope
 from health import service as health_service
 from simulator.fleet import Fleet
 from tests.factories import small_province
@@ -168,7 +167,7 @@ async def test_history_past_its_retention_is_dropped(
     )
     settings = stack.settings
     later = datetime.now(UTC) + timedelta(hours=settings.telemetry_retention_h, minutes=1)
-    async with session_scope(stack.runtime.sessions) as session:
+    async with stack.runtime.writing() as session:
         assert await health_service.forget_old_samples(session, now=later, settings=settings) == 1
     assert (await _health(stack, spec.code))["history"] == []
 
@@ -180,7 +179,7 @@ async def test_the_last_heartbeat_to_arrive_wins_whatever_its_clock_says(stack: 
 
     [spec] = [s for s in (await small_province(stack)).online() if COMMUNE in s.areas]
     now = datetime.now(UTC)
-    async with session_scope(stack.runtime.sessions) as session:
+    async with stack.runtime.writing() as session:
         from devices import repository as device_repository
 
         cid = (await device_repository.ids_by_code(session, {spec.code}))[spec.code]

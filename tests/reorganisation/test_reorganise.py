@@ -110,7 +110,7 @@ async def test_the_reform_applied_to_a_running_register(stack: Stack, tone_mp3: 
     # Interrupted after the areas, then resumed: the same end as one run.
     await apply(
         stack.runtime.sessions,
-        stack.runtime.write_lock,
+        stack.runtime.writing,
         stack.runtime.clock,
         stack.settings,
         official,
@@ -233,7 +233,7 @@ async def test_no_silent_moment_for_the_clusters_while_they_move(
     clip = await upload(stack, tone_mp3)
     await apply(
         stack.runtime.sessions,
-        stack.runtime.write_lock,
+        stack.runtime.writing,
         stack.runtime.clock,
         stack.settings,
         VietnamProvinces(),

@@ -31,7 +31,7 @@ async def pushed(stack: Stack) -> dict[str, list[dict[str, Any]]]:
         sessions=stack.runtime.sessions,
         clock=stack.runtime.clock,
         settings=stack.settings,
-        write_lock=stack.runtime.write_lock,
+        writing=stack.runtime.writing,
         publish=publish,
     )
     return {

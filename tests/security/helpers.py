@@ -49,9 +49,8 @@ async def first_admin(stack: Stack, username: str = "quan.tri") -> dict[str, str
     (as `broadcast users create` does); its Authorization header, signed in."""
     from accounts import service
     from accounts.schemas import UserCreate
-    from core.database import session_scope
 
-    async with session_scope(stack.runtime.sessions) as session:
+    async with stack.runtime.writing() as session:
         await service.create(
             session,
             UserCreate(username=username, password=PASSWORD, role="admin"),  # type: ignore[arg-type]

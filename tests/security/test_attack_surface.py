@@ -188,7 +188,7 @@ async def test_production_refuses_the_readmes_demo_password(
     )
     assert made.status_code == 422 and made.json()["detail"] == {"field": "password"}
     # An account given it before (an old database) cannot sign in with it.
-    async with session_scope(stack.runtime.sessions) as session:
+    async with stack.runtime.writing() as session:
         user = await session.scalar(select(User).where(User.username == "quan.tri"))
         assert user is not None
         user.password_hash = passwords.hash_password(DEMO_PASSWORD)

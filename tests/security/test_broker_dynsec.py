@@ -72,7 +72,7 @@ async def test_without_the_plugin_no_new_account_is_admitted_and_revocations_sti
     before = _users(files["broker_password_file"])
     assert "25216-01" in before
 
-    async with session_scope(stack.runtime.sessions) as session:
+    async with stack.runtime.writing() as session:
         new = ClusterCreate(code="25231-77", name="Cụm mới", area_code="25231")
         await service.create(session=session, clock=stack.runtime.clock, data=new)
         await service.set_credentials(session=session, code="25216-01", issue=False)
