@@ -256,7 +256,7 @@ async def test_the_report_page_shows_the_period_and_offers_a_csv(
     await expect(province.nth(0)).to_have_text("1")  # broadcasts
     await expect(province.nth(1)).to_have_text("1")  # emergencies
     await page.get_by_role("link", name="7 ngày qua").click()
-    await expect(page.locator("a[aria-current=page]")).to_have_text("7 ngày qua")
+    await expect(page.locator("#period a[aria-current=page]")).to_have_text("7 ngày qua")
     csv_link = await page.get_by_role("link", name="Tải về dạng CSV").get_attribute("href")
     assert csv_link is not None
     exported = await stack.client.get(csv_link)
