@@ -25,17 +25,13 @@ from core.settings import Settings
 from core.writes import Writing
 from devices.models import Cluster
 from health import operations
-from health.models import Operation, OperationResult
 from reorganisation.official import Official
 from reorganisation.plan import Plan, build
 from schedules.models import Schedule
-from wire import media_auth
-from wire.protocol import CommandKind
 
 log = logging.getLogger("reorganisation")
 
 STEPS = ("areas", "hamlets", "clusters", "accounts", "schedules", "devices")
-SET_AREAS_VALID = timedelta(days=7)  # a device off for days is told when it is back
 
 
 @dataclass
@@ -273,44 +269,13 @@ async def _schedules(session: AsyncSession, plan: Plan, run: _Run) -> int:
 
 async def _devices(session: AsyncSession, plan: Plan, run: _Run) -> int:
     """Every cluster still listening on its old topics is told its new areas (and media
-    key), one signed set_areas each, unless one is already on its way; it subscribes to
-    the new topics before it leaves the old (docs/protocol.md 4.6). Until it answers,
-    broadcasts name it on its own topic too (broadcast.service.create)."""
-    now = run.clock.now()
-    waiting = (
-        select(OperationResult.cluster_id)
-        .join(Operation, OperationResult.operation_id == Operation.id)
-        .where(
-            Operation.kind == CommandKind.SET_AREAS.value,
-            OperationResult.state.in_(operations.AWAITING),
-            Operation.expires_at > now,
-        )
+    key); until it answers, broadcasts and operations name it on its own topic too
+    (broadcast.service.addressed)."""
+    publications = await operations.tell_new_areas(
+        session=session, settings=run.settings, actor=run.actor, now=run.clock.now()
     )
-    moving = (
-        await session.execute(
-            select(Cluster.id, Cluster.code, Area.path)
-            .join(Area, Cluster.area_id == Area.id)
-            .where(Cluster.moving_from.is_not(None), Cluster.id.not_in(waiting))
-            .order_by(Cluster.code)
-        )
-    ).all()
-    for cluster_id, code, path in moving:
-        areas = [a for a in path.split("/") if a]
-        key = media_auth.device_key(run.settings.media_signing_key, code, "/".join(areas))
-        created = await operations.write(
-            session=session,
-            settings=run.settings,
-            kind=CommandKind.SET_AREAS.value,
-            params={"areas": areas, "media_key": key},
-            target_areas=[],
-            target_clusters=[code],
-            cluster_ids=[cluster_id],
-            actor=run.actor,
-            now=now,
-            expires_at=now + SET_AREAS_VALID,
-        )
-        run.publications += created.publications
-    return len(moving)
+    run.publications += publications
+    return len(publications)
 
 
 _STEPS: dict[str, Callable[[AsyncSession, Plan, _Run], Awaitable[int]]] = {
