@@ -100,7 +100,8 @@ async def addressed(session: AsyncSession, areas: list[str], clusters: list[str]
     outside = [(cid, code) for cid, code, path in named if not path.startswith(tuple(paths))]
     # Clusters still moving to one of these areas (a reorganisation) may not listen on its
     # topic yet: they are named on their own topic too, so none misses it; a device that
-    # hears both plays once (one command id).
+    # hears both acts once (one command id). Broadcasts and technicians' operations
+    # (health/operations.py) both come through here.
     named_outside = {cid for cid, _ in outside}
     moving = await device_repository.moving_under(session, paths)
     outside += [(cid, code) for cid, code in moving if cid not in named_outside]

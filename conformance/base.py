@@ -187,6 +187,9 @@ class KitBase:
     # before playing from storage (11): the link stays down that long after the slot.
     link_down_after_slot_s: float = LOCAL_FALLBACK_S + 2
     firmware: str | None = None  # an uploaded, approved image's version, for its model
+    # An area the device may be moved to and back for the set_areas check (4.6).
+    move_to: str | None = None
+    device_password: str | None = None  # its broker password: its own provisioning (10)
     firmware_timeout_s: float = 1800.0  # FIRMWARE_INSTALL_TIMEOUT_S
     _clips: dict[float, str] = field(default_factory=dict)
     _loop: _Loop | None = None

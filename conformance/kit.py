@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from conformance.areas import AreaChecks
 from conformance.base import (
     Check,
     Status,
@@ -41,7 +42,7 @@ from wire.mqtt_lite import MqttLiteError
 
 
 @dataclass
-class Kit(CommandChecks, OperationChecks, SignatureChecks, ScheduleChecks):
+class Kit(CommandChecks, OperationChecks, AreaChecks, SignatureChecks, ScheduleChecks):
     def checks(self) -> list[tuple[str, str, Callable[[httpx.Client], str]]]:
         """(section, what holds, the step that shows it), in the order they run."""
         return [
@@ -54,6 +55,12 @@ class Kit(CommandChecks, OperationChecks, SignatureChecks, ScheduleChecks):
             ("4.6", "set_volume is done, and report_status shows it", self._volume),
             ("4.6", "amplifier off, then on: done, and shown in heartbeats", self._amplifier),
             ("4.6", "self_test answers with its report", self._self_test),
+            (
+                "4.6",
+                "set_areas: the new areas' topics heard, the old left, across a reboot",
+                self._set_areas,
+            ),
+            ("10", "its own provisioning, fetched with its broker account", self._own_provisioning),
             ("9", "an unsigned command is refused, not played", self._unsigned),
             ("9", "a command signed by a key it does not trust is refused", self._unknown_key),
             ("9", "a signed command altered on the way is refused", self._altered),

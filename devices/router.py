@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, UploadFile, status
 
+from broadcast.context import SendingDep
 from core.database import session_scope
 from core.policy import Action
 from core.schemas import ImportReport, Limit, Offset, Page
@@ -20,7 +21,8 @@ from devices.schemas import (
     OwnProvisioning,
     ProvisionedCluster,
 )
-from web.deps import RuntimeDep, SessionDep, WriteSessionDep
+from health import operations
+from web.deps import ActorDep, RuntimeDep, SessionDep, WriteSessionDep
 from web.guard import From, allow, the_device_itself
 
 router = APIRouter(prefix="/api/v1/clusters", tags=["clusters"])
@@ -124,10 +126,22 @@ async def read_cluster(code: str, session: SessionDep) -> ClusterRead:
     "/{code}", dependencies=[allow(Action.REGISTRY, From.CLUSTER_PATH, From.BODY_TARGETS)]
 )
 async def update_cluster(
-    code: str, data: ClusterUpdate, session: WriteSessionDep, runtime: RuntimeDep
+    code: str, data: ClusterUpdate, runtime: SendingDep, actor: ActorDep
 ) -> ClusterRead:
-    updated = await service.update(session=session, code=code, data=data)
-    await broker_auth.sync(session, runtime.settings)  # a move changes its area topics
+    """A move to another area tells the device its new areas (a signed set_areas, after
+    the commit): it subscribes to them before it leaves the old (docs/protocol.md 4.6)."""
+    async with runtime.writing() as session:
+        updated = await service.update(session=session, code=code, data=data)
+        await broker_auth.sync(session, runtime.settings)  # a move changes its area topics
+        told = await operations.tell_new_areas(
+            session=session,
+            settings=runtime.settings,
+            actor=actor.name,
+            now=runtime.clock.now(),
+            codes=[code],
+        )
+    if told:  # without a broker now, the sweep sends it
+        await runtime.require_dispatcher().publish_commands("set_areas", told)
     return updated
 
 

@@ -93,6 +93,11 @@ async def update(*, session: AsyncSession, code: str, data: ClusterUpdate) -> Cl
         setattr(cluster, field, value)
     if data.area_code is not None:
         area = await area_service.get(session=session, code=data.area_code)
+        if area.id != cluster.area_id and cluster.moving_from is None:
+            # It listens on the old area's topics until it confirms the new (set_areas,
+            # sent by the route); meanwhile sends to the new area name it on its own topic.
+            old = await area_repository.get_by_id(session, cluster.area_id)
+            cluster.moving_from = old.path
         cluster.area_id = area.id
     else:
         area = await area_repository.get_by_id(session, cluster.area_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from areas.models import Area
 from authority import Deed, authorise
 from broadcast import service as broadcast_service
 from broadcast.commands import MediaSet, Publication, media_ref, url_signer
@@ -32,10 +33,11 @@ from devices.models import Cluster
 from health.models import Operation, OperationResult
 from health.schemas import OperationCreate, OperationRead, OperationResultRead
 from media.models import MediaFile
-from wire import protocol
+from wire import media_auth, protocol
 from wire.protocol import Ack, AckStage, Command, CommandKind, OperationParams, Target
 
 OP_PREFIX = "op-"  # operation ids: acknowledgements naming one are routed here
+SET_AREAS_VALID = timedelta(days=7)  # a device off for days is told when it is back
 
 
 class OperationState(StrEnum):
@@ -166,6 +168,56 @@ async def write(
     await session.execute(insert(table), rows)
     media = await session.get(MediaFile, media_sha256) if media_sha256 else None
     return Created(operation, publications(operation, media, settings), len(rows))
+
+
+async def tell_new_areas(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    actor: str,
+    now: datetime,
+    codes: Sequence[str] | None = None,
+) -> list[Publication]:
+    """Every cluster still listening on its old topics (`moving_from`: a reorganisation,
+    or a move in the register), or those of `codes`, is told its areas and media key, one
+    signed set_areas each, unless one is already on its way; it subscribes to the new
+    topics before it leaves the old (docs/protocol.md 4.6). The commands to publish after
+    the commit (the sweep re-sends them until answered)."""
+    waiting = (
+        select(OperationResult.cluster_id)
+        .join(Operation, OperationResult.operation_id == Operation.id)
+        .where(
+            Operation.kind == CommandKind.SET_AREAS.value,
+            OperationResult.state.in_(AWAITING),
+            Operation.expires_at > now,
+        )
+    )
+    query = (
+        select(Cluster.id, Cluster.code, Area.path)
+        .join(Area, Cluster.area_id == Area.id)
+        .where(Cluster.moving_from.is_not(None), Cluster.id.not_in(waiting))
+        .order_by(Cluster.code)
+    )
+    if codes is not None:
+        query = query.where(Cluster.code.in_(list(codes)))
+    told: list[Publication] = []
+    for cluster_id, code, path in (await session.execute(query)).all():
+        areas = [a for a in path.split("/") if a]
+        key = media_auth.device_key(settings.media_signing_key, code, "/".join(areas))
+        created = await write(
+            session=session,
+            settings=settings,
+            kind=CommandKind.SET_AREAS.value,
+            params={"areas": areas, "media_key": key},
+            target_areas=[],
+            target_clusters=[code],
+            cluster_ids=[cluster_id],
+            actor=actor,
+            now=now,
+            expires_at=now + SET_AREAS_VALID,
+        )
+        told += created.publications
+    return told
 
 
 def publications(

@@ -1,5 +1,5 @@
-"""Applying a reorganisation, one step per transaction: the areas, then the clusters,
-the accounts, the schedules, and last the devices, each told its new areas. Each step works from a plan made afresh from the
+"""Applying a reorganisation, one step per transaction: the areas, the hamlets of
+dissolved communes, then the clusters, the accounts, the schedules, and last the devices, each told its new areas. Each step works from a plan made afresh from the
 register (plan.build), so a run that stopped half-way resumes where it stopped, and a
 run after the last one finds nothing to do. Every step is in the audit log."""
 
@@ -25,17 +25,13 @@ from core.settings import Settings
 from core.writes import Writing
 from devices.models import Cluster
 from health import operations
-from health.models import Operation, OperationResult
 from reorganisation.official import Official
 from reorganisation.plan import Plan, build
 from schedules.models import Schedule
-from wire import media_auth
-from wire.protocol import CommandKind
 
 log = logging.getLogger("reorganisation")
 
-STEPS = ("areas", "clusters", "accounts", "schedules", "devices")
-SET_AREAS_VALID = timedelta(days=7)  # a device off for days is told when it is back
+STEPS = ("areas", "hamlets", "clusters", "accounts", "schedules", "devices")
 
 
 @dataclass
@@ -126,26 +122,13 @@ async def _areas(session: AsyncSession, plan: Plan, run: _Run) -> int:
             await session.flush()
             current[change.code] = area
         else:
-            session.add(
-                AreaVersion(
-                    area_id=area.id,
-                    code=area.code,
-                    name=area.name,
-                    level=area.level,
-                    path=area.path,
-                    until=effective - timedelta(days=1),
-                    ended_at=datetime.combine(
-                        effective, time(0), tzinfo=ZoneInfo(run.settings.default_timezone)
-                    ),
-                    recorded_at=now,
-                )
-            )
+            session.add(_version(area, effective, run))
             old_path = area.path
             await _mark_moving(session, old_path)
             area.name, area.path, area.since = change.name, change.path, effective
             area.level = "province" if is_root else "commune"
             area.parent_id, area.depth = parent_id, 0 if is_root else 1
-            await _move_below(session, area, old_path)
+            await _move_below(session, area, old_path, effective, run)
         if is_root:
             root = area
     for gone in plan.dissolved:
@@ -168,16 +151,61 @@ async def _mark_moving(session: AsyncSession, old_path: str) -> None:
     )
 
 
-async def _move_below(session: AsyncSession, area: Area, old_path: str) -> None:
-    """A continuing commune's own units (hamlets) move with it."""
+def _version(area: Area, effective: date, run: _Run) -> AreaVersion:
+    """What the area was until the day before: reports place what happened then by it."""
+    return AreaVersion(
+        area_id=area.id,
+        code=area.code,
+        name=area.name,
+        level=area.level,
+        path=area.path,
+        until=effective - timedelta(days=1),
+        ended_at=datetime.combine(
+            effective, time(0), tzinfo=ZoneInfo(run.settings.default_timezone)
+        ),
+        recorded_at=run.clock.now(),
+    )
+
+
+async def _move_below(
+    session: AsyncSession, area: Area, old_path: str, effective: date, run: _Run
+) -> None:
+    """A moved unit's own units (a commune's hamlets, a hamlet's own) move with it, their
+    former places kept as versions."""
     below = (
         await session.scalars(
             select(Area).where(Area.path.startswith(old_path, autoescape=True), Area.id != area.id)
         )
     ).all()
     for child in below:
+        session.add(_version(child, effective, run))
         child.path = area.path + child.path.removeprefix(old_path)
         child.depth = child.path.count("/") - 2
+
+
+async def _hamlets(session: AsyncSession, plan: Plan, run: _Run) -> int:
+    """Each hamlet of a dissolved commune re-parented to the successor the plan chose,
+    its own units and its clusters' topics with it (the clusters are told in the devices
+    step, and named on their own topic until they confirm); one left for a person stays."""
+    current = {
+        a.code: a
+        for a in (await session.scalars(select(Area).where(Area.dissolved_on.is_(None)))).all()
+    }
+    moved = 0
+    for move in plan.hamlets:
+        if move.new_parent is None:
+            continue
+        hamlet, parent = current[move.code], current[move.new_parent]
+        session.add(_version(hamlet, plan.effective, run))
+        old_path = hamlet.path
+        await _mark_moving(session, old_path)
+        hamlet.parent_id, hamlet.since = parent.id, plan.effective
+        hamlet.path = f"{parent.path}{hamlet.code}/"
+        hamlet.depth = parent.depth + 1
+        await _move_below(session, hamlet, old_path, plan.effective, run)
+        moved += 1
+    await session.flush()
+    return moved
 
 
 async def _clusters(session: AsyncSession, plan: Plan, run: _Run) -> int:
@@ -241,48 +269,18 @@ async def _schedules(session: AsyncSession, plan: Plan, run: _Run) -> int:
 
 async def _devices(session: AsyncSession, plan: Plan, run: _Run) -> int:
     """Every cluster still listening on its old topics is told its new areas (and media
-    key), one signed set_areas each, unless one is already on its way; it subscribes to
-    the new topics before it leaves the old (docs/protocol.md 4.6). Until it answers,
-    broadcasts name it on its own topic too (broadcast.service.create)."""
-    now = run.clock.now()
-    waiting = (
-        select(OperationResult.cluster_id)
-        .join(Operation, OperationResult.operation_id == Operation.id)
-        .where(
-            Operation.kind == CommandKind.SET_AREAS.value,
-            OperationResult.state.in_(operations.AWAITING),
-            Operation.expires_at > now,
-        )
+    key); until it answers, broadcasts and operations name it on its own topic too
+    (broadcast.service.addressed)."""
+    publications = await operations.tell_new_areas(
+        session=session, settings=run.settings, actor=run.actor, now=run.clock.now()
     )
-    moving = (
-        await session.execute(
-            select(Cluster.id, Cluster.code, Area.path)
-            .join(Area, Cluster.area_id == Area.id)
-            .where(Cluster.moving_from.is_not(None), Cluster.id.not_in(waiting))
-            .order_by(Cluster.code)
-        )
-    ).all()
-    for cluster_id, code, path in moving:
-        areas = [a for a in path.split("/") if a]
-        key = media_auth.device_key(run.settings.media_signing_key, code, "/".join(areas))
-        created = await operations.write(
-            session=session,
-            settings=run.settings,
-            kind=CommandKind.SET_AREAS.value,
-            params={"areas": areas, "media_key": key},
-            target_areas=[],
-            target_clusters=[code],
-            cluster_ids=[cluster_id],
-            actor=run.actor,
-            now=now,
-            expires_at=now + SET_AREAS_VALID,
-        )
-        run.publications += created.publications
-    return len(moving)
+    run.publications += publications
+    return len(publications)
 
 
 _STEPS: dict[str, Callable[[AsyncSession, Plan, _Run], Awaitable[int]]] = {
     "areas": _areas,
+    "hamlets": _hamlets,
     "clusters": _clusters,
     "accounts": _accounts,
     "schedules": _schedules,

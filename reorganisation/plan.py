@@ -11,6 +11,12 @@ applying it (so an interrupted run resumes where it stopped).
   successor whose seat (the mean position of the clusters already known to be there) is
   nearest its registered position; where that cannot be decided (no position, no seat),
   to the first successor. Every cluster placed so is listed for a person to confirm.
+- A commune's own units (hamlets, thôn/ấp, and anything below them) are never dissolved:
+  they follow their commune. Under a continuing commune they move with it; under a
+  dissolved one they are re-parented to its successor, for a split commune the one
+  whose seat is nearest the mean position of the hamlet's clusters (listed for a person
+  to confirm). A hamlet with nothing to place it by (no clusters with a position, no
+  seat) is listed for a person to choose and left where it is.
 - Accounts scoped to a dissolved unit move to its successor when there is exactly one;
   otherwise they are listed for a person to choose (never widened silently).
 - Schedules aimed at a dissolved unit aim at its successors; two schedules that now
@@ -23,6 +29,7 @@ import csv
 import io
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -40,6 +47,7 @@ from schedules.states import ScheduleStatus
 DECIDED = "its commune's only successor"
 NEAREST = "nearest successor's seat: please confirm"
 UNDECIDED = "no position or seat to decide by: the first successor, please confirm"
+UNPLACED = "no clusters with a position to place it by: choose one of"
 LIVE_SCHEDULES = (ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED)
 
 
@@ -75,6 +83,18 @@ class ClusterMove:
 
 
 @dataclass(frozen=True)
+class HamletMove:
+    """A commune's own unit (a hamlet) whose commune was dissolved, and where it goes."""
+
+    code: str
+    name: str
+    old_parent: str
+    new_parent: str | None  # None: nothing to place it by, a person chooses
+    successors: tuple[str, ...]
+    how: str
+
+
+@dataclass(frozen=True)
 class Rescope:
     username: str
     old_area: str
@@ -102,6 +122,7 @@ class Plan:
     province: Unit
     areas: list[AreaChange] = field(default_factory=list)
     dissolved: list[Dissolution] = field(default_factory=list)
+    hamlets: list[HamletMove] = field(default_factory=list)
     clusters: list[ClusterMove] = field(default_factory=list)
     accounts: list[Rescope] = field(default_factory=list)
     schedules: list[ScheduleMove] = field(default_factory=list)
@@ -112,11 +133,18 @@ class Plan:
         """Nothing left that applying would do (accounts waiting for a person's choice
         are still listed, and stay so until someone chooses)."""
         rescopes = any(r.new_area for r in self.accounts)
-        return not (self.areas or self.dissolved or self.clusters or rescopes or self.schedules)
+        hamlets = any(h.new_parent for h in self.hamlets)
+        return not (
+            self.areas or self.dissolved or hamlets or self.clusters or rescopes or self.schedules
+        )
 
     @property
     def to_confirm(self) -> list[ClusterMove]:
         return [m for m in self.clusters if m.how != DECIDED]
+
+    @property
+    def hamlets_to_confirm(self) -> list[HamletMove]:
+        return [h for h in self.hamlets if h.new_parent and h.how != DECIDED]
 
     def rows(self) -> list[tuple[str, str, str, str]]:
         """(what, item, from, to): the plan as one table, for people and for CSV."""
@@ -124,6 +152,17 @@ class Plan:
         rows += [
             ("dissolved", d.code, f"{d.level} {d.name}", " ".join(d.successors))
             for d in self.dissolved
+        ]
+        rows += [
+            (
+                "hamlet",
+                h.code,
+                h.old_parent,
+                f"{h.new_parent} ({h.how})"
+                if h.new_parent
+                else f"{h.how} {' '.join(h.successors)}",
+            )
+            for h in self.hamlets
         ]
         rows += [
             ("cluster", m.cluster, m.old_area, f"{m.new_area} ({m.how})") for m in self.clusters
@@ -150,6 +189,9 @@ class Plan:
         return {
             "areas_created_or_continued": len(self.areas),
             "areas_dissolved": len(self.dissolved),
+            "hamlets_moved": sum(1 for h in self.hamlets if h.new_parent),
+            "hamlets_to_confirm": len(self.hamlets_to_confirm),
+            "hamlets_to_choose": sum(1 for h in self.hamlets if not h.new_parent),
             "clusters_moved": len(self.clusters),
             "clusters_to_confirm": len(self.to_confirm),
             "accounts_rescoped": sum(1 for r in self.accounts if r.new_area),
@@ -184,7 +226,10 @@ async def build(session: AsyncSession, official: Official, effective: date) -> P
     if roots:
         _areas(plan, official, root, [a for a in areas if _below(a, root)], by_code)
         successors |= {d.code: d.successors for d in plan.dissolved}
-    await _clusters(session, plan, successors)
+    positions = await _positions(session)
+    seats = _seats(positions, successors)
+    _hamlets(plan, areas, successors, seats, positions)
+    await _clusters(session, plan, successors, seats)
     await _accounts(session, plan, successors)
     await _schedules(session, plan, successors)
     return plan
@@ -202,6 +247,8 @@ def _areas(
     province = plan.province
     new_root_path = f"/{province.code}/"
     communes = [a for a in below if a.level == "commune"]
+    # A commune's own units follow it (_hamlets), never dissolved with it.
+    below = [a for a in below if not any(_below(a, c) for c in communes)]
     after: dict[str, list[Unit]] = {}
     for commune in communes:
         units = [u for u in official.communes_after(commune.code) if u.province == province.code]
@@ -246,28 +293,105 @@ def _continuing(area: Area, unit: Unit, path: str) -> AreaChange:
     return AreaChange(unit.code, unit.name, path, f"{area.name} at {area.path}")
 
 
+type Point = tuple[float, float]
+
+
+async def _positions(session: AsyncSession) -> list[tuple[int, str, Point]]:
+    """(area id, area code, position) of every cluster with a registered position."""
+    rows = (
+        await session.execute(
+            select(Area.id, Area.code, Cluster.latitude, Cluster.longitude)
+            .join(Area, Cluster.area_id == Area.id)
+            .where(Cluster.latitude.is_not(None), Cluster.longitude.is_not(None))
+        )
+    ).all()
+    return [
+        (area_id, code, (lat, lon))
+        for area_id, code, lat, lon in rows
+        if lat is not None and lon is not None  # as the query asks: for the type checker
+    ]
+
+
+def _seats(
+    positions: list[tuple[int, str, Point]], successors: dict[str, tuple[str, ...]]
+) -> dict[str, Point]:
+    """Each commune's seat: the mean position of the clusters already known to be there
+    (in it, or in a unit whose only successor it is)."""
+    points: dict[str, list[Point]] = defaultdict(list)
+    for _, area, point in positions:
+        known = successors.get(area, (area,))
+        if len(known) == 1:
+            points[known[0]].append(point)
+    return {ward: _mean(ps) for ward, ps in points.items()}
+
+
+def _mean(points: list[Point]) -> Point:
+    return (sum(p[0] for p in points) / len(points), sum(p[1] for p in points) / len(points))
+
+
+def _nearest(later: tuple[str, ...], seats: dict[str, Point], point: Point) -> str | None:
+    """The successor whose seat is nearest; None when none of them has a seat."""
+    placed = [w for w in later if w in seats]
+    return min(placed, key=lambda w: math.dist(seats[w], point)) if placed else None
+
+
+def _hamlets(
+    plan: Plan,
+    areas: Sequence[Area],
+    successors: dict[str, tuple[str, ...]],
+    seats: dict[str, Point],
+    positions: list[tuple[int, str, Point]],
+) -> None:
+    """Every unit directly under a dissolved commune (its hamlets: the plan's dissolved
+    ones, or the register's after the areas step) goes to a successor, its own units
+    with it. A split commune's hamlet goes where its clusters are placed: the successor
+    whose seat is nearest their mean position."""
+    by_id = {a.id: a for a in areas}
+    kept = {a.code for a in plan.areas} | {d.code for d in plan.dissolved}
+    points: dict[int, list[Point]] = defaultdict(list)  # area id -> its clusters' positions
+    for area_id, _, point in positions:
+        points[area_id].append(point)
+    for area in areas:
+        parent = by_id.get(area.parent_id) if area.parent_id is not None else None
+        if area.dissolved_on is not None or area.code in kept or parent is None:
+            continue
+        later = successors.get(parent.code)
+        if later is None or parent.level != "commune":
+            continue
+        if len(later) == 1:
+            plan.hamlets.append(
+                HamletMove(area.code, area.name, parent.code, later[0], later, DECIDED)
+            )
+            continue
+        mine = [p for a in areas if a.path.startswith(area.path) for p in points.get(a.id, ())]
+        nearest = _nearest(later, seats, _mean(mine)) if mine else None
+        plan.hamlets.append(
+            HamletMove(
+                area.code,
+                area.name,
+                parent.code,
+                nearest,
+                later,
+                NEAREST if nearest else UNPLACED,
+            )
+        )
+
+
 async def _clusters(
-    session: AsyncSession, plan: Plan, successors: dict[str, tuple[str, ...]]
+    session: AsyncSession,
+    plan: Plan,
+    successors: dict[str, tuple[str, ...]],
+    seats: dict[str, Point],
 ) -> None:
     rows = (
         await session.execute(
             select(Cluster.code, Area.code, Cluster.latitude, Cluster.longitude)
             .join(Area, Cluster.area_id == Area.id)
+            .where(Area.code.in_(list(successors)))
             .order_by(Cluster.code)
         )
     ).all()
-    moving = [r for r in rows if r[1] in successors]
-    # Seats: where the clusters already known to be in a successor stand.
-    points: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for _, area, lat, lon in rows:
-        known = successors.get(area, (area,))
-        if len(known) == 1 and lat is not None and lon is not None:
-            points[known[0]].append((lat, lon))
-    seats = {
-        ward: (sum(p[0] for p in ps) / len(ps), sum(p[1] for p in ps) / len(ps))
-        for ward, ps in points.items()
-    }
-    for code, area, lat, lon in moving:
+    for code, area, lat, lon in rows:
         later = successors[area]
         if not later:
             raise ReorganisationRefused(
@@ -276,11 +400,12 @@ async def _clusters(
         if len(later) == 1:
             plan.clusters.append(ClusterMove(code, area, later[0], DECIDED))
             continue
-        placed = [w for w in later if w in seats]
-        if lat is None or lon is None or not placed:
+        nearest = (
+            _nearest(later, seats, (lat, lon)) if lat is not None and lon is not None else None
+        )
+        if nearest is None:
             plan.clusters.append(ClusterMove(code, area, later[0], UNDECIDED))
             continue
-        nearest = min(placed, key=lambda w: math.dist(seats[w], (lat, lon)))
         plan.clusters.append(ClusterMove(code, area, nearest, NEAREST))
 
 

@@ -94,6 +94,13 @@ def conformance(
     firmware: Annotated[
         str | None, typer.Option(help="an uploaded, approved image's version to install (4.7)")
     ] = None,
+    move_to: Annotated[
+        str | None,
+        typer.Option(help="an area to move the device to and back, for set_areas (4.6)"),
+    ] = None,
+    device_password: Annotated[
+        str | None, typer.Option(help="the device's broker password, for its provisioning (10)")
+    ] = None,
 ) -> None:
     """Drive one device (or a vendor's simulator) through the protocol against a running
     control plane and its broker (MQTT_* settings), and print pass, fail or skip per
@@ -117,6 +124,8 @@ def conformance(
         cut_link=command_cutting_the_link(cut_link) if cut_link else None,
         schedule_lead_s=schedule_lead_s,
         firmware=firmware,
+        move_to=move_to,
+        device_password=device_password,
     )
     checks = kit.run()
     typer.echo(report(checks))

@@ -26,6 +26,7 @@ from tests.support import Stack
 DEVICE = "25216-01"  # every check (those that need more than the kit has are skipped)
 SCHEDULED = "25195-01"  # the schedules', at the same time
 EBOARD = "25216-05"  # the e-board's, a relay from the kit's own Icecast, firmware, meanwhile
+MOVE_TO = "25231"  # in the other district: the device joins 695 and 25231, leaves 689, 25216
 HEARTBEAT_S = 2.0
 # The slot's command goes 2 s ahead (3 s in the field): so the schedules' slots can be
 # 3.5 s ahead, and a device that started at once instead of at the slot would be seen.
@@ -125,10 +126,20 @@ async def test_the_simulator_passes_every_check(
     bulletin, image = await asyncio.gather(
         _bulletin(stack, tone_mp3), _firmware(stack, "2.0.0-conformance")
     )
+    issued = await stack.client.post(f"/api/v1/clusters/{DEVICE}/credentials")
+    assert issued.status_code == 201, issued.text
     # Three devices checked at once (the whole kit on one would take twice as long).
     async with StreamSource(icecast, f"/kit-{uuid.uuid4().hex[:6]}.mp3") as stream:
         everything, scheduled, eboard = await asyncio.gather(
-            _run(_kit(stack, DEVICE, stream_url=stream.url)),
+            _run(
+                _kit(
+                    stack,
+                    DEVICE,
+                    stream_url=stream.url,
+                    move_to=MOVE_TO,
+                    device_password=issued.json()["password"],
+                )
+            ),
             _run(
                 _kit(
                     stack,
@@ -144,7 +155,7 @@ async def test_the_simulator_passes_every_check(
     print(report(checks))
     assert not any(c.failed for c in checks), report(checks)
     passed = {c.section for c in checks if c.status == "pass"}
-    assert passed == {"3", "4, 5", "4.1", "4.4", "4.5", "4.6", "9", "11", "4.7"}
+    assert passed == {"3", "4, 5", "4.1", "4.4", "4.5", "4.6", "10", "9", "11", "4.7"}
     assert [c.status for c in [*scheduled, *eboard]] == ["pass"] * 7
     assert [(c.section, c.detail) for c in everything if c.status == "skip"] == [
         ("4.5", "not an e-board"),
@@ -163,6 +174,8 @@ async def test_the_simulator_passes_every_check(
     ]
 
     device = fleet.devices[DEVICE]
+    assert device.spec.areas == ("70", "689", "25216"), "moved to 25231 and back"
+    assert device.reboots == 1, "its areas kept across the reboot"
     assert device.rejected and any(r.startswith("unsigned") for r in device.rejected)
     assert sum(device.stream_bytes.values()) > 0, "relayed: audio really came"
     away = fleet.devices[SCHEDULED]

@@ -18,6 +18,7 @@ from audit.models import AuditEvent
 from core.clock import ManualClock
 from core.database import session_scope
 from devices.models import Cluster
+from health.models import Operation
 from reorganisation.apply import apply
 from reorganisation.official import VietnamProvinces
 from reorganisation.plan import DECIDED, build
@@ -431,3 +432,52 @@ async def test_the_ward_that_took_over_a_commune_reads_its_history(
     assert 'units=today" aria-current="page"' in ward.text
     other = await stack.client.get("/console/reports?area=25216", headers=cookie)
     assert other.status_code == 403
+
+
+async def test_an_operation_mid_change_reaches_a_moving_cluster_once(
+    stack: Stack, fleet_factory: Callable[..., Fleet]
+) -> None:
+    """A technician's operation to an area during the change names its moving clusters on
+    their own topic too, as a broadcast does (both resolve their targets through
+    broadcast.service.addressed): a test tone to the new ward 25217 sounds once on Thác
+    Mơ's cluster, still on its old topics; one to the continuing ward 25195 sounds once on
+    its cluster, which hears it twice (the ward's old topic and its own) and acts once."""
+    province = await small_province(stack)
+    fleet = fleet_factory(province.online(), time_compression=10)
+    await fleet.start()
+    await apply(
+        stack.runtime.sessions,
+        stack.runtime.writing,
+        stack.runtime.clock,
+        stack.settings,
+        VietnamProvinces(),
+        EFFECTIVE,
+        actor="test",
+        stop_after="schedules",
+    )
+    for ward, code in (("25217", "25216-01"), ("25195", "25195-01")):
+        created = await stack.client.post(
+            "/api/v1/operations",
+            json={"kind": "test_tone", "areas": [ward], "params": {"seconds": 1}},
+        )
+        assert created.status_code == 201, created.text
+        operation = created.json()["id"]
+        async with session_scope(stack.runtime.sessions) as session:
+            named = await session.scalar(
+                select(Operation.target_clusters).where(Operation.id == operation)
+            )
+        # Named in the first publication, not left to the re-send of unanswered ones.
+        assert named is not None and code in named, named
+
+        async def read(operation: str = operation) -> dict[str, Any]:
+            data: dict[str, Any] = (
+                await stack.client.get(f"/api/v1/operations/{operation}")
+            ).json()
+            return data
+
+        done = await eventually(
+            read, lambda o: o["counts"].get("done", 0) == 1, what=f"{code}'s test tone"
+        )
+        assert {r["cluster"]: r["state"] for r in done["results"]}[code] == "done"
+        assert fleet.devices[code].test_tones == 1, "sounded once"
+    assert fleet.devices["25231-01"].test_tones == 0, "no cluster outside"
