@@ -30,7 +30,8 @@ from core.database import session_scope
 from core.errors import InvalidInput, Unauthenticated
 from core.policy import Action
 from web.deps import SESSION_COOKIE, ActorDep, RuntimeDep, get_runtime
-from web.guard import From, allow
+from web.guard import allow
+from web.targets import From
 
 router = APIRouter(tags=["accounts"])
 log = logging.getLogger(__name__)

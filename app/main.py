@@ -23,8 +23,8 @@ from app.runtime import Runtime
 from areas.router import router as areas_router
 from audit.middleware import AuditMiddleware
 from audit.router import router as audit_router
+from broadcast import router as broadcast_api
 from broadcast.context import Sending
-from broadcast.router import router as broadcast_router
 from bulletins.router import router as bulletins_router
 from cap.router import router as cap_router
 from central.inbound import router as central_inbox_router
@@ -37,15 +37,17 @@ from core.clock import Clock
 from core.context import Context
 from core.settings import Settings, get_settings
 from devices.router import router as devices_router
-from firmware.router import router as firmware_router
-from health.router import router as health_router
+from firmware import router as firmware_api
+from health import router as health_api
 from media.asgi import MediaApp
 from media.context import Ingesting
 from media.router import router as media_router
 from reorganisation.router import router as reorganisation_router
 from reports.router import router as reports_router
+from schedules import router as schedules_api
 from schedules.router import Scheduling
-from schedules.router import router as schedules_router
+from web.guard import sources_used
+from web.targets import Resolvers
 
 log = logging.getLogger(__name__)
 CONSOLE_STATIC = Path(__file__).resolve().parent.parent / "console" / "static"
@@ -80,11 +82,11 @@ def create_app(
         areas_router,
         devices_router,
         media_router,
-        broadcast_router,
+        broadcast_api.router,
         bulletins_router,
-        schedules_router,
-        health_router,
-        firmware_router,
+        schedules_api.router,
+        health_api.router,
+        firmware_api.router,
         accounts_router,
         audit_router,
         console_router,
@@ -96,6 +98,8 @@ def create_app(
         central_inbox_router,
     ):
         app.include_router(router)
+    app.state.resolvers = resolvers()
+    app.state.resolvers.require(sources_used(app.router.routes))
 
     @app.get("/", include_in_schema=False)
     async def _root() -> RedirectResponse:
@@ -122,6 +126,20 @@ def create_app(
     app.add_exception_handler(PageRefused, refused_page)
 
     return app
+
+
+def resolvers() -> Resolvers:
+    """How the guard finds what a request touches: the domains' own resolvers for what is
+    stored in them (a broadcast's targets, an alarm's cluster), beside the built-in ones."""
+    found = Resolvers()
+    for targets in (
+        broadcast_api.TARGETS,
+        schedules_api.TARGETS,
+        health_api.TARGETS,
+        firmware_api.TARGETS,
+    ):
+        found.register_all(targets)
+    return found
 
 
 def runtime_fits(runtime: Runtime) -> tuple[Context, Sending, Ingesting, SigningIn, Scheduling]:

@@ -10,7 +10,8 @@ from sqlalchemy import text
 from app.runtime import Runtime
 from core.policy import Action
 from web.deps import get_runtime
-from web.guard import From, allow
+from web.guard import allow
+from web.targets import From
 
 router = APIRouter(tags=["operations"])
 

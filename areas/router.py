@@ -10,7 +10,8 @@ from core.policy import Action
 from core.schemas import ImportReport, Limit, Offset, Page
 from core.uploads import read_csv_upload
 from web.deps import RuntimeDep, SessionDep, WriteSessionDep
-from web.guard import From, allow
+from web.guard import allow
+from web.targets import From
 
 router = APIRouter(prefix="/api/v1/areas", tags=["areas"])
 

@@ -13,7 +13,8 @@ from audit.schemas import AuditRead
 from core.policy import Action
 from core.schemas import Limit, Offset, Page
 from web.deps import SessionDep
-from web.guard import From, allow
+from web.guard import allow
+from web.targets import From
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 

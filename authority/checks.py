@@ -66,6 +66,11 @@ async def authorise_aimed(
     )
 
 
+async def area_path(session: AsyncSession, code: str) -> str:
+    """The area's path ("/70/689/..."), or "" for an unknown code."""
+    return await session.scalar(select(Area.path).where(Area.code == code)) or ""
+
+
 async def touched(
     session: AsyncSession, areas: Sequence[str], clusters: Sequence[str]
 ) -> list[tuple[str, str, str]]:

@@ -9,15 +9,19 @@ from fastapi.responses import StreamingResponse
 
 from broadcast import repository, sending, service
 from broadcast.context import SendingDep
+from broadcast.models import Broadcast
 from broadcast.schemas import BroadcastCreate, BroadcastRead, BroadcastSummary, Reach, ReachRequest
 from broadcast.states import TERMINAL
 from core.database import session_scope
 from core.policy import Action
 from core.schemas import Limit, Offset, Page
 from web.deps import ActorDep, SessionDep
-from web.guard import From, allow
+from web.guard import allow
+from web.targets import From, Resolver, stored
 
 router = APIRouter(prefix="/api/v1/broadcasts", tags=["broadcasts"])
+# How the guard finds what a broadcast in the path touches (registered in app/main.py).
+TARGETS: dict[From, Resolver] = {From.BROADCAST: stored(Broadcast, "broadcast_id")}
 
 
 @router.post(

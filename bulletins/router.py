@@ -29,7 +29,8 @@ from core.schemas import BigId, Limit, Offset, Page
 from media.tts import speech
 from media.tts.engine import UnsupportedLanguage
 from web.deps import ActorDep, SessionDep
-from web.guard import From, allow
+from web.guard import allow
+from web.targets import From
 from wire.protocol import CommandClass
 
 router = APIRouter(tags=["bulletins"])

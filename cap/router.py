@@ -20,7 +20,8 @@ from core.paging import paged
 from core.policy import Action
 from core.schemas import Limit, Offset, Page
 from web.deps import SessionDep
-from web.guard import From, allow
+from web.guard import allow
+from web.targets import From
 
 router = APIRouter(tags=["cap"])
 CAP_XML = "application/cap+xml"

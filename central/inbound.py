@@ -28,7 +28,8 @@ from cap.router import receipt
 from cap.schemas import CapReceipt
 from core.database import session_scope
 from core.policy import Action
-from web.guard import From, allow
+from web.guard import allow
+from web.targets import From
 from wire.protocol import CommandClass
 
 # The CAP words that the mapping (cap/mapping.py) reads as each class.

@@ -25,7 +25,8 @@ from core.policy import Action
 from core.schemas import Instant, Limit, Offset, Page
 from reports.airtime import Units, UnitsQuery
 from web.deps import RuntimeDep, SessionDep
-from web.guard import From, allow
+from web.guard import allow
+from web.targets import From
 
 router = APIRouter(
     prefix="/api/v1/central",

@@ -37,7 +37,8 @@ from reports import airtime, monthly
 from schedules import service as schedule_service
 from schedules.recurrence import to_utc, zone
 from web.deps import SESSION_COOKIE, RuntimeDep
-from web.guard import GUARD_MARKER, From, enforce
+from web.guard import enforce, guarded
+from web.targets import From
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 templates = Jinja2Templates(directory=str(i18n.HERE / "templates"))
@@ -94,8 +95,7 @@ def page(action: Action, *sources: From) -> Any:
         except AppError as exc:
             raise PageRefused(actor, exc.status_code) from exc
 
-    setattr(check, GUARD_MARKER, action)
-    return Depends(check)
+    return Depends(guarded(check, action, sources))
 
 
 async def refused_page(request: Request, exc: Exception) -> Response:

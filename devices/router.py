@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, UploadFile, status
+from fastapi import APIRouter, Depends, Query, Request, UploadFile, status
 
 from broadcast.context import SendingDep
 from core.database import session_scope
+from core.errors import Unauthenticated
 from core.policy import Action
 from core.schemas import ImportReport, Limit, Offset, Page
 from core.uploads import read_csv_upload
@@ -23,9 +24,26 @@ from devices.schemas import (
 )
 from health import operations
 from web.deps import ActorDep, RuntimeDep, SessionDep, WriteSessionDep
-from web.guard import From, allow, the_device_itself
+from web.guard import allow, basic_credentials, guarded
+from web.targets import From
 
 router = APIRouter(prefix="/api/v1/clusters", tags=["clusters"])
+
+
+def the_device_itself() -> Any:
+    """A device's own request (its provisioning): HTTP Basic with the cluster code and
+    broker password, the code the one in the path. No person is involved, so no role."""
+
+    async def check(request: Request, runtime: RuntimeDep) -> Cluster:
+        code, password = basic_credentials(request.headers.get("authorization", ""))
+        if code != request.path_params.get("code"):
+            raise Unauthenticated("a device asks for its own code only")
+        async with session_scope(runtime.sessions) as session:
+            return await service.authenticate_device(session, code, password)
+
+    return Depends(guarded(check, "device"))
+
+
 DeviceItself = Annotated[Cluster, the_device_itself()]
 
 

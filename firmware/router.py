@@ -10,12 +10,16 @@ from core.database import session_scope
 from core.policy import Action
 from core.schemas import NO_NUL, IntId
 from firmware import images, rollouts
+from firmware.models import Rollout
 from firmware.schemas import FirmwareRead, RolloutCreate, RolloutRead
 from media import storage
 from web.deps import ActorDep, RuntimeDep, SessionDep
-from web.guard import From, allow
+from web.guard import allow
+from web.targets import From, Resolver, stored
 
 router = APIRouter(tags=["firmware"])
+# How the guard finds what a rollout in the path touches (registered in app/main.py).
+TARGETS: dict[From, Resolver] = {From.ROLLOUT: stored(Rollout, "rollout_id", numeric=True)}
 
 
 @router.post(

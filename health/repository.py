@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.database import chunked
 from devices.models import Cluster
-from health.models import ClusterHealth, TelemetrySample
+from health.models import Alarm, ClusterHealth, TelemetrySample
 
 
 def _table(model: type[Any]) -> Table:
@@ -97,3 +97,10 @@ async def history(session: AsyncSession, cluster_id: int, limit: int) -> Sequenc
         .limit(limit)
     )
     return rows.all()
+
+
+async def alarm_cluster_code(session: AsyncSession, alarm_id: int) -> str | None:
+    """The code of the cluster an alarm is about (None: no such alarm)."""
+    return await session.scalar(
+        select(Cluster.code).join(Alarm, Alarm.cluster_id == Cluster.id).where(Alarm.id == alarm_id)
+    )

@@ -7,12 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from fastapi.responses import PlainTextResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from broadcast.context import SendingDep
 from core.database import session_scope
 from core.policy import Action
 from core.schemas import BigId
-from health import alarms, operations, self_test, service
+from health import alarms, operations, repository, self_test, service
+from health.models import Operation
 from health.schemas import (
     AlarmRead,
     AreaHealth,
@@ -22,9 +24,23 @@ from health.schemas import (
     SelfTestReport,
 )
 from web.deps import ActorDep, SessionDep, WriteSessionDep
-from web.guard import From, allow
+from web.guard import allow
+from web.targets import Asked, From, Resolver, Targets, stored
 
 router = APIRouter(tags=["health"])
+
+
+async def _alarm_targets(session: AsyncSession, asked: Asked) -> Targets:
+    code = await repository.alarm_cluster_code(session, asked.path_id("alarm_id"))
+    return Targets([], [code] if code else [])
+
+
+# How the guard finds what an operation or an alarm in the path touches (registered in
+# app/main.py).
+TARGETS: dict[From, Resolver] = {
+    From.OPERATION: stored(Operation, "operation_id"),
+    From.ALARM: _alarm_targets,
+}
 
 
 @router.get("/api/v1/health", dependencies=[allow(Action.READ, From.QUERY_AREA)])

@@ -13,7 +13,8 @@ from media.models import MediaFile
 from media.schemas import MediaRead, SpeechCreate
 from media.tts import speech
 from web.deps import ActorDep, SessionDep
-from web.guard import From, allow
+from web.guard import allow
+from web.targets import From
 
 router = APIRouter(tags=["media"])
 

@@ -19,7 +19,8 @@ from reorganisation.apply import apply
 from reorganisation.official import VietnamProvinces
 from reorganisation.plan import Plan, build
 from web.deps import ActorDep
-from web.guard import From, allow
+from web.guard import allow
+from web.targets import From
 
 router = APIRouter(prefix="/api/v1/areas", tags=["areas"])
 

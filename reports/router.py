@@ -17,7 +17,8 @@ from reports import airtime, exports, monthly, printing
 from reports.airtime import AreaAirtime, Units, UnitsQuery
 from reports.monthly import MonthlyReport
 from web.deps import RuntimeDep, SessionDep
-from web.guard import From, allow
+from web.guard import allow
+from web.targets import From
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 

@@ -27,7 +27,8 @@ from schedules.schemas import (
     StaleSchedule,
 )
 from web.deps import ActorDep, SessionDep, get_runtime
-from web.guard import From, allow
+from web.guard import allow
+from web.targets import From, Resolver, stored
 
 
 class Scheduling(Context, Protocol):
@@ -37,6 +38,8 @@ class Scheduling(Context, Protocol):
 SchedulingDep = Annotated[Scheduling, Depends(get_runtime)]
 
 router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"])
+# How the guard finds what a schedule in the path touches (registered in app/main.py).
+TARGETS: dict[From, Resolver] = {From.SCHEDULE: stored(Schedule, "schedule_id")}
 
 
 @router.post(

@@ -4,6 +4,9 @@
   `broadcast serve` and `broadcast scheduler`, are composed there);
 - the request side (`web/`) does not either: routes ask for the narrow context they need
   (core/context.py and the domains' own), which the runtime satisfies structurally;
+- nor does it import a domain, save who is asking (`accounts.identify`) and the area
+  rule (`authority/`): the guard finds a broadcast's or an alarm's targets through
+  resolvers the domains register (web/targets.py);
 - no module-level import cycles;
 - the wire format (`wire/`) imports nothing else of the project: it is the bottom layer;
 - the simulator needs only the wire format (it stands in for a vendor's device);
@@ -59,6 +62,8 @@ SIMULATOR_ALSO = {"core", "core.heap"}
 # What may import the development stack at module level besides itself: the benchmarks,
 # and the vendors' kit (its own Icecast for a simulator on the same machine, its clips).
 DEVSTACK_USERS = {"devstack", "bench", "conformance"}
+# What the request side may import besides itself, core/ and the wire format.
+WEB_STANDS_ON = {"authority", "accounts.identify"}
 # What core/ may import besides itself: the layer below it.
 BELOW_CORE = {"wire"}
 
@@ -184,6 +189,21 @@ def test_the_wire_format_imports_nothing_else_of_the_project() -> None:
     assert above == []
 
 
+def test_the_request_side_imports_no_domain() -> None:
+    def allowed(target: str) -> bool:
+        return _package(target) in {"web", "core", WIRE} or any(
+            target == m or target.startswith(f"{m}.") for m in WEB_STANDS_ON
+        )
+
+    domains = sorted(
+        f"{module} imports {target}"
+        for module, targets in GRAPH.items()
+        for target in targets
+        if _package(module) == "web" and not allowed(target)
+    )
+    assert domains == []
+
+
 def test_core_imports_no_domain() -> None:
     domains = sorted(
         f"{module} imports {target}"
@@ -202,6 +222,7 @@ def test_the_checks_see_the_imports_and_the_cycles() -> None:
     assert "broadcast.context" in GRAPH["broadcast.sending"]
     assert "app.runtime" in GRAPH["app.scheduler_process"]
     assert "web.deps" in GRAPH["broadcast.router"]
+    assert "web.targets" in GRAPH["web.guard"]
     assert "devstack.orchestrate" in GRAPH["bench.loadtest"]
     assert "devstack.icecast" in GRAPH["conformance.commands"]
     assert "wire.protocol" in GRAPH["core.mqtt"]

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from app.jobs import fire_schedules
 from broadcast.models import Broadcast
 from core.clock import ManualClock
 from core.database import session_scope
@@ -261,7 +262,7 @@ async def test_two_schedulers_on_one_database_fire_a_slot_once(
     for stack in (one, two):  # only the test fires now
         assert stack.runtime.jobs is not None
         await stack.runtime.jobs.stop()
-    sent = await asyncio.gather(one.runtime.fire_schedules(), two.runtime.fire_schedules())
+    sent = await asyncio.gather(fire_schedules(one.runtime), fire_schedules(two.runtime))
     assert sorted(sent) == [0, 1]
     assert len(await firings(one, schedule["id"])) == 2
     assert await broadcasts(one) == 2
