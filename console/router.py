@@ -34,7 +34,7 @@ from core.policy import ALLOWED, Action, covers
 from devices.models import Cluster
 from health import service as health_service
 from reports import airtime, monthly
-from schedules import service as schedule_service
+from schedules import queries as schedule_queries
 from schedules.recurrence import to_utc, zone
 from web.deps import SESSION_COOKIE, RuntimeDep
 from web.guard import GUARD_MARKER, From, enforce
@@ -282,7 +282,7 @@ async def schedule_page(request: Request, runtime: RuntimeDep, actor: SignedIn) 
             return _render(request, "forbidden.html", actor, status_code=403)
         start = to_utc(datetime.combine(first, time()), tz)
         end = to_utc(datetime.combine(first + timedelta(days=days), time()), tz)
-        slots = await schedule_service.calendar(
+        slots = await schedule_queries.calendar(
             session=session, area_code=area, start=start, end=end
         )
         approved = await _approved_bulletins(session, actor)
