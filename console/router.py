@@ -158,7 +158,7 @@ async def home(request: Request, runtime: RuntimeDep, actor: SignedIn) -> Respon
 
 async def _held_alerts(session: AsyncSession) -> list[tuple[str, str]]:
     """(bulletin id, title) of the CAP alerts no voice here speaks that still wait for the
-    duty officer to voice them (cap/service.py): on the first page they see, red."""
+    duty officer to voice them (cap/airing.py): on the first page they see, red."""
     rows = await session.execute(
         select(Bulletin.id, Bulletin.title)
         .join(CapMessage, CapMessage.bulletin_id == Bulletin.id)
