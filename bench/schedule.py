@@ -40,7 +40,7 @@ from devstack.orchestrate import (
     wait_until,
 )
 from devstack.synth import tone
-from schedules import service
+from schedules import queries
 from schedules.models import Schedule, ScheduleFiring
 from schedules.recurrence import slots
 from schedules.targets import ClusterIndex
@@ -105,7 +105,7 @@ async def _expand_a_week(database_url: str, start: datetime) -> dict[str, Any]:
         per_cluster: Counter[int] = Counter()
         occurrences = 0
         for schedule in schedules:
-            week = slots(service.recurrence_of(schedule), start, start + timedelta(days=7))
+            week = slots(queries.recurrence_of(schedule), start, start + timedelta(days=7))
             clusters = index.clusters_of(schedule)
             occurrences += len(week)
             for cluster_id in clusters:

@@ -75,7 +75,7 @@ class InboxItem(Base):
     sender_level: Mapped[str] = mapped_column(String(16))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # InboxStatus (bulletins/workflow.py); withdrawn by cap/service.py
+    # InboxStatus (bulletins/workflow.py); withdrawn by cap/airing.py
     status: Mapped[str] = mapped_column(String(16))
     handled_by: Mapped[str | None] = mapped_column(String(100))
     handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -2,7 +2,7 @@
 
 A feed is a CAP alert itself, or an Atom or RSS 2.0 index whose entries link to CAP
 alerts (the form national weather services publish). Each alert fetched goes through
-`service.receive` like a POSTed one; an alert already acted on is recognised there by its
+`intake.receive` like a POSTed one; an alert already acted on is recognised there by its
 (sender, identifier, sent) and not acted on twice, and entries already read are not even
 fetched again.
 """
@@ -20,7 +20,7 @@ from sqlalchemy import or_, select
 from broadcast.context import Sending
 from broadcast.models import Broadcast, Delivery
 from broadcast.states import TERMINAL, BroadcastStatus
-from cap import export, service
+from cap import export, intake
 from cap.models import JSON_SOURCE, CapMessage, CapOutcome
 from cap.schemas import CapFeedResult
 from core.database import session_scope
@@ -86,7 +86,7 @@ async def _poll_one(
         version = f"{feed}#{hashlib.sha256(body).hexdigest()}"
         if version in seen:
             return CapFeedResult(feed=feed, read=1, new=0)
-        outcome = await service.receive(runtime, body, source=feed)
+        outcome = await intake.receive(runtime, body, source=feed)
         if outcome.message.outcome != CapOutcome.REJECTED:
             seen.add(version)
         return CapFeedResult(feed=feed, read=1, new=int(not outcome.duplicate))
@@ -95,7 +95,7 @@ async def _poll_one(
         url = str(httpx.URL(feed).join(link))
         if url in seen:
             continue
-        outcome = await service.receive(runtime, await _fetch(client, url), source=url)
+        outcome = await intake.receive(runtime, await _fetch(client, url), source=url)
         if outcome.message.outcome != CapOutcome.REJECTED:
             seen.add(url)  # a refused one is read again: the agency may correct it
         new += int(not outcome.duplicate)

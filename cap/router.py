@@ -12,7 +12,7 @@ from sqlalchemy import select
 from broadcast.context import SendingDep
 from broadcast.models import Broadcast
 from bulletins.models import Bulletin
-from cap import export, service
+from cap import export, intake
 from cap.models import CapMessage, CapOutcome
 from cap.schemas import CapMessageFull, CapMessageRead, CapReceipt
 from core.errors import Conflict, NotFound
@@ -49,10 +49,10 @@ async def receive_alert(request: Request, runtime: SendingDep) -> JSONResponse:
     a draft, expired), or a copy of one already acted on; 422: refused, with the reason,
     and kept for review at GET /api/v1/cap."""
     raw = await request.body()
-    return receipt(await service.receive(runtime, raw, source="http"), field="body")
+    return receipt(await intake.receive(runtime, raw, source="http"), field="body")
 
 
-def receipt(outcome: service.Outcome, *, field: str) -> JSONResponse:
+def receipt(outcome: intake.Outcome, *, field: str) -> JSONResponse:
     """The record of what arrived: 201 acted on, 200 kept or a copy (`duplicate`), 422
     refused, with the reason and `field` named as the error."""
     body = (

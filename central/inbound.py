@@ -2,7 +2,7 @@
 the same path as a CAP alert, with the Circular 39 class given outright instead of read
 from urgency, severity and certainty.
 
-A JSON bulletin is turned into the alert it stands for and handed to the CAP service,
+A JSON bulletin is turned into the alert it stands for and handed to the CAP intake,
 so both forms share one record (`GET /api/v1/cap`), one duplicate check, the same area
 mapping, speech, drills, updates and cancels: normal waits in the inbox of every commune
 it names, priority and emergency go on air at once.
@@ -21,7 +21,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo
 from sqlalchemy import select
 
 from broadcast.context import SendingDep
-from cap import service
+from cap import intake
 from cap.message import Alert, Area, CapStatus, Info, MsgType
 from cap.models import JSON_SOURCE, CapMessage, CapOutcome
 from cap.router import receipt
@@ -146,5 +146,5 @@ async def receive_bulletin(data: CentralBulletin, runtime: SendingDep) -> JSONRe
         raw=json.dumps(data.model_dump(mode="json", by_alias=True), ensure_ascii=False),
         outcome=CapOutcome.REJECTED,
     )
-    outcome = await service.receive_alert(runtime, to_alert(data, earlier_sent), message)
+    outcome = await intake.receive_alert(runtime, to_alert(data, earlier_sent), message)
     return receipt(outcome, field="texts")

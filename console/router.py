@@ -34,7 +34,7 @@ from core.policy import ALLOWED, Action, covers
 from devices.models import Cluster
 from health import service as health_service
 from reports import airtime, monthly
-from schedules import service as schedule_service
+from schedules import queries as schedule_queries
 from schedules.recurrence import to_utc, zone
 from web.deps import SESSION_COOKIE, RuntimeDep
 from web.guard import enforce, guarded
@@ -158,7 +158,7 @@ async def home(request: Request, runtime: RuntimeDep, actor: SignedIn) -> Respon
 
 async def _held_alerts(session: AsyncSession) -> list[tuple[str, str]]:
     """(bulletin id, title) of the CAP alerts no voice here speaks that still wait for the
-    duty officer to voice them (cap/service.py): on the first page they see, red."""
+    duty officer to voice them (cap/airing.py): on the first page they see, red."""
     rows = await session.execute(
         select(Bulletin.id, Bulletin.title)
         .join(CapMessage, CapMessage.bulletin_id == Bulletin.id)
@@ -282,7 +282,7 @@ async def schedule_page(request: Request, runtime: RuntimeDep, actor: SignedIn) 
             return _render(request, "forbidden.html", actor, status_code=403)
         start = to_utc(datetime.combine(first, time()), tz)
         end = to_utc(datetime.combine(first + timedelta(days=days), time()), tz)
-        slots = await schedule_service.calendar(
+        slots = await schedule_queries.calendar(
             session=session, area_code=area, start=start, end=end
         )
         approved = await _approved_bulletins(session, actor)

@@ -33,7 +33,7 @@ from core.database import session_scope
 from core.errors import AppError
 from core.settings import Settings
 from core.writes import Writing
-from schedules import service
+from schedules import queries, service
 from schedules.models import Schedule, ScheduleFiring
 from schedules.states import ScheduleStatus, SlotOutcome
 
@@ -117,7 +117,7 @@ async def fire_due(
             assert slot is not None
             if (now - slot).total_seconds() > settings.schedule_grace_s:
                 continue
-            length = await service.play_seconds(session, schedule)
+            length = await queries.play_seconds(session, schedule)
             firings.append(
                 _Firing(
                     schedule.id, slot, now, _broadcast_of(schedule, slot, length, now, settings)

@@ -32,7 +32,7 @@ from core.settings import Settings
 from core.writes import Writing
 from devices.models import Cluster
 from media.models import MediaFile
-from schedules import service
+from schedules import queries
 from schedules.models import Schedule
 from schedules.recurrence import slots
 from schedules.states import ScheduleStatus
@@ -83,16 +83,16 @@ async def _plays_by_cluster(
                 session, media_sha256=files[0], image_sha256=files[1]
             )
         content = contents[files]
-        length = await service.play_seconds(session, schedule)
+        length = await queries.play_seconds(session, schedule)
         clusters = index.clusters_of(schedule)
-        for slot in slots(service.recurrence_of(schedule), now, horizon):
+        for slot in slots(queries.recurrence_of(schedule), now, horizon):
             if not _airable(bulletin, schedule, slot):
                 # Firing would skip it (archived, rejected, out of its validity): a cluster
                 # must not hold it either, or it would play it from storage when offline.
                 continue
             expires = slot + timedelta(seconds=length + settings.schedule_expiry_s)
             play = _Play(
-                service.item_id(schedule.id, slot),
+                protocol.item_id(schedule.id, slot),
                 slot,
                 expires,
                 schedule,

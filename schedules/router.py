@@ -12,7 +12,7 @@ from core.paging import paged
 from core.policy import Action
 from core.schemas import Day, Limit, Offset, Page
 from devices.models import Cluster
-from schedules import service
+from schedules import queries, service
 from schedules.models import LocalPlay, Schedule
 from schedules.recurrence import to_utc, zone
 from schedules.schemas import (
@@ -57,7 +57,7 @@ async def create_schedule(
         schedule, overlaps = await service.create(
             session=session, clock=runtime.clock, settings=runtime.settings, actor=actor, data=data
         )
-        read = service.to_read(schedule, overlaps)
+        read = queries.to_read(schedule, overlaps)
     runtime.schedules_changed.set()  # the clusters' stored schedules follow at the next tick
     return read
 
@@ -99,20 +99,20 @@ async def calendar(
     first = day or runtime.clock.now().astimezone(tz).date()
     start = to_utc(datetime.combine(first, time()), tz)
     end = to_utc(datetime.combine(first + timedelta(days=days), time()), tz)
-    return await service.calendar(session=session, area_code=area, start=start, end=end)
+    return await queries.calendar(session=session, area_code=area, start=start, end=end)
 
 
 @router.get("/now-next", dependencies=[allow(Action.READ, From.QUERY_AREA)])
 async def now_and_next(session: SessionDep, area: str) -> list[NowNext]:
     """Every cluster of an area: online, playing now, and the next scheduled play."""
-    return await service.now_next(session=session, area_code=area)
+    return await queries.now_next(session=session, area_code=area)
 
 
 @router.get("/out-of-date", dependencies=[allow(Action.READ, From.QUERY_AREA)])
 async def out_of_date(session: SessionDep, area: str) -> list[StaleSchedule]:
     """Clusters of an area that do not confirm the latest schedule pushed to them (they
     would play an old schedule if their link dropped now)."""
-    return await service.out_of_date(session=session, area_code=area)
+    return await queries.out_of_date(session=session, area_code=area)
 
 
 @router.get("", response_model_by_alias=True, dependencies=[allow(Action.READ, From.PROVINCE)])
@@ -126,7 +126,7 @@ async def list_schedules(
         session, query.order_by(Schedule.created_at, Schedule.id), limit=limit, offset=offset
     )
     return Page(
-        items=[service.to_read(s) for (s,) in rows], total=total, limit=limit, offset=offset
+        items=[queries.to_read(s) for (s,) in rows], total=total, limit=limit, offset=offset
     )
 
 
@@ -134,7 +134,7 @@ async def list_schedules(
     "/{schedule_id}", response_model_by_alias=True, dependencies=[allow(Action.READ, From.SCHEDULE)]
 )
 async def read_schedule(schedule_id: str, session: SessionDep) -> ScheduleRead:
-    return service.to_read(await service.get(session=session, schedule_id=schedule_id))
+    return queries.to_read(await queries.get(session=session, schedule_id=schedule_id))
 
 
 @router.patch(
@@ -154,7 +154,7 @@ async def update_schedule(
             data=data,
             actor=actor,
         )
-        read = service.to_read(schedule, overlaps)
+        read = queries.to_read(schedule, overlaps)
     runtime.schedules_changed.set()
     return read
 
@@ -162,7 +162,7 @@ async def update_schedule(
 @router.get("/{schedule_id}/firings", dependencies=[allow(Action.READ, From.SCHEDULE)])
 async def schedule_firings(schedule_id: str, session: SessionDep) -> list[FiringRead]:
     """Every slot: played on time, late, missed (the scheduler was down) or skipped."""
-    await service.get(session=session, schedule_id=schedule_id)
+    await queries.get(session=session, schedule_id=schedule_id)
     return [
         FiringRead(
             slot_at=f.slot_at,
@@ -171,7 +171,7 @@ async def schedule_firings(schedule_id: str, session: SessionDep) -> list[Firing
             reason=f.reason,
             broadcast_id=f.broadcast_id,
         )
-        for f in await service.firings(session, schedule_id)
+        for f in await queries.firings(session, schedule_id)
     ]
 
 
@@ -179,7 +179,7 @@ async def schedule_firings(schedule_id: str, session: SessionDep) -> list[Firing
 async def schedule_local_plays(schedule_id: str, session: SessionDep) -> list[LocalPlayRead]:
     """Plays clusters made from their stored schedule while their link was down, as they
     reported them on return (whether or not the slot's broadcast was still valid)."""
-    await service.get(session=session, schedule_id=schedule_id)
+    await queries.get(session=session, schedule_id=schedule_id)
     rows = await session.execute(
         select(LocalPlay, Cluster.code)
         .join(Cluster, LocalPlay.cluster_id == Cluster.id)

@@ -10,7 +10,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from simulator.device import DeviceSpec, Environment, Faults, SimulatedCluster
+from simulator.device import SimulatedCluster
+from simulator.spec import DeviceSpec, Environment, Faults
 
 log = logging.getLogger(__name__)
 

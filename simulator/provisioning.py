@@ -6,7 +6,7 @@ import ssl
 
 import httpx
 
-from simulator.device import DeviceSpec
+from simulator.spec import DeviceSpec
 
 
 def specs_from_json(items: list[dict[str, object]]) -> list[DeviceSpec]:

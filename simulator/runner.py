@@ -11,9 +11,9 @@ import sys
 from dataclasses import dataclass
 
 from core import heap
-from simulator.device import DeviceSpec, Faults
 from simulator.fleet import Fleet
 from simulator.provisioning import fetch_specs
+from simulator.spec import DeviceSpec, Faults
 
 log = logging.getLogger(__name__)
 

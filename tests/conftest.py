@@ -26,8 +26,8 @@ from core.settings import Settings
 from devstack.broker import Broker
 from devstack.icecast import IcecastServer
 from devstack.synth import tone
-from simulator.device import DeviceSpec, Faults
 from simulator.fleet import Fleet
+from simulator.spec import DeviceSpec, Faults
 from tests.support import Stack, reserve_port, start_stack
 
 PG_ADMIN_DSN = os.environ.get(

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from simulator.device import DeviceSpec
 from simulator.provisioning import specs_from_json
+from simulator.spec import DeviceSpec
 from tests.support import Stack
 
 PROVINCE = "70"

@@ -10,9 +10,9 @@ from sqlalchemy import func, select
 from broadcast.models import Delivery, DeliveryEvent
 from core.database import session_scope
 from devstack.seed import BEFORE_REFORM, seed_demo
-from simulator.device import DeviceSpec
 from simulator.fleet import Fleet
 from simulator.provisioning import fetch_specs
+from simulator.spec import DeviceSpec
 from tests.factories import small_province
 from tests.support import Stack
 

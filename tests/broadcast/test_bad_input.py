@@ -162,7 +162,7 @@ async def _rejected(rejected: list[str]) -> list[str]:
 async def test_corrupt_media_is_a_failed_delivery_with_the_reason(
     stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
 ) -> None:
-    from simulator.device import Faults
+    from simulator.spec import Faults
 
     speakers = (await small_province(stack)).speakers("25216")
     fleet = fleet_factory(speakers, faults=Faults(media_corrupt=1.0))

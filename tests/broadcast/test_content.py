@@ -8,9 +8,9 @@ from pathlib import Path
 
 from devstack.synth import still_image
 from media.tts.speech import prepare
-from simulator.device import DeviceSpec
 from simulator.fleet import Fleet
 from simulator.provisioning import fetch_specs
+from simulator.spec import DeviceSpec
 from tests.broadcast.helpers import approved_bulletin, send, upload
 from tests.factories import small_province
 from tests.support import Stack, counts, two_profile_settings

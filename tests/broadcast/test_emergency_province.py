@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator.device import Faults
 from simulator.fleet import Fleet
+from simulator.spec import Faults
 from tests.broadcast.helpers import event_counts, seed_province, send, upload
 from tests.support import Stack, counts
 

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from broadcast.models import Delivery
 from core.database import session_scope
 from devstack.icecast import IcecastServer, StreamSource, free_port
-from simulator.device import DeviceSpec
 from simulator.fleet import Fleet
+from simulator.spec import DeviceSpec
 from tests.broadcast.helpers import approved_bulletin, send
 from tests.factories import small_province
 from tests.support import Stack, counts

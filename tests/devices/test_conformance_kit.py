@@ -16,9 +16,9 @@ import pytest
 from conformance.base import Check
 from conformance.kit import Kit, report
 from devstack.icecast import IcecastServer, StreamSource
-from simulator.device import Faults
 from simulator.fleet import Fleet
 from simulator.provisioning import fetch_specs
+from simulator.spec import Faults
 from tests.broadcast.helpers import approved_bulletin, upload
 from tests.factories import small_province
 from tests.support import Stack

@@ -14,8 +14,8 @@ import pytest
 
 from core.database import create_engine
 from core.settings import Settings
-from simulator.device import DeviceSpec, Faults
 from simulator.fleet import Fleet
+from simulator.spec import DeviceSpec, Faults
 from tests.factories import small_province_via
 from tests.faults.helpers import assert_nothing_lost
 from tests.processes import ApiProcess

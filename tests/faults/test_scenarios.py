@@ -22,8 +22,8 @@ from core.migrate import upgrade
 from core.settings import Settings
 from devstack.broker import Broker
 from devstack.private_postgres import PostgresUnavailable, PrivatePostgres
-from simulator.device import DeviceSpec, Faults
 from simulator.fleet import Fleet
+from simulator.spec import DeviceSpec, Faults
 from tests.broadcast.helpers import send, upload
 from tests.factories import small_province
 from tests.faults.helpers import assert_nothing_lost, records

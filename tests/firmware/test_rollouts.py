@@ -17,8 +17,8 @@ from firmware.images import manifest_fields
 from firmware.rollouts import plan_waves
 from firmware.schemas import Wave
 from health import operations
-from simulator.device import DeviceSpec
 from simulator.fleet import Fleet
+from simulator.spec import DeviceSpec
 from tests.factories import small_province
 from tests.support import Stack, eventually
 from wire.signing import SigningKey

@@ -10,8 +10,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from core.clock import ManualClock
-from simulator.device import Faults
 from simulator.fleet import Fleet
+from simulator.spec import Faults
 from tests.factories import small_province
 from tests.support import Stack, eventually
 

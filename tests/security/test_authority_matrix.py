@@ -25,7 +25,7 @@ from broadcast import sending
 from broadcast.models import Broadcast, Delivery
 from broadcast.schemas import BroadcastCreate
 from bulletins.models import Bulletin, InboxItem
-from cap.service import gateway_actor
+from cap.airing import gateway_actor
 from core.actors import PEOPLE, Actor, Role
 from core.database import session_scope
 from core.errors import InvalidInput

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from devstack.broker import Broker
-from simulator.device import DeviceSpec, Faults, SimulatedCluster
+from simulator.device import SimulatedCluster
 from simulator.fleet import Fleet
+from simulator.spec import DeviceSpec, Faults
 from tests.broadcast.helpers import send, upload
 from tests.factories import small_province
 from tests.support import Stack, counts, eventually

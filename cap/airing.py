@@ -1,4 +1,4 @@
-"""Receiving CAP: every message kept with what became of it (docs/cap.md).
+"""What an accepted CAP alert becomes (docs/cap.md); receiving it is cap/intake.py.
 
 An alert's areas (geocodes, polygons, circles) become clusters; its urgency, severity and
 certainty a Circular 39 class; its texts, in every language a voice here speaks, one
@@ -11,8 +11,7 @@ replaces the broadcast it references; Cancel stops it.
 from __future__ import annotations
 
 import logging
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -25,28 +24,22 @@ from broadcast.context import Sending
 from broadcast.models import Broadcast
 from broadcast.schemas import BroadcastCreate
 from broadcast.states import BroadcastStatus
-from bulletins import airing
+from bulletins import airing as bulletin_airing
 from bulletins import service as bulletin_service
 from bulletins.models import Bulletin, InboxItem
 from bulletins.schemas import BulletinCreate
 from bulletins.workflow import InboxStatus, Status
-from cap import mapping, signature
-from cap.message import Alert, CapStatus, Info, MsgType, read
+from cap import mapping
+from cap.message import Alert, Info, MsgType
 from cap.models import CapMessage, CapOutcome
-from cap.parsing import CapRefused, as_text, parse
 from core.actors import Actor, Role
 from core.database import session_scope
-from core.errors import AppError
-from core.settings import Settings
 from devices.models import Cluster
 from media.tts import speech
 from wire.protocol import CommandClass, SenderLevel
 
 log = logging.getLogger("cap")
 
-MAX_RAW_CHARS = 1_000_000
-NOT_FOR_THE_PUBLIC = {CapStatus.DRAFT, CapStatus.SYSTEM}
-DRILLS = {CapStatus.EXERCISE, CapStatus.TEST}
 # CAP categories to the library's topics (bulletins/ TOPICS).
 TOPIC_OF_CATEGORY = {
     "Met": "weather",
@@ -60,107 +53,27 @@ TOPIC_OF_CATEGORY = {
 }
 
 
-@dataclass
-class Outcome:
-    message: CapMessage
-    duplicate: bool = False
-    notes: list[str] = field(default_factory=list)
-    refused_field: str | None = None  # what a refusal names ("signature"), else the body
-
-
 def gateway_actor(sender: str) -> Actor:
     """Who the record says sent what a CAP message became."""
     return Actor(f"cap:{sender}"[:100], Role.GATEWAY)
 
 
-async def receive(runtime: Sending, raw: bytes, *, source: str) -> Outcome:
-    """Read, check and act on one CAP message; it is stored whatever happens."""
-    message = CapMessage(
-        id=str(uuid.uuid4()),
-        source=source[:500],
-        received_at=runtime.clock.now(),
-        raw=as_text(raw)[:MAX_RAW_CHARS],
-        outcome=CapOutcome.REJECTED,
-    )
-    try:
-        root = parse(raw, schema=runtime.settings.cap_schema)
-        if signature.is_signed(root):
-            signature.verify(root, runtime.settings.cap_trusted_certs)
-        elif runtime.settings.cap_require_signature:
-            raise CapRefused("unsigned: this system requires alerts signed (XML-DSig)")
-        try:
-            alert = read(root)
-        except ValueError as exc:  # a polygon or circle that is not numbers
-            raise CapRefused(f"an area is not readable: {exc}") from None
-    except CapRefused as refused:
-        message.reason = refused.reason
-        log.warning("CAP message from %s rejected: %s", source, refused.reason)
-        await _store(runtime, message)
-        return Outcome(message, refused_field=refused.field)
-    return await receive_alert(runtime, alert, message)
-
-
-async def receive_alert(runtime: Sending, alert: Alert, message: CapMessage) -> Outcome:
-    """Act on an alert already read (from CAP XML, or the central level's JSON form),
-    once: `message` is its record, holding what arrived."""
-    message.sender, message.identifier = alert.sender[:300], alert.identifier[:300]
-    message.sent, message.status, message.msg_type = alert.sent_text, alert.status, alert.msg_type
-    message.drill = alert.status in DRILLS
-    earlier = await _already_received(runtime, message)
-    if earlier is not None:
-        return Outcome(earlier, duplicate=True)
-    try:
-        await _act(runtime, alert, message)
-    except AppError as refused:  # e.g. a text the voice cannot read, an unknown area
-        message.outcome, message.reason = CapOutcome.REJECTED, refused.message
-        await _store(runtime, message)
-    except Exception:
-        # Every message is kept, whatever happened to it (docs/cap.md): a fault here is
-        # logged and answered 500, and the message is on the review list all the same.
-        log.exception("CAP message %s from %s: internal error", alert.identifier, alert.sender)
-        message.outcome, message.reason = (
-            CapOutcome.REJECTED,
-            "internal error while acting on it (logged)",
-        )
-        message.broadcast_id = message.bulletin_id = None
-        await _store(runtime, message)
-        raise
-    return Outcome(message)
-
-
-async def _store(runtime: Sending, message: CapMessage) -> None:
+async def store(runtime: Sending, message: CapMessage) -> None:
+    """Keep the message with its outcome, in a write scope of its own."""
     async with runtime.writing() as session:
         session.add(message)
 
 
-async def _already_received(runtime: Sending, message: CapMessage) -> CapMessage | None:
-    """The same message (sender, identifier, sent) acted on before: a feed read again,
-    an upstream retry. Refused copies do not count: a corrected resend is welcome."""
-    async with session_scope(runtime.sessions) as session:
-        found: CapMessage | None = await session.scalar(
-            select(CapMessage).where(
-                CapMessage.sender == message.sender,
-                CapMessage.identifier == message.identifier,
-                CapMessage.sent == message.sent,
-                CapMessage.outcome != CapOutcome.REJECTED,
-            )
-        )
-        return found
-
-
-async def _ignore(runtime: Sending, message: CapMessage, reason: str) -> None:
+async def ignore(runtime: Sending, message: CapMessage, reason: str) -> None:
+    """Keep the message as ignored, saying why."""
     message.outcome, message.reason = CapOutcome.IGNORED, reason
-    await _store(runtime, message)
+    await store(runtime, message)
 
 
-async def _act(runtime: Sending, alert: Alert, message: CapMessage) -> None:
-    if alert.status in NOT_FOR_THE_PUBLIC:
-        return await _ignore(runtime, message, f"status {alert.status}: not for the public")
-    if alert.msg_type in (MsgType.ACK, MsgType.ERROR):
-        return await _ignore(runtime, message, f"msgType {alert.msg_type}: nothing to air")
-    stale = _stale(alert, runtime.clock.now(), runtime.settings)
-    if stale is not None:
-        raise CapRefused(stale)
+async def act_on(runtime: Sending, alert: Alert, message: CapMessage) -> None:
+    """What an accepted alert does: an Update or Cancel first stops the broadcasts and
+    withdraws the inbox offers of the messages it references; a Cancel stops there, an
+    Alert or Update airs (or is held for a voice)."""
     stopped, withdrawn = [], 0
     if alert.msg_type != MsgType.ALERT:
         referenced = await _referenced(runtime, alert)
@@ -171,22 +84,10 @@ async def _act(runtime: Sending, alert: Alert, message: CapMessage) -> None:
         done.append(f"withdrew {withdrawn} inbox item(s) still waiting in the communes")
     if alert.msg_type == MsgType.CANCEL:
         if not done:
-            return await _ignore(runtime, message, "cancels nothing that aired or waits here")
+            return await ignore(runtime, message, "cancels nothing that aired or waits here")
         message.outcome, message.reason = CapOutcome.ACCEPTED, "; ".join(done)
-        return await _store(runtime, message)
+        return await store(runtime, message)
     await _air(runtime, alert, message, replaced=stopped, withdrawn=withdrawn)
-
-
-def _stale(alert: Alert, now: datetime, settings: Settings) -> str | None:
-    """Why an alert is too old or from the future to act on, or None. A genuine signed
-    alert captured long ago and sent again must not air: its `sent` is part of what the
-    signature covers, so it cannot be freshened."""
-    age = (now - alert.sent).total_seconds()
-    if age > settings.cap_max_age_s:
-        return f"sent {alert.sent_text}: older than {settings.cap_max_age_s / 3600:g} h"
-    if -age > settings.cap_max_ahead_s:
-        return f"sent {alert.sent_text}: in the future by more than {settings.cap_max_ahead_s:g} s"
-    return None
 
 
 @dataclass(frozen=True)
@@ -304,7 +205,7 @@ async def _communes_of(session: AsyncSession, paths: list[str], clusters: list[s
     found: dict[int, Area] = {}
     for path in paths:
         query = select(Area).where(
-            Area.path.startswith(path, autoescape=True), Area.level == airing.COMMUNE
+            Area.path.startswith(path, autoescape=True), Area.level == bulletin_airing.COMMUNE
         )
         found.update({a.id: a for a in (await session.scalars(query)).all()})
     if clusters:
@@ -321,7 +222,7 @@ async def _communes_of(session: AsyncSession, paths: list[str], clusters: list[s
             for codes in (p.strip("/").split("/") for p in cluster_paths)
             for k in range(1, len(codes) + 1)
         }
-        query = select(Area).where(Area.path.in_(ancestors), Area.level == airing.COMMUNE)
+        query = select(Area).where(Area.path.in_(ancestors), Area.level == bulletin_airing.COMMUNE)
         found.update({a.id: a for a in (await session.scalars(query)).all()})
     return sorted(found.values(), key=lambda a: a.code)
 
@@ -350,11 +251,11 @@ async def _air(
 ) -> None:
     now = runtime.clock.now()
     if not alert.infos:
-        return await _ignore(runtime, message, "no info block: nothing to say")
+        return await ignore(runtime, message, "no info block: nothing to say")
     expiries = [i.expires for i in alert.infos if i.expires is not None]
     expires_at = min(expiries) if expiries else None
     if expires_at is not None and expires_at <= now:
-        return await _ignore(runtime, message, f"expired at {expires_at.isoformat()}")
+        return await ignore(runtime, message, f"expired at {expires_at.isoformat()}")
     cls = mapping.highest(mapping.bulletin_class(i) for i in alert.infos)
     longest = now + timedelta(seconds=runtime.settings.max_validity_s[cls.value])
     if expires_at is not None and expires_at > longest:
@@ -366,7 +267,7 @@ async def _air(
     if withdrawn:
         notes.append(f"replaces {withdrawn} inbox item(s) still waiting")
     if not targets.areas and not targets.clusters:
-        return await _ignore(runtime, message, "; ".join(["no area of this province", *notes]))
+        return await ignore(runtime, message, "; ".join(["no area of this province", *notes]))
     parts, unspoken = _speech(runtime, alert, message.drill)
     if unspoken:
         notes.append(f"no voice for {', '.join(unspoken)}: shown on e-boards only")
@@ -556,7 +457,7 @@ def _inbox(
     broadcast_id: str | None,
 ) -> list[InboxItem]:
     """The communes' inbox items, from above the province."""
-    return airing.inbox_items(
+    return bulletin_airing.inbox_items(
         bulletin=bulletin,
         communes=communes,
         actor=actor,

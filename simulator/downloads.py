@@ -1,0 +1,74 @@
+"""A simulated cluster's downloads: media and firmware fetched with its own credentials,
+checked against their sha256, retried while a failure may pass."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import datetime, timedelta
+
+from simulator import http_lite
+from simulator.state import ClusterState
+from wire import media_auth
+from wire.protocol import Command, MediaRef
+
+# A download that fails for a passing reason (no connection, a timeout, HTTP 5xx or 429)
+# is tried again, backing off, until the command's validity ends (docs/protocol.md 4.1).
+DOWNLOAD_RETRY_BASE_S = 0.5
+DOWNLOAD_RETRY_CAP_S = 15.0
+SHA256_MISMATCH = "media sha256 mismatch"
+NOTHING_TO_PLAY = "nothing to play"  # a display-only play reaching a speaker (protocol 4.5)
+
+
+class Downloads(ClusterState):
+    async def _fetch_media(self, command: Command) -> str | None:
+        """Download and verify what this device needs; the reason on failure. Speakers
+        fetch the audio (streams are opened when playing); e-boards fetch the image."""
+        if self.spec.kind == "eboard":
+            image = command.display.image if command.display else None
+            return await self._fetch(image, until=command.expires_at) if image else None
+        if command.media is None:
+            # A display-only play is for screens (protocol 4.5); a speaker has nothing to say.
+            return None if command.stream is not None else NOTHING_TO_PLAY
+        media = command.media.for_profile(self.spec.profile)
+        return await self._fetch(media, until=command.expires_at)
+
+    async def _fetch(
+        self, media: MediaRef, *, fresh: bool = False, until: datetime | None = None
+    ) -> str | None:
+        """Download and verify; the reason on failure. `fresh`: even if held (a test of
+        the download path itself). `until`: passing failures are retried until then (a
+        corrupted copy once); without it, one attempt (the self-test reports the first)."""
+        if media.sha256 in self._media_cache and not fresh:
+            return None
+        delay, mismatches = DOWNLOAD_RETRY_BASE_S, 0
+        while True:
+            failure, passing = await self._download(media)
+            if failure is None:
+                return None
+            if failure == SHA256_MISMATCH:
+                mismatches += 1
+                passing = mismatches < 2  # damaged on the way once; twice is the file
+            if not passing or until is None or self.clock() + timedelta(seconds=delay) >= until:
+                return failure
+            self.download_retries += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, DOWNLOAD_RETRY_CAP_S)
+
+    async def _download(self, media: MediaRef) -> tuple[str | None, bool]:
+        """One attempt: (the reason it failed or None, whether trying again may help)."""
+        spec = self.spec
+        url = media_auth.device_url(media.url, code=spec.code, areas=spec.areas, key=spec.media_key)
+        try:
+            async with self.env.downloads:
+                status, body = await http_lite.get(url, tls=self.env.tls)
+        except (OSError, TimeoutError, http_lite.HttpLiteError) as exc:
+            return f"media download failed: {exc.__class__.__name__}", True
+        if status != 200:
+            return f"media download failed: HTTP {status}", status >= 500 or status == 429
+        if self.env.faults.media_corrupt and self.env.rng.random() < self.env.faults.media_corrupt:
+            body = body[:-1] + bytes([body[-1] ^ 0xFF])
+        if hashlib.sha256(body).hexdigest() != media.sha256:
+            return SHA256_MISMATCH, True
+        self._media_cache[media.sha256] = body
+        return None, False
