@@ -6,10 +6,12 @@ from fastapi import APIRouter, Query, UploadFile, status
 
 from areas import service
 from areas.schemas import AreaCreate, AreaRead, AreaUpdate
+from broadcast.context import SendingDep
 from core.policy import Action
 from core.schemas import ImportReport, Limit, Offset, Page
 from core.uploads import read_csv_upload
-from web.deps import RuntimeDep, SessionDep, WriteSessionDep
+from health.moving import register_writing
+from web.deps import ActorDep, RuntimeDep, SessionDep, WriteSessionDep
 from web.guard import allow
 from web.targets import From
 
@@ -49,11 +51,12 @@ async def list_areas(
 
 
 @router.post("/import", dependencies=[allow(Action.REGISTRY, From.PROVINCE)])
-async def import_areas(file: UploadFile, runtime: RuntimeDep) -> ImportReport:
+async def import_areas(file: UploadFile, runtime: SendingDep, actor: ActorDep) -> ImportReport:
+    """A row that gives an area another parent moves it as a PATCH does (set_areas)."""
     text = await read_csv_upload(file)
     # Reads, then writes, in one transaction: under the write lock, or SQLite refuses the
     # write at once ("database is locked") when a background job wrote in between.
-    async with runtime.writing() as session:
+    async with register_writing(runtime, actor=actor.name) as session:
         return await service.import_csv(session=session, clock=runtime.clock, text=text)
 
 
@@ -63,8 +66,14 @@ async def read_area(code: str, session: SessionDep) -> AreaRead:
 
 
 @router.patch("/{code}", dependencies=[allow(Action.REGISTRY, From.AREA_PATH)])
-async def update_area(code: str, data: AreaUpdate, session: WriteSessionDep) -> AreaRead:
-    return await service.update(session=session, code=code, data=data)
+async def update_area(
+    code: str, data: AreaUpdate, runtime: SendingDep, actor: ActorDep
+) -> AreaRead:
+    """A new parent moves the area's subtree: every cluster under it is told its new areas
+    (a signed set_areas, after the commit) and named on its own topic until it confirms
+    (docs/protocol.md 4.6)."""
+    async with register_writing(runtime, actor=actor.name) as session:
+        return await service.update(session=session, code=code, data=data)
 
 
 @router.delete(

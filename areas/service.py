@@ -16,6 +16,7 @@ from areas.schemas import AreaCreate, AreaRead, AreaUpdate
 from core.clock import Clock
 from core.errors import Conflict, InvalidInput, NotFound
 from core.schemas import ImportReport, ImportRowError, Page
+from devices import moves
 
 
 class AreaNotFound(NotFound):
@@ -94,7 +95,7 @@ async def _move(session: AsyncSession, area: Area, parent_code: str | None) -> N
     old_path, new_path = area.path, _path_for(parent, area.code)
     area.parent_id = parent.id if parent else None
     await session.flush()
-    await repository.repath_subtree(session, old_prefix=old_path, new_prefix=new_path)
+    await moves.move_subtree(session, old_prefix=old_path, new_prefix=new_path)
     await session.refresh(area)
 
 

@@ -22,7 +22,7 @@ from devices.schemas import (
     OwnProvisioning,
     ProvisionedCluster,
 )
-from health import operations
+from health.moving import register_writing
 from web.deps import ActorDep, RuntimeDep, SessionDep, WriteSessionDep
 from web.guard import allow, basic_credentials, guarded
 from web.targets import From
@@ -125,10 +125,11 @@ async def own_provisioning(
 
 
 @router.post("/import", dependencies=[allow(Action.REGISTRY, From.PROVINCE)])
-async def import_clusters(file: UploadFile, runtime: RuntimeDep) -> ImportReport:
+async def import_clusters(file: UploadFile, runtime: SendingDep, actor: ActorDep) -> ImportReport:
+    """A row that gives a cluster another area moves it as a PATCH does (set_areas)."""
     text = await read_csv_upload(file)
     # Under the write lock, as the area import (areas/router.py says why).
-    async with runtime.writing() as session:
+    async with register_writing(runtime, actor=actor.name) as session:
         report = await service.import_csv(session=session, clock=runtime.clock, text=text)
     async with session_scope(runtime.sessions) as session:
         await broker_auth.sync(session, runtime.settings)
@@ -148,19 +149,8 @@ async def update_cluster(
 ) -> ClusterRead:
     """A move to another area tells the device its new areas (a signed set_areas, after
     the commit): it subscribes to them before it leaves the old (docs/protocol.md 4.6)."""
-    async with runtime.writing() as session:
-        updated = await service.update(session=session, code=code, data=data)
-        await broker_auth.sync(session, runtime.settings)  # a move changes its area topics
-        told = await operations.tell_new_areas(
-            session=session,
-            settings=runtime.settings,
-            actor=actor.name,
-            now=runtime.clock.now(),
-            codes=[code],
-        )
-    if told:  # without a broker now, the sweep sends it
-        await runtime.require_dispatcher().publish_commands("set_areas", told)
-    return updated
+    async with register_writing(runtime, actor=actor.name) as session:
+        return await service.update(session=session, code=code, data=data)
 
 
 @router.delete(

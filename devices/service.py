@@ -16,7 +16,7 @@ from core.clock import Clock
 from core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from core.schemas import ImportReport, ImportRowError, Page
 from core.settings import Settings
-from devices import broker_auth, repository
+from devices import broker_auth, moves, repository
 from devices.models import Cluster
 from devices.schemas import (
     ClusterCreate,
@@ -93,12 +93,7 @@ async def update(*, session: AsyncSession, code: str, data: ClusterUpdate) -> Cl
         setattr(cluster, field, value)
     if data.area_code is not None:
         area = await area_service.get(session=session, code=data.area_code)
-        if area.id != cluster.area_id and cluster.moving_from is None:
-            # It listens on the old area's topics until it confirms the new (set_areas,
-            # sent by the route); meanwhile sends to the new area name it on its own topic.
-            old = await area_repository.get_by_id(session, cluster.area_id)
-            cluster.moving_from = old.path
-        cluster.area_id = area.id
+        await moves.move_clusters(session, [(cluster, area.id)])
     else:
         area = await area_repository.get_by_id(session, cluster.area_id)
     await session.flush()
@@ -242,7 +237,7 @@ async def import_csv(*, session: AsyncSession, clock: Clock, text: str) -> Impor
         else:
             for field, value in data.model_dump(exclude={"area_code", "code"}).items():
                 setattr(existing, field, value)
-            existing.area_id = area.id
+            await moves.move_clusters(session, [(existing, area.id)])
             report.updated += 1
     await session.flush()
     return report

@@ -177,32 +177,38 @@ async def tell_new_areas(
     actor: str,
     now: datetime,
     codes: Sequence[str] | None = None,
+    ids: Iterable[int] | None = None,
 ) -> list[Publication]:
     """Every cluster still listening on its old topics (`moving_from`: a reorganisation,
-    or a move in the register), or those of `codes`, is told its areas and media key, one
-    signed set_areas each, unless one is already on its way; it subscribes to the new
-    topics before it leaves the old (docs/protocol.md 4.6). The commands to publish after
-    the commit (the sweep re-sends them until answered)."""
-    waiting = (
-        select(OperationResult.cluster_id)
-        .join(Operation, OperationResult.operation_id == Operation.id)
-        .where(
-            Operation.kind == CommandKind.SET_AREAS.value,
-            OperationResult.state.in_(AWAITING),
-            Operation.expires_at > now,
-        )
-    )
+    or a move in the register), or those of `codes` or `ids`, is told its areas and media
+    key, one signed set_areas each, unless the same areas are already on their way; it
+    subscribes to the new topics before it leaves the old (docs/protocol.md 4.6). One on
+    its way with areas the cluster no longer has (it moved again before answering) is
+    expired, so its late `done` settles nothing. The commands to publish after the commit
+    (the sweep re-sends them until answered)."""
     query = (
         select(Cluster.id, Cluster.code, Area.path)
         .join(Area, Cluster.area_id == Area.id)
-        .where(Cluster.moving_from.is_not(None), Cluster.id.not_in(waiting))
+        .where(Cluster.moving_from.is_not(None))
         .order_by(Cluster.code)
     )
     if codes is not None:
         query = query.where(Cluster.code.in_(list(codes)))
+    if ids is not None:
+        query = query.where(Cluster.id.in_(list(ids)))
+    moving = (await session.execute(query)).all()
+    chosen = codes is not None or ids is not None
+    pending = await _set_areas_on_their_way(
+        session, [cid for cid, _, _ in moving] if chosen else None, now
+    )
     told: list[Publication] = []
-    for cluster_id, code, path in (await session.execute(query)).all():
+    stale: list[int] = []
+    for cluster_id, code, path in moving:
         areas = [a for a in path.split("/") if a]
+        on_their_way = pending.get(cluster_id, [])
+        if any(sent == areas for _, sent in on_their_way):
+            continue
+        stale += [result_id for result_id, _ in on_their_way]
         key = media_auth.device_key(settings.media_signing_key, code, "/".join(areas))
         created = await write(
             session=session,
@@ -217,7 +223,41 @@ async def tell_new_areas(
             expires_at=now + SET_AREAS_VALID,
         )
         told += created.publications
+    if stale:
+        await session.execute(
+            update(OperationResult)
+            .where(OperationResult.id.in_(stale))
+            .values(state=OperationState.EXPIRED, reason="moved again", updated_at=now)
+        )
     return told
+
+
+async def _set_areas_on_their_way(
+    session: AsyncSession, cluster_ids: list[int] | None, now: datetime
+) -> dict[int, list[tuple[int, list[str]]]]:
+    """Per cluster (these, or every one moving), the set_areas not answered yet: (result
+    id, the areas it names)."""
+    query = (
+        select(OperationResult.cluster_id, OperationResult.id, Operation.params)
+        .join(Operation, OperationResult.operation_id == Operation.id)
+        .where(
+            Operation.kind == CommandKind.SET_AREAS.value,
+            OperationResult.state.in_(AWAITING),
+            Operation.expires_at > now,
+        )
+    )
+    if cluster_ids is None:
+        moving = select(Cluster.id).where(Cluster.moving_from.is_not(None))
+        query = query.where(OperationResult.cluster_id.in_(moving))
+    elif cluster_ids:
+        query = query.where(OperationResult.cluster_id.in_(cluster_ids))
+    else:
+        return {}
+    rows = await session.execute(query)
+    pending: dict[int, list[tuple[int, list[str]]]] = {}
+    for cluster_id, result_id, params in rows.all():
+        pending.setdefault(cluster_id, []).append((result_id, list(params.get("areas", []))))
+    return pending
 
 
 def publications(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts.models import User
@@ -23,6 +23,7 @@ from core.clock import Clock
 from core.database import session_scope
 from core.settings import Settings
 from core.writes import Writing
+from devices import moves
 from devices.models import Cluster
 from health import operations
 from reorganisation.official import Official
@@ -123,12 +124,10 @@ async def _areas(session: AsyncSession, plan: Plan, run: _Run) -> int:
             current[change.code] = area
         else:
             session.add(_version(area, effective, run))
-            old_path = area.path
-            await _mark_moving(session, old_path)
-            area.name, area.path, area.since = change.name, change.path, effective
+            area.name, area.since = change.name, effective
             area.level = "province" if is_root else "commune"
             area.parent_id, area.depth = parent_id, 0 if is_root else 1
-            await _move_below(session, area, old_path, effective, run)
+            await _repath(session, area, change.path, effective, run)
         if is_root:
             root = area
     for gone in plan.dissolved:
@@ -136,19 +135,6 @@ async def _areas(session: AsyncSession, plan: Plan, run: _Run) -> int:
         area.dissolved_on, area.successors = effective, list(gone.successors)
     await session.flush()
     return len(plan.areas) + len(plan.dissolved)
-
-
-async def _mark_moving(session: AsyncSession, old_path: str) -> None:
-    """The clusters under a unit whose path changes listen on the old topics until they
-    confirm the new ones (the devices step)."""
-    under = select(Area.id).where(Area.path.startswith(old_path, autoescape=True))
-    path_of = select(Area.path).where(Area.id == Cluster.area_id).scalar_subquery()
-    await session.execute(
-        update(Cluster)
-        .where(Cluster.area_id.in_(under), Cluster.moving_from.is_(None))
-        .values(moving_from=path_of)
-        .execution_options(synchronize_session=False)
-    )
 
 
 def _version(area: Area, effective: date, run: _Run) -> AreaVersion:
@@ -167,19 +153,22 @@ def _version(area: Area, effective: date, run: _Run) -> AreaVersion:
     )
 
 
-async def _move_below(
-    session: AsyncSession, area: Area, old_path: str, effective: date, run: _Run
-) -> None:
-    """A moved unit's own units (a commune's hamlets, a hamlet's own) move with it, their
-    former places kept as versions."""
+async def _repath(session: AsyncSession, area: Area, path: str, effective: date, run: _Run) -> None:
+    """A unit takes a new path, its own units (a commune's hamlets, a hamlet's own) with
+    it, their former places kept as versions; the clusters under them listen on the old
+    topics until they confirm the new ones, told in the devices step."""
+    old_path = area.path
+    await moves.mark_moving(session, under=[old_path])
+    moves.tell_later(session)
     below = (
         await session.scalars(
             select(Area).where(Area.path.startswith(old_path, autoescape=True), Area.id != area.id)
         )
     ).all()
+    area.path = path
     for child in below:
         session.add(_version(child, effective, run))
-        child.path = area.path + child.path.removeprefix(old_path)
+        child.path = path + child.path.removeprefix(old_path)
         child.depth = child.path.count("/") - 2
 
 
@@ -197,40 +186,30 @@ async def _hamlets(session: AsyncSession, plan: Plan, run: _Run) -> int:
             continue
         hamlet, parent = current[move.code], current[move.new_parent]
         session.add(_version(hamlet, plan.effective, run))
-        old_path = hamlet.path
-        await _mark_moving(session, old_path)
         hamlet.parent_id, hamlet.since = parent.id, plan.effective
-        hamlet.path = f"{parent.path}{hamlet.code}/"
         hamlet.depth = parent.depth + 1
-        await _move_below(session, hamlet, old_path, plan.effective, run)
+        await _repath(session, hamlet, f"{parent.path}{hamlet.code}/", plan.effective, run)
         moved += 1
     await session.flush()
     return moved
 
 
 async def _clusters(session: AsyncSession, plan: Plan, run: _Run) -> int:
+    """Each cluster of a dissolved commune given its successor; it listens on the old
+    topics until it confirms the new ones, told in the devices step."""
     ids = dict(
         (await session.execute(select(Area.code, Area.id).where(Area.dissolved_on.is_(None)))).all()
     )
-    old_paths = dict(
-        (
-            await session.execute(
-                select(Area.code, Area.path).where(
-                    Area.code.in_({m.old_area for m in plan.clusters}),
-                    Area.dissolved_on.is_not(None),
-                )
-            )
-        ).all()
-    )
-    for move in plan.clusters:
-        await session.execute(
-            update(Cluster)
-            .where(Cluster.code == move.cluster)
-            .values(
-                area_id=ids[move.new_area],
-                moving_from=func.coalesce(Cluster.moving_from, old_paths[move.old_area]),
-            )
+    clusters = {
+        c.code: c
+        for c in await session.scalars(
+            select(Cluster).where(Cluster.code.in_([m.cluster for m in plan.clusters]))
         )
+    }
+    await moves.move_clusters(
+        session, [(clusters[m.cluster], ids[m.new_area]) for m in plan.clusters]
+    )
+    moves.tell_later(session)
     return len(plan.clusters)
 
 

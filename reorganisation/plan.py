@@ -8,9 +8,10 @@ applying it (so an interrupted run resumes where it stopped).
 - Every other old unit is **dissolved, not deleted**: it keeps its row, its records and
   its place in the old tree, with the day it ended and the codes of its successors.
 - Clusters follow their commune. Where a commune was split, a cluster goes to the
-  successor whose seat (the mean position of the clusters already known to be there) is
-  nearest its registered position; where that cannot be decided (no position, no seat),
-  to the first successor. Every cluster placed so is listed for a person to confirm.
+  successor whose seat (the mean position of the clusters already known to be there, in
+  the commune or in its hamlets) is nearest its registered position; where that cannot
+  be decided (no position, no seat), to the first successor. Every cluster placed so is
+  listed for a person to confirm.
 - A commune's own units (hamlets, thôn/ấp, and anything below them) are never dissolved:
   they follow their commune. Under a continuing commune they move with it; under a
   dissolved one they are re-parented to its successor, for a split commune the one
@@ -227,7 +228,7 @@ async def build(session: AsyncSession, official: Official, effective: date) -> P
         _areas(plan, official, root, [a for a in areas if _below(a, root)], by_code)
         successors |= {d.code: d.successors for d in plan.dissolved}
     positions = await _positions(session)
-    seats = _seats(positions, successors)
+    seats = _seats(positions, successors, areas)
     _hamlets(plan, areas, successors, seats, positions)
     await _clusters(session, plan, successors, seats)
     await _accounts(session, plan, successors)
@@ -313,16 +314,35 @@ async def _positions(session: AsyncSession) -> list[tuple[int, str, Point]]:
 
 
 def _seats(
-    positions: list[tuple[int, str, Point]], successors: dict[str, tuple[str, ...]]
+    positions: list[tuple[int, str, Point]],
+    successors: dict[str, tuple[str, ...]],
+    areas: Sequence[Area],
 ) -> dict[str, Point]:
     """Each commune's seat: the mean position of the clusters already known to be there
-    (in it, or in a unit whose only successor it is)."""
+    (in it or in its hamlets, or in a unit whose only successor it is, or that unit's
+    hamlets)."""
+    commune_of = _communes(areas)
     points: dict[str, list[Point]] = defaultdict(list)
-    for _, area, point in positions:
-        known = successors.get(area, (area,))
+    for area_id, area, point in positions:
+        commune = commune_of.get(area_id, area)
+        known = successors.get(commune, (commune,))
         if len(known) == 1:
             points[known[0]].append(point)
     return {ward: _mean(ps) for ward, ps in points.items()}
+
+
+def _communes(areas: Sequence[Area]) -> dict[int, str]:
+    """Each unit's commune (by id): itself, or for a hamlet (or a unit below one) the
+    commune it belongs to; a unit above the communes stands for itself."""
+    by_id = {a.id: a for a in areas}
+
+    def commune(area: Area) -> str:
+        at: Area | None = area
+        while at is not None and at.level != "commune":
+            at = by_id.get(at.parent_id) if at.parent_id is not None else None
+        return at.code if at is not None else area.code
+
+    return {a.id: commune(a) for a in areas}
 
 
 def _mean(points: list[Point]) -> Point:

@@ -174,3 +174,28 @@ async def test_hamlets_follow_their_commune(stack: Stack) -> None:
         fresh = await build(session, SplitConversion(), EFFECTIVE)
     assert fresh.empty
     assert [(h.code, h.new_parent) for h in fresh.hamlets] == [("2523102", None)]
+
+
+async def test_a_seat_counts_the_clusters_in_the_communes_hamlets(stack: Stack) -> None:
+    """Thác Mơ (25216, merging into the western ward) has its clusters in a hamlet only:
+    they still place the western ward's seat, so a cluster of the split commune standing
+    by them goes west (without them the west had no seat and everything went east)."""
+    await small_province(stack)
+    hamlet = {"code": "2521601", "name": "Thôn 1", "level": "hamlet", "parent_code": "25216"}
+    assert (await stack.client.post("/api/v1/areas", json=hamlet)).status_code == 201
+    for code in ("25216-01", "25216-09"):
+        moved = await stack.client.patch(f"/api/v1/clusters/{code}", json={"area_code": "2521601"})
+        assert moved.status_code == 200, moved.text
+    by_the_west = {
+        "code": "25231-05",
+        "name": "Cụm loa 5 xã 25231",
+        "area_code": SPLIT,
+        "latitude": 11.55,
+        "longitude": 106.92,
+    }
+    assert (await stack.client.post("/api/v1/clusters", json=by_the_west)).status_code == 201
+    async with session_scope(stack.runtime.sessions) as session:
+        plan = await build(session, SplitConversion(), EFFECTIVE)
+    placed = {move.cluster: (move.new_area, move.how) for move in plan.clusters}
+    assert placed["25231-05"] == (WEST, NEAREST)
+    assert placed["25231-01"] == (EAST, NEAREST), "by the eastern ward's own clusters"
