@@ -88,9 +88,18 @@ class SimulatedCluster(Operations, Speaker):
                 await asyncio.wait_for(acked, OFFLINE_ACK_TIMEOUT_S)
 
     def go_offline(self, seconds: float) -> None:
-        """Lose the link and stay off the network for a while (a 4G outage)."""
+        """Lose the link and stay off the network for a while (a 4G outage), or until
+        `come_back`."""
         self._offline_until = time.monotonic() + seconds
+        self._outage_over.clear()
         self.client.drop()
+
+    def come_back(self) -> None:
+        """The outage ends now: a test waits for what must happen while the cluster is
+        away (its stored play, a broadcast expiring) and then brings it back, rather than
+        guessing the outage's length (those guesses were seconds of every such test)."""
+        self._offline_until = 0.0
+        self._outage_over.set()
 
     async def _run(self) -> None:
         delay = RECONNECT_BASE_S
@@ -102,7 +111,8 @@ class SimulatedCluster(Operations, Speaker):
         will = (protocol.status_topic(code), Status(cluster=code, online=False).to_json(), True)
         while True:
             if (outage := self._offline_until - time.monotonic()) > 0:
-                await asyncio.sleep(outage)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._outage_over.wait(), outage)
             try:
                 await self.client.connect(
                     self.env.host,

@@ -73,6 +73,7 @@ class ClusterState:
         self._booted = time.monotonic()
         self.shown: list[Display] = []  # e-boards: what has been on screen, in order
         self._offline_until = 0.0
+        self._outage_over = asyncio.Event()  # set by come_back: the outage ends early
         self.local_plays: Counter[str] = Counter()  # schedule item id -> plays from storage
         self._reported_items: set[str] = set()
         self.local_cut: set[str] = set()  # stored items an emergency cut off

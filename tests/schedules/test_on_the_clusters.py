@@ -81,7 +81,7 @@ async def test_a_cluster_offline_for_the_slot_plays_it_from_its_stored_schedule(
     assert item.starts_at == slot and item.media is not None
     assert item.media.sha256 == clip["sha256"]
 
-    away.go_offline(seconds=(slot - datetime.now(UTC)).total_seconds() + 2)  # across the slot
+    away.go_offline(seconds=60)  # across the slot: it comes back once it has played
     await eventually(
         lambda: stack.client.get(f"/api/v1/clusters/{away.spec.code}"),
         lambda r: r.json()["online"] is False,
@@ -108,6 +108,7 @@ async def test_a_cluster_offline_for_the_slot_plays_it_from_its_stored_schedule(
     await eventually(plays, lambda p: all(n == 1 for n in p.values()), timeout=30, what="plays")
     assert sum(away.local_plays.values()) == 1, "played from storage, offline"
     assert all(not d.local_plays for c, d in fleet.devices.items() if c != away.spec.code)
+    away.come_back()
 
     # Back online: the control plane asks again, hears "played", and records it.
     async def states() -> set[str]:
@@ -134,7 +135,21 @@ async def test_a_play_made_offline_is_recorded_even_after_its_broadcast_expired(
     clip = await upload(stack, tone_mp3)
     schedule_id, slot = await schedule_soon(stack, fleet, clip, in_s=5)
     away = fleet.devices[specs[0].code]
-    away.go_offline(seconds=10)  # the broadcast expires while it is away
+    away.go_offline(seconds=60)  # the broadcast expires while it is away
+
+    async def away_delivery() -> tuple[int, list[str]]:
+        async with session_scope(stack.runtime.sessions) as session:
+            states = await session.scalars(
+                select(Delivery.state)
+                .join(Cluster, Cluster.id == Delivery.cluster_id)
+                .where(Cluster.code == away.spec.code)
+            )
+            return sum(away.local_plays.values()), list(states.all())
+
+    await eventually(
+        away_delivery, lambda s: s == (1, ["expired"]), what="played away, then expired"
+    )
+    away.come_back()
 
     async def local_plays() -> list[dict[str, Any]]:
         response = await stack.client.get(f"/api/v1/schedules/{schedule_id}/local-plays")
@@ -166,11 +181,13 @@ async def test_an_emergency_cuts_off_a_stored_play_which_is_dropped_not_resumed(
     schedule_id, slot = await schedule_soon(stack, fleet, news, in_s=6)
     away = fleet.devices[specs[0].code]
     [item_id] = away.schedule.items
-    away.go_offline(seconds=(slot - datetime.now(UTC)).total_seconds() + 1)
+    away.go_offline(seconds=60)  # until it has started the item from storage
 
     async def away_state() -> tuple[bool, bool]:
         return item_id in away.schedule.played, away.online.is_set()
 
+    await eventually(away_state, lambda s: s == (True, False), what="a stored play, offline")
+    away.come_back()
     await eventually(away_state, lambda s: s == (True, True), what="a stored play, then online")
     assert not away.local_plays, "still playing from storage"
     [fired] = (await stack.client.get(f"/api/v1/schedules/{schedule_id}/firings")).json()
