@@ -28,7 +28,7 @@ from bulletins import airing as bulletin_airing
 from bulletins import service as bulletin_service
 from bulletins.models import Bulletin, InboxItem
 from bulletins.schemas import BulletinCreate
-from bulletins.workflow import InboxStatus, Status
+from bulletins.workflow import Action, InboxStatus, Status
 from cap import mapping
 from cap.message import Alert, Info, MsgType
 from cap.models import CapMessage, CapOutcome
@@ -74,14 +74,17 @@ async def act_on(runtime: Sending, alert: Alert, message: CapMessage) -> None:
     """What an accepted alert does: an Update or Cancel first stops the broadcasts and
     withdraws the inbox offers of the messages it references; a Cancel stops there, an
     Alert or Update airs (or is held for a voice)."""
-    stopped, withdrawn = [], 0
+    stopped, withdrawn, retired = [], 0, []
     if alert.msg_type != MsgType.ALERT:
         referenced = await _referenced(runtime, alert)
         stopped = await _stop(runtime, alert, referenced.broadcasts)
         withdrawn = await _withdraw_waiting(runtime, alert, referenced.bulletins)
+        retired = await _retire_held(runtime, alert, referenced.bulletins)
     done = [f"cancelled {len(stopped)} broadcast(s): {', '.join(stopped)}"] if stopped else []
     if withdrawn:
         done.append(f"withdrew {withdrawn} inbox item(s) still waiting in the communes")
+    if retired:
+        done.append(f"archived the held bulletin(s) {', '.join(retired)}, no longer to voice")
     if alert.msg_type == MsgType.CANCEL:
         if not done:
             return await ignore(runtime, message, "cancels nothing that aired or waits here")
@@ -166,6 +169,41 @@ async def _withdraw_waiting(runtime: Sending, alert: Alert, bulletins: list[str]
             item.handled_by = gateway_actor(alert.sender).name
             item.note = f"{note}: CAP {alert.key}"[:500]
         return len(waiting)
+
+
+async def _retire_held(runtime: Sending, alert: Alert, bulletins: list[str]) -> list[str]:
+    """A held alert (no voice here speaks it) waits as a submitted bulletin for the duty
+    officer to voice, and an emergency may air from there: once its issuer cancels or
+    replaces it, it is withdrawn and archived through the bulletin workflow (its own
+    author, the gateway, may do both), so it leaves the red banner and cannot air. The
+    ids archived."""
+    if not bulletins:
+        return []
+    actor = gateway_actor(alert.sender)
+    note = "cancelled by its issuer" if alert.msg_type == MsgType.CANCEL else "replaced"
+    async with runtime.writing() as session:
+        held = (
+            await session.scalars(
+                select(Bulletin.id)
+                .join(CapMessage, CapMessage.bulletin_id == Bulletin.id)
+                .where(
+                    Bulletin.id.in_(bulletins),
+                    Bulletin.status == Status.SUBMITTED,
+                    CapMessage.outcome == CapOutcome.HELD,
+                )
+            )
+        ).all()
+        for bulletin_id in held:
+            for action in (Action.WITHDRAW, Action.ARCHIVE):
+                await bulletin_service.transition(
+                    session=session,
+                    clock=runtime.clock,
+                    actor=actor,
+                    bulletin_id=bulletin_id,
+                    action=action,
+                    note=f"{note}: CAP {alert.key}"[:500],
+                )
+    return list(held)
 
 
 @dataclass

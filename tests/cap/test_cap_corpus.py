@@ -283,3 +283,14 @@ async def test_an_extreme_alert_no_voice_speaks_is_held_for_the_duty_officer(
     # The e-board's own answer says it took the text down.
     await trusting.wait_broadcast(receipt["broadcast_id"], lambda b: counts(b, "canceled") == 1)
     assert receipt["broadcast_id"] in fleet.devices[board.code].cancels
+    # ... and retires the held bulletin: archived, out of the red banner, never to air.
+    assert f"archived the held bulletin(s) {bulletin_id}" in cancel.json()["reason"]
+    retired = (await trusting.client.get(f"/api/v1/bulletins/{bulletin_id}")).json()
+    assert retired["status"] == "archived"
+    home = await trusting.client.get("/console", headers={"cookie": f"{SESSION_COOKIE}={token}"})
+    assert "[de-DE] Sturzflut am Fluss" not in home.text
+    aired = await trusting.client.post(
+        "/api/v1/broadcasts",
+        json={"title": "Lũ", "class": "emergency", "areas": [COMMUNE], "bulletin_id": bulletin_id},
+    )
+    assert aired.status_code == 409 and "archived" in aired.text, aired.text
