@@ -142,7 +142,11 @@ class LiteClient:
             props = bytes([PROP_SESSION_EXPIRY]) + struct.pack("!I", session_expiry_s)
         body = _str("MQTT") + bytes([5, flags]) + struct.pack("!H", self._keepalive)
         writer.write(_packet(CONNECT, 0, body + _props(props) + payload))
-        header, data = await asyncio.wait_for(self._read_packet(reader), timeout)
+        try:
+            header, data = await asyncio.wait_for(self._read_packet(reader), timeout)
+        except BaseException:
+            writer.close()  # no CONNACK (timeout, reset): the socket is not left open
+            raise
         kind = header >> 4
         if kind != CONNACK or len(data) < 2 or data[1] != 0:
             writer.close()
