@@ -21,6 +21,7 @@ COPY health health
 COPY firmware firmware
 COPY broadcast broadcast
 COPY bulletins bulletins
+COPY live live
 COPY schedules schedules
 COPY media media
 COPY scheduler scheduler

@@ -39,6 +39,9 @@ from core.settings import Settings, get_settings
 from devices.router import router as devices_router
 from firmware import router as firmware_api
 from health import router as health_api
+from live.asgi import LiveStreamApp
+from live.router import router as live_router
+from live.service import Live
 from media.asgi import MediaApp
 from media.context import Ingesting
 from media.router import router as media_router
@@ -83,6 +86,7 @@ def create_app(
         devices_router,
         media_router,
         broadcast_api.router,
+        live_router,
         bulletins_router,
         schedules_api.router,
         health_api.router,
@@ -121,6 +125,15 @@ def create_app(
         name="media-files",
     )
 
+    app.mount(
+        "/live",
+        LiveStreamApp(
+            lambda: app.state.runtime.live,
+            lambda: app.state.runtime.settings.media_signing_key,
+        ),
+        name="live-streams",
+    )
+
     errors.install(app)
     app.add_exception_handler(SignInNeeded, sign_in_first)
     app.add_exception_handler(PageRefused, refused_page)
@@ -142,7 +155,9 @@ def resolvers() -> Resolvers:
     return found
 
 
-def runtime_fits(runtime: Runtime) -> tuple[Context, Sending, Ingesting, SigningIn, Scheduling]:
+def runtime_fits(
+    runtime: Runtime,
+) -> tuple[Context, Sending, Ingesting, SigningIn, Scheduling, Live]:
     """The domains ask for narrow contexts (Protocols) rather than the runtime itself;
     this is where mypy checks that the runtime provides every one of them. Not called."""
-    return runtime, runtime, runtime, runtime, runtime
+    return runtime, runtime, runtime, runtime, runtime, runtime

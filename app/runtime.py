@@ -35,6 +35,8 @@ from core.settings import Settings
 from core.writes import WriteLock, write_scope
 from devices import broker_auth
 from devices.handlers import LinkMessage
+from live import service as live_service
+from live.sessions import LiveSessions
 from media.cache import HotMediaCache
 from media.service import IngestContext
 from scheduler.leader import LeaderLock
@@ -65,6 +67,8 @@ class Runtime:
     refusals: RefusalTally = field(default_factory=RefusalTally)
     # Sign-ins per source address, before any password is checked (accounts/throttle.py).
     sign_in_budget: AddressBudget = field(default_factory=lambda: AddressBudget(1 / 3, 20))
+    # Live voice sessions this process carries (live/sessions.py).
+    live: LiveSessions = field(default_factory=LiveSessions)
     mqtt: MqttService | None = None
     dispatcher: Dispatcher | None = None
     intake: DeviceIntake | None = None
@@ -165,6 +169,8 @@ class Runtime:
 
     async def stop(self) -> None:
         self._stopping.set()
+        if self.live.all():
+            await live_service.close_all(self)
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         await self.write_refusals()

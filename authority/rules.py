@@ -99,11 +99,14 @@ def decide(
     right = right_for(deed, cls)
     if right not in ALLOWED[actor.role]:
         what = f"{cls.value} " if cls else ""
+        # The emergency right is the class's: the request's `class` is what to change.
+        named = {"field": "class"} if cls is CommandClass.EMERGENCY else {}
         raise Refused(
             f"{actor.label} may not {_VERB[deed]} {what}{_OBJECT[deed]}".rstrip(),
             "role",
             role=actor.role.value,
             needs=right.value,
+            **named,
         )
     mine = own_level(actor)
     if deed not in LEVELLED:

@@ -97,12 +97,21 @@ def media_ref(media: MediaSet, target: Target, url_for: UrlFor) -> MediaRef:
 
 
 def play_command(
-    broadcast: Broadcast, content: Content, target: Target, *, url_for: UrlFor
+    broadcast: Broadcast,
+    content: Content,
+    target: Target,
+    *,
+    url_for: UrlFor,
+    live_url_for: UrlFor | None = None,
 ) -> Command:
+    """`live_url_for`: (broadcast id, target) -> the live stream's signed URL."""
     media = content.audio
     media_ref_ = media_ref(media, target, url_for) if media is not None else None
     stream_ref = None
-    if broadcast.stream_url:
+    if broadcast.live and live_url_for is not None:
+        # Until the officer ends it: no ends_at (docs/protocol.md 4.4.1).
+        stream_ref = StreamRef(url=live_url_for(broadcast.id, target), live=True)
+    elif broadcast.stream_url:
         stream_ref = StreamRef(
             url=broadcast.stream_url,
             starts_at=broadcast.stream_starts_at,

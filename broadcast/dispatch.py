@@ -47,7 +47,8 @@ class Dispatcher:
     def _play(self, broadcast: Broadcast, content: Content, target: Target) -> Command:
         # Media URLs are good until the broadcast expires, and only for this target.
         url_for = url_signer(self._settings.media_url, broadcast.expires_at)
-        return play_command(broadcast, content, target, url_for=url_for)
+        live_url_for = url_signer(self._settings.live_url, broadcast.expires_at)
+        return play_command(broadcast, content, target, url_for=url_for, live_url_for=live_url_for)
 
     async def publish_plays(self, plays: list[tuple[Broadcast, Content]]) -> bool:
         """Publish committed broadcasts at once; False if the broker did not take it all."""

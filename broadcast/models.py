@@ -45,6 +45,9 @@ class Broadcast(Base):
     # An exercise or a test (CAP status Exercise/Test): marked as such on the record, on
     # e-boards and in the spoken text, so nobody takes it for the real thing.
     drill: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A person speaking now (live/): the stream is this control plane's own, its URL signed
+    # per target like media, and its clean end is the end of the play.
+    live: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     target_areas: Mapped[list[str]] = mapped_column(JSON)
     target_clusters: Mapped[list[str]] = mapped_column(JSON)
     command_id: Mapped[str] = mapped_column(String(36))

@@ -137,6 +137,7 @@ class BroadcastRead(BaseModel):
     bulletin_id: str | None = None
     sent_by: str | None = None
     drill: bool = False
+    live: bool = False  # a person speaking now (live/): GET /api/v1/live/{id} tells more
     target_areas: list[str]
     target_clusters: list[str]
     created_at: datetime

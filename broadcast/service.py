@@ -126,9 +126,11 @@ async def create(
     data: BroadcastCreate,
     actor: Actor,
     bulletin_id: str | None = None,
+    live: bool = False,
 ) -> tuple[Broadcast, int]:
     """Write the broadcast and one QUEUED delivery per target cluster, if the actor may
-    send it (authority: the class's right, the targets' area, the level asked for)."""
+    send it (authority: the class's right, the targets' area, the level asked for).
+    `live`: a person speaking now (live/): the stream is this control plane's own."""
     level = await authorise_aimed(session, actor, Deed.SEND, data)
     now = clock.now()
     default_expiry = now + timedelta(seconds=settings.default_expiry_s)
@@ -190,14 +192,20 @@ async def create(
         until_expiry = math.ceil((expires_at - now).total_seconds())
         display_s = display_s or max(1, min(until_expiry, MAX_DISPLAY_S))
 
+    broadcast_id = str(uuid.uuid4())
+    stream_url = str(data.stream_url) if data.stream_url else None
+    if live:
+        stream_url = f"{settings.public_base_url.rstrip('/')}/live/{broadcast_id}"
+        display_s = math.ceil((expires_at - now).total_seconds())
     broadcast = Broadcast(
-        id=str(uuid.uuid4()),
+        id=broadcast_id,
         title=data.title,
         cls=data.cls.value,
         level=level.value,
         status=BroadcastStatus.ACTIVE,
         media_sha256=data.media_sha256,
-        stream_url=str(data.stream_url) if data.stream_url else None,
+        stream_url=stream_url,
+        live=live,
         stream_starts_at=data.stream_starts_at,
         stream_ends_at=data.stream_ends_at,
         body=(data.text or "").strip() or None,
@@ -316,6 +324,7 @@ def _header(broadcast: Broadcast) -> dict[str, Any]:
         "text": broadcast.body,
         "language": broadcast.language,
         "drill": broadcast.drill,
+        "live": broadcast.live,
         "image_sha256": broadcast.image_sha256,
         "display_s": broadcast.display_s,
         "display_only": broadcast.media_sha256 is None and broadcast.stream_url is None,

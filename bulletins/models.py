@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.database import Base, BigIntPK, UTCDateTime
@@ -34,6 +34,8 @@ class Bulletin(Base):
     review_note: Mapped[str | None] = mapped_column(String(500))
     # An emergency aired at once; the editorial board reviews it afterwards.
     aired_before_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Spoken live (live/): its audio is the session's record, kept for review afterwards.
+    aired_live: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -90,6 +90,7 @@ class BulletinRead(BaseModel):
     valid_until: datetime | None
     review_note: str | None
     aired_before_review: bool
+    aired_live: bool = False  # spoken live: its audio is the session's record
     created_at: datetime
     updated_at: datetime
     history: list[BulletinEventRead] = []

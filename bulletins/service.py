@@ -286,6 +286,7 @@ async def to_read(
         valid_until=bulletin.valid_until,
         review_note=bulletin.review_note,
         aired_before_review=bulletin.aired_before_review,
+        aired_live=bulletin.aired_live,
         created_at=bulletin.created_at,
         updated_at=bulletin.updated_at,
         history=[

@@ -13,5 +13,6 @@ def import_all_models() -> None:
     import devices.models  # noqa: F401
     import firmware.models  # noqa: F401
     import health.models  # noqa: F401
+    import live.models  # noqa: F401
     import media.models  # noqa: F401
     import schedules.models  # noqa: F401

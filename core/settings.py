@@ -207,6 +207,18 @@ class Settings(BaseSettings):
     # Hosts a relayed stream may come from (an administrator keeps the list): a relay is
     # sound on air from elsewhere. Empty: any host outside production, none in production.
     relay_hosts: list[str] = Field(default_factory=list)
+    # Live voice (live/, README "The live path"). The officer's link may drop this long
+    # (a phone between cells) while the clusters hear silence; longer, the session ends.
+    live_grace_s: float = Field(default=10.0, gt=0)
+    # Audio held before it goes out: MediaRecorder hands over a chunk every 200 ms, so
+    # 0.3 s rides out its rhythm and a link's jitter without gaps; more only adds delay.
+    live_jitter_s: float = Field(default=0.3, ge=0)
+    # Audio that arrives in a burst (after an outage) is cut past this, oldest first: the
+    # delay to the speakers never grows beyond it.
+    live_max_buffer_s: float = Field(default=1.5, gt=0)
+    live_max_s: int = Field(default=3600, ge=60)  # the longest session (its validity)
+    # After the officer finishes: how long late clusters' "played" is still taken.
+    live_end_slack_s: int = Field(default=30, ge=1)
     # An alert sent longer ago than this, or further ahead (clocks disagree), is refused:
     # a genuine signed alert captured long ago must not air when sent again.
     cap_max_age_s: float = 6 * 3600
@@ -324,6 +336,12 @@ class Settings(BaseSettings):
         base = self.media_base_url or self.public_base_url
         query = media_auth.signed_query(self.media_signing_key, sha256, scope, expires)
         return f"{base.rstrip('/')}/media/{sha256}?{query}"
+
+    def live_url(self, broadcast_id: str, scope: str, expires: int) -> str:
+        """A live session's stream, signed like media for one scope until `expires`."""
+        resource = media_auth.live_resource(broadcast_id)
+        query = media_auth.signed_query(self.media_signing_key, resource, scope, expires)
+        return f"{self.public_base_url.rstrip('/')}/live/{broadcast_id}?{query}"
 
 
 @lru_cache(maxsize=1)

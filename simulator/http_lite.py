@@ -107,3 +107,45 @@ async def open_stream(
             writer.close()
             raise
     return status, reader, writer
+
+
+async def open_live(
+    url: str, *, timeout: float = 10.0
+) -> tuple[int, dict[str, str], asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect to a live voice stream (docs/protocol.md 4.4.1) over HTTP/1.1: the body is
+    chunked, so its terminating chunk tells a clean end (the officer finished) from a
+    connection that died. (status, headers with lower-case names, reader, writer)."""
+    host, port, request = _request(url, "HTTP/1.1", "Connection: close\r\n")
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status_line, *lines = head.decode("latin-1").split("\r\n")
+            status = int(status_line.split(" ", 2)[1])
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError):
+            writer.close()
+            raise HttpLiteError("malformed stream response") from None
+        except BaseException:
+            writer.close()
+            raise
+    headers = {}
+    for line in lines:
+        if ":" in line:
+            name, value = line.split(":", 1)
+            headers[name.strip().lower()] = value.strip()
+    return status, headers, reader, writer
+
+
+async def read_chunk(reader: asyncio.StreamReader) -> bytes | None:
+    """The next chunk of a chunked body; None at its terminating chunk (a clean end).
+    Raises HttpLiteError if the connection ends without one."""
+    try:
+        size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+        if size == 0:
+            return None
+        data = await reader.readexactly(size)
+        await reader.readexactly(2)
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+        raise HttpLiteError("stream cut off") from None
+    return data

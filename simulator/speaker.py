@@ -5,17 +5,21 @@ shown; a cancel stops what it names."""
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
 from datetime import UTC, datetime
 
 from simulator import http_lite
 from simulator.downloads import Downloads
 from simulator.state import Playback
+from wire import media_auth
 from wire.protocol import CLASS_RANK, LEVEL_RANK, AckStage, Command, CommandClass, StreamRef
 
 STREAM_STALL_S = 5.0  # a relay silent this long is dead (Icecast sends continuously)
 STREAM_CHUNK_BYTES = 16 * 1024
 PREEMPTED_REASON = "preempted by a higher-priority broadcast"
 MAX_EARLY_S = 60.0  # a play sent further ahead of its starts_at than this: clocks disagree
+LIVE_POSITIONS_KEPT = 3000  # (time, position) pairs per live broadcast: 10 min at 5 a second
 
 
 class Speaker(Downloads):
@@ -93,6 +97,8 @@ class Speaker(Downloads):
     async def _relay(self, command: Command, stream: StreamRef) -> str | None:
         """Relay a live stream until its end (or the command's expiry): "playing" only once
         audio bytes arrive; the reason if it is unreachable or dies early."""
+        if stream.live:
+            return await self._relay_live(command, stream)
         ends_at = stream.ends_at or command.expires_at
         try:
             status, reader, writer = await http_lite.open_stream(stream.url)
@@ -117,6 +123,52 @@ class Speaker(Downloads):
                     playing = True
                     self._ack(command, AckStage.PLAYING)
             return None
+        finally:
+            writer.close()
+
+    async def _relay_live(self, command: Command, stream: StreamRef) -> str | None:
+        """A person speaking now (docs/protocol.md 4.4.1): the URL proved like media's,
+        "playing" at the first audio bytes, and the stream's clean end (its terminating
+        chunk) is the end of the play; a connection that dies is not. Each piece's audio
+        position (the first byte's comes in `X-Live-Offset`, bytes at `X-Live-Byte-Rate`)
+        is noted with the time it was played, for the latency benchmark."""
+        spec = self.spec
+        url = media_auth.device_url(
+            stream.url, code=spec.code, areas=spec.areas, key=spec.media_key
+        )
+        try:
+            status, headers, reader, writer = await http_lite.open_live(url)
+        except (OSError, TimeoutError, http_lite.HttpLiteError) as exc:
+            return f"stream unreachable: {exc.__class__.__name__}"
+        try:
+            if status != 200:
+                return f"stream unreachable: HTTP {status}"
+            offset = int(headers.get("x-live-offset", "0"))
+            rate = max(1, int(headers.get("x-live-byte-rate", "8000")))
+            positions = self.live_positions.setdefault(
+                command.broadcast, deque(maxlen=LIVE_POSITIONS_KEPT)
+            )
+            kept = self.live_audio.setdefault(command.broadcast, (offset, bytearray()))
+            received = 0
+            while True:
+                try:
+                    async with asyncio.timeout(STREAM_STALL_S):
+                        chunk = await http_lite.read_chunk(reader)
+                except TimeoutError:
+                    return f"stream stalled: no audio for {STREAM_STALL_S:.0f} s"
+                except http_lite.HttpLiteError:
+                    return "stream ended before its end time"
+                if chunk is None:
+                    return None  # the officer finished: played
+                if not received:
+                    self._ack(command, AckStage.PLAYING)
+                received += len(chunk)
+                self.stream_bytes[command.broadcast] += len(chunk)
+                positions.append((time.time(), (offset + received) * 1000 // rate))
+                if self.env.keep_live_audio and kept[0] + len(kept[1]) == offset + received - len(
+                    chunk
+                ):
+                    kept[1].extend(chunk)
         finally:
             writer.close()
 

@@ -77,6 +77,9 @@ class Environment:
     local_addr: str | None = None
     rng: random.Random = field(default_factory=random.Random)
     tls: ssl.SSLContext | None = None  # broker and media over TLS, trusting this CA
+    # Keep every byte of a live stream each device heard (tests compare it with the
+    # recording); off for fleets of thousands (8 kB a second each).
+    keep_live_audio: bool = False
     # A real fleet parses and verifies each command on every cluster's own CPU at once;
     # simulated clusters share this machine's cores, where 10,000 signature checks of one
     # area command cost about a second, and parsing it was 44 % of a simulator's time

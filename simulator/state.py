@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -79,6 +79,11 @@ class ClusterState:
         self.local_cut: set[str] = set()  # stored items an emergency cut off
         self._item_commands: dict[str, Command] = {}  # stored item -> command that asked
         self.stream_bytes: Counter[str] = Counter()  # broadcast id -> relayed bytes
+        # Live voice (docs/protocol.md 4.4.1): broadcast id -> (wall time, audio position
+        # in ms of the session) as each piece arrived and was played: what a latency
+        # measurement reads. The first byte's position comes with the stream.
+        self.live_positions: dict[str, deque[tuple[float, int]]] = {}
+        self.live_audio: dict[str, tuple[int, bytearray]] = {}  # id -> (first byte, bytes)
 
     def clock(self) -> datetime:
         """The cluster's own clock: what it stamps on its messages and checks validity by

@@ -46,6 +46,7 @@ PACKAGES = (
     "health",
     "firmware",
     "broadcast",
+    "live",
     "bulletins",
     "media",
     "schedules",

@@ -42,6 +42,11 @@ def area_scope(area: str) -> str:
     return f"a:{area}"
 
 
+def live_resource(broadcast_id: str) -> str:
+    """What a live stream's grant is bound to, in place of a file's sha256: the session."""
+    return f"live:{broadcast_id}"
+
+
 def grant(key: bytes, sha256: str, scope: str, expires: int) -> str:
     return _mac(key, f"{GRANT_CONTEXT.decode()}{sha256}|{scope}|{expires}")
 

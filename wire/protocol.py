@@ -183,13 +183,16 @@ class MediaRef(BaseModel):
 
 class StreamRef(BaseModel):
     """A live stream to relay (an Icecast mount): connect at `starts_at` (absent: at once),
-    stop at `ends_at` (absent: when the command expires)."""
+    stop at `ends_at` (absent: when the command expires). `live`: a person speaking now
+    (docs/protocol.md 4.4.1): the stream's own clean end is the end of the play, and its
+    URL carries a grant the device proves itself to, as for media."""
 
     model_config = ConfigDict(frozen=True)
 
     url: str
     starts_at: datetime | None = None
     ends_at: datetime | None = None
+    live: bool | None = None  # absent on the wire unless true (older devices never see it)
 
 
 class DisplayStyle(StrEnum):

@@ -80,6 +80,7 @@ async def test_the_services_refuse_without_any_route(stack: Stack, ready: dict[s
         "missing": "role",
         "role": "commune_operator",
         "needs": "broadcast.emergency",
+        "field": "class",
     }
     above = made(**{"class": "priority", "level": "province"})
     with pytest.raises(Refused, match="commune level, not province"):

@@ -77,6 +77,7 @@ async def test_1_a_district_operator_cannot_air_an_emergency_through_distribute(
         "missing": "role",
         "role": "district_operator",
         "needs": "broadcast.emergency",
+        "field": "class",
     }
     direct = await stack.client.post(
         "/api/v1/broadcasts",

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import itertools
+import subprocess
+from typing import Any
+
+from simulator.device import SimulatedCluster
+from tests.support import Stack, eventually
+
+COMMUNE = "25216"
+OTHER_COMMUNE = "25231"
+WINDOW = 480
+LOUD = 2000  # of 32,767: speech or a tone, not the silence carried for a gap
+
+
+async def go_live(stack: Stack, headers: dict[str, str] | None = None, **body: Any) -> Any:
+    response = await stack.client.post(
+        "/api/v1/live",
+        json={"title": "Thông báo trực tiếp", "class": "emergency", "areas": [COMMUNE], **body},
+        headers=headers or {},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def live_state(stack: Stack, broadcast_id: str) -> dict[str, Any]:
+    response = await stack.client.get(f"/api/v1/live/{broadcast_id}")
+    response.raise_for_status()
+    data: dict[str, Any] = response.json()
+    return data
+
+
+async def ended(stack: Stack, broadcast_id: str, *, recorded: bool = True) -> dict[str, Any]:
+    """The session's record once it has ended (and its recording is kept)."""
+    return await eventually(
+        lambda: live_state(stack, broadcast_id),
+        lambda s: (
+            s["status"] == "ended"
+            and (not recorded or bool(s["recording_sha256"] or s["recording_problem"]))
+        ),
+        what="the live session's record",
+    )
+
+
+def ws_url(stack: Stack, audio_path: str) -> str:
+    return stack.settings.public_base_url.replace("http://", "ws://") + audio_path
+
+
+def dominant_hz(mp3: bytes) -> float:
+    """The tone's frequency in what a cluster received: decoded by ffmpeg, counted in
+    zero crossings over the loud samples."""
+    pcm = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "mp3", "-i", "pipe:0",
+         "-f", "s16le", "-ac", "1", "-ar", "48000", "pipe:1"],
+        input=mp3, capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    samples = memoryview(pcm).cast("h")
+    crossings = counted = 0
+    for start in range(0, len(samples) - WINDOW, WINDOW):  # 10 ms windows with sound in them
+        window = samples[start : start + WINDOW]
+        if max(abs(s) for s in window) < LOUD:
+            continue
+        counted += WINDOW
+        crossings += sum(1 for a, b in itertools.pairwise(window) if (a < 0) != (b < 0))
+    return crossings / 2 / (counted / 48000) if counted else 0.0
+
+
+def heard(device: SimulatedCluster, broadcast_id: str) -> bytes:
+    return bytes(device.live_audio[broadcast_id][1])
