@@ -123,6 +123,7 @@ def _render(
             "actor": actor,
             "can_send_emergency": actor is not None
             and Action.SEND_EMERGENCY in ALLOWED[actor.role],
+            "can_send": actor is not None and Action.SEND in ALLOWED[actor.role],
             **context,
         },
         status_code=status_code,
@@ -219,6 +220,14 @@ async def emergency_page(request: Request, runtime: RuntimeDep, actor: SignedIn)
         areas = await _areas_for(session, actor)
         shapes = await _commune_map(session, areas)
     return _render(request, "emergency.html", actor, areas=areas, shapes=shapes, bulletins=approved)
+
+
+@router.get("/voice", dependencies=[page(Action.SEND, From.ANYWHERE)])
+async def voice_page(request: Request, runtime: RuntimeDep, actor: SignedIn) -> Response:
+    """Live voice: speak now, heard on the chosen areas' clusters as it is said."""
+    async with session_scope(runtime.sessions) as session:
+        areas = await _areas_for(session, actor)
+    return _render(request, "voice.html", actor, areas=areas)
 
 
 @router.get("/broadcasts/{broadcast_id}", dependencies=[page(Action.READ, From.BROADCAST)])

@@ -181,6 +181,8 @@ class LiveAudio:
             if self._primed:
                 self.resumes.append((self._consumed, self.written_samples))
         if not self._primed:
+            if self.resumes:  # a gap in the voice, not the wait for its first word
+                self.silence_samples += samples
             return bytes(want)
         real = bytes(self._input[:want])
         del self._input[: len(real)]

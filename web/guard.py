@@ -30,7 +30,7 @@ from authority.rules import Refused, inside
 from core.actors import Actor
 from core.context import Context
 from core.database import session_scope
-from core.errors import Unauthenticated
+from core.errors import Forbidden, Unauthenticated
 from core.policy import Action, covers, require
 from web.deps import ActorDep, RuntimeDep
 from web.targets import Asked, From, Resolvers
@@ -89,9 +89,15 @@ async def enforce(
     body = await _body(request) if From.BODY_TARGETS in sources else {}
     request.state.audit_detail = _summary(body)
     wanted = action
-    if action is Action.SEND and body.get("class", "emergency") == "emergency":
+    sending = action is Action.SEND and From.BODY_TARGETS in sources  # (a page has no body)
+    if sending and body.get("class", "emergency") == "emergency":
         wanted = Action.SEND_EMERGENCY  # the class a broadcast defaults to
-    require(actor, wanted)
+    try:
+        require(actor, wanted)
+    except Forbidden as refused:
+        if wanted is not action and isinstance(refused.detail, dict):
+            refused.detail["field"] = "class"  # the class asked for is what to change
+        raise
     if actor.area is None or From.ANYWHERE in sources:
         return actor
     if From.PROVINCE in sources:

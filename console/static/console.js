@@ -219,6 +219,122 @@ if (live) {
   });
 }
 
+// Live voice: the microphone in 200 ms WebM/Opus chunks (MediaRecorder: every browser,
+// phones included; no STUN/TURN on a closed network) over one WebSocket. A dropped
+// connection is opened again with a new recorder; the server carries silence meanwhile.
+const voice = document.getElementById("voice");
+if (voice) {
+  const boxes = [...voice.querySelectorAll("input[name=areas]")];
+  const statusEl = document.getElementById("voice-status");
+  const goButton = document.getElementById("go-live");
+  const endButton = document.getElementById("end-live");
+  const lang = document.documentElement.lang === "vi" ? "vi-VN" : "en-GB";
+  const number = (n) => Number(n || 0).toLocaleString(lang);
+  let ws = null;
+  let recorder = null;
+  let ending = false;
+  let session = null;
+  let stream = null;
+  let events = null;
+  let timer = null;
+  const say = (key) => { statusEl.textContent = statusEl.dataset[key]; };
+  const connect = () => {
+    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    ws = new WebSocket(`${scheme}//${window.location.host}${session.audio_path}`);
+    ws.onopen = () => {
+      say("live");
+      recorder = new MediaRecorder(stream, { mimeType: "audio/webm;codecs=opus" });
+      recorder.ondataavailable = (event) => {
+        if (event.data.size && ws.readyState === WebSocket.OPEN) ws.send(event.data);
+      };
+      recorder.onstop = () => {
+        if (ending && ws.readyState === WebSocket.OPEN) ws.send("end");
+      };
+      recorder.start(200);
+    };
+    ws.onmessage = () => {
+      say("ended");
+      endButton.hidden = true;
+    };
+    ws.onclose = () => {
+      if (recorder && recorder.state !== "inactive") recorder.stop();
+      if (ending) return;
+      say("lost");
+      setTimeout(connect, 1000);
+    };
+  };
+  const meter = () => {
+    const context = new AudioContext();
+    const analyser = context.createAnalyser();
+    context.createMediaStreamSource(stream).connect(analyser);
+    const samples = new Float32Array(analyser.fftSize);
+    const level = document.getElementById("level");
+    const draw = () => {
+      analyser.getFloatTimeDomainData(samples);
+      level.value = Math.min(1, Math.sqrt(samples.reduce((s, x) => s + x * x, 0) / samples.length) * 4);
+      if (!ending) requestAnimationFrame(draw);
+    };
+    draw();
+  };
+  const watch = () => {
+    const offline = esc(document.getElementById("voice-silent").dataset.offline);
+    events = new EventSource(`/api/v1/broadcasts/${session.broadcast_id}/events?unconfirmed_limit=200`);
+    events.addEventListener("progress", (event) => {
+      const data = JSON.parse(event.data);
+      document.getElementById("voice-areas").innerHTML = data.areas.map((a) => {
+        const playing = a.counts.playing || 0;
+        return `<tr><th scope="row">${esc(a.area_name)}</th><td data-playing="${esc(a.area_code)}">${number(playing)}</td><td data-not-playing="${esc(a.area_code)}">${number(a.total - playing)}</td></tr>`;
+      }).join("");
+      const silent = data.unconfirmed;
+      document.getElementById("voice-silent-total").textContent = number(data.unconfirmed_total);
+      document.getElementById("voice-silent").innerHTML = silent
+        .map((c) => `<li>${esc(c.cluster)}${c.online ? "" : ` <span title="${offline}" aria-label="${offline}">⚠</span>`}</li>`)
+        .join("");
+    });
+  };
+  goButton.addEventListener("click", async () => {
+    show("voice-error", "");
+    goButton.disabled = true;
+    try {
+      // No noise suppression: a siren or an alarm tone held to the microphone is the
+      // message, and Chrome's suppressor faded a steady tone to nothing within seconds.
+      stream = await navigator.mediaDevices.getUserMedia({
+        audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: true },
+      });
+      session = await api("POST", "/api/v1/live", {
+        title: voice.title.value.trim(),
+        class: voice.class.value,
+        areas: boxes.filter((c) => c.checked).map((c) => c.value),
+      });
+    } catch (error) {
+      goButton.disabled = false;
+      show("voice-error", error.message);
+      if (stream) stream.getTracks().forEach((t) => t.stop());
+      return;
+    }
+    document.getElementById("on-air").hidden = false;
+    goButton.hidden = true;
+    endButton.hidden = false;
+    voice.dataset.broadcast = session.broadcast_id;
+    const started = Date.now();
+    timer = setInterval(() => {
+      const s = Math.floor((Date.now() - started) / 1000);
+      document.getElementById("elapsed").textContent = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+    }, 500);
+    meter();
+    watch();
+    connect();
+  });
+  endButton.addEventListener("click", () => {
+    ending = true;
+    endButton.disabled = true;
+    clearInterval(timer);
+    if (recorder && recorder.state !== "inactive") recorder.stop(); // its last chunk, then "end"
+    else api("POST", `/api/v1/live/${session.broadcast_id}/end`).then(() => say("ended"));
+    if (stream) stream.getTracks().forEach((t) => t.stop());
+  });
+}
+
 const operate = document.getElementById("operate");
 if (operate) {
   const result = document.getElementById("operate-result");
