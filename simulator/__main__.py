@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--heartbeat", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--bind")
+    parser.add_argument("--live-report")
     a = parser.parse_args()
     index, count = (int(x) for x in a.shard.split("/"))
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
@@ -48,6 +49,7 @@ def main() -> None:
             time_compression=a.time_compression,
             heartbeat_s=a.heartbeat,
             bind=a.bind,
+            live_report=a.live_report,
             seed=a.seed,
         )
     )

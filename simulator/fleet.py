@@ -32,6 +32,7 @@ class Fleet:
         local_addr: str | None = None,
         seed: int | None = None,
         tls_ca: Path | None = None,
+        live_report: str | None = None,
     ) -> None:
         self.env = Environment(
             host=host,
@@ -43,6 +44,7 @@ class Fleet:
             local_addr=local_addr,
             rng=random.Random(seed),
             tls=ssl.create_default_context(cafile=str(tls_ca)) if tls_ca else None,
+            live_report=live_report,
         )
         self.devices = {spec.code: SimulatedCluster(spec, self.env) for spec in specs}
 

@@ -41,6 +41,9 @@ class SimulateOptions:
     heartbeat_s: float = 60.0
     bind: str | None = None  # local address, to spread many connections over 127.0.0.x
     seed: int = 1
+    # A file each cluster appends to when a live stream ends: the audio positions it
+    # played and when (the latency benchmark reads it).
+    live_report: str | None = None
 
 
 # A fleet's own full collections paused a quarter of it for 0.1 to 0.3 s after settling,
@@ -69,6 +72,7 @@ async def run_fleet(options: SimulateOptions, stop: asyncio.Event) -> None:
         heartbeat_s=options.heartbeat_s,
         local_addr=options.bind,
         seed=options.seed + options.shard[0],
+        live_report=options.live_report,
     )
     offline, online = fleet.split(options.offline, seed=options.seed)
     for k, code in enumerate(sorted(fleet.devices)):
@@ -183,6 +187,8 @@ def _run_children(options: SimulateOptions) -> None:
             args += ["--clusters", str(options.clusters)]
         if options.area:
             args += ["--area", options.area]
+        if options.live_report:
+            args += ["--live-report", options.live_report]
         children.append(subprocess.Popen(args, env=os.environ.copy()))
 
     def forward(signum: int, _frame: object) -> None:

@@ -5,6 +5,8 @@ shown; a cancel stops what it names."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import time
 from collections import deque
 from datetime import UTC, datetime
@@ -171,6 +173,24 @@ class Speaker(Downloads):
                     kept[1].extend(chunk)
         finally:
             writer.close()
+            if self.env.live_report and command.broadcast in self.live_positions:
+                self._report_positions(command.broadcast, self.env.live_report)
+
+    def _report_positions(self, broadcast: str, path: str) -> None:
+        """One line per stream: {code, broadcast, positions: [[time, ms], ...]}, written
+        in one append (lines of several processes never interleave)."""
+        line = json.dumps(
+            {
+                "code": self.spec.code,
+                "broadcast": broadcast,
+                "positions": [[round(t, 4), p] for t, p in self.live_positions[broadcast]],
+            }
+        )
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
 
     async def _take_the_speaker(self, playback: Playback) -> None:
         """An emergency pre-empts whatever plays (docs/protocol.md 4.3); anything else,

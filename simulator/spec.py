@@ -80,6 +80,7 @@ class Environment:
     # Keep every byte of a live stream each device heard (tests compare it with the
     # recording); off for fleets of thousands (8 kB a second each).
     keep_live_audio: bool = False
+    live_report: str | None = None  # a file: each live stream's positions, when it ends
     # A real fleet parses and verifies each command on every cluster's own CPU at once;
     # simulated clusters share this machine's cores, where 10,000 signature checks of one
     # area command cost about a second, and parsing it was 44 % of a simulator's time

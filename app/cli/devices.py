@@ -35,6 +35,10 @@ def simulate(
     ] = 0.0,
     time_compression: float = 1.0,
     heartbeat: float = 60.0,
+    live_report: Annotated[
+        str | None,
+        typer.Option(help="a file: each live stream's audio positions and times, at its end"),
+    ] = None,
 ) -> None:
     """Run simulated clusters against the broker until interrupted."""
     from core.settings import get_settings
@@ -60,6 +64,7 @@ def simulate(
             clock_skew_s=clock_skew,
             time_compression=time_compression,
             heartbeat_s=heartbeat,
+            live_report=live_report,
         )
     )
 

@@ -30,8 +30,9 @@ def live(
 
     import httpx
 
-    from app import api_client, live_sender
+    from app import api_client
     from core.settings import get_settings
+    from live import sender as live_sender
 
     if not area and not cluster:
         raise typer.BadParameter("give at least one --area or --cluster")

@@ -245,6 +245,29 @@ def loadtest_signin(
     run_signin_bench(addresses, json_path)
 
 
+@app.command("loadtest-live")
+def loadtest_live(
+    clusters: int = 1639,
+    processes: ProcessesOption = 2,
+    seconds: Annotated[float, typer.Option(help="of the officer's audio")] = 60.0,
+    json_path: JsonOption = Path("live.json"),
+    database_url: DatabaseOption = None,
+) -> None:
+    """Live voice to a whole province: mouth-to-speaker latency (median, worst cluster)
+    and the API's CPU per minute of live audio."""
+    _needs_the_bench_extra()
+    from bench.live import run_live_bench
+
+    configure_logging("WARNING")
+    run_live_bench(
+        clusters=clusters,
+        processes=processes,
+        seconds=seconds,
+        json_path=json_path,
+        database_url=database_url,
+    )
+
+
 @app.command("loadtest-flood")
 def loadtest_flood(
     messages: Annotated[

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from app import live_sender
 from broadcast.models import Broadcast
 from bulletins.models import Bulletin
 from core.database import session_scope
 from devstack.synth import tone
+from live import sender as live_sender
 from live.models import LiveSession
 from simulator.fleet import Fleet
 from tests.broadcast.helpers import approved_bulletin, upload
