@@ -227,7 +227,8 @@ async def voice_page(request: Request, runtime: RuntimeDep, actor: SignedIn) -> 
     """Live voice: speak now, heard on the chosen areas' clusters as it is said."""
     async with session_scope(runtime.sessions) as session:
         areas = await _areas_for(session, actor)
-    return _render(request, "voice.html", actor, areas=areas)
+        shapes = await _commune_map(session, areas)
+    return _render(request, "voice.html", actor, areas=areas, shapes=shapes)
 
 
 @router.get("/broadcasts/{broadcast_id}", dependencies=[page(Action.READ, From.BROADCAST)])

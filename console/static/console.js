@@ -113,13 +113,12 @@ async function uploadAudio(input) {
   return (await api("POST", "/api/v1/media", form)).sha256;
 }
 
-const emergency = document.getElementById("emergency");
-if (emergency) {
-  const boxes = [...emergency.querySelectorAll("input[name=areas]")];
-  const chosen = () => boxes.filter((c) => c.checked).map((c) => c.value);
-  // The map and the list are one choice: a commune on the map is lit when it, or a
-  // district or province above it, is ticked; clicking a commune ticks or unticks it.
-  const communes = [...emergency.querySelectorAll("g.commune")];
+// The area chooser (templates/_where.html): the map and the list are one choice: a
+// commune on the map is lit when it, or a district or province above it, is ticked;
+// clicking a commune ticks or unticks it. Returns the codes chosen, when asked.
+function areaChooser(form) {
+  const boxes = [...form.querySelectorAll("input[name=areas]")];
+  const communes = [...form.querySelectorAll("g.commune")];
   const light = () => {
     const paths = boxes.filter((c) => c.checked).map((c) => c.dataset.path);
     communes.forEach((g) => {
@@ -142,6 +141,12 @@ if (emergency) {
     });
   });
   boxes.forEach((c) => c.addEventListener("change", light));
+  return () => boxes.filter((c) => c.checked).map((c) => c.value);
+}
+
+const emergency = document.getElementById("emergency");
+if (emergency) {
+  const chosen = areaChooser(emergency);
   emergency.querySelector("#review").addEventListener("click", async () => {
     show("emergency-error", "");
     try {
@@ -224,7 +229,7 @@ if (live) {
 // connection is opened again with a new recorder; the server carries silence meanwhile.
 const voice = document.getElementById("voice");
 if (voice) {
-  const boxes = [...voice.querySelectorAll("input[name=areas]")];
+  const chosen = areaChooser(voice);
   const statusEl = document.getElementById("voice-status");
   const goButton = document.getElementById("go-live");
   const endButton = document.getElementById("end-live");
@@ -304,7 +309,7 @@ if (voice) {
       session = await api("POST", "/api/v1/live", {
         title: voice.title.value.trim(),
         class: voice.class.value,
-        areas: boxes.filter((c) => c.checked).map((c) => c.value),
+        areas: chosen(),
       });
     } catch (error) {
       goButton.disabled = false;

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import itertools
 import subprocess
 from typing import Any
 
@@ -55,13 +54,17 @@ def dominant_hz(mp3: bytes) -> float:
         input=mp3, capture_output=True, check=True,
     ).stdout  # fmt: skip
     samples = memoryview(pcm).cast("h")
-    crossings = counted = 0
-    for start in range(0, len(samples) - WINDOW, WINDOW):  # 10 ms windows with sound in them
+    crossings = counted = sign = 0
+    for start in range(0, len(samples) - WINDOW, WINDOW):  # 10 ms windows, all loud
         window = samples[start : start + WINDOW]
-        if max(abs(s) for s in window) < LOUD:
+        if min(max(window), -min(window)) < LOUD:
+            sign = 0  # a quiet window: the next loud one starts afresh
             continue
         counted += WINDOW
-        crossings += sum(1 for a, b in itertools.pairwise(window) if (a < 0) != (b < 0))
+        for s in window:  # with hysteresis: noise around zero is not a crossing
+            now = 1 if s > LOUD // 2 else -1 if s < -LOUD // 2 else sign
+            crossings += sign != 0 and now != sign
+            sign = now
     return crossings / 2 / (counted / 48000) if counted else 0.0
 
 
