@@ -3,6 +3,7 @@ WebSocket (the session cookie for the console, a bearer token for the CLI)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect, status
@@ -63,17 +64,26 @@ async def end_live(broadcast_id: str, runtime: LiveDep, actor: ActorDep) -> Live
 
 
 class _Chunks:
-    """The officer's WebSocket as a ChunkSource: binary messages, then None on "end"."""
+    """The officer's WebSocket as a ChunkSource: binary messages, then None on "end"; it
+    stops when the session ends otherwise (a cancel from another console)."""
 
-    def __init__(self, websocket: WebSocket) -> None:
+    def __init__(self, websocket: WebSocket, ended: asyncio.Event) -> None:
         self._ws = websocket
+        self._ended = ended
 
     def __aiter__(self) -> _Chunks:
         return self
 
     async def __anext__(self) -> bytes | None:
+        receiving = asyncio.ensure_future(self._ws.receive())
+        ending = asyncio.ensure_future(self._ended.wait())
+        await asyncio.wait({receiving, ending}, return_when=asyncio.FIRST_COMPLETED)
+        ending.cancel()
+        if not receiving.done():
+            receiving.cancel()
+            raise StopAsyncIteration
         try:
-            message = await self._ws.receive()
+            message = receiving.result()
         except WebSocketDisconnect:
             raise StopAsyncIteration from None
         if message["type"] == "websocket.disconnect":
@@ -119,11 +129,12 @@ async def officer_audio(websocket: WebSocket, broadcast_id: str) -> None:
         return
     await websocket.accept()
     try:
-        outcome = await service.speak(runtime, live, actor, _Chunks(websocket))
+        await service.speak(runtime, live, actor, _Chunks(websocket, live.done))
     except AppError as exc:
         await websocket.close(CLOSE_FORBIDDEN, str(exc)[:120])
         return
-    if outcome == "end":
+    if live.ending is not None:  # finished, cancelled, or lost: the officer is told how
+        await live.done.wait()
         read = await service.read(runtime, broadcast_id)
         try:
             await websocket.send_text(read.model_dump_json(by_alias=True))

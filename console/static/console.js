@@ -257,13 +257,19 @@ if (voice) {
       };
       recorder.start(200);
     };
-    ws.onmessage = () => {
-      say("ended");
-      endButton.hidden = true;
-    };
-    ws.onclose = () => {
+    ws.onmessage = (event) => {
+      // Finished here, or ended elsewhere (a cancel, the server): say why, and stay off.
+      const elsewhere = !ending;
+      ending = true;
       if (recorder && recorder.state !== "inactive") recorder.stop();
-      if (ending) return;
+      const reason = JSON.parse(event.data).end_reason;
+      statusEl.textContent = statusEl.dataset.ended + (elsewhere && reason ? `: ${reason}` : "");
+      endButton.hidden = true;
+      clearInterval(timer);
+    };
+    ws.onclose = (event) => {
+      if (recorder && recorder.state !== "inactive") recorder.stop();
+      if (ending || event.code === 4404) return; // over (4404: the session is gone)
       say("lost");
       setTimeout(connect, 1000);
     };

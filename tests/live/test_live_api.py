@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import websockets
 from sqlalchemy import func, select
 
 from broadcast.models import Broadcast
@@ -211,3 +212,28 @@ async def _fired(stack: Stack, schedule_id: str) -> str | None:
     firings = response.json()
     items = firings if isinstance(firings, list) else firings.get("items", [])
     return next((f["broadcast_id"] for f in items if f.get("broadcast_id")), None)
+
+
+async def test_a_cancel_from_another_console_stops_the_session(
+    stack: Stack, fleet_factory: Callable[..., Fleet], spoken: Path
+) -> None:
+    specs = (await small_province(stack)).speakers(COMMUNE)
+    fleet = fleet_factory(specs)
+    await fleet.start()
+    await make_user(stack, "van.hanh", role="commune_operator", area=COMMUNE)
+    operator = {"Authorization": f"Bearer {await signed_in(stack, 'van.hanh')}"}
+    session = await go_live(stack, operator, **{"class": "priority"})
+    broadcast_id = session["broadcast_id"]
+    await stack.wait_broadcast(broadcast_id, lambda b: counts(b, "playing") == len(specs))
+    speaking = asyncio.create_task(
+        live_sender.send(ws_url(stack, session["audio_path"]), str(spoken), headers=operator)
+    )
+    # The duty officer, at another console, stops it (the development administrator here).
+    cancel = await stack.client.post(f"/api/v1/broadcasts/{broadcast_id}/cancel")
+    assert cancel.status_code == 200, cancel.text
+    record = await ended(stack, broadcast_id)
+    assert record["end_reason"] == "the broadcast was canceled"
+    await stack.wait_broadcast(broadcast_id, lambda b: b["stops_confirmed"] == len(specs))
+    # The officer's connection is closed with the reason, not left sending into nothing.
+    with pytest.raises(websockets.ConnectionClosedOK):
+        await asyncio.wait_for(speaking, 10)
