@@ -167,11 +167,18 @@ class LiveAudio:
             if self.ended.is_set():
                 return offset, b""
             await self._wake.wait()
-        if not self._chunks or offset < self._chunks[0][0]:
-            offset = self._chunks[0][0] if self._chunks else self._end
-        data = b"".join(c for o, c in self._chunks if o + len(c) > offset)
-        first = next(o for o, c in self._chunks if o + len(c) > offset)
-        return offset, data[offset - first :]
+        offset = max(offset, self._chunks[0][0])
+        # From the newest back: a listener at the live edge wants the last piece only, and
+        # this runs for every cluster at every hand-over (the whole kept list, walked from
+        # the front, would be 50 steps each).
+        parts = []
+        first = offset
+        for first, chunk in reversed(self._chunks):
+            parts.append(chunk)
+            if first <= offset:
+                break
+        parts.reverse()
+        return offset, b"".join(parts)[offset - first :]
 
     def _take(self, samples: int) -> bytes:
         """`samples` of the officer's audio, silence where there is none."""

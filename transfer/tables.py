@@ -74,6 +74,7 @@ POLICIES: dict[str, Policy] = {
     "bulletins": Policy(Identity.KEPT),
     "bulletin_events": H,
     "broadcasts": Policy(Identity.KEPT),
+    "live_sessions": Policy(Identity.KEPT),  # keyed by its broadcast's UUID
     "deliveries": H,
     "delivery_events": H,
     "inbox_items": H,
