@@ -71,6 +71,10 @@ class BenchOptions:
 class LoadtestOptions(BenchOptions):
     timeout_s: float = 60.0
     runs: int = 1  # emergencies of each kind (fresh clip, cached clip): figures vary run to run
+    inline: bool = True  # a clip small enough rides in the command (INLINE_MEDIA_MAX_BYTES)
+    # Seconds between the confirmation step (reach with the clip: staged on the clusters)
+    # and the send, for each fresh clip; None: sent without a confirmation step.
+    stage_s: float | None = None
 
 
 class RssSampler(threading.Thread):
@@ -200,6 +204,8 @@ def bench_province(
     """The province a benchmark's options describe (`extra`: province_stack's others;
     its simulator options come after the network's, so they win where both set one)."""
     network = NETWORKS[options.network]
+    if isinstance(options, LoadtestOptions) and not options.inline:
+        extra.setdefault("settings", {})["BROADCAST_INLINE_MEDIA_MAX_BYTES"] = "0"
     return province_stack(
         clusters=options.clusters,
         processes=options.processes,
@@ -248,6 +254,7 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
                 tone(province.work / f"alert-{k}.mp3", MEDIA_SECONDS, source=f"sine=f={660 + k}"),
                 console,
                 province.edges,
+                stage_s=options.stage_s,
             )
             for k in range(options.runs)
         ]
@@ -276,6 +283,14 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
                     t if t is not None else math.inf for t in times
                 )
                 result[f"{name}_runs_lost"] = [r["lost"] for r in runs]
+        if options.stage_s is not None:
+            times = [r["confirmation_to_all_delivered_s"] for r in fresh]
+            result["fresh_media_runs_confirmation_to_all_delivered_s"] = times
+            result["fresh_media_median_confirmation_to_all_delivered_s"] = statistics.median(
+                t if t is not None else math.inf for t in times
+            )
+        result["inline"] = options.inline
+        result["stage_s"] = options.stage_s
         result.update(_scheduled(options, stack, database_url, clip, console))
         if floors and result["trigger_to_all_delivered_s"]:
             result["floor_all_acked_s"] = round(statistics.median(floors), 3)
@@ -395,7 +410,11 @@ def _emergency(
     media: Path,
     console: Console,
     edges: list[Broker],
+    *,
+    stage_s: float | None = None,
 ) -> dict[str, Any]:
+    """`stage_s`: the confirmation step first (reach, with the clip staged on the
+    clusters), then the send this many seconds later, as a duty officer reads and presses."""
     assert stack.api is not None and stack.simulator is not None and stack.broker is not None
     assert stack.broker.process is not None
     parts = {
@@ -417,6 +436,16 @@ def _emergency(
             "media_sha256": sha,
         }
         acks_before = client.get("/api/v1/ingest").json()["counts"].get("acks_received", 0)
+        confirmation: datetime | None = None
+        staged: dict[str, Any] | None = None
+        if stage_s is not None:
+            confirmation = datetime.now(UTC)
+            reach = client.post(
+                "/api/v1/broadcasts/reach", json={"areas": [PROVINCE], "media_sha256": sha}
+            )
+            reach.raise_for_status()
+            staged = reach.json()["staged"]
+            time.sleep(max(0.0, stage_s - (datetime.now(UTC) - confirmation).total_seconds()))
         profiler = _start_profiler(stack.api.pid)
         trigger = datetime.now(UTC)
         started = time.perf_counter()
@@ -440,7 +469,12 @@ def _emergency(
     by_district = asyncio.run(delivery_times_by_district(database_url, broadcast_id, trigger))
     delays = [t for _, t in by_district if t is not None]
     delivered = len(delays)
+    lead = (trigger - confirmation).total_seconds() if confirmation else None
     return {
+        "confirmation_to_all_delivered_s": round(max(delays) + lead, 3)
+        if delays and lead is not None
+        else None,
+        "staged": staged,
         "clusters": options.clusters,
         "delivered": delivered,
         "played": state.get("counts", {}).get("played", 0),
