@@ -38,6 +38,11 @@ class Content:
 
     audio: MediaSet | None = None
     image: MediaFile | None = None
+    # The audio's first airing: no cluster holds it yet, so a small clip rides in the
+    # command. Aired before (a repeat, a template), the clusters that heard it hold it and
+    # carrying it again would cost the broker the clip once per cluster for nothing
+    # (docs/benchmarks.md); those that did not download it.
+    first_airing: bool = True
 
 
 def url_signer(media_url: Callable[[str, str, int], str], expires_at: datetime) -> UrlFor:

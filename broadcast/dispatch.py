@@ -72,7 +72,8 @@ class Dispatcher:
         command (INLINE_MEDIA_MAX_BYTES): one publication then reaches a province with the
         clip, and no cluster downloads it (docs/benchmarks.md)."""
         audio = content.audio
-        if audio is None or audio.main.size > self._settings.inline_media_max_bytes:
+        limit = self._settings.inline_media_max_bytes
+        if audio is None or not content.first_airing or audio.main.size > limit:
             return None
         path = media_path(self._settings.media_dir, audio.main.sha256)
         try:

@@ -9,12 +9,13 @@ one staged (the play names its sha256); staged and never sent, it expires on the
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authority import Deed, authorise_aimed
-from broadcast import service
+from broadcast import repository, service
 from broadcast.context import Sending
 from broadcast.dispatch import load_content
 from broadcast.schemas import ReachRequest, Staged
@@ -40,6 +41,8 @@ async def stage(
     if sha256 is None:
         return None
     content = await load_content(session, media_sha256=sha256, image_sha256=None)
+    if await repository.aired_before(session, media_sha256=sha256, broadcast_id=""):
+        content = replace(content, first_airing=False)  # the play will not carry it
     if content.audio is None or content.audio.main.kind != "audio":
         raise InvalidInput("media_sha256 is not audio we hold", detail={"field": "media_sha256"})
     expires_at = now + timedelta(seconds=runtime.settings.stage_ttl_s)

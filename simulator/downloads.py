@@ -32,7 +32,7 @@ class Downloads(ClusterState):
             return None if command.stream is not None else NOTHING_TO_PLAY
         media = command.media.for_profile(self.spec.profile)
         if media.data is not None and not self._holds(media.sha256):
-            raw = media.inline_bytes()
+            raw = self.env.inline_bytes(media)
             if raw is not None and not self._inline_corrupt():
                 self._media_cache[media.sha256] = raw
                 self.inline_held += 1

@@ -32,7 +32,10 @@ async def _speakers_online(
 
 
 async def test_a_small_clip_rides_in_the_command_and_nobody_downloads_it(
-    stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
+    stack: Stack,
+    fleet_factory: Callable[..., Fleet],
+    tone_mp3: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fleet, codes = await _speakers_online(stack, fleet_factory)
     media = await upload(stack, tone_mp3)
@@ -42,6 +45,21 @@ async def test_a_small_clip_rides_in_the_command_and_nobody_downloads_it(
     for code, device in fleet.devices.items():
         assert (device.inline_held, device.inline_refused, device.downloads) == (1, 0, 0), code
         assert list(device._media_cache) == [media["sha256"]], code
+
+    # Aired again, it is held: the command names it and no longer carries it.
+    dispatcher = stack.runtime.require_dispatcher()
+    carried: list[str | None] = []
+    inline_data = dispatcher.inline_data
+
+    async def watched(content: Content) -> str | None:
+        carried.append(found := await inline_data(content))
+        return found
+
+    monkeypatch.setattr(dispatcher, "inline_data", watched)
+    again = await send(stack, areas=[COMMUNE], media_sha256=media["sha256"])
+    await stack.wait_broadcast(again["id"], lambda b: counts(b, "played") == len(codes))
+    assert carried == [None]
+    assert fleet.count(lambda d: (d.inline_held, d.downloads) == (1, 0)) == len(codes)
 
 
 async def test_an_inline_clip_with_a_wrong_sha256_is_refused_and_downloaded(
