@@ -51,6 +51,7 @@ FLOOR_RUNS = 3
 MEDIA_SECONDS = 5
 POLL_S = 0.25  # as an operator's screen would; polling is not free for the API
 PLAYED_MARGIN_S = 5.0
+INLINE_PAD = 61_440  # base64 of a clip at INLINE_MEDIA_MAX_BYTES (46,080 bytes)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,8 +99,11 @@ class RssSampler(threading.Thread):
         return self.peak / 2**20
 
 
-async def measure_floor(host: str, port: int, expected: int, timeout: float) -> float:
-    """Seconds from one probe published on the province topic to every cluster's ack."""
+async def measure_floor(
+    host: str, port: int, expected: int, timeout: float, *, pad: int = 0
+) -> float:
+    """Seconds from one probe published on the province topic to every cluster's ack.
+    `pad`: characters of title added, to weigh what the size of a command costs."""
     probe_id = str(uuid.uuid4())
     acked: set[str] = set()
     done = asyncio.Event()
@@ -127,6 +131,7 @@ async def measure_floor(host: str, port: int, expected: int, timeout: float) -> 
             "issued_at": now,
             "expires_at": now + timedelta(minutes=1),
             "target": Target(area=PROVINCE),
+            "title": "x" * pad,
         }
     )
     started = time.perf_counter()
@@ -237,6 +242,7 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
     console = Console()
     with bench_province(options, console) as province:
         stack, database_url, broker = province.stack, province.database_url, province.broker
+        result_floor: dict[str, Any] = {}
         # Over a lossy network some clusters never answer a bare probe: there is no floor.
         floors = [
             asyncio.run(
@@ -244,25 +250,57 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
             )
             for _ in range(0 if NETWORKS[options.network].lossy else FLOOR_RUNS)
         ]
+        if floors and options.inline:
+            # The same probe as large as a command carrying a clip at the inline bound: what
+            # one publication of 61,440 more bytes costs the broker and the fleet.
+            assert stack.broker is not None and stack.broker.process is not None
+            broker_pid = stack.broker.process.pid
+            for pad in (0, INLINE_PAD):
+                cpu = _cpu_seconds(broker_pid)
+                times = [
+                    asyncio.run(
+                        measure_floor(
+                            broker.host, broker.port, options.clusters, options.timeout_s, pad=pad
+                        )
+                    )
+                    for _ in range(FLOOR_RUNS)
+                ]
+                label = "floor_inline_sized" if pad else "floor_again"
+                result_floor[f"{label}_runs_s"] = [round(t, 3) for t in times]
+                result_floor[f"{label}_broker_cpu_ms_per_probe"] = round(
+                    (_cpu_seconds(broker_pid) - cpu) * 1000 / FLOOR_RUNS, 1
+                )
         wait_until(lambda: _ingest_idle(stack.api_url), timeout=30, what="the API's ingest")
         # Each fresh run a clip never heard before (a new tone): every cluster downloads it.
-        fresh = [
-            _emergency(
-                options,
-                stack,
-                database_url,
-                tone(province.work / f"alert-{k}.mp3", MEDIA_SECONDS, source=f"sine=f={660 + k}"),
-                console,
-                province.edges,
-                stage_s=options.stage_s,
-            )
-            for k in range(options.runs)
-        ]
+        # Each fresh run a clip never heard before (a new tone): every cluster downloads it
+        # (or takes it from the command, inline). With --stage, as many fresh clips again,
+        # each staged at a confirmation step first, interleaved with the unstaged ones so
+        # both see the same machine.
+        fresh: list[dict[str, Any]] = []
+        staged: list[dict[str, Any]] = []
+        for _ in range(options.runs):
+            for stage_s, runs in ((None, fresh), (options.stage_s, staged)):
+                if runs is staged and stage_s is None:
+                    continue
+                n = len(fresh) + len(staged)
+                clip = tone(
+                    province.work / f"alert-{n}.mp3", MEDIA_SECONDS, source=f"sine=f={660 + n}"
+                )
+                runs.append(
+                    _emergency(
+                        options,
+                        stack,
+                        database_url,
+                        clip,
+                        console,
+                        province.edges,
+                        stage_s=stage_s,
+                    )
+                )
         result = fresh[0]  # its CPU, memory and picture; the others' times below
         by_district = result.pop("by_district")
-        # The last clip again: every cluster holds it now (a repeated bulletin, a template),
-        # so this is the control plane and the broker without the download burst.
-        clip = province.work / f"alert-{options.runs - 1}.mp3"
+        # The last fresh clip again: every cluster holds it now (a repeated bulletin, a
+        # template), so this is the control plane and the broker without the download burst.
         warm = [
             _emergency(options, stack, database_url, clip, console, province.edges)
             for _ in range(options.runs)
@@ -275,20 +313,25 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
             "lost",
         ):
             result[f"cached_media_{key}"] = warm[0][key]
-        if options.runs > 1:
-            for name, runs in (("fresh_media", fresh), ("cached_media", warm)):
+        kinds = [("fresh_media", fresh), ("cached_media", warm), ("staged_media", staged)]
+        for name, runs in kinds:
+            if len(runs) > 1 or (runs and name == "staged_media"):
                 times = [r["trigger_to_all_delivered_s"] for r in runs]
                 result[f"{name}_runs_all_delivered_s"] = times
                 result[f"{name}_median_all_delivered_s"] = statistics.median(
                     t if t is not None else math.inf for t in times
                 )
                 result[f"{name}_runs_lost"] = [r["lost"] for r in runs]
-        if options.stage_s is not None:
-            times = [r["confirmation_to_all_delivered_s"] for r in fresh]
-            result["fresh_media_runs_confirmation_to_all_delivered_s"] = times
-            result["fresh_media_median_confirmation_to_all_delivered_s"] = statistics.median(
+        if staged:
+            times = [r["confirmation_to_all_delivered_s"] for r in staged]
+            result["staged_media_runs_confirmation_to_all_delivered_s"] = times
+            result["staged_media_median_confirmation_to_all_delivered_s"] = statistics.median(
                 t if t is not None else math.inf for t in times
             )
+            result["staged_media_published"] = [
+                bool((r["staged"] or {}).get("published")) for r in staged
+            ]
+        result.update(result_floor)
         result["inline"] = options.inline
         result["stage_s"] = options.stage_s
         result.update(_scheduled(options, stack, database_url, clip, console))
