@@ -250,7 +250,7 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
             )
             for _ in range(0 if NETWORKS[options.network].lossy else FLOOR_RUNS)
         ]
-        if floors and options.inline:
+        if floors:
             # The same probe as large as a command carrying a clip at the inline bound: what
             # one publication of 61,440 more bytes costs the broker and the fleet.
             assert stack.broker is not None and stack.broker.process is not None
