@@ -187,6 +187,8 @@ class Dispatcher:
                 outgoing.append(self._outgoing(protocol.cluster_command_topic(code), command))
             else:
                 if broadcast.id not in contents:
+                    # A re-send goes to a cluster that has not confirmed: it most likely
+                    # lacks the clip, so a small one rides along even on a repeat airing.
                     content = await content_of(session, broadcast)
                     contents[broadcast.id] = (content, await self.inline_data(content))
                 content, inline = contents[broadcast.id]

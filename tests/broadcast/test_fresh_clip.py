@@ -13,7 +13,7 @@ import pytest
 from broadcast.commands import Content
 from devstack.synth import tone
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import send, upload
+from tests.broadcast.helpers import approved_bulletin, send, upload
 from tests.factories import small_province
 from tests.support import Stack, counts, eventually
 from wire import protocol
@@ -163,3 +163,30 @@ async def test_staging_asks_for_the_right_to_send(stack: Stack, tone_mp3: Path) 
         headers=operator,
     )
     assert refused.status_code == 403, refused.text
+
+
+async def test_staging_takes_an_approved_bulletins_audio_and_refuses_what_is_not_audio(
+    stack_factory: Callable[..., Awaitable[Stack]], tone_mp3: Path
+) -> None:
+    stack = await stack_factory(inline_media_max_bytes=0)
+    await small_province(stack)
+    media = await upload(stack, tone_mp3)
+    bulletin = await approved_bulletin(
+        stack, title="Cảnh báo cháy rừng", media_sha256=media["sha256"]
+    )
+    reach = await stack.client.post(
+        "/api/v1/broadcasts/reach", json={"areas": [COMMUNE], "bulletin_id": bulletin["id"]}
+    )
+    assert reach.status_code == 200, reach.text
+    assert reach.json()["staged"]["media_sha256"] == media["sha256"]
+    unknown = await stack.client.post(
+        "/api/v1/broadcasts/reach", json={"areas": [COMMUNE], "media_sha256": "0" * 64}
+    )
+    assert unknown.status_code == 422, unknown.text
+    both = await stack.client.post(
+        "/api/v1/broadcasts/reach",
+        json={"areas": [COMMUNE], "media_sha256": media["sha256"], "bulletin_id": bulletin["id"]},
+    )
+    assert both.status_code == 422, both.text
+    plain = await stack.client.post("/api/v1/broadcasts/reach", json={"areas": [COMMUNE]})
+    assert plain.status_code == 200 and plain.json()["staged"] is None
