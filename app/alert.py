@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,9 @@ class AlertRequest:
     cls: str = "emergency"
     expires_in_s: int = 3600
     timeout_s: float = 120.0
+    # The confirmation step: who will hear it, the clip staged on them meanwhile, then a
+    # question answered by this (None: send without asking, as a script does).
+    confirm: Callable[[dict[str, Any]], bool] | None = None
 
 
 def _check(response: httpx.Response) -> dict[str, Any]:
@@ -66,6 +70,9 @@ def send_and_watch(request: AlertRequest, console: Console | None = None) -> boo
             body["media_sha256"] = media["sha256"]
         elif request.stream is not None:
             body["stream_url"] = request.stream
+        if request.confirm is not None and not _confirmed(client, body, request.confirm):
+            console.print("not sent")
+            return False
         started = time.monotonic()
         sent = _check(client.post("/api/v1/broadcasts", json=body))
         total = sent["total"]
@@ -95,6 +102,19 @@ def send_and_watch(request: AlertRequest, console: Console | None = None) -> boo
                 time.sleep(POLL_S)
     _summary(console, state)
     return bool(state["unconfirmed_total"] == 0)
+
+
+def _confirmed(
+    client: httpx.Client, body: dict[str, Any], confirm: Callable[[dict[str, Any]], bool]
+) -> bool:
+    """Show whom it reaches and ask; the audio is staged on them while the person reads
+    (docs/protocol.md 4.2), so the send finds it held."""
+    review = {
+        key: body[key]
+        for key in ("areas", "clusters", "media_sha256", "bulletin_id", "class")
+        if key in body
+    }
+    return confirm(_check(client.post("/api/v1/broadcasts/reach", json=review)))
 
 
 def _summary(console: Console, state: dict[str, Any]) -> None:

@@ -51,6 +51,7 @@ FLOOR_RUNS = 3
 MEDIA_SECONDS = 5
 POLL_S = 0.25  # as an operator's screen would; polling is not free for the API
 PLAYED_MARGIN_S = 5.0
+INLINE_PAD = 61_440  # base64 of a clip at INLINE_MEDIA_MAX_BYTES (46,080 bytes)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,6 +72,10 @@ class BenchOptions:
 class LoadtestOptions(BenchOptions):
     timeout_s: float = 60.0
     runs: int = 1  # emergencies of each kind (fresh clip, cached clip): figures vary run to run
+    inline: bool = True  # a clip small enough rides in the command (INLINE_MEDIA_MAX_BYTES)
+    # Seconds between the confirmation step (reach with the clip: staged on the clusters)
+    # and the send, for each fresh clip; None: sent without a confirmation step.
+    stage_s: float | None = None
 
 
 class RssSampler(threading.Thread):
@@ -94,8 +99,11 @@ class RssSampler(threading.Thread):
         return self.peak / 2**20
 
 
-async def measure_floor(host: str, port: int, expected: int, timeout: float) -> float:
-    """Seconds from one probe published on the province topic to every cluster's ack."""
+async def measure_floor(
+    host: str, port: int, expected: int, timeout: float, *, pad: int = 0
+) -> float:
+    """Seconds from one probe published on the province topic to every cluster's ack.
+    `pad`: characters of title added, to weigh what the size of a command costs."""
     probe_id = str(uuid.uuid4())
     acked: set[str] = set()
     done = asyncio.Event()
@@ -123,6 +131,7 @@ async def measure_floor(host: str, port: int, expected: int, timeout: float) -> 
             "issued_at": now,
             "expires_at": now + timedelta(minutes=1),
             "target": Target(area=PROVINCE),
+            "title": "x" * pad,
         }
     )
     started = time.perf_counter()
@@ -200,6 +209,8 @@ def bench_province(
     """The province a benchmark's options describe (`extra`: province_stack's others;
     its simulator options come after the network's, so they win where both set one)."""
     network = NETWORKS[options.network]
+    if isinstance(options, LoadtestOptions) and not options.inline:
+        extra.setdefault("settings", {})["BROADCAST_INLINE_MEDIA_MAX_BYTES"] = "0"
     return province_stack(
         clusters=options.clusters,
         processes=options.processes,
@@ -231,6 +242,7 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
     console = Console()
     with bench_province(options, console) as province:
         stack, database_url, broker = province.stack, province.database_url, province.broker
+        result_floor: dict[str, Any] = {}
         # Over a lossy network some clusters never answer a bare probe: there is no floor.
         floors = [
             asyncio.run(
@@ -238,24 +250,57 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
             )
             for _ in range(0 if NETWORKS[options.network].lossy else FLOOR_RUNS)
         ]
+        if floors:
+            # The same probe as large as a command carrying a clip at the inline bound: what
+            # one publication of 61,440 more bytes costs the broker and the fleet.
+            assert stack.broker is not None and stack.broker.process is not None
+            broker_pid = stack.broker.process.pid
+            for pad in (0, INLINE_PAD):
+                cpu = _cpu_seconds(broker_pid)
+                times = [
+                    asyncio.run(
+                        measure_floor(
+                            broker.host, broker.port, options.clusters, options.timeout_s, pad=pad
+                        )
+                    )
+                    for _ in range(FLOOR_RUNS)
+                ]
+                label = "floor_inline_sized" if pad else "floor_again"
+                result_floor[f"{label}_runs_s"] = [round(t, 3) for t in times]
+                result_floor[f"{label}_broker_cpu_ms_per_probe"] = round(
+                    (_cpu_seconds(broker_pid) - cpu) * 1000 / FLOOR_RUNS, 1
+                )
         wait_until(lambda: _ingest_idle(stack.api_url), timeout=30, what="the API's ingest")
         # Each fresh run a clip never heard before (a new tone): every cluster downloads it.
-        fresh = [
-            _emergency(
-                options,
-                stack,
-                database_url,
-                tone(province.work / f"alert-{k}.mp3", MEDIA_SECONDS, source=f"sine=f={660 + k}"),
-                console,
-                province.edges,
-            )
-            for k in range(options.runs)
-        ]
+        # Each fresh run a clip never heard before (a new tone): every cluster downloads it
+        # (or takes it from the command, inline). With --stage, as many fresh clips again,
+        # each staged at a confirmation step first, interleaved with the unstaged ones so
+        # both see the same machine.
+        fresh: list[dict[str, Any]] = []
+        staged: list[dict[str, Any]] = []
+        for _ in range(options.runs):
+            for stage_s, runs in ((None, fresh), (options.stage_s, staged)):
+                if runs is staged and stage_s is None:
+                    continue
+                n = len(fresh) + len(staged)
+                clip = tone(
+                    province.work / f"alert-{n}.mp3", MEDIA_SECONDS, source=f"sine=f={660 + n}"
+                )
+                runs.append(
+                    _emergency(
+                        options,
+                        stack,
+                        database_url,
+                        clip,
+                        console,
+                        province.edges,
+                        stage_s=stage_s,
+                    )
+                )
         result = fresh[0]  # its CPU, memory and picture; the others' times below
         by_district = result.pop("by_district")
-        # The last clip again: every cluster holds it now (a repeated bulletin, a template),
-        # so this is the control plane and the broker without the download burst.
-        clip = province.work / f"alert-{options.runs - 1}.mp3"
+        # The last fresh clip again: every cluster holds it now (a repeated bulletin, a
+        # template), so this is the control plane and the broker without the download burst.
         warm = [
             _emergency(options, stack, database_url, clip, console, province.edges)
             for _ in range(options.runs)
@@ -268,14 +313,27 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
             "lost",
         ):
             result[f"cached_media_{key}"] = warm[0][key]
-        if options.runs > 1:
-            for name, runs in (("fresh_media", fresh), ("cached_media", warm)):
+        kinds = [("fresh_media", fresh), ("cached_media", warm), ("staged_media", staged)]
+        for name, runs in kinds:
+            if len(runs) > 1 or (runs and name == "staged_media"):
                 times = [r["trigger_to_all_delivered_s"] for r in runs]
                 result[f"{name}_runs_all_delivered_s"] = times
                 result[f"{name}_median_all_delivered_s"] = statistics.median(
                     t if t is not None else math.inf for t in times
                 )
                 result[f"{name}_runs_lost"] = [r["lost"] for r in runs]
+        if staged:
+            times = [r["confirmation_to_all_delivered_s"] for r in staged]
+            result["staged_media_runs_confirmation_to_all_delivered_s"] = times
+            result["staged_media_median_confirmation_to_all_delivered_s"] = statistics.median(
+                t if t is not None else math.inf for t in times
+            )
+            result["staged_media_published"] = [
+                bool((r["staged"] or {}).get("published")) for r in staged
+            ]
+        result.update(result_floor)
+        result["inline"] = options.inline
+        result["stage_s"] = options.stage_s
         result.update(_scheduled(options, stack, database_url, clip, console))
         if floors and result["trigger_to_all_delivered_s"]:
             result["floor_all_acked_s"] = round(statistics.median(floors), 3)
@@ -395,7 +453,11 @@ def _emergency(
     media: Path,
     console: Console,
     edges: list[Broker],
+    *,
+    stage_s: float | None = None,
 ) -> dict[str, Any]:
+    """`stage_s`: the confirmation step first (reach, with the clip staged on the
+    clusters), then the send this many seconds later, as a duty officer reads and presses."""
     assert stack.api is not None and stack.simulator is not None and stack.broker is not None
     assert stack.broker.process is not None
     parts = {
@@ -417,6 +479,16 @@ def _emergency(
             "media_sha256": sha,
         }
         acks_before = client.get("/api/v1/ingest").json()["counts"].get("acks_received", 0)
+        confirmation: datetime | None = None
+        staged: dict[str, Any] | None = None
+        if stage_s is not None:
+            confirmation = datetime.now(UTC)
+            reach = client.post(
+                "/api/v1/broadcasts/reach", json={"areas": [PROVINCE], "media_sha256": sha}
+            )
+            reach.raise_for_status()
+            staged = reach.json()["staged"]
+            time.sleep(max(0.0, stage_s - (datetime.now(UTC) - confirmation).total_seconds()))
         profiler = _start_profiler(stack.api.pid)
         trigger = datetime.now(UTC)
         started = time.perf_counter()
@@ -440,7 +512,12 @@ def _emergency(
     by_district = asyncio.run(delivery_times_by_district(database_url, broadcast_id, trigger))
     delays = [t for _, t in by_district if t is not None]
     delivered = len(delays)
+    lead = (trigger - confirmation).total_seconds() if confirmation else None
     return {
+        "confirmation_to_all_delivered_s": round(max(delays) + lead, 3)
+        if delays and lead is not None
+        else None,
+        "staged": staged,
         "clusters": options.clusters,
         "delivered": delivered,
         "played": state.get("counts", {}).get("played", 0),

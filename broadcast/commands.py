@@ -38,6 +38,11 @@ class Content:
 
     audio: MediaSet | None = None
     image: MediaFile | None = None
+    # The audio's first airing: no cluster holds it yet, so a small clip rides in the
+    # command. Aired before (a repeat, a template), the clusters that heard it hold it and
+    # carrying it again would cost the broker the clip once per cluster for nothing
+    # (docs/benchmarks.md); those that did not download it.
+    first_airing: bool = True
 
 
 def url_signer(media_url: Callable[[str, str, int], str], expires_at: datetime) -> UrlFor:
@@ -103,10 +108,15 @@ def play_command(
     *,
     url_for: UrlFor,
     live_url_for: UrlFor | None = None,
+    inline: str | None = None,
 ) -> Command:
-    """`live_url_for`: (broadcast id, target) -> the live stream's signed URL."""
+    """`live_url_for`: (broadcast id, target) -> the live stream's signed URL. `inline`: the
+    default rendition's bytes as `media.data` (base64), carried in the command beside its
+    URL (docs/protocol.md 4.2)."""
     media = content.audio
     media_ref_ = media_ref(media, target, url_for) if media is not None else None
+    if media_ref_ is not None and inline is not None:
+        media_ref_ = media_ref_.model_copy(update={"data": inline})
     stream_ref = None
     if broadcast.live and live_url_for is not None:
         # Until the officer ends it: no ends_at (docs/protocol.md 4.4.1).
@@ -164,9 +174,42 @@ def fan_out_targets(broadcast: Broadcast) -> list[tuple[str, Target]]:
     """One publication per targeted area (its topic reaches every cluster below it) and
     one per cluster named on its own; the targets were normalised when the broadcast was
     created, so no cluster is covered twice."""
-    return [
-        (protocol.area_command_topic(code), Target(area=code)) for code in broadcast.target_areas
-    ] + [
-        (protocol.cluster_command_topic(code), Target(cluster=code))
-        for code in broadcast.target_clusters
+    return fan_out(broadcast.target_areas, broadcast.target_clusters)
+
+
+def stage_command(
+    *,
+    stage_id: str,
+    cls: str,
+    level: str,
+    title: str,
+    media: MediaSet,
+    target: Target,
+    issued_at: datetime,
+    expires_at: datetime,
+    url_for: UrlFor,
+) -> Command:
+    """Fetch and hold this clip until `expires_at`, unanswered: sent while the duty officer
+    reads the confirmation, so the play that follows finds it held (docs/protocol.md 4.2).
+    Nothing is stored for it: it is a head start, never a delivery."""
+    return Command.model_validate(
+        {
+            "id": stage_id,
+            "kind": CommandKind.STAGE,
+            "broadcast": stage_id,
+            "class": cls,
+            "level": level,
+            "issued_at": issued_at,
+            "expires_at": expires_at,
+            "target": target,
+            "title": title,
+            "media": media_ref(media, target, url_for),
+        }
+    )
+
+
+def fan_out(areas: list[str], clusters: list[str]) -> list[tuple[str, Target]]:
+    """One publication per area topic and one per cluster named on its own."""
+    return [(protocol.area_command_topic(code), Target(area=code)) for code in areas] + [
+        (protocol.cluster_command_topic(code), Target(cluster=code)) for code in clusters
     ]

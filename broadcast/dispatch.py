@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from aiomqtt import MqttError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,8 +14,10 @@ from broadcast.commands import (
     Content,
     MediaSet,
     cancel_command,
+    fan_out,
     fan_out_targets,
     play_command,
+    stage_command,
     url_signer,
 )
 from broadcast.models import Broadcast
@@ -25,6 +28,7 @@ from core.mqtt import MqttService, Outgoing
 from core.settings import Settings
 from media import service as media_service
 from media.models import MediaFile
+from media.storage import media_path
 from wire import protocol
 from wire.protocol import Command, Target
 
@@ -44,20 +48,95 @@ class Dispatcher:
         payload = self._settings.signer.sign_json(protocol.wire_object(command))
         return Outgoing(topic, payload, expiry_s=expiry)
 
-    def _play(self, broadcast: Broadcast, content: Content, target: Target) -> Command:
+    def _play(
+        self, broadcast: Broadcast, content: Content, target: Target, inline: str | None
+    ) -> Outgoing:
         # Media URLs are good until the broadcast expires, and only for this target.
         url_for = url_signer(self._settings.media_url, broadcast.expires_at)
         live_url_for = url_signer(self._settings.live_url, broadcast.expires_at)
-        return play_command(broadcast, content, target, url_for=url_for, live_url_for=live_url_for)
+        topic = (
+            protocol.area_command_topic(target.area)
+            if target.area
+            else protocol.cluster_command_topic(target.cluster or "")
+        )
+        message = self._outgoing(
+            topic,
+            play_command(
+                broadcast,
+                content,
+                target,
+                url_for=url_for,
+                live_url_for=live_url_for,
+                inline=inline,
+            ),
+        )
+        if inline is not None and len(message.payload) > protocol.MAX_PAYLOAD_BYTES:
+            # Long URLs or many alternates: a device would refuse the whole command, so the
+            # clip goes by download alone.
+            return self._play(broadcast, content, target, None)
+        return message
+
+    async def inline_data(self, content: Content) -> str | None:
+        """The default rendition as `media.data`, if it is small enough to ride in the
+        command (INLINE_MEDIA_MAX_BYTES): one publication then reaches a province with the
+        clip, and no cluster downloads it (docs/benchmarks.md)."""
+        audio = content.audio
+        limit = self._settings.inline_media_max_bytes
+        if audio is None or not content.first_airing or audio.main.size > limit:
+            return None
+        path = media_path(self._settings.media_dir, audio.main.sha256)
+        try:
+            raw = await asyncio.to_thread(path.read_bytes)
+        except OSError:
+            return None  # the clusters download it (and are told why if it is gone)
+        return protocol.inline_data(raw)
 
     async def publish_plays(self, plays: list[tuple[Broadcast, Content]]) -> bool:
         """Publish committed broadcasts at once; False if the broker did not take it all."""
+        inline = [await self.inline_data(content) for _, content in plays]
         return await self._after_commit(
             [broadcast for broadcast, _ in plays],
             [
-                self._outgoing(topic, self._play(broadcast, content, target))
-                for broadcast, content in plays
-                for topic, target in fan_out_targets(broadcast)
+                self._play(broadcast, content, target, data)
+                for (broadcast, content), data in zip(plays, inline, strict=True)
+                for _, target in fan_out_targets(broadcast)
+            ],
+        )
+
+    async def publish_stage(
+        self,
+        *,
+        stage_id: str,
+        cls: str,
+        level: str,
+        title: str,
+        media: MediaSet,
+        areas: list[str],
+        clusters: list[str],
+        expires_at: datetime,
+    ) -> bool:
+        """Publish a staging command to the targets; False if the broker did not take it
+        (nothing is owed: the play downloads the clip as it would have)."""
+        url_for = url_signer(self._settings.media_url, expires_at)
+        now = self._clock.now()
+        return await self.publish_commands(
+            f"stage {stage_id}",
+            [
+                (
+                    topic,
+                    stage_command(
+                        stage_id=stage_id,
+                        cls=cls,
+                        level=level,
+                        title=title,
+                        media=media,
+                        target=target,
+                        issued_at=now,
+                        expires_at=expires_at,
+                        url_for=url_for,
+                    ),
+                )
+                for topic, target in fan_out(areas, clusters)
             ],
         )
 
@@ -109,16 +188,20 @@ class Dispatcher:
         outgoing: list[Outgoing] = []
         reschedule: list[tuple[int, dict[str, object]]] = []
         queued: list[int] = []
-        contents: dict[str, Content] = {}
+        contents: dict[str, tuple[Content, str | None]] = {}
         for delivery, code, broadcast in rows:
             target = Target(cluster=code)
             if delivery.state == DeliveryState.CANCELED:
                 command = cancel_command(broadcast, target, now)
+                outgoing.append(self._outgoing(protocol.cluster_command_topic(code), command))
             else:
                 if broadcast.id not in contents:
-                    contents[broadcast.id] = await content_of(session, broadcast)
-                command = self._play(broadcast, contents[broadcast.id], target)
-            outgoing.append(self._outgoing(protocol.cluster_command_topic(code), command))
+                    # A re-send goes to a cluster that has not confirmed: it most likely
+                    # lacks the clip, so a small one rides along even on a repeat airing.
+                    content = await content_of(session, broadcast)
+                    contents[broadcast.id] = (content, await self.inline_data(content))
+                content, inline = contents[broadcast.id]
+                outgoing.append(self._play(broadcast, content, target, inline))
             attempts = delivery.attempts + 1
             delay = timedelta(seconds=resend_delay_s(attempts, self._settings))
             reschedule.append((delivery.id, {"attempts": attempts, "next_attempt_at": now + delay}))

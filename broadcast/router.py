@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import StreamingResponse
 
-from broadcast import repository, sending, service
+from broadcast import repository, sending, service, staging
 from broadcast.context import SendingDep
 from broadcast.models import Broadcast
 from broadcast.schemas import BroadcastCreate, BroadcastRead, BroadcastSummary, Reach, ReachRequest
@@ -146,7 +146,15 @@ async def broadcast_events(
 
 
 @router.post("/reach", dependencies=[allow(Action.READ, From.BODY_TARGETS)])
-async def reach(data: ReachRequest, session: SessionDep) -> Reach:
+async def reach(
+    data: ReachRequest, session: SessionDep, runtime: SendingDep, actor: ActorDep
+) -> Reach:
     """How many clusters, e-boards and communes these targets cover: what a duty officer
-    confirms before sending."""
-    return await service.reach(session=session, areas=data.areas, clusters=data.clusters)
+    confirms before sending. With the audio to be sent (`media_sha256` or `bulletin_id`,
+    and the right to send it there), the clusters fetch and verify it meanwhile
+    (`staged`), so the send finds it held."""
+    found = await service.reach(session=session, areas=data.areas, clusters=data.clusters)
+    if data.stages:
+        staged = await staging.stage(session=session, runtime=runtime, data=data, actor=actor)
+        found = found.model_copy(update={"staged": staged})
+    return found

@@ -168,9 +168,47 @@ class BroadcastSummary(BaseModel):
 class ReachRequest(BaseModel):
     areas: list[CodeStr] = Field(default_factory=list, max_length=5000)
     clusters: list[CodeStr] = Field(default_factory=list, max_length=100_000)
+    # What will be sent, if known at the confirmation: the clusters fetch and verify it
+    # while the duty officer reads (a stage command, docs/protocol.md 4.2). Staging asks
+    # for the right to send it, as the send will.
+    media_sha256: Sha256 | None = Field(
+        default=None, description="the audio to stage on the targets while the sender confirms"
+    )
+    bulletin_id: str | None = Field(
+        default=None, max_length=36, description="an approved bulletin whose audio to stage"
+    )
+    cls: CommandClass = Field(default=CommandClass.EMERGENCY, alias="class")
+    level: SenderLevel | None = None
+
+    model_config = {"populate_by_name": True}
+
+    @model_validator(mode="after")
+    def _one_content(self) -> ReachRequest:
+        if self.media_sha256 is not None and self.bulletin_id is not None:
+            raise refuse("bulletin_id", "give media_sha256 or bulletin_id, not both")
+        return self
+
+    @property
+    def stages(self) -> bool:
+        return self.media_sha256 is not None or self.bulletin_id is not None
+
+
+class Staged(BaseModel):
+    """A clip staged on the targets: they fetch and hold it until `expires_at`."""
+
+    id: str
+    media_sha256: str
+    expires_at: datetime
+    # The clip is small enough to ride in the play command itself: nothing to stage.
+    inline: bool = False
+    # False if the broker did not take the stage command (the send downloads as before).
+    published: bool = True
 
 
 class Reach(BaseModel):
     speakers: int = Field(description="speaker clusters")
     eboards: int
     communes: int = Field(description="areas with at least one targeted cluster")
+    staged: Staged | None = Field(
+        default=None, description="the content staged on the targets, when the request gave it"
+    )

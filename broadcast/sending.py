@@ -5,6 +5,7 @@ write the deliveries, commit, then publish."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -96,7 +97,12 @@ async def _write(
             )
             if also is not None:
                 await also(session, broadcast)
-            written.append((broadcast, total, await content_of(session, broadcast)))
+            content = await content_of(session, broadcast)
+            if broadcast.media_sha256 and await repository.aired_before(
+                session, media_sha256=broadcast.media_sha256, broadcast_id=broadcast.id
+            ):
+                content = replace(content, first_airing=False)
+            written.append((broadcast, total, content))
     return written
 
 

@@ -24,6 +24,10 @@ from devstack.icecast import IcecastServer, StreamSource
 from devstack.synth import still_image
 from wire import protocol
 
+# 240 KB in the default 64 kbit/s rendition: past INLINE_MEDIA_MAX_BYTES, so it is staged.
+STAGED_CLIP_S = 30
+STAGE_QUIET_S = 2.0  # a device that answers a stage command does so within this
+
 
 class CommandChecks(KitBase):
     def _online(self, client: httpx.Client) -> str:
@@ -52,6 +56,38 @@ class CommandChecks(KitBase):
         if counts.get("played") != 1:
             raise _Failed(f"ended as {counts}")
         return f"played in {time.monotonic() - started:.1f} s (2 s clip)"
+
+    def _staged(self, client: httpx.Client) -> str:
+        """A clip staged at the confirmation step (4.2): never answered, then played from
+        what the device holds. 30 s of audio, too long to ride in the command, so the
+        control plane stages it; the play is stopped once received."""
+        sha = self._clip(client, STAGED_CLIP_S)
+        self._broker()  # listening on the device's topics before the stage command goes
+        review = client.post(
+            "/api/v1/broadcasts/reach", json={"clusters": [self.device], "media_sha256": sha}
+        )
+        if review.status_code != 200:
+            raise _Failed(f"the confirmation step refused: {review.text[:200]}")
+        staged = review.json()["staged"]
+        if not staged or not staged["published"]:
+            raise _Skipped(f"the control plane did not stage the clip ({staged})")
+        time.sleep(STAGE_QUIET_S)
+        ack_topic = protocol.ack_topic(self.device)
+        answered = [a for a in self._broker().heard(ack_topic) if a.get("cmd") == staged["id"]]
+        if answered:
+            raise _Failed(f"answered the stage command: {answered[0]}")
+        broadcast_id = self._emergency(client, sha, "Conformance: staged")
+        state = self._until(
+            lambda: client.get(f"/api/v1/broadcasts/{broadcast_id}").json(),
+            lambda b: (
+                b["confirmed"] == 1 or b["counts"].get("failed") or b["counts"].get("rejected")
+            ),
+            "the received acknowledgement",
+        )
+        if state["confirmed"] != 1:
+            raise _Failed(f"ended as {state['counts']}")
+        self._stop(client, broadcast_id, f"the {STAGED_CLIP_S} s clip")
+        return "staged without an answer, then received and stopped"
 
     def _cancel(self, client: httpx.Client) -> str:
         sha = self._clip(client, 10)

@@ -50,6 +50,7 @@ class Kit(CommandChecks, OperationChecks, AreaChecks, SignatureChecks, ScheduleC
             ("4, 5", "an emergency plays: received, playing, played", self._plays),
             ("4, 5", "a cancel stops a play under way", self._cancel),
             ("4.1", "a command sent twice plays once", self._duplicate),
+            ("4.2", "a clip staged at the confirmation: not answered, then received", self._staged),
             ("4.4", "a relayed stream plays once audio arrives; its cancel stops it", self._relay),
             ("4.5", "an e-board takes a bulletin with an image: on screen, played", self._eboard),
             ("4.6", "set_volume is done, and report_status shows it", self._volume),

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from wire import media_auth
 from wire.delivery import DeliveryProfile, LoudnessTarget
+from wire.protocol import INLINE_MAX_BYTES
 from wire.signing import SigningKey, TrustStore
 
 PLACEHOLDER_SECRET = "change-me"
@@ -70,6 +71,15 @@ class Settings(BaseSettings):
     # the province-wide download burst off the control plane's event loop.
     media_base_url: str | None = None
     media_dir: Path = Path("./var/media")
+    # A clip no larger than this rides in the play command itself (`media.data`, base64),
+    # so a province gets it in one publication with no download burst; 0: never. At most
+    # wire.protocol.INLINE_MAX_BYTES (46,080), which keeps the command within the 64 KiB
+    # every v1 device parses (docs/protocol.md 4.2; measured in docs/benchmarks.md).
+    inline_media_max_bytes: int = Field(default=INLINE_MAX_BYTES, ge=0, le=INLINE_MAX_BYTES)
+    # A clip staged at the confirmation step (`POST /broadcasts/reach` with content) is
+    # held by the clusters this long; the send that follows finds it held. Never sent,
+    # the clusters drop it (docs/protocol.md 4.2).
+    stage_ttl_s: int = Field(default=600, ge=1, le=3600)
     max_upload_bytes: int = 700 * 1024 * 1024  # an hour of CD-quality WAV is 635 MB
     max_audio_s: float = 3600.0  # an hour: longer is a programme, relay it as a stream
     # EBU R 128 target for what clusters play. -16 LUFS (louder than broadcast TV's -23)

@@ -99,6 +99,35 @@ def examples() -> list[tuple[str, str, bytes]]:
             },
         }
     )
+    # A clip carried in the command (section 4.2): 64 bytes here, tens of kilobytes in use.
+    clip = bytes(range(64))
+    inline = emergency.model_copy(
+        update={
+            "id": "2a9f4c1e-7b3d-4e8a-9c6f-0d1e2f3a4b5c",
+            "media": protocol.MediaRef(
+                url=_media(media_auth.area_scope("70"), expires).url.replace(
+                    SHA, hashlib.sha256(clip).hexdigest()
+                ),
+                sha256=hashlib.sha256(clip).hexdigest(),
+                size=len(clip),
+                duration_ms=4,
+                data=protocol.inline_data(clip),
+            ),
+        }
+    )
+    stage = protocol.Command.model_validate(
+        {
+            "id": "stage-4e5f6a7b-8c9d-4e0f-a1b2-c3d4e5f6a7b8",
+            "kind": "stage",
+            "broadcast": "stage-4e5f6a7b-8c9d-4e0f-a1b2-c3d4e5f6a7b8",
+            "class": "emergency",
+            "level": "province",
+            "issued_at": AT - timedelta(seconds=5),
+            "expires_at": AT + timedelta(minutes=10),
+            "target": {"area": "70"},
+            "media": _media(media_auth.area_scope("70"), AT + timedelta(minutes=10)),
+        }
+    )
     volume = _operation(
         "5d2e7f10-8a3b-4c1d-b2e4-6f7a8b9c0d1e", "op-42", "set_volume", {"volume": 70}
     )
@@ -159,6 +188,16 @@ def examples() -> list[tuple[str, str, bytes]]:
     return [
         ("keyset", "the key set, retained on `bc/v1/keys` (section 9)", keyset),
         ("command-emergency", "an emergency to a whole province (section 4)", _signed(emergency)),
+        (
+            "command-inline",
+            "an emergency whose short clip rides in the command, `media.data` (section 4.2)",
+            _signed(inline),
+        ),
+        (
+            "command-stage",
+            "a clip staged while the duty officer confirms; never answered (section 4.2)",
+            _signed(stage),
+        ),
         ("command-cancel", "its cancel (section 4)", _signed(cancel)),
         ("command-operation", "a device operation, set the volume (section 4.6)", _signed(volume)),
         (

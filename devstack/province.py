@@ -9,7 +9,7 @@ import os
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,11 +97,14 @@ def province_stack(
     online_share: float = 1.0,
     edges: int = 0,
     replicas: int = 1,
+    settings: Mapping[str, str] | None = None,
 ) -> Iterator[Province]:
     """The whole stack as separate processes, seeded with `clusters` clusters online but
     the `offline` share, which never connects (`simulator_args`: more `broadcast simulate`
     options, faults; `online_share`: of those, how many must be online at once before it
-    starts, when links keep dropping); stopped (and a fresh PostgreSQL database dropped) on the way out."""
+    starts, when links keep dropping; `settings`: the control plane's BROADCAST_ variables
+    that differ from the defaults); stopped (and a fresh PostgreSQL database dropped) on
+    the way out."""
     work = Path(tempfile.mkdtemp(prefix="loadtest-"))
     url = database_url or f"sqlite+aiosqlite:///{work}/loadtest.db"
     drop_database = None
@@ -118,6 +121,7 @@ def province_stack(
         media_dir=work / "media",
         media_port=media_port,
     )
+    env.update(settings or {})
     stack = StackProcesses(env=env, api_url=f"http://127.0.0.1:{api_port}", broker=broker)
     try:
         run_module("app", "db", "upgrade", env=env)

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from simulator.operations import Operations
 from simulator.speaker import PREEMPTED_REASON, Speaker
@@ -64,7 +65,7 @@ class SimulatedCluster(Operations, Speaker):
                 pass
             self._run_task = None
         await self.schedule.close()
-        for task in list(self._operations):
+        for task in [*self._operations, *self._downloading.values()]:
             task.cancel()
         if clean:
             await self._say_offline()
@@ -203,6 +204,9 @@ class SimulatedCluster(Operations, Speaker):
             if stage is not None:
                 self._send_ack(command.id, command.broadcast, stage, None)
             return
+        if command.kind is CommandKind.STAGE:
+            self._on_stage(command, payload, raw)
+            return
         try:
             self.env.check_signature(self.trust, payload, raw)
         except SignatureError as exc:
@@ -245,6 +249,24 @@ class SimulatedCluster(Operations, Speaker):
                 self.schedule.started(command.item)
             task = asyncio.create_task(self._play(command))
             self._waiting[command.broadcast] = Playback(command, task)
+
+    def _on_stage(self, command: Command, payload: bytes, raw: dict[str, Any]) -> None:
+        """A stage command is checked as any other and never answered (protocol 4.2):
+        nothing rides on it, and the control plane's acknowledgement path stays free for
+        the play that follows."""
+        try:
+            self.env.check_signature(self.trust, payload, raw)
+        except SignatureError as exc:
+            self.rejected.append(f"{exc.problem.value}: {command.id}")
+            return
+        self._remember(command.id, None, command.expires_at)
+        target = command.target
+        if command.is_expired(self.clock()):
+            self.rejected.append(f"expired: {command.id}")
+        elif not (target.cluster == self.spec.code or (target.area and target.area in self._areas)):
+            self.rejected.append(f"misaddressed: {command.id}")
+        else:
+            self._stage(command)
 
     def _on_keyset(self, payload: bytes) -> None:
         """A new set of trusted keys, signed by one we trust already (key rotation)."""

@@ -31,16 +31,84 @@ class Downloads(ClusterState):
             # A display-only play is for screens (protocol 4.5); a speaker has nothing to say.
             return None if command.stream is not None else NOTHING_TO_PLAY
         media = command.media.for_profile(self.spec.profile)
+        if media.data is not None and not self._holds(media.sha256):
+            raw = self.env.inline_bytes(media)
+            if raw is not None and not self._inline_corrupt():
+                self._media_cache[media.sha256] = raw
+                self.inline_held += 1
+                return None
+            # Not the file the command names: refused, and fetched from its URL (4.2).
+            self.inline_refused += 1
         return await self._fetch(media, until=command.expires_at)
+
+    def _inline_corrupt(self) -> bool:
+        """The fault `media_corrupt` spoils an inline copy as it does a download's."""
+        share = self.env.faults.media_corrupt
+        return bool(share) and self.env.rng.random() < share
+
+    def _stage(self, command: Command) -> None:
+        """Fetch and verify the clip now and hold it until the command expires, without a
+        word (protocol 4.2): the play that follows finds it held. A clip this device held
+        already stays held as before."""
+        media = command.media
+        if self.spec.kind == "eboard" or media is None:
+            return
+        chosen = media.for_profile(self.spec.profile)
+        if self._holds(chosen.sha256):
+            return
+        self.stages_heard += 1
+
+        async def hold() -> None:
+            if await self._fetch(chosen, until=command.expires_at) is None:
+                self._staged[chosen.sha256] = command.expires_at
+                left = (command.expires_at - self.clock()).total_seconds()
+                asyncio.get_running_loop().call_later(
+                    max(0.0, left), self._drop_staged, chosen.sha256
+                )
+
+        task = asyncio.create_task(hold())
+        self._operations.add(task)  # kept referenced until done; stopped with the device
+        task.add_done_callback(self._operations.discard)
+
+    def _holds(self, sha256: str) -> bool:
+        """Whether the file is held, a staged copy only until its staging expires."""
+        staged_until = self._staged.get(sha256)
+        if staged_until is not None and staged_until <= self.clock():
+            self._drop_staged(sha256)
+        return sha256 in self._media_cache
+
+    def _drop_staged(self, sha256: str) -> None:
+        """A staged clip no play used by its expiry is dropped."""
+        until = self._staged.get(sha256)
+        if until is not None and until <= self.clock():
+            del self._staged[sha256]
+            self._media_cache.pop(sha256, None)
+            self.stages_expired += 1
 
     async def _fetch(
         self, media: MediaRef, *, fresh: bool = False, until: datetime | None = None
     ) -> str | None:
         """Download and verify; the reason on failure. `fresh`: even if held (a test of
         the download path itself). `until`: passing failures are retried until then (a
-        corrupted copy once); without it, one attempt (the self-test reports the first)."""
-        if media.sha256 in self._media_cache and not fresh:
-            return None
+        corrupted copy once); without it, one attempt (the self-test reports the first).
+        A play whose clip is still being fetched for its staging waits for that download
+        instead of starting a second."""
+        if not fresh:
+            if self._holds(media.sha256):
+                self._staged.pop(media.sha256, None)  # a play uses it: held as any other
+                return None
+            if (running := self._downloading.get(media.sha256)) is not None:
+                await asyncio.shield(running)
+                if self._holds(media.sha256):
+                    self._staged.pop(media.sha256, None)
+                    return None
+            task = asyncio.create_task(self._fetch_retrying(media, until))
+            self._downloading[media.sha256] = task
+            task.add_done_callback(lambda _: self._downloading.pop(media.sha256, None))
+            return await asyncio.shield(task)
+        return await self._fetch_retrying(media, until)
+
+    async def _fetch_retrying(self, media: MediaRef, until: datetime | None) -> str | None:
         delay, mismatches = DOWNLOAD_RETRY_BASE_S, 0
         while True:
             failure, passing = await self._download(media)
@@ -59,6 +127,7 @@ class Downloads(ClusterState):
         """One attempt: (the reason it failed or None, whether trying again may help)."""
         spec = self.spec
         url = media_auth.device_url(media.url, code=spec.code, areas=spec.areas, key=spec.media_key)
+        self.downloads += 1
         try:
             async with self.env.downloads:
                 status, body = await http_lite.get(url, tls=self.env.tls)

@@ -54,6 +54,12 @@ class ClusterState:
         self.started: list[str] = []  # broadcast ids, in the order they took the speaker
         self._waiting: dict[str, Playback] = {}
         self._media_cache: dict[str, bytes] = {}
+        self._staged: dict[str, datetime] = {}  # sha256 -> held until (a stage command)
+        self._downloading: dict[str, asyncio.Task[str | None]] = {}  # sha256 -> download
+        self.inline_held = 0  # clips taken from the command itself (protocol 4.2)
+        self.inline_refused = 0  # inline copies whose sha256 did not match: downloaded
+        self.stages_heard = 0  # stage commands that started a fetch
+        self.stages_expired = 0  # staged clips dropped unused at their expiry
         self._run_task: asyncio.Task[None] | None = None
         self._hb_seq = 0
         self.online = asyncio.Event()
@@ -61,6 +67,7 @@ class ClusterState:
         self.acks_dropped = 0
         self.acks_sent = 0  # handed to the broker (a replica's ingest counts what it read)
         self.download_retries = 0
+        self.downloads = 0  # HTTP fetches attempted (media, images, firmware)
         self.rejected: list[str] = []
         self.volume = 70
         self.condition = Condition()  # what its sensors read; tests and faults change it

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
 from app.alert import AlertRequest, send_and_watch
 from simulator.fleet import Fleet
 from tests.factories import small_province
-from tests.support import Stack
+from tests.support import Stack, eventually
 
 
 async def test_alert_sends_and_reports_every_cluster_confirmed(
@@ -38,6 +39,46 @@ async def test_alert_sends_and_reports_every_cluster_confirmed(
     assert "3 not confirmed" in text
     for silent in specs[-3:]:
         assert silent.code in text
+
+
+async def test_alert_confirm_shows_the_reach_stages_the_clip_and_may_send_nothing(
+    stack_factory: Callable[..., Awaitable[Stack]],
+    fleet_factory: Callable[..., Fleet],
+    tone_mp3: Path,
+) -> None:
+    stack = await stack_factory(inline_media_max_bytes=0)  # the clip goes by download
+    specs = (await small_province(stack)).speakers("25216")
+    fleet = fleet_factory(specs)
+    await fleet.start()
+    asked: list[dict[str, Any]] = []
+
+    def decline(reach: dict[str, Any]) -> bool:
+        asked.append(reach)
+        return False
+
+    request = AlertRequest(
+        api_url=stack.settings.public_base_url,
+        areas=["25216"],
+        clusters=[],
+        media=tone_mp3,
+        stream=None,
+        title="Diễn tập",
+        confirm=decline,
+    )
+    out = StringIO()
+    ok = await asyncio.to_thread(send_and_watch, request, Console(file=out, width=120))
+    [reach] = asked
+    assert ok is False and "not sent" in out.getvalue()
+    assert reach["speakers"] == len(specs) and reach["staged"]["published"]
+    await eventually(
+        lambda: _now(fleet.count(lambda d: d.stages_heard == 1)), lambda n: n == len(specs)
+    )
+    listed = await stack.client.get("/api/v1/broadcasts")
+    assert listed.json()["total"] == 0, "declined: nothing sent"
+
+
+async def _now[T](value: T) -> T:
+    return value
 
 
 def test_alert_without_a_reachable_control_plane_says_so_in_one_line() -> None:

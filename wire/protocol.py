@@ -6,6 +6,9 @@ the simulator. docs/protocol.md is the normative prose; this module is its code.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -17,7 +20,11 @@ PROTOCOL_VERSION = 1
 TOPIC_ROOT = "bc/v1"
 QOS = 1  # every message: at-least-once, deduplicated by id at the receiver
 
-MAX_PAYLOAD_BYTES = 64 * 1024  # commands carry URLs, never media
+MAX_PAYLOAD_BYTES = 64 * 1024  # what every v1 device parses; an inline clip stays within it
+# The largest clip a play carries in the command itself (`media.data`, base64: 4/3 of
+# it, 61,440 characters), so the whole signed command stays within MAX_PAYLOAD_BYTES and
+# a device that predates inline clips still parses it and downloads (docs/protocol.md 4.2).
+INLINE_MAX_BYTES = 45 * 1024
 MAX_SCHEDULE_BYTES = 512 * 1024  # two days of a busy cluster's plays, with URLs
 CODE_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 Code = Annotated[str, Field(pattern=CODE_PATTERN)]
@@ -61,6 +68,10 @@ class CommandKind(StrEnum):
     SELF_TEST = "self_test"  # the silent daily check (section 4.6)
     FIRMWARE_UPDATE = "firmware_update"  # one step of a staged rollout (section 4.7)
     SET_AREAS = "set_areas"  # the device's areas changed (a reorganisation, section 4.6)
+    # Fetch and verify `media` now and hold it until `expires_at`, unanswered: the duty
+    # officer is still reading the confirmation, and the play that follows finds it held
+    # (section 4.2).
+    STAGE = "stage"
 
 
 OPERATION_KINDS = frozenset(
@@ -173,12 +184,33 @@ class MediaRef(BaseModel):
     duration_ms: int
     format: str = "mp3"
     profile: str | None = None  # the delivery profile this rendition was made for
+    # The rendition's bytes, base64 (RFC 4648 section 4, padded), when they are small
+    # enough to ride in the command (INLINE_MAX_BYTES): a device that finds their sha256
+    # matching holds the file without a download; otherwise it fetches `url`.
+    data: Annotated[str, Field(max_length=MAX_PAYLOAD_BYTES)] | None = None
     # The same audio rendered for other device models; a device whose provisioned profile
     # is listed plays that one instead.
     alternates: tuple[MediaRef, ...] = ()
 
     def for_profile(self, profile: str | None) -> MediaRef:
         return next((a for a in self.alternates if a.profile == profile), self)
+
+    def inline_bytes(self) -> bytes | None:
+        """The bytes carried in the command if they are exactly the file named by
+        `sha256`; None if there are none, or they are not valid base64, or they do not
+        match (the device then downloads `url`, docs/protocol.md 4.2)."""
+        if self.data is None:
+            return None
+        try:
+            raw = base64.b64decode(self.data, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        return raw if hashlib.sha256(raw).hexdigest() == self.sha256 else None
+
+
+def inline_data(raw: bytes) -> str:
+    """`media.data` for a file's bytes."""
+    return base64.b64encode(raw).decode("ascii")
 
 
 class StreamRef(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -27,6 +27,14 @@ def alert(
     expires_in: Annotated[int, typer.Option(help="seconds until it expires")] = 3600,
     timeout: Annotated[float, typer.Option(help="seconds to watch")] = 120.0,
     api: Annotated[str | None, typer.Option(help="control plane URL")] = None,
+    confirm: Annotated[
+        bool,
+        typer.Option(
+            "--confirm",
+            help="show whom it reaches and ask before sending; the clip is staged on the "
+            "clusters meanwhile, so the send finds it held",
+        ),
+    ] = False,
 ) -> None:
     """Send a broadcast and show live progress until every cluster confirmed."""
     from app.alert import AlertRequest, send_and_watch
@@ -53,6 +61,7 @@ def alert(
         cls=cls,
         expires_in_s=expires_in,
         timeout_s=timeout,
+        confirm=_ask if confirm else None,
     )
     try:
         ok = send_and_watch(request)
@@ -61,3 +70,13 @@ def alert(
         typer.echo(f"cannot reach the control plane at {api_url}: {exc!r}", err=True)
         raise typer.Exit(2) from None
     raise typer.Exit(0 if ok else 1)
+
+
+def _ask(reach: dict[str, Any]) -> bool:
+    staged = reach.get("staged") or {}
+    held = " (the clip is being fetched by them meanwhile)" if staged.get("published") else ""
+    typer.echo(
+        f"{reach['speakers']} speaker clusters and {reach['eboards']} e-boards in "
+        f"{reach['communes']} communes will sound{held}."
+    )
+    return typer.confirm("Send now?")

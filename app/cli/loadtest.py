@@ -50,6 +50,20 @@ def loadtest(
             min=1, help="emergency profile: fresh-clip and cached-clip emergencies, each this often"
         ),
     ] = 1,
+    inline: Annotated[
+        bool,
+        typer.Option(
+            help="a clip small enough rides in the play command (--no-inline: every "
+            "cluster downloads it, as before issue 24)"
+        ),
+    ] = True,
+    stage: Annotated[
+        float | None,
+        typer.Option(
+            help="emergency profile: the confirmation step first, staging each fresh clip "
+            "on the clusters, and the send this many seconds later (a person reading: 3)"
+        ),
+    ] = None,
 ) -> None:
     """Full stack in separate processes, one profile of a day; JSON, HTML and PNG results."""
     _needs_the_bench_extra()
@@ -68,6 +82,8 @@ def loadtest(
         edges=edges,
         network=_network(network),
         runs=runs,
+        inline=inline,
+        stage_s=stage,
     )
     if profile == "emergency":
         run_loadtest(options)

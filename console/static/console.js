@@ -147,10 +147,27 @@ function areaChooser(form) {
 const emergency = document.getElementById("emergency");
 if (emergency) {
   const chosen = areaChooser(emergency);
+  // The audio is uploaded at the review and staged on the clusters while the officer
+  // reads the summary (docs/protocol.md 4.2): the send then finds it held. The same file
+  // or recording is not uploaded twice; another one is (its sha256 is what plays).
+  let reviewed = null;
+  const reviewedAudio = async () => {
+    const file = emergency.audio.files[0];
+    const source = file || recording;
+    if (!source) return undefined;
+    if (reviewed && reviewed.source === source) return reviewed.sha256;
+    const sha256 = await uploadAudio(emergency.audio);
+    reviewed = { source, sha256 };
+    return sha256;
+  };
   emergency.querySelector("#review").addEventListener("click", async () => {
     show("emergency-error", "");
     try {
-      const reach = await api("POST", "/api/v1/broadcasts/reach", { areas: chosen() });
+      const body = { areas: chosen() };
+      const sha256 = await reviewedAudio();
+      if (sha256) body.media_sha256 = sha256;
+      else if (emergency.bulletin && emergency.bulletin.value) body.bulletin_id = emergency.bulletin.value;
+      const reach = await api("POST", "/api/v1/broadcasts/reach", body);
       const text = document.getElementById("summary-text");
       text.textContent = text.dataset.template
         .replace("%(speakers)s", reach.speakers.toLocaleString(document.documentElement.lang))
@@ -177,7 +194,7 @@ if (emergency) {
       if (text) body.text = text;
       if (emergency.drill.checked) body.drill = true;
       if (emergency.bulletin && emergency.bulletin.value) body.bulletin_id = emergency.bulletin.value;
-      const sha256 = await uploadAudio(emergency.audio);
+      const sha256 = await reviewedAudio();
       if (sha256) body.media_sha256 = sha256;
       const sent = await api("POST", "/api/v1/broadcasts", body);
       window.location.assign(`/console/broadcasts/${sent.id}`);

@@ -155,7 +155,7 @@ async def test_the_simulator_passes_every_check(
     print(report(checks))
     assert not any(c.failed for c in checks), report(checks)
     passed = {c.section for c in checks if c.status == "pass"}
-    assert passed == {"3", "4, 5", "4.1", "4.4", "4.5", "4.6", "10", "9", "11", "4.7"}
+    assert passed == {"3", "4, 5", "4.1", "4.2", "4.4", "4.5", "4.6", "10", "9", "11", "4.7"}
     assert [c.status for c in [*scheduled, *eboard]] == ["pass"] * 7
     assert [(c.section, c.detail) for c in everything if c.status == "skip"] == [
         ("4.5", "not an e-board"),
@@ -176,6 +176,7 @@ async def test_the_simulator_passes_every_check(
     device = fleet.devices[DEVICE]
     assert device.spec.areas == ("70", "689", "25216"), "moved to 25231 and back"
     assert device.reboots == 1, "its areas kept across the reboot"
+    assert device.stages_heard == 1, "the 4.2 check's clip fetched at its staging"
     assert device.rejected and any(r.startswith("unsigned") for r in device.rejected)
     assert sum(device.stream_bytes.values()) > 0, "relayed: audio really came"
     away = fleet.devices[SCHEDULED]
