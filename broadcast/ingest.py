@@ -6,34 +6,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broadcast import repository
-from broadcast.models import Broadcast, Delivery
 from broadcast.states import ACK_TO_STATE, TERMINAL, DeliveryState, Outcome, transition
 from core.ingest_stats import AuditNote, IngestStats
 from core.settings import Settings
 from devices import repository as device_repository
 from devices.inbound import Inbound, accept
-from devices.models import Cluster
 from health import operations
-from media.models import MediaFile
 from schedules import local_plays
 from wire.protocol import Ack, AckStage, SignatureProblem, parse_ack
 
 S = DeliveryState
 
-_ROW_COLUMNS = (
-    "state",
-    "delivered_at",
-    "playing_at",
-    "played_at",
-    "ended_at",
-    "reason",
-    "next_attempt_at",
-    "stop_confirmed_at",
-)
+_ROW_COLUMNS = repository.ACK_DELIVERY_COLUMNS
 
 
 IncomingAck = Inbound  # an acknowledgement as it arrived, before parsing
@@ -65,47 +52,18 @@ def _parse(batch: list[IncomingAck], stats: IngestStats) -> list[tuple[IncomingA
     return [(item, ack) for item in batch if (ack := accept(item, parse_ack, stats)) is not None]
 
 
-_DELIVERIES, _CLUSTERS = Delivery.__table__, Cluster.__table__
-_BROADCASTS, _MEDIA = Broadcast.__table__, MediaFile.__table__
-
-
 async def _load(session: AsyncSession, acks: list[Ack]) -> dict[tuple[str, str], _Match]:
-    """The deliveries the batch speaks of, row-locked in id order (PostgreSQL).
-
-    By (broadcast, cluster id) through the unique index: matched on the cluster's code
-    after the join instead, SQLite walked every delivery of the broadcast for each batch
-    (1,639 rows a batch in a province, 10,000 at ten thousand clusters), 34 of the ack
-    path's 90 ms per 1,000 acks (bench/ackpath.py). Table columns, not ORM attributes:
-    plain rows, no ORM loading per row."""
-    d, c, b, m = _DELIVERIES.c, _CLUSTERS.c, _BROADCASTS.c, _MEDIA.c
-    cluster_ids = select(c.id).where(c.code.in_({a.cluster for a in acks})).scalar_subquery()
-    query = (
-        select(
-            d.id,
-            d.broadcast_id,
-            c.code,
-            *(d[column] for column in _ROW_COLUMNS),
-            b.command_id,
-            b.cancel_command_id,
-            b.expires_at,
-            b.repeat,
-            b.stream_url,
-            b.stream_ends_at,
-            b.created_at,
-            m.duration_ms,
-        )
-        .select_from(
-            _DELIVERIES.join(_CLUSTERS, d.cluster_id == c.id)
-            .join(_BROADCASTS, d.broadcast_id == b.id)
-            .outerjoin(_MEDIA, b.media_sha256 == m.sha256)
-        )
-        .where(d.broadcast_id.in_({a.broadcast for a in acks}), d.cluster_id.in_(cluster_ids))
-        .order_by(d.id)
-        .with_for_update(of=_DELIVERIES)  # PostgreSQL: replicas serialise per delivery
+    """The deliveries the batch speaks of (row-locked on PostgreSQL), by (broadcast,
+    cluster code)."""
+    rows = await repository.acknowledged(
+        session,
+        broadcast_ids=sorted({a.broadcast for a in acks}),
+        cluster_codes=sorted({a.cluster for a in acks}),
     )
+    width = len(_ROW_COLUMNS)
     matches = {}
-    for row in (await session.execute(query)).all():
-        values = dict(zip(_ROW_COLUMNS, row[3 : 3 + len(_ROW_COLUMNS)], strict=True))
+    for row in rows:
+        values = dict(zip(_ROW_COLUMNS, row[3 : 3 + width], strict=True))
         (
             command_id,
             cancel_id,
@@ -115,7 +73,7 @@ async def _load(session: AsyncSession, acks: list[Ack]) -> dict[tuple[str, str],
             stream_ends_at,
             created_at,
             duration_ms,
-        ) = row[3 + len(_ROW_COLUMNS) :]
+        ) = row[3 + width :]
         play_s = None if stream_url or duration_ms is None else duration_ms * repeat / 1000
         matches[(row[1], row[2])] = _Match(
             row[0], values, command_id, cancel_id, play_s, expires_at, stream_ends_at, created_at

@@ -75,6 +75,17 @@ class UTCDateTime(TypeDecorator[datetime]):
 
         return convert
 
+    @staticmethod
+    def from_driver(value: object) -> datetime | None:
+        """A value as the driver returned it (text on SQLite), as `process_result_value`
+        would have made it: for rows read with `fetch_rows`."""
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
@@ -176,6 +187,36 @@ async def executemany_rows(
         values = ", ".join(placeholder(n) for n in range(1, len(names) + 1))
         sql = f"INSERT INTO {quote(table.name)} ({', '.join(names)}) VALUES ({values})"
     await connection.exec_driver_sql(sql, list(rows))
+
+
+type Placeholder = Callable[[int], str]  # the driver's mark for the n-th parameter (from 1)
+
+
+async def fetch_rows(
+    session: AsyncSession,
+    sql: Callable[[Placeholder, str], str],
+    params: Sequence[Any],
+    *,
+    times: Sequence[int] = (),
+) -> list[tuple[Any, ...]]:
+    """Rows of a SELECT handed to the driver as it is: `sql(placeholder, dialect name)`
+    writes it for this database; the values at positions `times` are UTCDateTime columns,
+    read back as SQLAlchemy would (aware, UTC); the rest as the driver gives them. For a
+    hot read whose SQLAlchemy result handling cost more than the query itself."""
+    connection = await session.connection()
+    dialect = connection.dialect
+    result = await connection.exec_driver_sql(
+        sql(_PLACEHOLDERS[dialect.paramstyle], dialect.name), tuple(params)
+    )
+    rows = [tuple(row) for row in result.all()]
+    if times:
+        read = UTCDateTime.from_driver
+        for k, row in enumerate(rows):
+            values = list(row)
+            for i in times:
+                values[i] = read(values[i])
+            rows[k] = tuple(values)
+    return rows
 
 
 def chunked(rows: list[Any], columns_per_row: int) -> list[list[Any]]:

@@ -11,10 +11,12 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.database import (
+    Placeholder,
     UTCDateTime,
     create_engine,
     create_session_maker,
     executemany_rows,
+    fetch_rows,
     session_scope,
 )
 from core.writes import WriteOutsideScope, Writing, writing_for
@@ -117,3 +119,24 @@ async def test_outside_a_write_scope_it_is_refused(engine: AsyncEngine) -> None:
     with pytest.raises(WriteOutsideScope, match="write scope"):
         async with session_scope(create_session_maker(engine)) as session:
             await executemany_rows(session, ROWS, ("id", "name"), [(1, "a")])
+
+
+async def test_fetched_rows_read_times_as_sqlalchemy_does(engine: AsyncEngine) -> None:
+    in_hanoi = datetime(2026, 12, 5, 19, 30, 15, 123456, tzinfo=HANOI)
+    async with _writing(engine)() as session:
+        await session.execute(insert(ROWS).values(id=1, name="orm", at=in_hanoi))
+        await executemany_rows(session, ROWS, ("id", "name", "later"), [(2, "driver", T0)])
+
+    def sql(mark: Placeholder, _dialect: str) -> str:
+        return (
+            "SELECT id, name, at, later FROM driver_rows_test "
+            f"WHERE name IN ({mark(1)}, {mark(2)}) ORDER BY id"
+        )
+
+    async with session_scope(create_session_maker(engine)) as session:
+        fetched = await fetch_rows(session, sql, ["orm", "driver"], times=(2, 3))
+    assert fetched == [tuple(row) for row in await _read(engine)]
+    assert fetched == [
+        (1, "orm", datetime(2026, 12, 5, 12, 30, 15, 123456, tzinfo=UTC), None),
+        (2, "driver", None, T0),
+    ]
