@@ -6,34 +6,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broadcast import repository
-from broadcast.models import Broadcast, Delivery
 from broadcast.states import ACK_TO_STATE, TERMINAL, DeliveryState, Outcome, transition
 from core.ingest_stats import AuditNote, IngestStats
 from core.settings import Settings
 from devices import repository as device_repository
 from devices.inbound import Inbound, accept
-from devices.models import Cluster
 from health import operations
-from media.models import MediaFile
 from schedules import local_plays
 from wire.protocol import Ack, AckStage, SignatureProblem, parse_ack
 
 S = DeliveryState
 
-_ROW_COLUMNS = (
-    "state",
-    "delivered_at",
-    "playing_at",
-    "played_at",
-    "ended_at",
-    "reason",
-    "next_attempt_at",
-    "stop_confirmed_at",
-)
+_ROW_COLUMNS = repository.ACK_DELIVERY_COLUMNS
 
 
 IncomingAck = Inbound  # an acknowledgement as it arrived, before parsing
@@ -66,34 +53,17 @@ def _parse(batch: list[IncomingAck], stats: IngestStats) -> list[tuple[IncomingA
 
 
 async def _load(session: AsyncSession, acks: list[Ack]) -> dict[tuple[str, str], _Match]:
-    query = (
-        select(
-            Delivery.id,
-            Delivery.broadcast_id,
-            Cluster.code,
-            *(getattr(Delivery, c) for c in _ROW_COLUMNS),
-            Broadcast.command_id,
-            Broadcast.cancel_command_id,
-            Broadcast.expires_at,
-            Broadcast.repeat,
-            Broadcast.stream_url,
-            Broadcast.stream_ends_at,
-            Broadcast.created_at,
-            MediaFile.duration_ms,
-        )
-        .join(Cluster, Delivery.cluster_id == Cluster.id)
-        .join(Broadcast, Delivery.broadcast_id == Broadcast.id)
-        .outerjoin(MediaFile, Broadcast.media_sha256 == MediaFile.sha256)
-        .where(
-            Delivery.broadcast_id.in_({a.broadcast for a in acks}),
-            Cluster.code.in_({a.cluster for a in acks}),
-        )
-        .order_by(Delivery.id)
-        .with_for_update(of=Delivery)  # PostgreSQL: replicas serialise per delivery
+    """The deliveries the batch speaks of (row-locked on PostgreSQL), by (broadcast,
+    cluster code)."""
+    rows = await repository.acknowledged(
+        session,
+        broadcast_ids=sorted({a.broadcast for a in acks}),
+        cluster_codes=sorted({a.cluster for a in acks}),
     )
+    width = len(_ROW_COLUMNS)
     matches = {}
-    for row in (await session.execute(query)).all():
-        values = dict(zip(_ROW_COLUMNS, row[3 : 3 + len(_ROW_COLUMNS)], strict=True))
+    for row in rows:
+        values = dict(zip(_ROW_COLUMNS, row[3 : 3 + width], strict=True))
         (
             command_id,
             cancel_id,
@@ -103,7 +73,7 @@ async def _load(session: AsyncSession, acks: list[Ack]) -> dict[tuple[str, str],
             stream_ends_at,
             created_at,
             duration_ms,
-        ) = row[3 + len(_ROW_COLUMNS) :]
+        ) = row[3 + width :]
         play_s = None if stream_url or duration_ms is None else duration_ms * repeat / 1000
         matches[(row[1], row[2])] = _Match(
             row[0], values, command_id, cancel_id, play_s, expires_at, stream_ends_at, created_at
@@ -152,7 +122,7 @@ def _apply(
     ack: Ack,
     item: IncomingAck,
     settings: Settings,
-    events: list[dict[str, Any]],
+    events: list[tuple[Any, ...]],
     stats: IngestStats,
 ) -> None:
     values, now = match.values, item.received_at
@@ -199,15 +169,7 @@ def _apply(
     if ack.reason:
         match.set("reason", ack.reason[:300])
     match.set("next_attempt_at", _next_attempt(match, new, now, settings))
-    events.append(
-        {
-            "delivery_id": match.delivery_id,
-            "state": new.value,
-            "at": now,
-            "device_at": ack.at,
-            "reason": ack.reason,
-        }
-    )
+    events.append((match.delivery_id, new.value, now, ack.at, ack.reason))  # EVENT_COLUMNS
 
 
 async def apply_acks(
@@ -251,7 +213,7 @@ async def apply_acks(
     if not parsed:
         return
     matches = await _load(session, [ack for _, ack in parsed])
-    events: list[dict[str, Any]] = []
+    events: list[tuple[Any, ...]] = []
     missing: list[tuple[IncomingAck, Ack]] = []
     for item, ack in parsed:
         match = matches.get((ack.broadcast, ack.cluster))
@@ -261,7 +223,7 @@ async def apply_acks(
         _apply(match, ack, item, settings, events, stats)
     if missing:
         await _reject_unmatched(session, missing, stats)
-    await repository.update_columns(
+    await repository.update_acknowledged(
         session,
         [(m.delivery_id, {c: m.values[c] for c in m.dirty}) for m in matches.values() if m.dirty],
     )

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from areas.models import Area
 from broadcast.models import Broadcast, Delivery, DeliveryEvent
 from broadcast.states import ACTIVE, UNCONFIRMED, BroadcastStatus, DeliveryState
-from core.database import chunked
+from core.database import Placeholder, chunked, executemany_rows, fetch_rows
 from core.paging import paged
 from devices import repository as device_repository
 from devices.models import Cluster
@@ -92,11 +92,15 @@ async def insert_queued_deliveries(
     return int(result.rowcount)
 
 
-# An ack burst's events by the thousand: a Core executemany, a third faster than the ORM's
-# bulk insert of the same dicts.
-async def insert_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    for chunk in chunked(rows, columns_per_row=5):
-        await session.execute(_table(DeliveryEvent).insert(), chunk)
+# An ack burst's events by the thousand: one executemany handed to the driver as it is
+# (core/database.py `executemany_rows`: 7 us a row through SQLAlchemy's Core on SQLite,
+# 2 us this way).
+EVENT_COLUMNS = ("delivery_id", "state", "at", "device_at", "reason")
+
+
+async def insert_events(session: AsyncSession, rows: list[tuple[Any, ...]]) -> None:
+    """Rows of EVENT_COLUMNS."""
+    await executemany_rows(session, _table(DeliveryEvent), EVENT_COLUMNS, rows)
 
 
 async def log_transition_for_all(
@@ -252,6 +256,83 @@ async def update_columns(session: AsyncSession, changes: list[tuple[int, dict[st
             .values({c: bindparam(c) for c in columns})
         )
         await session.execute(statement, rows)
+
+
+# What an ack batch needs of each delivery it speaks of, in this order (`acknowledged`).
+ACK_DELIVERY_COLUMNS = (
+    "state",
+    "delivered_at",
+    "playing_at",
+    "played_at",
+    "ended_at",
+    "reason",
+    "next_attempt_at",
+    "stop_confirmed_at",
+)
+ACK_BROADCAST_COLUMNS = (
+    "command_id",
+    "cancel_command_id",
+    "expires_at",
+    "repeat",
+    "stream_url",
+    "stream_ends_at",
+    "created_at",
+)
+_ACK_ROW = (
+    "d.id",
+    "d.broadcast_id",
+    "c.code",
+    *(f"d.{c}" for c in ACK_DELIVERY_COLUMNS),
+    *(f"b.{c}" for c in ACK_BROADCAST_COLUMNS),
+    "m.duration_ms",
+)
+_ACK_ROW_TIMES = tuple(i for i, name in enumerate(_ACK_ROW) if name.endswith("_at"))
+
+
+async def acknowledged(
+    session: AsyncSession, *, broadcast_ids: Sequence[str], cluster_codes: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """(id, broadcast id, cluster code, ACK_DELIVERY_COLUMNS, ACK_BROADCAST_COLUMNS, the
+    clip's duration_ms) of each delivery of these broadcasts to these clusters, row-locked
+    in id order (PostgreSQL: replicas serialise per delivery).
+
+    Found by (broadcast, cluster id) through the unique index: matched on the cluster's
+    code after the join instead, SQLite walked every delivery of the broadcast for each
+    batch (10,000 rows at ten thousand clusters: a batch of 50 took 3.5 ms of CPU, now
+    1.5). Read through the driver (core/database.py `fetch_rows`): SQLAlchemy's reading of
+    a row (nine UTCDateTime columns) cost 11 us of CPU, the query itself about 3."""
+
+    def sql(mark: Placeholder, dialect: str) -> str:
+        n = len(broadcast_ids)
+        broadcasts = ", ".join(mark(i) for i in range(1, n + 1))
+        codes = ", ".join(mark(i) for i in range(n + 1, n + len(cluster_codes) + 1))
+        lock = " FOR UPDATE OF d" if dialect == "postgresql" else ""
+        return (
+            f"SELECT {', '.join(_ACK_ROW)} FROM deliveries AS d "
+            "JOIN clusters AS c ON d.cluster_id = c.id "
+            "JOIN broadcasts AS b ON d.broadcast_id = b.id "
+            "LEFT OUTER JOIN media_files AS m ON b.media_sha256 = m.sha256 "
+            f"WHERE d.broadcast_id IN ({broadcasts}) "
+            f"AND d.cluster_id IN (SELECT id FROM clusters WHERE code IN ({codes})) "
+            f"ORDER BY d.id{lock}"
+        )
+
+    return await fetch_rows(session, sql, [*broadcast_ids, *cluster_codes], times=_ACK_ROW_TIMES)
+
+
+async def update_acknowledged(
+    session: AsyncSession, changes: list[tuple[int, dict[str, Any]]]
+) -> None:
+    """The ack path's `update_columns`: the same statements, in id order, handed to the
+    driver as they are (core/database.py `executemany_rows`): 11 us a row through
+    SQLAlchemy's Core on SQLite, 3 us this way."""
+    groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+    for delivery_id, values in sorted(changes, key=lambda c: c[0]):
+        columns = tuple(sorted(values))
+        groups.setdefault(columns, []).append((*(values[c] for c in columns), delivery_id))
+    table = _table(Delivery)
+    for columns, rows in groups.items():
+        await executemany_rows(session, table, columns, rows, where_id=True)
 
 
 async def resend_soon_for_clusters(

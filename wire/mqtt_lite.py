@@ -25,6 +25,7 @@ SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK = 8, 9, 10, 11
 PINGREQ, PINGRESP, DISCONNECT = 12, 13, 14
 PROP_MESSAGE_EXPIRY = 0x02
 PROP_SESSION_EXPIRY = 0x11
+READ_CHUNK = 256 * 1024  # what one read takes from the socket: a burst of acks at once
 
 
 class MqttLiteError(Exception):
@@ -174,28 +175,70 @@ class LiteClient:
         return header, data
 
     async def _read_loop(self) -> None:
+        """Whatever the socket delivered, every whole packet in it handled in one go: three
+        `readexactly` awaits per packet (header, length, body) were most of the reader's
+        own cost when a province acknowledges at once (bench/ackpath.py)."""
         assert self._reader is not None
+        reader = self._reader
+        buffer = bytearray()
         try:
             while True:
-                header, data = await self._read_packet(self._reader)
-                kind = header >> 4
-                if kind == PUBLISH:
-                    self._handle_publish(header & 0x0F, data)
-                elif kind == PUBACK:
-                    future = self._pending.pop(struct.unpack_from("!H", data)[0], None)
-                    if future is not None and not future.done():
-                        future.set_result(None)
-                elif kind in (SUBACK, UNSUBACK):  # the same shape: id, properties, codes
-                    granted = self._granted.pop(struct.unpack_from("!H", data)[0], None)
-                    props_len, pos = _read_varint(data, 2)
-                    if granted is not None and not granted.done():
-                        granted.set_result(data[pos + props_len :])
-                elif kind == DISCONNECT:
+                chunk = await reader.read(READ_CHUNK)
+                if not chunk:
                     break
-        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+                buffer += chunk
+                used = self._handle_packets(buffer)
+                if used < 0:  # DISCONNECT
+                    break
+                del buffer[:used]
+        except (ConnectionError, OSError, MqttLiteError):
             pass
         finally:
             self._lost()
+
+    def _handle_packets(self, buffer: bytearray) -> int:
+        """Handle the whole packets at the start of `buffer`; how many bytes they took, or
+        -1 after a DISCONNECT."""
+        pos, end = 0, len(buffer)
+        while end - pos >= 2:
+            length, shift, at = 0, 0, pos + 1
+            while True:
+                if at >= end:
+                    return pos  # the length is not all here yet
+                byte = buffer[at]
+                at += 1
+                length |= (byte & 0x7F) << shift
+                if not byte & 0x80:
+                    break
+                shift += 7
+                if shift > 21:
+                    raise MqttLiteError("malformed remaining length")
+            if end - at < length:
+                return pos  # the body is not all here yet
+            header = buffer[pos]
+            data = bytes(buffer[at : at + length])
+            pos = at + length
+            if not self._handle_packet(header, data):
+                return -1
+        return pos
+
+    def _handle_packet(self, header: int, data: bytes) -> bool:
+        """One packet from the broker; False for a DISCONNECT."""
+        kind = header >> 4
+        if kind == PUBLISH:
+            self._handle_publish(header & 0x0F, data)
+        elif kind == PUBACK:
+            future = self._pending.pop(struct.unpack_from("!H", data)[0], None)
+            if future is not None and not future.done():
+                future.set_result(None)
+        elif kind in (SUBACK, UNSUBACK):  # the same shape: id, properties, codes
+            granted = self._granted.pop(struct.unpack_from("!H", data)[0], None)
+            props_len, pos = _read_varint(data, 2)
+            if granted is not None and not granted.done():
+                granted.set_result(data[pos + props_len :])
+        elif kind == DISCONNECT:
+            return False
+        return True
 
     def _handle_publish(self, flags: int, data: bytes) -> None:
         qos = (flags >> 1) & 0x03
