@@ -44,6 +44,14 @@ def spoken(audio_dir: Path) -> Path:
     return tone(audio_dir / "live-2s.wav", 2, source=f"sine=frequency={TONE_HZ}", sample_rate=48000)
 
 
+@pytest.fixture(scope="session")
+def speech_long(audio_dir: Path) -> Path:
+    """Thirty seconds: the officer is still speaking whenever the test stops the session."""
+    return tone(
+        audio_dir / "live-30s.wav", 30, source=f"sine=frequency={TONE_HZ}", sample_rate=48000
+    )
+
+
 async def test_every_cluster_plays_the_voice_and_played_after_the_end(
     stack: Stack, fleet_factory: Callable[..., Fleet], spoken: Path
 ) -> None:
@@ -215,7 +223,7 @@ async def _fired(stack: Stack, schedule_id: str) -> str | None:
 
 
 async def test_a_cancel_from_another_console_stops_the_session(
-    stack: Stack, fleet_factory: Callable[..., Fleet], spoken: Path
+    stack: Stack, fleet_factory: Callable[..., Fleet], speech_long: Path
 ) -> None:
     specs = (await small_province(stack)).speakers(COMMUNE)
     fleet = fleet_factory(specs)
@@ -225,8 +233,15 @@ async def test_a_cancel_from_another_console_stops_the_session(
     session = await go_live(stack, operator, **{"class": "priority"})
     broadcast_id = session["broadcast_id"]
     await stack.wait_broadcast(broadcast_id, lambda b: counts(b, "playing") == len(specs))
+    # Still speaking when the cancel comes (a 2 s clip could end first on a loaded machine,
+    # and its "end" would be answered with the record instead of a close).
     speaking = asyncio.create_task(
-        live_sender.send(ws_url(stack, session["audio_path"]), str(spoken), headers=operator)
+        live_sender.send(ws_url(stack, session["audio_path"]), str(speech_long), headers=operator)
+    )
+    await eventually(
+        lambda: live_state(stack, broadcast_id),
+        lambda s: bool(s["officer_connected"]),
+        what="the officer's link",
     )
     # The duty officer, at another console, stops it (the development administrator here).
     cancel = await stack.client.post(f"/api/v1/broadcasts/{broadcast_id}/cancel")
