@@ -106,7 +106,12 @@ class LiveAudio:
         ]
 
     def feed(self, pcm: bytes) -> None:
-        """The officer's audio, decoded."""
+        """The officer's audio, decoded. Once the session is finishing nothing more is
+        taken: the officer may still be connected (a cancel from another console, "end"
+        pressed on the API), and audio still arriving would keep the pacer from draining,
+        so the session would never end."""
+        if self._finishing:
+            return
         self.last_input_at = time.monotonic()
         self.input_samples += len(pcm) // SAMPLE_BYTES
         self._input += pcm
