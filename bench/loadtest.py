@@ -418,13 +418,15 @@ def _scheduled(
 
 
 def _start_profiler(pid: int) -> subprocess.Popen[bytes] | None:
-    """With LOADTEST_PROFILE=path, sample the API with py-spy for the send's first seconds:
-    only while it holds the GIL, so the database thread waiting for work and the event loop
-    waiting on its sockets are not counted as busy."""
+    """With LOADTEST_PROFILE=path, sample the API with py-spy for the send's first seconds
+    (LOADTEST_PROFILE_S, 3 by default; the whole send to every cluster played takes 5 s at
+    1,639 clusters): only while it holds the GIL, so the database thread waiting for work and
+    the event loop waiting on its sockets are not counted as busy."""
     path = os.environ.get("LOADTEST_PROFILE")
     if not path:
         return None
-    sampler = ["py-spy", "record", "--gil", "-d", "3", "-r", "500", "-f", "raw"]
+    seconds = os.environ.get("LOADTEST_PROFILE_S", "3")
+    sampler = ["py-spy", "record", "--gil", "-d", seconds, "-r", "500", "-f", "raw"]
     proc = subprocess.Popen(
         [*sampler, "-p", str(pid), "-o", path],
         stdout=subprocess.DEVNULL,
