@@ -56,14 +56,17 @@ async def send(
     """Encode `source` and send it; then "end" (the session plays out and finishes) or,
     with `end=False`, just close (a dropped link). `stop_after_s`: cut off that early."""
     sent = Sent()
-    process = await asyncio.create_subprocess_exec(
-        "ffmpeg", "-hide_banner", "-loglevel", "error", *input_args(source), *OPUS_TO_WEBM,
-        stdin=stdin, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    assert process.stdout is not None
-    sent.started_at = time.time()
-    try:
-        async with websockets.connect(ws_url, additional_headers=headers or {}) as ws:
+    # Connected first, then the encoder started: the first words are not spoken into a
+    # connection still being made (and the session's grace for a missing officer starts
+    # when it goes live, so the link should come up at once).
+    async with websockets.connect(ws_url, additional_headers=headers or {}) as ws:
+        process = await asyncio.create_subprocess_exec(
+            "ffmpeg", "-hide_banner", "-loglevel", "error", *input_args(source), *OPUS_TO_WEBM,
+            stdin=stdin, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert process.stdout is not None
+        sent.started_at = time.time()
+        try:
             deadline = None if stop_after_s is None else time.monotonic() + stop_after_s
             while data := await process.stdout.read(READ_BYTES):
                 await ws.send(data)
@@ -76,10 +79,10 @@ async def send(
                 await ws.send("end")
                 reply = await ws.recv()
                 sent.final = json.loads(reply)
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
+        finally:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
     return sent
 
 
