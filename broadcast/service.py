@@ -244,13 +244,10 @@ async def get(*, session: AsyncSession, broadcast_id: str) -> Broadcast:
     return broadcast
 
 
-async def cancel(
-    *, session: AsyncSession, clock: Clock, settings: Settings, broadcast_id: str, actor: Actor
-) -> Broadcast:
-    """Mark it cancelled now, if the actor may stop it (authority: the class's right, the
-    broadcast's level, all its targets inside the actor's area); the cancel command is
-    re-sent until each cluster confirms."""
-    broadcast = await get(session=session, broadcast_id=broadcast_id)
+async def authorise_stop(session: AsyncSession, actor: Actor, broadcast: Broadcast) -> None:
+    """Whether `actor` may stop `broadcast` (a cancel, or ending a live session someone
+    else started): the class's right, the broadcast's level, all its targets inside the
+    actor's area."""
     await authorise(
         session,
         actor,
@@ -260,6 +257,16 @@ async def cancel(
         areas=broadcast.target_areas,
         clusters=broadcast.target_clusters,
     )
+
+
+async def cancel(
+    *, session: AsyncSession, clock: Clock, settings: Settings, broadcast_id: str, actor: Actor
+) -> Broadcast:
+    """Mark it cancelled now, if the actor may stop it (authority: the class's right, the
+    broadcast's level, all its targets inside the actor's area); the cancel command is
+    re-sent until each cluster confirms."""
+    broadcast = await get(session=session, broadcast_id=broadcast_id)
+    await authorise_stop(session, actor, broadcast)
     now = clock.now()
     if broadcast.status != BroadcastStatus.ACTIVE:
         raise Conflict(

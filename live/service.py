@@ -12,7 +12,7 @@ from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any, Protocol
 
-from authority import Deed, authorise, authorise_aimed
+from authority import Deed, authorise_aimed
 from broadcast import repository as broadcast_repository
 from broadcast import service as broadcast_service
 from broadcast.commands import Content
@@ -217,15 +217,7 @@ async def finish(ctx: Live, broadcast_id: str, actor: Actor) -> LiveRead:
     if actor.name != live.actor.name:
         async with session_scope(ctx.sessions) as session:
             broadcast = await broadcast_service.get(session=session, broadcast_id=broadcast_id)
-            await authorise(
-                session,
-                actor,
-                Deed.STOP,
-                cls=CommandClass(broadcast.cls),
-                level=broadcast.level,
-                areas=broadcast.target_areas,
-                clusters=broadcast.target_clusters,
-            )
+            await broadcast_service.authorise_stop(session, actor, broadcast)
     await end(ctx, live, reason=f"ended by {actor.name}", play_out=True)
     return _read(live, broadcast_id)
 
