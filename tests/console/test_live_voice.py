@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, WebSocketRoute, expect
 
 from devstack.synth import tone
 from simulator.fleet import Fleet
@@ -81,3 +81,48 @@ async def test_an_operator_goes_live_to_the_commune_from_the_console(
         audio = heard(device, broadcast_id)
         assert len(audio) == device.stream_bytes[broadcast_id], "no gap in the bytes"
         assert abs(dominant_hz(audio) - TONE_HZ) < 20, device.spec.code
+
+
+async def test_a_dropped_browser_link_reconnects_and_the_voice_goes_on(
+    stack: Stack, singing_browser: Browser, fleet_factory: Callable[..., Fleet]
+) -> None:
+    """The phone's WebSocket is cut mid-session (Playwright closes it on the page's side):
+    the page says the link is lost, connects again with a new recorder within the grace,
+    and the clusters keep playing the one stream until "Kết thúc"."""
+    specs = (await small_province(stack)).speakers(COMMUNE)
+    fleet = fleet_factory(specs)
+    await fleet.start()
+    await make_user(stack, "van.hanh", role="commune_operator", area=COMMUNE)
+    page = await singing_browser.new_page(viewport={"width": 390, "height": 844})
+    links: list[WebSocketRoute] = []
+
+    def through(route: WebSocketRoute) -> None:
+        route.connect_to_server()
+        links.append(route)
+
+    await page.route_web_socket("**/api/v1/live/**", through)
+    await sign_in(page, stack.settings.public_base_url, "van.hanh")
+    await page.get_by_role("link", name="Phát trực tiếp").click()
+    await page.locator(f"input[name=areas][value='{COMMUNE}']").check()
+    await page.get_by_label("Loại", exact=True).select_option("normal")
+    await page.get_by_role("button", name="Phát trực tiếp").click()
+    status = page.locator("#voice-status")
+    await expect(status).to_have_text("Đang phát trực tiếp")
+    await expect(page.locator(f"[data-playing='{COMMUNE}']")).to_have_text(str(len(specs)))
+    broadcast_id = await page.locator("#voice").get_attribute("data-broadcast")
+    assert broadcast_id and len(links) == 1
+
+    await links[0].close(code=4000, reason="the phone lost its signal")
+    await expect(status).to_have_text(await status.get_attribute("data-lost") or "")
+    await expect(status).to_have_text("Đang phát trực tiếp")  # connected again
+    assert len(links) == 2
+    live = await stack.client.get(f"/api/v1/live/{broadcast_id}")
+    assert live.json()["status"] == "live" and live.json()["officer_connected"], live.text
+
+    await page.get_by_role("button", name="Kết thúc").click()
+    await expect(status).to_have_text("Đã kết thúc")
+    done = await stack.wait_broadcast(broadcast_id, lambda b: counts(b, "played") == len(specs))
+    assert counts(done, "failed") == 0, "the clusters' stream never broke"
+    record = await ended(stack, broadcast_id)
+    assert record["end_reason"] == "ended by van.hanh"
+    assert all(d.stream_bytes[broadcast_id] > 0 for d in fleet.devices.values())
