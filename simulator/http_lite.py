@@ -93,19 +93,7 @@ async def open_stream(
 ) -> tuple[int, asyncio.StreamReader, asyncio.StreamWriter]:
     """Connect to a live stream (an Icecast mount) and read past the response headers; the
     caller reads the body for as long as it relays, and closes the writer."""
-    host, port, request = _request(url, "HTTP/1.0", "Icy-MetaData: 0\r\n")
-    async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection(host, port)
-        try:
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head.split(b"\r\n", 1)[0].split(b" ", 2)[1])
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError):
-            writer.close()
-            raise HttpLiteError("malformed stream response") from None
-        except BaseException:
-            writer.close()
-            raise
+    status, _, reader, writer = await _open(url, "HTTP/1.0", "Icy-MetaData: 0\r\n", timeout)
     return status, reader, writer
 
 
@@ -115,7 +103,14 @@ async def open_live(
     """Connect to a live voice stream (docs/protocol.md 4.4.1) over HTTP/1.1: the body is
     chunked, so its terminating chunk tells a clean end (the officer finished) from a
     connection that died. (status, headers with lower-case names, reader, writer)."""
-    host, port, request = _request(url, "HTTP/1.1", "Connection: close\r\n")
+    return await _open(url, "HTTP/1.1", "Connection: close\r\n", timeout)
+
+
+async def _open(
+    url: str, version: str, extra: str, timeout: float
+) -> tuple[int, dict[str, str], asyncio.StreamReader, asyncio.StreamWriter]:
+    """GET `url` and read past the response headers: (status, headers, reader, writer)."""
+    host, port, request = _request(url, version, extra)
     async with asyncio.timeout(timeout):
         reader, writer = await asyncio.open_connection(host, port)
         try:
