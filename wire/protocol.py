@@ -415,15 +415,40 @@ class ScheduleItem(BaseModel):
     display: Display | None = None
 
 
+class HeldWarning(BaseModel):
+    """One of the province's standard warnings (storm, flood, fire, evacuation) that every
+    cluster keeps, so an emergency naming it finds it held (docs/protocol.md 11.1)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: Code  # the library's id ("flood-evacuate"), for the self-test's report
+    title: str = ""
+    media: MediaRef  # signed for the cluster until the document's valid_until
+
+
+def warning_not_held(warning_id: str) -> str:
+    """The self-test's `failed` reason when a listed warning is missing or damaged and
+    could not be fetched again (docs/protocol.md 11.1); the control plane then pushes the
+    cluster a new document, with fresh grants."""
+    return f"{WARNING_NOT_HELD_PREFIX}{warning_id} not held"
+
+
+WARNING_NOT_HELD_PREFIX = "standard warning "
+
+
 class ScheduleDoc(_Message):
-    """Control plane to cluster, retained on its schedule topic: the next hours of plays.
-    A device keeps the highest version it has seen and reports it in heartbeats."""
+    """Control plane to cluster, retained on its schedule topic: the next hours of plays,
+    and the standard warnings to keep. A device keeps the highest version it has seen and
+    reports it in heartbeats."""
 
     cluster: Code
     version: int
     generated_at: datetime
     valid_until: datetime
     items: tuple[ScheduleItem, ...] = ()
+    # Empty in a province with no standard warnings; a device that predates them ignores
+    # the member (section 8) and downloads a warning when it is sent, as any clip.
+    warnings: tuple[HeldWarning, ...] = ()
     sig: str | None = None  # as on commands
 
 
