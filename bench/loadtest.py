@@ -76,6 +76,12 @@ class LoadtestOptions(BenchOptions):
     # Seconds between the confirmation step (reach with the clip: staged on the clusters)
     # and the send, for each fresh clip; None: sent without a confirmation step.
     stage_s: float | None = None
+    # A standard warning (docs/protocol.md 11.1): put in the library, held by every
+    # cluster, then aired by its id, `runs` times.
+    warning: bool = False
+    # The length of each emergency's clip: 5 s of tone is about 40 KB in the default
+    # 64 kbit/s rendition (inline); spoken warnings run 20 to 30 s (downloaded or staged).
+    clip_s: int = MEDIA_SECONDS
 
 
 class RssSampler(threading.Thread):
@@ -284,7 +290,7 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
                     continue
                 n = len(fresh) + len(staged)
                 clip = tone(
-                    province.work / f"alert-{n}.mp3", MEDIA_SECONDS, source=f"sine=f={660 + n}"
+                    province.work / f"alert-{n}.mp3", options.clip_s, source=f"sine=f={660 + n}"
                 )
                 runs.append(
                     _emergency(
@@ -331,6 +337,8 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
             result["staged_media_published"] = [
                 bool((r["staged"] or {}).get("published")) for r in staged
             ]
+        if options.warning:
+            result.update(_standard_warning(options, stack, database_url, province, console))
         result.update(result_floor)
         result["inline"] = options.inline
         result["stage_s"] = options.stage_s
@@ -348,6 +356,83 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
     _report(console, result, options.json_path)
     console.print(f"report: {options.json_path.with_suffix('.html')} and .png")
     return result
+
+
+WARNING_ID = "loadtest-flood"
+
+
+def _standard_warning(
+    options: LoadtestOptions,
+    stack: StackProcesses,
+    database_url: str,
+    province: Province,
+    console: Console,
+) -> dict[str, Any]:
+    """A standard warning (docs/protocol.md 11.1): a clip no cluster has heard put in the
+    library; how long until every cluster took the document listing it; the province's
+    self-test, which checks each cluster holds it; then the warning aired by its id, as
+    an emergency, `runs` times (each cluster should find it held: no download)."""
+    clip = tone(province.work / "warning.mp3", options.clip_s, source="sine=f=523")
+    deadline = time.monotonic() + options.timeout_s
+    with httpx.Client(base_url=stack.api_url, timeout=60) as client:
+        with clip.open("rb") as f:
+            sha = client.post("/api/v1/media", files={"file": ("warning.mp3", f)}).json()["sha256"]
+        started = time.perf_counter()
+        client.put(
+            f"/api/v1/warnings/{WARNING_ID}",
+            json={"title": "Load test: flood, move to high ground", "media_sha256": sha},
+        ).raise_for_status()
+        # The clusters behind the new document: seen behind, then none (a push and every
+        # confirmation between two polls would be missed: then the self-test still checks).
+        seen_behind, taken_s = False, None
+        while time.monotonic() < deadline:
+            behind = client.get("/api/v1/schedules/out-of-date", params={"area": PROVINCE})
+            behind.raise_for_status()
+            if behind.json():
+                seen_behind = True
+            elif seen_behind:
+                taken_s = time.perf_counter() - started
+                break
+            time.sleep(POLL_S)
+        operation = client.post("/api/v1/self-test").json()["operation_id"]
+        report: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            report = client.get("/api/v1/self-test/report", params={"area": PROVINCE}).json()
+            failures = sum(len(c["clusters"]) for c in report["communes"])
+            if report["operation_id"] == operation and report["passed"] == report["total"]:
+                break
+            if (
+                report["operation_id"] == operation
+                and failures
+                and not any(
+                    f["reason"] == "no answer" for c in report["communes"] for f in c["clusters"]
+                )
+            ):
+                break  # every cluster answered, and some failed: reported below
+            time.sleep(POLL_S)
+        held_s = time.perf_counter() - started
+        reasons = sorted({f["reason"] for c in report.get("communes", []) for f in c["clusters"]})
+    console.print(
+        f"standard warning: documents taken in {taken_s or 0:.2f} s, self-test passed "
+        f"{report.get('passed')} of {options.clusters} {reasons or ''}"
+    )
+    runs = [
+        _emergency(options, stack, database_url, None, console, [], body={"warning": WARNING_ID})
+        for _ in range(options.runs)
+    ]
+    times = [r["trigger_to_all_delivered_s"] for r in runs]
+    return {
+        "warning_documents_taken_s": round(taken_s, 3) if taken_s is not None else None,
+        "warning_self_test_passed": report.get("passed"),
+        "warning_self_test_failures": reasons,
+        "warning_held_checked_s": round(held_s, 3),
+        "warning_runs_all_delivered_s": times,
+        "warning_median_all_delivered_s": statistics.median(
+            t if t is not None else math.inf for t in times
+        ),
+        "warning_runs_lost": [r["lost"] for r in runs],
+        "warning_runs_cpu_api_ms_per_1000_acks": [r["cpu_api_ms_per_1000_acks"] for r in runs],
+    }
 
 
 SCHEDULE_LEAD_S = 5  # the slot is this far ahead when the schedule is saved
@@ -452,14 +537,16 @@ def _emergency(
     options: LoadtestOptions,
     stack: StackProcesses,
     database_url: str,
-    media: Path,
+    media: Path | None,
     console: Console,
     edges: list[Broker],
     *,
     stage_s: float | None = None,
+    body: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`stage_s`: the confirmation step first (reach, with the clip staged on the
-    clusters), then the send this many seconds later, as a duty officer reads and presses."""
+    clusters), then the send this many seconds later, as a duty officer reads and presses.
+    `body`: what the request names instead of an uploaded `media` (a standard warning)."""
     assert stack.api is not None and stack.simulator is not None and stack.broker is not None
     assert stack.broker.process is not None
     parts = {
@@ -471,30 +558,28 @@ def _emergency(
     sampler = RssSampler(stack.api.pid)
     sampler.start()
     with httpx.Client(base_url=stack.api_url, timeout=60) as client:
-        with media.open("rb") as f:
-            sha = client.post("/api/v1/media", files={"file": ("alert.mp3", f)}).json()["sha256"]
+        names: dict[str, Any] = dict(body or {})
+        if media is not None:
+            with media.open("rb") as f:
+                names["media_sha256"] = client.post(
+                    "/api/v1/media", files={"file": ("alert.mp3", f)}
+                ).json()["sha256"]
         # CPU from the request on: the clip's transcoding (ffmpeg, a child) is not the send.
         cpu_before = {name: _cpu_seconds(pid) for name, pid in parts.items()}
-        body = {
-            "title": "Load test: province-wide emergency",
-            "areas": [PROVINCE],
-            "media_sha256": sha,
-        }
+        request = {"title": "Load test: province-wide emergency", "areas": [PROVINCE], **names}
         acks_before = client.get("/api/v1/ingest").json()["counts"].get("acks_received", 0)
         confirmation: datetime | None = None
         staged: dict[str, Any] | None = None
         if stage_s is not None:
             confirmation = datetime.now(UTC)
-            reach = client.post(
-                "/api/v1/broadcasts/reach", json={"areas": [PROVINCE], "media_sha256": sha}
-            )
+            reach = client.post("/api/v1/broadcasts/reach", json={"areas": [PROVINCE], **names})
             reach.raise_for_status()
             staged = reach.json()["staged"]
             time.sleep(max(0.0, stage_s - (datetime.now(UTC) - confirmation).total_seconds()))
         profiler = _start_profiler(stack.api.pid)
         trigger = datetime.now(UTC)
         started = time.perf_counter()
-        response = client.post("/api/v1/broadcasts", json=body)
+        response = client.post("/api/v1/broadcasts", json=request)
         response.raise_for_status()
         accepted_s = time.perf_counter() - started
         broadcast_id = response.json()["id"]
@@ -529,7 +614,7 @@ def _emergency(
         "p50_delivered_s": round(percentile(delays, 0.5), 3) if delays else None,
         "p99_delivered_s": round(percentile(delays, 0.99), 3) if delays else None,
         "trigger_to_all_played_s": round(all_played_s, 3),
-        "media_seconds": MEDIA_SECONDS,
+        "media_seconds": options.clip_s,
         "api_peak_rss_mb": round(peak_rss, 1),
         "simulator_processes": options.processes,
         **cpu,
@@ -572,7 +657,7 @@ def _watch(
                 # Over a lossy network a lost `played` is asked for again only once the
                 # clip's length and the played grace have passed: stop past a margin.
                 all_confirmed = all_confirmed or time.perf_counter()
-                if time.perf_counter() - all_confirmed > MEDIA_SECONDS + PLAYED_MARGIN_S:
+                if time.perf_counter() - all_confirmed > options.clip_s + PLAYED_MARGIN_S:
                     break
             time.sleep(POLL_S)
     return state

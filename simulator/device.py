@@ -162,7 +162,8 @@ class SimulatedCluster(Operations, Speaker):
         word (the broker publishes the Will), and the device boots with only what it keeps
         in non-volatile memory (docs/protocol.md 4.8): the ids of unexpired commands it
         heard (a replay within their validity must not sound twice), the broadcasts it was
-        told to cancel, its held schedule and the plays from it not yet reported. A
+        told to cancel, its held schedule and the plays from it not yet reported, its
+        standard warnings and their files (a media cache that survives a reboot). A
         command only fetched is forgotten, so the control plane's re-send still plays it;
         one that was sounding is kept as interrupted (dropped, section 4.3)."""
         for playback in list(self._waiting.values()):
@@ -303,6 +304,7 @@ class SimulatedCluster(Operations, Speaker):
             self.rejected.append(f"schedule: old version {doc.version}")
             return
         if self.schedule.accept(doc, self.spec.profile):
+            self._hold_warnings(doc.warnings, until=doc.valid_until)
             self._publish_heartbeat()  # confirms the version at once
 
     def _report_local_plays(self) -> None:

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from simulator import http_lite
 from simulator.state import ClusterState
 from wire import media_auth
-from wire.protocol import Command, MediaRef
+from wire.protocol import Command, HeldWarning, MediaRef, warning_not_held
 
 # A download that fails for a passing reason (no connection, a timeout, HTTP 5xx or 429)
 # is tried again, backing off, until the command's validity ends (docs/protocol.md 4.1).
@@ -70,6 +70,47 @@ class Downloads(ClusterState):
         self._operations.add(task)  # kept referenced until done; stopped with the device
         task.add_done_callback(self._operations.discard)
 
+    def _hold_warnings(self, warnings: tuple[HeldWarning, ...], until: datetime) -> None:
+        """The standard warnings of a document just taken (protocol 11.1): each one not
+        held is fetched in the background (retried until the document's `valid_until`),
+        and every listed file is held from now on, a staged copy included."""
+        self.warnings = {w.id: w for w in warnings}
+        if self.spec.kind == "eboard":
+            return  # a screen shows the title; it needs no audio
+        for warning in warnings:
+            chosen = warning.media.for_profile(self.spec.profile)
+            self._staged.pop(chosen.sha256, None)  # no longer dropped at a staging's expiry
+            if self._holds(chosen.sha256) or chosen.sha256 in self._downloading:
+                continue
+
+            async def fetch(media: MediaRef = chosen) -> None:
+                if await self._fetch(media, until=until) is None:
+                    self.warnings_fetched += 1
+
+            task = asyncio.create_task(fetch())
+            self._operations.add(task)  # kept referenced until done; stopped with the device
+            task.add_done_callback(self._operations.discard)
+
+    async def _check_warnings(self) -> str | None:
+        """The self-test's part for the standard warnings (protocol 11.1): every listed
+        file present and still matching its sha256, a missing or damaged one fetched again
+        (one attempt); the reason for the first that cannot be."""
+        for warning_id, warning in sorted(self.warnings.items()):
+            chosen = warning.media.for_profile(self.spec.profile)
+            held = self._media_cache.get(chosen.sha256)
+            if held is not None and hashlib.sha256(held).hexdigest() == chosen.sha256:
+                continue
+            self._media_cache.pop(chosen.sha256, None)
+            if await self._fetch(chosen, fresh=True) is not None:
+                return warning_not_held(warning_id)
+            self.warnings_fetched += 1
+        return None
+
+    def _pinned(self, sha256: str) -> bool:
+        return any(
+            w.media.for_profile(self.spec.profile).sha256 == sha256 for w in self.warnings.values()
+        )
+
     def _holds(self, sha256: str) -> bool:
         """Whether the file is held, a staged copy only until its staging expires."""
         staged_until = self._staged.get(sha256)
@@ -82,7 +123,8 @@ class Downloads(ClusterState):
         until = self._staged.get(sha256)
         if until is not None and until <= self.clock():
             del self._staged[sha256]
-            self._media_cache.pop(sha256, None)
+            if not self._pinned(sha256):  # a standard warning listed since is kept
+                self._media_cache.pop(sha256, None)
             self.stages_expired += 1
 
     async def _fetch(

@@ -122,7 +122,8 @@ class Operations(Downloads):
     async def _self_check(self, command: Command) -> str | None:
         """Everything an emergency needs, without a sound: the command verified (it got
         here), the clip fetched afresh and checked, the amplifier answering, its lines
-        and relay sound. The first thing wrong, or None."""
+        and relay sound, the standard warnings held (protocol 11.1). The first thing
+        wrong, or None."""
         state = self.condition
         if command.media is not None and self.spec.kind != "eboard":
             failure = await self._fetch(command.media.for_profile(self.spec.profile), fresh=True)
@@ -138,4 +139,4 @@ class Operations(Downloads):
             return f"protection relay tripped ({state.relay_trip})"
         if state.speaker_faults:
             return f"speaker line(s) {', '.join(map(str, state.speaker_faults))} open or shorted"
-        return None
+        return await self._check_warnings()

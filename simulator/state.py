@@ -16,7 +16,7 @@ from simulator.spec import Condition, DeviceSpec, Environment
 from simulator.stored_schedule import StoredSchedule
 from wire import protocol
 from wire.mqtt_lite import LiteClient, MqttLiteError
-from wire.protocol import Ack, AckStage, Command, Display, Heartbeat
+from wire.protocol import Ack, AckStage, Command, Display, Heartbeat, HeldWarning
 from wire.signing import TrustStore
 
 SEEN_COMMANDS_MAX = 512  # ids remembered against replays; older ones have long expired
@@ -60,6 +60,10 @@ class ClusterState:
         self.inline_refused = 0  # inline copies whose sha256 did not match: downloaded
         self.stages_heard = 0  # stage commands that started a fetch
         self.stages_expired = 0  # staged clips dropped unused at their expiry
+        # The standard warnings the held schedule document lists, by id (protocol 11.1):
+        # their files are held whatever else is dropped, across a reboot too.
+        self.warnings: dict[str, HeldWarning] = {}
+        self.warnings_fetched = 0  # warning files fetched when a document listed them
         self._run_task: asyncio.Task[None] | None = None
         self._hb_seq = 0
         self.online = asyncio.Event()

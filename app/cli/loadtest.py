@@ -64,6 +64,22 @@ def loadtest(
             "on the clusters, and the send this many seconds later (a person reading: 3)"
         ),
     ] = None,
+    warning: Annotated[
+        bool,
+        typer.Option(
+            help="emergency profile: also a standard warning held on every cluster "
+            "(docs/protocol.md 11.1): put in the library, held, checked by a self-test, "
+            "then aired by its id, this often as --runs"
+        ),
+    ] = False,
+    clip_seconds: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="emergency profile: each clip's length (5 s: about 40 KB, carried in the "
+            "command; a spoken warning of 20 s is downloaded, or staged with --stage)",
+        ),
+    ] = 5,
 ) -> None:
     """Full stack in separate processes, one profile of a day; JSON, HTML and PNG results."""
     _needs_the_bench_extra()
@@ -84,6 +100,8 @@ def loadtest(
         runs=runs,
         inline=inline,
         stage_s=stage,
+        warning=warning,
+        clip_s=clip_seconds,
     )
     if profile == "emergency":
         run_loadtest(options)
