@@ -23,6 +23,7 @@ COPY broadcast broadcast
 COPY bulletins bulletins
 COPY live live
 COPY schedules schedules
+COPY standard_warnings standard_warnings
 COPY media media
 COPY scheduler scheduler
 COPY simulator simulator

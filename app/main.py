@@ -49,6 +49,8 @@ from reorganisation.router import router as reorganisation_router
 from reports.router import router as reports_router
 from schedules import router as schedules_api
 from schedules.router import Scheduling
+from standard_warnings.router import Library
+from standard_warnings.router import router as warnings_router
 from web.guard import sources_used
 from web.targets import Resolvers
 
@@ -89,6 +91,7 @@ def create_app(
         live_router,
         bulletins_router,
         schedules_api.router,
+        warnings_router,
         health_api.router,
         firmware_api.router,
         accounts_router,
@@ -157,7 +160,7 @@ def resolvers() -> Resolvers:
 
 def runtime_fits(
     runtime: Runtime,
-) -> tuple[Context, Sending, Ingesting, SigningIn, Scheduling, Live]:
+) -> tuple[Context, Sending, Ingesting, SigningIn, Scheduling, Live, Library]:
     """The domains ask for narrow contexts (Protocols) rather than the runtime itself;
     this is where mypy checks that the runtime provides every one of them. Not called."""
-    return runtime, runtime, runtime, runtime, runtime, runtime
+    return runtime, runtime, runtime, runtime, runtime, runtime, runtime

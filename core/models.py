@@ -16,3 +16,4 @@ def import_all_models() -> None:
     import live.models  # noqa: F401
     import media.models  # noqa: F401
     import schedules.models  # noqa: F401
+    import standard_warnings.models  # noqa: F401

@@ -28,6 +28,7 @@ class Action(StrEnum):
     OPERATE = "device.operate"  # remote commands, self-test, alarm acknowledgement
     FIRMWARE = "firmware.manage"
     REGISTRY = "registry.write"  # the area tree and the cluster register
+    WARNINGS = "warning.manage"  # the standard warnings every cluster holds (issue 24)
     ACCOUNTS = "accounts.manage"
     AUDIT = "audit.read"
     SELF = "self"  # one's own session, password and tokens
@@ -40,7 +41,10 @@ ALLOWED: dict[Role, frozenset[Action]] = {
     Role.DISTRICT_OPERATOR: _OPERATOR | {Action.DISTRIBUTE, Action.INBOX},
     # The duty officer alone (with the administrator) sends emergencies (issue 6): a
     # commune's own alarm for a fire goes as a priority broadcast.
-    Role.PROVINCE_OFFICER: _OPERATOR | {Action.SEND_EMERGENCY, Action.DISTRIBUTE},
+    # The standard warnings are what emergencies air, so their library is the duty
+    # officer's too (issue 24).
+    Role.PROVINCE_OFFICER: _OPERATOR
+    | {Action.SEND_EMERGENCY, Action.DISTRIBUTE, Action.WARNINGS},
     Role.EDITOR: _EVERYONE | {Action.MEDIA, Action.BULLETIN},
     Role.TECHNICIAN: _EVERYONE | {Action.OPERATE, Action.FIRMWARE},
     Role.ADMIN: frozenset(Action),
@@ -78,6 +82,7 @@ _WORDS = {
     Action.OPERATE: "command devices",
     Action.FIRMWARE: "manage firmware",
     Action.REGISTRY: "change the area tree or the cluster register",
+    Action.WARNINGS: "change the standard warnings (the duty officer does)",
     Action.ACCOUNTS: "manage accounts",
     Action.AUDIT: "read the audit log",
     Action.SELF: "do this",

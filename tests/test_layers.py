@@ -50,6 +50,7 @@ PACKAGES = (
     "bulletins",
     "media",
     "schedules",
+    "standard_warnings",
     "scheduler",
     "simulator",
     "app",

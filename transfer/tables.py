@@ -67,6 +67,9 @@ POLICIES: dict[str, Policy] = {
     "media_originals": Policy(Identity.KEPT),
     "media_files": Policy(Identity.KEPT),
     "firmware_images": Policy(Identity.KEPT, same=("sha256",)),
+    # Both provinces may have a "flood-evacuate" of their own: the same id with another
+    # title or clip is a conflict, reported, and the receiving library's is kept.
+    "standard_warnings": Policy(Identity.KEPT, same=("title", "media_sha256")),
     # history
     # No id of its own across instances: the same moment, actor, action and target is
     # the same entry (an archive imported twice adds nothing twice).

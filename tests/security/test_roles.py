@@ -49,6 +49,10 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     },
     "command clusters": {IN: {"technician", "admin"}, OUT: {"admin"}},
     "rename an area": {IN: {"admin"}, OUT: {"admin"}},
+    "change a standard warning": {
+        IN: {"province_officer", "admin"},
+        OUT: {"province_officer", "admin"},
+    },
     "list accounts": {IN: {"admin"}, OUT: {"admin"}},
     "search the audit log": {IN: {"admin"}, OUT: {"admin"}},
 }
@@ -125,6 +129,12 @@ def _requests(p: dict[str, Any], where: str) -> dict[str, tuple[str, str, dict[s
             {"kind": "report_status", "clusters": [cluster]},
         ),
         "rename an area": ("PATCH", f"/api/v1/areas/{commune}", {"name": "Xã mới"}),
+        # The library is the province's: no area inside or outside, the same for both.
+        "change a standard warning": (
+            "PUT",
+            "/api/v1/warnings/flood-evacuate",
+            {"title": "Lũ: sơ tán", "media_sha256": p["media"]},
+        ),
         "list accounts": ("GET", "/api/v1/users", None),
         "search the audit log": ("GET", "/api/v1/audit", None),
     }
