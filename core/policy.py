@@ -43,8 +43,7 @@ ALLOWED: dict[Role, frozenset[Action]] = {
     # commune's own alarm for a fire goes as a priority broadcast.
     # The standard warnings are what emergencies air, so their library is the duty
     # officer's too (issue 24).
-    Role.PROVINCE_OFFICER: _OPERATOR
-    | {Action.SEND_EMERGENCY, Action.DISTRIBUTE, Action.WARNINGS},
+    Role.PROVINCE_OFFICER: _OPERATOR | {Action.SEND_EMERGENCY, Action.DISTRIBUTE, Action.WARNINGS},
     Role.EDITOR: _EVERYONE | {Action.MEDIA, Action.BULLETIN},
     Role.TECHNICIAN: _EVERYONE | {Action.OPERATE, Action.FIRMWARE},
     Role.ADMIN: frozenset(Action),
