@@ -4,6 +4,10 @@ through a network outage (docs/protocol.md section 11).
 A cluster gets a new version only when its items change (a digest of their content is
 kept), so a push every half minute costs nothing when nothing changed. Media URLs in the
 items are signed for the cluster and valid until each item expires.
+
+The province's standard warnings (docs/protocol.md 11.1) are in every cluster's document:
+with a library, every cluster gets one, plays or not, and a change to the library is a
+change to every digest, so every cluster gets a new version.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql import Select
 
-from broadcast.commands import Content, MediaSet, media_ref, url_signer
+from broadcast.commands import Content, MediaSet, UrlFor, media_ref, url_signer
 from broadcast.dispatch import load_content
 from bulletins import service as bulletin_service
 from bulletins.models import Bulletin
@@ -37,11 +42,13 @@ from schedules.models import Schedule
 from schedules.recurrence import slots
 from schedules.states import ScheduleStatus
 from schedules.targets import ClusterIndex
+from standard_warnings import repository as warning_repository
 from wire import protocol
 from wire.protocol import (
     CommandClass,
     Display,
     DisplayStyle,
+    HeldWarning,
     ScheduleDoc,
     ScheduleItem,
     StreamRef,
@@ -106,6 +113,32 @@ async def _plays_by_cluster(
     return found
 
 
+@dataclass(frozen=True)
+class _Held:
+    """A standard warning as every cluster's document lists it."""
+
+    id: str
+    title: str
+    audio: MediaSet
+
+    def digest_key(self) -> list[object]:
+        return [self.id, self.title, self.audio.main.sha256, _alternates(self.audio)]
+
+
+def _alternates(audio: MediaSet) -> list[str]:
+    return sorted(m.sha256 for m in audio.alternates.values())
+
+
+async def _library(session: AsyncSession) -> list[_Held]:
+    """The standard warnings with their renditions, by id (a province keeps a handful)."""
+    held = []
+    for warning in await warning_repository.all_warnings(session):
+        content = await load_content(session, media_sha256=warning.media_sha256, image_sha256=None)
+        if content.audio is not None:  # (the foreign key keeps the file)
+            held.append(_Held(warning.id, warning.title, content.audio))
+    return held
+
+
 def _airable(bulletin: Bulletin, schedule: Schedule, slot: datetime) -> bool:
     try:
         bulletin_service.airable(bulletin, CommandClass(schedule.cls), slot)
@@ -114,7 +147,8 @@ def _airable(bulletin: Bulletin, schedule: Schedule, slot: datetime) -> bool:
     return True
 
 
-def _digest(plays: list[_Play]) -> str:
+def _digest(plays: list[_Play], library: str) -> str:
+    """`library`: the standard warnings' part, the same for every cluster ("" without)."""
     content = [
         (
             p.item_id,
@@ -128,7 +162,18 @@ def _digest(plays: list[_Play]) -> str:
         )
         for p in sorted(plays, key=lambda p: (p.starts_at, p.item_id))
     ]
-    return hashlib.sha256(json.dumps(content).encode()).hexdigest()
+    text = json.dumps(content)
+    if library:
+        # Without a library the digest is what it was before warnings existed, so adding
+        # the feature pushes nobody a document that did not change.
+        text = f"[{text}, {library}]"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _held_warning(held: _Held, target: Target, url_for: UrlFor) -> HeldWarning:
+    # Signed for this cluster until the document's valid_until, and never `data`: the
+    # device fetches each in the background (docs/protocol.md 11.1).
+    return HeldWarning(id=held.id, title=held.title, media=media_ref(held.audio, target, url_for))
 
 
 def _item(play: _Play, code: str, settings: Settings) -> ScheduleItem:
@@ -179,13 +224,16 @@ async def push_schedules(
     began = time.perf_counter()
     async with session_scope(sessions) as session:
         plays = await _plays_by_cluster(session, settings, now)
-        rows = (
-            await session.execute(
-                select(
-                    Cluster.id, Cluster.code, Cluster.schedule_version, Cluster.schedule_digest
-                ).where((Cluster.id.in_(list(plays))) | Cluster.schedule_digest.is_not(None))
+        library = await _library(session)
+        query: Select[int, str, int, str | None] = select(
+            Cluster.id, Cluster.code, Cluster.schedule_version, Cluster.schedule_digest
+        )
+        if not library:  # else every cluster holds a document: the warnings
+            query = query.where(
+                (Cluster.id.in_(list(plays))) | Cluster.schedule_digest.is_not(None)
             )
-        ).all()
+        rows = (await session.execute(query)).all()
+    library_key = json.dumps([h.digest_key() for h in library]) if library else ""
     changed: list[tuple[int, str, int, str, list[_Play]]] = []
     # Versions are milliseconds of the clock (and always above the last): unique across a
     # database restored from backup or reset, so a cluster never mistakes a new document
@@ -193,7 +241,7 @@ async def push_schedules(
     stamp = int(now.timestamp() * 1000)
     for cid, code, version, digest in rows:
         mine = plays.get(cid, [])
-        new_digest = _digest(mine)
+        new_digest = _digest(mine, library_key)
         if new_digest != digest:
             changed.append((cid, code, max(version + 1, stamp), new_digest, mine))
     if not changed:
@@ -214,6 +262,7 @@ async def push_schedules(
             statement, [{"_id": cid, "v": v, "d": d, "at": now} for cid, _, v, d, _ in changed]
         )
     valid_until = now + timedelta(hours=settings.schedule_push_hours)
+    held_url_for = url_signer(settings.media_url, valid_until)
     messages = [
         Outgoing(
             protocol.schedule_topic(code),
@@ -227,6 +276,9 @@ async def push_schedules(
                         items=tuple(
                             _item(p, code, settings)
                             for p in sorted(mine, key=lambda p: p.starts_at)
+                        ),
+                        warnings=tuple(
+                            _held_warning(h, Target(cluster=code), held_url_for) for h in library
                         ),
                     )
                 )
