@@ -31,6 +31,7 @@ from core.database import Placeholder, chunked, executemany_rows, fetch_rows
 from core.paging import paged
 from devices import repository as device_repository
 from devices.models import Cluster
+from standard_warnings import repository as warning_repository
 
 S = DeliveryState
 
@@ -54,6 +55,14 @@ async def aired_before(session: AsyncSession, *, media_sha256: str, broadcast_id
         .limit(1)
     )
     return found is not None
+
+
+async def held_by_clusters(session: AsyncSession, *, media_sha256: str, broadcast_id: str) -> bool:
+    """Whether the clusters likely hold this audio already: a standard warning's clip (every
+    cluster keeps it, docs/protocol.md 11.1), or one another broadcast carried."""
+    return await warning_repository.holds(session, media_sha256) or await aired_before(
+        session, media_sha256=media_sha256, broadcast_id=broadcast_id
+    )
 
 
 async def get(session: AsyncSession, broadcast_id: str) -> Broadcast | None:

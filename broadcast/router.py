@@ -15,6 +15,7 @@ from broadcast.states import TERMINAL
 from core.database import session_scope
 from core.policy import Action
 from core.schemas import Limit, Offset, Page
+from standard_warnings import airing as warning_airing
 from web.deps import ActorDep, SessionDep
 from web.guard import allow
 from web.targets import From, Resolver, stored
@@ -152,8 +153,11 @@ async def reach(
     """How many clusters, e-boards and communes these targets cover: what a duty officer
     confirms before sending. With the audio to be sent (`media_sha256` or `bulletin_id`,
     and the right to send it there), the clusters fetch and verify it meanwhile
-    (`staged`), so the send finds it held."""
+    (`staged`), so the send finds it held. A standard warning (`warning`) is held
+    already: nothing is staged."""
     found = await service.reach(session=session, areas=data.areas, clusters=data.clusters)
+    if data.warning is not None:  # held by every cluster: known, and nothing to stage
+        await warning_airing.named(session, data.warning)
     if data.stages:
         staged = await staging.stage(session=session, runtime=runtime, data=data, actor=actor)
         found = found.model_copy(update={"staged": staged})

@@ -13,7 +13,9 @@ Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 class BroadcastCreate(BaseModel):
-    title: str = Field(min_length=1, max_length=300)
+    title: str = Field(
+        default="", max_length=300, description="required, unless a warning brings its own"
+    )
     cls: CommandClass = Field(default=CommandClass.EMERGENCY, alias="class")
     level: SenderLevel | None = Field(
         default=None,
@@ -28,6 +30,11 @@ class BroadcastCreate(BaseModel):
         description="the approved bulletin to air (its content); emergencies may omit it",
     )
     media_sha256: Sha256 | None = None
+    warning: CodeStr | None = Field(
+        default=None,
+        description="a standard warning's id (GET /api/v1/warnings): its audio, which every "
+        "cluster holds, and its title unless one is given",
+    )
     stream_url: AnyHttpUrl | None = None
     stream_starts_at: datetime | None = Field(default=None, description="absent: at once")
     stream_ends_at: datetime | None = Field(default=None, description="absent: at expiry")
@@ -60,15 +67,28 @@ class BroadcastCreate(BaseModel):
 
     @model_validator(mode="after")
     def _one_source_some_targets(self) -> BroadcastCreate:
+        if self.warning is not None:
+            # The warning is the audio; `text` stays what e-boards show, as beside a
+            # recording (it is read aloud only when there is no audio).
+            for name in ("media_sha256", "stream_url", "bulletin_id"):
+                if getattr(self, name) is not None:
+                    raise refuse("warning", f"a warning is its own audio: give it or {name}")
+            if self.display_only:
+                raise refuse("warning", "a display-only broadcast has no sound to take")
+        elif not self.title:
+            raise refuse("title", "give a title (a warning brings its own)")
         if self.media_sha256 is not None and self.stream_url is not None:
             raise refuse("stream_url", "give media_sha256 or stream_url, not both")
         if (
             self.bulletin_id is None
             and self.media_sha256 is None
+            and self.warning is None
             and self.stream_url is None
             and not (self.text or "").strip()
         ):
-            raise refuse("text", "give bulletin_id, media_sha256, stream_url or text (read aloud)")
+            raise refuse(
+                "text", "give bulletin_id, media_sha256, warning, stream_url or text (read aloud)"
+            )
         if not self.areas and not self.clusters:
             raise refuse("areas", "give at least one target in areas or clusters")
         if self.display_only:
@@ -98,6 +118,7 @@ class BroadcastCreate(BaseModel):
             not self.display_only
             and self.bulletin_id is None
             and self.media_sha256 is None
+            and self.warning is None
             and self.stream_url is None
         )
 
@@ -177,6 +198,8 @@ class ReachRequest(BaseModel):
     bulletin_id: str | None = Field(
         default=None, max_length=36, description="an approved bulletin whose audio to stage"
     )
+    # A standard warning is held by every cluster already: nothing to stage.
+    warning: CodeStr | None = Field(default=None, description="a standard warning's id")
     cls: CommandClass = Field(default=CommandClass.EMERGENCY, alias="class")
     level: SenderLevel | None = None
 
@@ -186,6 +209,8 @@ class ReachRequest(BaseModel):
     def _one_content(self) -> ReachRequest:
         if self.media_sha256 is not None and self.bulletin_id is not None:
             raise refuse("bulletin_id", "give media_sha256 or bulletin_id, not both")
+        if self.warning is not None and (self.media_sha256 or self.bulletin_id):
+            raise refuse("warning", "a warning is its own audio: give it alone")
         return self
 
     @property

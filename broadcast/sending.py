@@ -1,6 +1,6 @@
 """Sending a broadcast, from any entry point (the API, a bulletin sent down from the
-province, an accepted inbox item): speak typed text, take the content from its bulletin,
-write the deliveries, commit, then publish."""
+province, an accepted inbox item): speak typed text, take the content from its bulletin
+or the standard warning it names, write the deliveries, commit, then publish."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from bulletins import service as bulletin_service
 from core.actors import Actor
 from core.database import session_scope
 from media.tts import speech
+from standard_warnings import airing as warning_airing
 
 AlsoInTransaction = Callable[[AsyncSession, Broadcast], Awaitable[None]]
 
@@ -77,6 +78,7 @@ async def _write(
     written = []
     async with runtime.writing() as session:
         for data, also in batch:
+            data = await warning_airing.resolve(session=session, data=data)
             data, bulletin = await airing.resolve(
                 session=session, clock=runtime.clock, actor=actor, data=data
             )
@@ -98,7 +100,10 @@ async def _write(
             if also is not None:
                 await also(session, broadcast)
             content = await content_of(session, broadcast)
-            if broadcast.media_sha256 and await repository.aired_before(
+            # Held by the clusters (a standard warning, a repeat): the play does not carry
+            # it. A re-send still does (dispatch.plan_resends): it goes to a cluster that
+            # has not confirmed, which most likely lacks it.
+            if broadcast.media_sha256 and await repository.held_by_clusters(
                 session, media_sha256=broadcast.media_sha256, broadcast_id=broadcast.id
             ):
                 content = replace(content, first_airing=False)

@@ -22,6 +22,7 @@ from broadcast.schemas import ReachRequest, Staged
 from bulletins import service as bulletin_service
 from core.actors import Actor
 from core.errors import InvalidInput
+from standard_warnings import repository as warning_repository
 
 STAGE_PREFIX = "stage-"  # a stage command's id and broadcast: never a broadcast's
 
@@ -30,7 +31,8 @@ async def stage(
     *, session: AsyncSession, runtime: Sending, data: ReachRequest, actor: Actor
 ) -> Staged | None:
     """Publish a stage command for the request's audio to its targets, if the actor may
-    send it there; None when there is no audio to fetch (a relay, text to be spoken)."""
+    send it there; None when there is no audio to fetch (a relay, text to be spoken, a
+    standard warning the clusters hold)."""
     level = await authorise_aimed(session, actor, Deed.SEND, data)
     sha256 = data.media_sha256
     now = runtime.clock.now()
@@ -38,8 +40,8 @@ async def stage(
         bulletin = await bulletin_service.get(session=session, bulletin_id=data.bulletin_id)
         bulletin_service.airable(bulletin, data.cls, now)
         sha256 = bulletin.media_sha256
-    if sha256 is None:
-        return None
+    if sha256 is None or await warning_repository.holds(session, sha256):
+        return None  # a standard warning's clip: every cluster holds it (protocol 11.1)
     content = await load_content(session, media_sha256=sha256, image_sha256=None)
     if await repository.aired_before(session, media_sha256=sha256, broadcast_id=""):
         content = replace(content, first_airing=False)  # the play will not carry it

@@ -146,6 +146,7 @@ AUDITED = (
     "firmware",
     "bulletin_id",
     "media_sha256",
+    "warning",
     "stream_url",
     "expires_at",
 )
