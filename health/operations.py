@@ -34,7 +34,15 @@ from health.models import Operation, OperationResult
 from health.schemas import OperationCreate, OperationRead, OperationResultRead
 from media.models import MediaFile
 from wire import media_auth, protocol
-from wire.protocol import Ack, AckStage, Command, CommandKind, OperationParams, Target
+from wire.protocol import (
+    WARNING_NOT_HELD_PREFIX,
+    Ack,
+    AckStage,
+    Command,
+    CommandKind,
+    OperationParams,
+    Target,
+)
 
 OP_PREFIX = "op-"  # operation ids: acknowledgements naming one are routed here
 SET_AREAS_VALID = timedelta(days=7)  # a device off for days is told when it is back
@@ -323,6 +331,7 @@ async def apply_acks(
         results[(op, code)] = (rid, current)
         kinds[op] = kind
     settled: set[str] = set()  # clusters that confirmed their new areas
+    unheld: set[str] = set()  # clusters missing a standard warning they could not fetch
     changes: dict[int, dict[str, Any]] = {}
     for item, ack in acks:
         found = results.get((ack.broadcast, ack.cluster))
@@ -339,6 +348,8 @@ async def apply_acks(
         results[(ack.broadcast, ack.cluster)] = (result_id, state)
         if state == OperationState.DONE and kinds[ack.broadcast] == CommandKind.SET_AREAS.value:
             settled.add(ack.cluster)
+        if _warning_not_held(state, kinds[ack.broadcast], ack.reason):
+            unheld.add(ack.cluster)
         changes[result_id] = {
             "p_id": result_id,
             "p_state": state,
@@ -362,6 +373,23 @@ async def apply_acks(
         await session.execute(
             update(Cluster).where(Cluster.code.in_(settled)).values(moving_from=None)
         )
+    if unheld:
+        # Most likely its document's grants ran out before it could fetch the file again:
+        # forgetting the digest makes the next push (within SCHEDULE_PUSH_INTERVAL_S) send
+        # it a new document with fresh grants, as after a failed publish (schedules/push.py;
+        # docs/protocol.md 11.1).
+        await session.execute(
+            update(Cluster).where(Cluster.code.in_(unheld)).values(schedule_digest=None)
+        )
+
+
+def _warning_not_held(state: OperationState, kind: str, reason: str | None) -> bool:
+    """A self-test failed because a standard warning is missing or damaged on the cluster."""
+    return (
+        state == OperationState.FAILED
+        and kind == CommandKind.SELF_TEST.value
+        and (reason or "").startswith(WARNING_NOT_HELD_PREFIX)
+    )
 
 
 async def expire(session: AsyncSession, *, now: datetime) -> None:
