@@ -25,9 +25,10 @@ class AlertRequest:
     clusters: list[str]
     media: Path | None
     stream: str | None
-    title: str
+    title: str | None  # None: the warning's
     text: str | None = None  # read aloud when there is no media or stream; on e-boards always
     bulletin: str | None = None  # an approved bulletin (what a normal or priority send needs)
+    warning: str | None = None  # a standard warning's id: the clusters hold its clip
     cls: str = "emergency"
     expires_in_s: int = 3600
     timeout_s: float = 120.0
@@ -52,16 +53,19 @@ def send_and_watch(request: AlertRequest, console: Console | None = None) -> boo
     console = console or Console()
     with api_client.client(request.api_url, timeout=60) as client:
         body: dict[str, Any] = {
-            "title": request.title,
             "class": request.cls,
             "areas": request.areas,
             "clusters": request.clusters,
             "expires_at": _in_seconds(request.expires_in_s),
         }
+        if request.title:
+            body["title"] = request.title
         if request.text:
             body["text"] = request.text
         if request.bulletin:
             body["bulletin_id"] = request.bulletin
+        if request.warning:
+            body["warning"] = request.warning
         if request.media is not None:
             with request.media.open("rb") as f:
                 media = _check(
@@ -77,7 +81,8 @@ def send_and_watch(request: AlertRequest, console: Console | None = None) -> boo
         sent = _check(client.post("/api/v1/broadcasts", json=body))
         total = sent["total"]
         console.print(
-            f"[bold]{sent['class']}[/] broadcast [cyan]{sent['id']}[/] to {total} clusters "
+            f"[bold]{sent['class']}[/] broadcast [cyan]{sent['id']}[/] {sent['title']!r} "
+            f"to {total} clusters "
             f"(areas {', '.join(sent['target_areas']) or '-'}), accepted in "
             f"{time.monotonic() - started:.2f}s"
         )
@@ -111,7 +116,7 @@ def _confirmed(
     (docs/protocol.md 4.2), so the send finds it held."""
     review = {
         key: body[key]
-        for key in ("areas", "clusters", "media_sha256", "bulletin_id", "class")
+        for key in ("areas", "clusters", "media_sha256", "bulletin_id", "warning", "class")
         if key in body
     }
     return confirm(_check(client.post("/api/v1/broadcasts/reach", json=review)))

@@ -191,3 +191,53 @@ async def test_technician_commands_show_health_and_change_a_cluster(
     cells = [c.strip() for c in row.split("│") if c.strip()]
     total = len([s for s in await fetch_specs(url) if "25216" in s.areas])  # e-boards too
     assert cells[2:] == [str(total), "3", str(total - 3), "0", "1"]
+
+
+async def test_alert_airs_a_standard_warning_by_its_id(
+    stack: Stack, fleet_factory: Callable[..., Fleet], tone_mp3: Path
+) -> None:
+    specs = (await small_province(stack)).speakers("25216")
+    fleet = fleet_factory(specs)
+    await fleet.start()
+    with tone_mp3.open("rb") as f:
+        clip = (await stack.client.post("/api/v1/media", files={"file": ("lu.mp3", f)})).json()
+    put = await stack.client.put(
+        "/api/v1/warnings/flood-evacuate",
+        json={"title": "Lũ: sơ tán ngay", "media_sha256": clip["sha256"]},
+    )
+    assert put.status_code == 201, put.text
+    asked: list[dict[str, Any]] = []
+
+    def accept(reach: dict[str, Any]) -> bool:
+        asked.append(reach)
+        return True
+
+    request = AlertRequest(
+        api_url=stack.settings.public_base_url,
+        areas=["25216"],
+        clusters=[],
+        media=None,
+        stream=None,
+        title=None,
+        warning="flood-evacuate",
+        confirm=accept,
+    )
+    out = StringIO()
+    ok = await asyncio.to_thread(send_and_watch, request, Console(file=out, width=120))
+    assert ok is True, out.getvalue()
+    [reach] = asked
+    assert reach["speakers"] == len(specs) and reach["staged"] is None, "held: nothing staged"
+    assert "'Lũ: sơ tán ngay'" in out.getvalue()
+    [sent] = (await stack.client.get("/api/v1/broadcasts")).json()["items"]
+    assert sent["title"] == "Lũ: sơ tán ngay"
+
+
+def test_alert_refuses_a_warning_with_other_audio() -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import app
+
+    result = CliRunner().invoke(
+        app, ["alert", "--area", "70", "--warning", "storm-9", "--stream", "http://h/s"]
+    )
+    assert result.exit_code == 2 and "--warning" in result.output

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 app = typer.Typer()
+DEFAULT_TITLE = "Thông báo khẩn cấp"
 
 
 @app.command()
@@ -20,7 +21,14 @@ def alert(
         str | None, typer.Option(help="bulletin text: read aloud if no --media/--stream")
     ] = None,
     bulletin: Annotated[str | None, typer.Option(help="an approved bulletin's id")] = None,
-    title: str = "Thông báo khẩn cấp",
+    warning: Annotated[
+        str | None,
+        typer.Option(help="a standard warning's id: its clip, held by every cluster already"),
+    ] = None,
+    title: Annotated[
+        str | None,
+        typer.Option(help=f"default: the warning's, else {DEFAULT_TITLE!r}"),
+    ] = None,
     cls: Annotated[
         str, typer.Option("--class", help="emergency, priority or normal")
     ] = "emergency",
@@ -42,8 +50,10 @@ def alert(
 
     if media is not None and stream is not None:
         raise typer.BadParameter("give --media or --stream, not both")
-    if media is None and stream is None and not text and not bulletin:
-        raise typer.BadParameter("give --media, --stream, --text or --bulletin")
+    if warning and (media is not None or stream is not None or bulletin):
+        raise typer.BadParameter("a --warning is its own audio: no --media, --stream or --bulletin")
+    if media is None and stream is None and not text and not bulletin and not warning:
+        raise typer.BadParameter("give --media, --stream, --text, --bulletin or --warning")
     if not area and not cluster:
         raise typer.BadParameter("give at least one --area or --cluster")
     import httpx
@@ -55,9 +65,10 @@ def alert(
         clusters=cluster or [],
         media=media,
         stream=stream,
-        title=title,
+        title=title if title or warning else DEFAULT_TITLE,
         text=text,
         bulletin=bulletin,
+        warning=warning,
         cls=cls,
         expires_in_s=expires_in,
         timeout_s=timeout,
