@@ -36,6 +36,7 @@ from health import service as health_service
 from reports import airtime, monthly
 from schedules import queries as schedule_queries
 from schedules.recurrence import to_utc, zone
+from standard_warnings import service as warning_service
 from web.deps import SESSION_COOKIE, RuntimeDep
 from web.guard import enforce, guarded
 from web.targets import From
@@ -217,9 +218,18 @@ async def _commune_map(session: AsyncSession, areas: list[Area]) -> list[Any]:
 async def emergency_page(request: Request, runtime: RuntimeDep, actor: SignedIn) -> Response:
     async with session_scope(runtime.sessions) as session:
         approved = await _approved_bulletins(session, actor)
+        warnings = await warning_service.list_all(session=session)
         areas = await _areas_for(session, actor)
         shapes = await _commune_map(session, areas)
-    return _render(request, "emergency.html", actor, areas=areas, shapes=shapes, bulletins=approved)
+    return _render(
+        request,
+        "emergency.html",
+        actor,
+        areas=areas,
+        shapes=shapes,
+        bulletins=approved,
+        warnings=warnings,
+    )
 
 
 @router.get("/voice", dependencies=[page(Action.SEND, From.ANYWHERE)])

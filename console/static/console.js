@@ -160,13 +160,23 @@ if (emergency) {
     reviewed = { source, sha256 };
     return sha256;
   };
+  // A standard warning brings its title (the officer may change it); the clusters hold
+  // its clip, so nothing is staged at the review (docs/protocol.md 11.1).
+  const warning = emergency.querySelector("select[name=warning]");
+  if (warning) {
+    warning.addEventListener("change", () => {
+      const picked = warning.selectedOptions[0];
+      if (picked && picked.value && !emergency.title.value.trim()) emergency.title.value = picked.dataset.title;
+    });
+  }
   emergency.querySelector("#review").addEventListener("click", async () => {
     show("emergency-error", "");
     try {
       const body = { areas: chosen() };
       const sha256 = await reviewedAudio();
       if (sha256) body.media_sha256 = sha256;
-      else if (emergency.bulletin && emergency.bulletin.value) body.bulletin_id = emergency.bulletin.value;
+      if (warning && warning.value) body.warning = warning.value;
+      else if (!sha256 && emergency.bulletin && emergency.bulletin.value) body.bulletin_id = emergency.bulletin.value;
       const reach = await api("POST", "/api/v1/broadcasts/reach", body);
       const text = document.getElementById("summary-text");
       text.textContent = text.dataset.template
@@ -194,6 +204,7 @@ if (emergency) {
       if (text) body.text = text;
       if (emergency.drill.checked) body.drill = true;
       if (emergency.bulletin && emergency.bulletin.value) body.bulletin_id = emergency.bulletin.value;
+      if (warning && warning.value) body.warning = warning.value;
       const sha256 = await reviewedAudio();
       if (sha256) body.media_sha256 = sha256;
       const sent = await api("POST", "/api/v1/broadcasts", body);

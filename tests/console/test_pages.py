@@ -309,6 +309,32 @@ async def test_an_emergency_from_an_approved_bulletin(
     await expect(page.locator("#drill")).to_have_text("Diễn tập")
 
 
+async def test_an_emergency_from_a_standard_warning(
+    stack: Stack, browser: Browser, tone_mp3: Path
+) -> None:
+    await small_province(stack)
+    media = await upload(stack, tone_mp3)
+    put = await stack.client.put(
+        "/api/v1/warnings/flood-evacuate",
+        json={"title": "Lũ: sơ tán ngay", "media_sha256": media["sha256"]},
+    )
+    assert put.status_code == 201, put.text
+    await make_user(stack, "truc.ban", role="province_officer")
+    base = stack.settings.public_base_url
+    page = await browser.new_page()
+    await _sign_in(page, base, "truc.ban")
+    await page.goto(f"{base}/console/emergency")
+    await page.locator(f"g.commune[data-code='{COMMUNE}']").click()
+    await page.get_by_label("Một cảnh báo soạn sẵn", exact=False).select_option("flood-evacuate")
+    await expect(page.get_by_label("Tiêu đề")).to_have_value("Lũ: sơ tán ngay")  # its own
+    await page.get_by_role("button", name="Xem lại").click()
+    await page.get_by_role("button", name="Phát tin khẩn cấp ngay").click()
+    await page.wait_for_url(f"{base}/console/broadcasts/**")
+    sent = await stack.broadcast(page.url.rsplit("/", 1)[-1])
+    assert sent["media_sha256"] == media["sha256"] and sent["title"] == "Lũ: sơ tán ngay"
+    assert sent["target_areas"] == [COMMUNE]
+
+
 # Every field named for a screen reader, every image described, the page's language set,
 # and nothing that can take the focus hidden from the keyboard.
 A11Y = """() => {
