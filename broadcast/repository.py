@@ -60,9 +60,10 @@ async def aired_before(session: AsyncSession, *, media_sha256: str, broadcast_id
 async def held_by_clusters(session: AsyncSession, *, media_sha256: str, broadcast_id: str) -> bool:
     """Whether the clusters likely hold this audio already: a standard warning's clip (every
     cluster keeps it, docs/protocol.md 11.1), or one another broadcast carried."""
-    return await warning_repository.holds(session, media_sha256) or await aired_before(
+    # A repeat first: scheduled plays, most of the sends that hold their clip, ask one query.
+    return await aired_before(
         session, media_sha256=media_sha256, broadcast_id=broadcast_id
-    )
+    ) or await warning_repository.holds(session, media_sha256)
 
 
 async def get(session: AsyncSession, broadcast_id: str) -> Broadcast | None:

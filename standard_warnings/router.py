@@ -35,7 +35,11 @@ async def list_warnings(session: SessionDep) -> list[WarningRead]:
     return [WarningRead.model_validate(w) for w in warnings]
 
 
-@router.put("/{id}", dependencies=[allow(Action.WARNINGS, From.PROVINCE)])
+@router.put(
+    "/{id}",
+    responses={status.HTTP_201_CREATED: {"model": WarningRead, "description": "created"}},
+    dependencies=[allow(Action.WARNINGS, From.PROVINCE)],
+)
 async def put_warning(
     warning_id: WarningId,
     data: WarningPut,
