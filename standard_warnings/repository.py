@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from standard_warnings.models import StandardWarning
@@ -24,3 +24,7 @@ async def holds(session: AsyncSession, media_sha256: str) -> bool:
         select(StandardWarning.id).where(StandardWarning.media_sha256 == media_sha256).limit(1)
     )
     return found is not None
+
+
+async def count(session: AsyncSession) -> int:
+    return await session.scalar(select(func.count()).select_from(StandardWarning)) or 0

@@ -7,13 +7,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.actors import Actor
 from core.clock import Clock
-from core.errors import InvalidInput, NotFound
+from core.errors import Conflict, InvalidInput, NotFound
 from media.models import MediaFile
 from standard_warnings import repository
 from standard_warnings.models import StandardWarning
 from standard_warnings.schemas import WarningPut
 
 AUDIO = "audio"  # MediaFile.kind of a clip a speaker can play
+# A short library: every cluster fetches and keeps every clip, and every schedule document
+# lists them all (50 with two renditions each is some 60 KB of a document's 512 KB).
+MAX_WARNINGS = 50
 
 
 class WarningNotFound(NotFound):
@@ -51,6 +54,12 @@ async def put(
     warning = await repository.get(session, warning_id)
     created = warning is None
     if warning is None:
+        if await repository.count(session) >= MAX_WARNINGS:
+            raise Conflict(
+                f"the library holds {MAX_WARNINGS} warnings, the most every cluster keeps: "
+                "replace or delete one",
+                detail={"field": "id", "most": MAX_WARNINGS},
+            )
         warning = StandardWarning(id=warning_id, created_at=now)
         session.add(warning)
     warning.title = data.title

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from devstack.synth import still_image
+from standard_warnings.service import MAX_WARNINGS
 from tests.broadcast.helpers import upload
 from tests.factories import small_province
 from tests.security.helpers import make_user, signed_in
@@ -112,3 +113,15 @@ async def test_only_the_duty_officer_and_the_administrator_change_the_library(
         # Everyone reads it: a commune's operator sees what the province's clusters hold.
         listed = await stack.client.get(URL, headers=tokens[role])
         assert listed.status_code == 200 and [w["id"] for w in listed.json()] == ["forest-fire"]
+
+
+async def test_the_library_stays_short(stack: Stack, tone_mp3: Path) -> None:
+    """Every cluster keeps every clip and every document lists them all."""
+    clip = await upload(stack, tone_mp3)
+    body = {"title": "Cảnh báo", "media_sha256": clip["sha256"]}
+    for n in range(MAX_WARNINGS):
+        assert (await stack.client.put(f"{URL}/w-{n}", json=body)).status_code == 201
+    full = await stack.client.put(f"{URL}/one-more", json=body)
+    assert full.status_code == 409 and full.json()["detail"]["field"] == "id", full.text
+    replaced = await stack.client.put(f"{URL}/w-0", json={**body, "title": "Bão"})
+    assert replaced.status_code == 200, "replacing one is always possible"
