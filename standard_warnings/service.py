@@ -15,7 +15,7 @@ from standard_warnings.schemas import WarningPut
 
 AUDIO = "audio"  # MediaFile.kind of a clip a speaker can play
 # A short library: every cluster fetches and keeps every clip, and every schedule document
-# lists them all (50 with two renditions each is some 60 KB of a document's 512 KB).
+# lists them all (50 with two renditions each is some 70 KB of a document's 512 KB).
 MAX_WARNINGS = 50
 
 
