@@ -32,10 +32,19 @@ Healthy = Callable[[], Awaitable[bool]]
 class DeviceIntake:
     """The routes for the device topics and the consumers behind them."""
 
-    def __init__(self, ctx: Context, stats: IngestStats, *, healthy: Healthy) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        stats: IngestStats,
+        *,
+        healthy: Healthy,
+        schedules_changed: asyncio.Event | None = None,
+    ) -> None:
         """`healthy`: whether the database takes a statement now (after a batch failed:
-        was it the database, or one message in the batch?)."""
+        was it the database, or one message in the batch?). `schedules_changed`: set when
+        a cluster needs a new schedule document at once (the push job waits on it)."""
         self._ctx, self._stats = ctx, stats
+        self._schedules_changed = schedules_changed
         s = ctx.settings
         self.acks = BatchConsumer(
             "acks",
@@ -102,8 +111,12 @@ class DeviceIntake:
 
     async def _handle_acks(self, batch: list[IncomingAck]) -> None:
         async with self._ctx.writing() as session:
-            await apply_acks(session, batch, settings=self._ctx.settings, stats=self._stats)
+            repush = await apply_acks(
+                session, batch, settings=self._ctx.settings, stats=self._stats
+            )
             self._audit_refusals(session)
+        if repush and self._schedules_changed is not None:  # committed: the push sees it
+            self._schedules_changed.set()
 
     async def _handle_link(self, batch: list[LinkMessage]) -> None:
         # A broadcast's answers first: heartbeats can wait for a gap in them, never long.

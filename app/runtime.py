@@ -117,7 +117,12 @@ class Runtime:
             # that missed a change): nothing is written if they already agree.
             async with session_scope(self.sessions) as session:
                 await broker_auth.sync(session, s, starting=True)
-        self.intake = DeviceIntake(self, self.stats, healthy=self.database_answers)
+        self.intake = DeviceIntake(
+            self,
+            self.stats,
+            healthy=self.database_answers,
+            schedules_changed=self.schedules_changed,
+        )
         routes = self.intake.routes() if consume else {}
         self.mqtt = MqttService(s, routes, on_connect=self._retained)
         self.dispatcher = Dispatcher(self.mqtt, s, self.clock)

@@ -174,8 +174,10 @@ def _apply(
 
 async def apply_acks(
     session: AsyncSession, batch: list[IncomingAck], *, settings: Settings, stats: IngestStats
-) -> None:
-    """Apply one batch of acknowledgements in the caller's transaction."""
+) -> set[str]:
+    """Apply one batch of acknowledgements in the caller's transaction; the clusters it
+    found needing a new schedule document (a standard warning they could not fetch
+    again, health/operations.py), for the caller to push once it has committed."""
     stats.count("acks_received", len(batch))
     parsed = _parse(batch, stats)
     for item, ack in parsed:
@@ -199,8 +201,9 @@ async def apply_acks(
     if refused:
         parsed = [(item, ack) for item, ack in parsed if not _signature_refusal(ack)]
     ops = [(item, ack) for item, ack in parsed if operations.is_operation(ack.broadcast)]
+    repush: set[str] = set()
     if ops:  # technicians' device operations: their own results
-        await operations.apply_acks(session, ops, stats)
+        repush = await operations.apply_acks(session, ops, stats)
         parsed = [(item, ack) for item, ack in parsed if not operations.is_operation(ack.broadcast)]
     reports = [(item, ack) for item, ack in parsed if ack.item is not None]
     if reports:  # plays from stored schedules: rare, after an outage
@@ -211,7 +214,7 @@ async def apply_acks(
         parsed = [(i, a) for i, a in parsed if a.item is None]
         parsed += [(i, a) for (i, _), a in zip(reports, stood_for, strict=True) if a is not None]
     if not parsed:
-        return
+        return repush
     matches = await _load(session, [ack for _, ack in parsed])
     events: list[tuple[Any, ...]] = []
     missing: list[tuple[IncomingAck, Ack]] = []
@@ -229,6 +232,7 @@ async def apply_acks(
     )
     if events:
         await repository.insert_events(session, events)
+    return repush
 
 
 def _signature_refusal(ack: Ack) -> bool:

@@ -308,9 +308,11 @@ def _command(
 
 async def apply_acks(
     session: AsyncSession, acks: list[tuple[Inbound, Ack]], stats: IngestStats
-) -> None:
+) -> set[str]:
     """Each cluster's answer moves its result on (accepted, then done / failed); a final
-    state stays; answers to operations we do not know are refused, counted."""
+    state stays; answers to operations we do not know are refused, counted. The clusters
+    whose self-test found a standard warning not held: their documents are to be pushed
+    anew (their digests are cleared here)."""
     ids = {ack.broadcast for _, ack in acks}
     codes = {ack.cluster for _, ack in acks}
     rows = await session.execute(
@@ -375,12 +377,12 @@ async def apply_acks(
         )
     if unheld:
         # Most likely its document's grants ran out before it could fetch the file again:
-        # forgetting the digest makes the next push (within SCHEDULE_PUSH_INTERVAL_S) send
-        # it a new document with fresh grants, as after a failed publish (schedules/push.py;
-        # docs/protocol.md 11.1).
+        # forgetting the digest makes the next push send it a new document with fresh
+        # grants, as after a failed publish (schedules/push.py; docs/protocol.md 11.1).
         await session.execute(
             update(Cluster).where(Cluster.code.in_(unheld)).values(schedule_digest=None)
         )
+    return unheld
 
 
 def _warning_not_held(state: OperationState, kind: str, reason: str | None) -> bool:

@@ -84,3 +84,53 @@ async def _failures(stack: Stack) -> dict[str, str]:
         for f in commune["clusters"]
         if f["state"] == "failed"
     }
+
+
+async def test_the_new_document_follows_the_failure_at_once(
+    stack_factory: Callable[..., Awaitable[Stack]], broker: Broker, tone_mp3: Path
+) -> None:
+    """Not at the next periodic push (an hour here): the failure kicks it, as a change to
+    the library does."""
+    stack = await stack_factory(schedule_push_interval_s=3600.0)
+    province = await small_province(stack)
+    clip = await upload(stack, tone_mp3)
+    code = province.code(COMMUNE)
+    documents: list[dict[str, Any]] = []
+    cluster = LiteClient("cluster", lambda _t, payload: documents.append(json.loads(payload)))
+    await cluster.connect(broker.host, broker.port)
+    await cluster.subscribe([protocol.schedule_topic(code)])
+    try:
+        put = await stack.client.put(
+            "/api/v1/warnings/flood-evacuate",
+            json={"title": "Lũ: sơ tán ngay", "media_sha256": clip["sha256"]},
+        )
+        assert put.status_code == 201, put.text
+        first = await eventually(
+            lambda: _latest(documents),
+            lambda d: d is not None and d["warnings"] != [],
+            what="the document listing the warning",
+        )
+        assert first is not None
+        operation = (await stack.client.post("/api/v1/self-test")).json()["operation_id"]
+        ack = {
+            "v": 1,
+            "cmd": str(uuid.uuid4()),
+            "broadcast": operation,
+            "cluster": code,
+            "stage": "failed",
+            "at": datetime.now(UTC).isoformat(),
+            "reason": protocol.warning_not_held("flood-evacuate"),
+        }
+        cluster.publish(protocol.ack_topic(code), json.dumps(ack).encode())
+        await eventually(
+            lambda: _latest(documents),
+            lambda d: d is not None and d["version"] > first["version"],
+            timeout=10.0,
+            what="a new document for the cluster",
+        )
+    finally:
+        cluster.drop()
+
+
+async def _latest(documents: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return documents[-1] if documents else None
