@@ -47,16 +47,7 @@ async def test_a_warning_not_held_gets_the_cluster_a_new_document(
             (unheld, protocol.warning_not_held("flood-evacuate")),
             (broken, "amplifier does not answer"),
         ):
-            ack = {
-                "v": 1,
-                "cmd": str(uuid.uuid4()),
-                "broadcast": operation,
-                "cluster": code,
-                "stage": "failed",
-                "at": datetime.now(UTC).isoformat(),
-                "reason": reason,
-            }
-            cluster.publish(protocol.ack_topic(code), json.dumps(ack).encode())
+            _answer_failed(cluster, operation, code, reason)
         await eventually(
             lambda: _failures(stack),
             lambda found: set(found) == {unheld, broken},
@@ -72,6 +63,20 @@ async def test_a_warning_not_held_gets_the_cluster_a_new_document(
     # Its grants run from this push (a second later at least, in real use a day or more).
     assert again[unheld]["valid_until"] >= first[unheld]["valid_until"]
     assert await pushed(stack) == {}, "once"
+
+
+def _answer_failed(cluster: LiteClient, operation: str, code: str, reason: str) -> None:
+    """The self-test answered `failed` with `reason`, as the device `code` would."""
+    ack = {
+        "v": 1,
+        "cmd": str(uuid.uuid4()),
+        "broadcast": operation,
+        "cluster": code,
+        "stage": "failed",
+        "at": datetime.now(UTC).isoformat(),
+        "reason": reason,
+    }
+    cluster.publish(protocol.ack_topic(code), json.dumps(ack).encode())
 
 
 async def _failures(stack: Stack) -> dict[str, str]:
@@ -112,16 +117,7 @@ async def test_the_new_document_follows_the_failure_at_once(
         )
         assert first is not None
         operation = (await stack.client.post("/api/v1/self-test")).json()["operation_id"]
-        ack = {
-            "v": 1,
-            "cmd": str(uuid.uuid4()),
-            "broadcast": operation,
-            "cluster": code,
-            "stage": "failed",
-            "at": datetime.now(UTC).isoformat(),
-            "reason": protocol.warning_not_held("flood-evacuate"),
-        }
-        cluster.publish(protocol.ack_topic(code), json.dumps(ack).encode())
+        _answer_failed(cluster, operation, code, protocol.warning_not_held("flood-evacuate"))
         await eventually(
             lambda: _latest(documents),
             lambda d: d is not None and d["version"] > first["version"],
