@@ -17,7 +17,7 @@ from core.settings import Settings
 from devstack.synth import tone
 from simulator.fleet import Fleet
 from simulator.provisioning import fetch_specs
-from tests.broadcast.helpers import approved_bulletin, send, upload
+from tests.broadcast.helpers import approved_bulletin, send, upload, watch_inline
 from tests.factories import small_province
 from tests.support import Stack, counts, two_profile_settings
 from wire import protocol
@@ -36,20 +36,6 @@ def speech_20s(audio_dir: Path) -> Path:
 
 def rendition(media: dict[str, Any], profile: str) -> dict[str, Any] | None:
     return next((r for r in media["renditions"] if r["profile"] == profile), None)
-
-
-def watch_inline(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
-    """What each play's `media.data` was (None: not carried)."""
-    dispatcher = stack.runtime.require_dispatcher()
-    carried: list[str | None] = []
-    inline_data = dispatcher.inline_data
-
-    async def watched(content: Content) -> str | None:
-        carried.append(found := await inline_data(content))
-        return found
-
-    monkeypatch.setattr(dispatcher, "inline_data", watched)
-    return carried
 
 
 async def test_a_short_upload_gets_a_speech_rendition_that_fits_and_a_long_one_none(
