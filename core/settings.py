@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     default_delivery_profile: str = "mp3-mono-64k"
     model_profiles: dict[str, str] = {}
     # An emergency's clip too large to ride in the command at the default profile (over
-    # about 5.5 s) goes in this one if that fits (up to speech_max_s, about 22 s): a spoken
+    # about 5.7 s) goes in this one if that fits (up to speech_max_s, 22.5 s): a spoken
     # warning then reaches a province in one publication, with no download burst
     # (docs/protocol.md 4.2, docs/benchmarks.md). Every device plays MP3; an emergency is
     # speech, where quality matters less than seconds. Empty: off. Uploads longer than
