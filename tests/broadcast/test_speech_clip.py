@@ -5,6 +5,7 @@ and checked its sha256 (docs/protocol.md 4.2)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,15 @@ from pydantic import ValidationError
 
 from broadcast.commands import Content
 from core.settings import Settings
+from devstack.broker import Broker
 from devstack.synth import tone
 from simulator.fleet import Fleet
 from simulator.provisioning import fetch_specs
 from tests.broadcast.helpers import approved_bulletin, send, upload, watch_inline
 from tests.factories import small_province
-from tests.support import Stack, counts, two_profile_settings
+from tests.support import Stack, counts, eventually, two_profile_settings
 from wire import protocol
+from wire.mqtt_lite import LiteClient
 
 COMMUNE = "25216"
 SPEECH = "mp3-speech-16k"
@@ -190,3 +193,41 @@ def test_the_speech_bound_follows_the_inline_bound() -> None:
     assert settings.profiles_to_render(30.0) == ["mp3-mono-64k"]
     assert settings.profiles_to_render(None) == ["mp3-mono-64k", SPEECH]  # not known yet
     assert Settings(inline_media_max_bytes=0).profiles_to_render(5.0) == ["mp3-mono-64k"]
+
+
+async def test_nothing_is_staged_for_it_and_a_standard_warning_keeps_the_default(
+    stack: Stack, broker: Broker, speech_20s: Path
+) -> None:
+    await small_province(stack)
+    media = await upload(stack, speech_20s)
+    reach = await stack.client.post(
+        "/api/v1/broadcasts/reach", json={"areas": [COMMUNE], "media_sha256": media["sha256"]}
+    )
+    assert reach.status_code == 200, reach.text
+    staged = reach.json()["staged"]
+    assert staged["inline"] and not staged["published"], "the play will carry it"
+
+    # In the library every cluster holds the default rendition (protocol 11.1): an
+    # emergency naming the warning names that one, bare.
+    put = await stack.client.put(
+        "/api/v1/warnings/flood-evacuate",
+        json={"title": "Lũ: sơ tán ngay", "media_sha256": media["sha256"]},
+    )
+    assert put.status_code == 201, put.text
+    plays: list[dict[str, Any]] = []
+    listener = LiteClient("listener", lambda _t, payload: plays.append(json.loads(payload)))
+    await listener.connect(broker.host, broker.port)
+    await listener.subscribe([protocol.area_command_topic(COMMUNE)])
+    try:
+        sent = await stack.client.post(
+            "/api/v1/broadcasts", json={"warning": "flood-evacuate", "areas": [COMMUNE]}
+        )
+        assert sent.status_code == 201, sent.text
+
+        async def played() -> list[dict[str, Any]]:
+            return [p for p in plays if p["broadcast"] == sent.json()["id"]]
+
+        [play] = await eventually(played, bool, what="the warning's play")
+        assert play["media"]["sha256"] == media["sha256"] and "data" not in play["media"]
+    finally:
+        listener.drop()
