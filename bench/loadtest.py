@@ -32,7 +32,7 @@ from sqlalchemy import select
 from areas.models import Area
 from bench import report
 from bench.networks import NETWORKS
-from broadcast.models import Delivery
+from broadcast.models import Broadcast, Delivery
 from core.database import create_engine
 from core.settings import Settings
 from devstack.broker import Broker
@@ -42,6 +42,7 @@ from devstack.orchestrate import (
 )
 from devstack.province import Province, province_stack
 from devstack.synth import tone
+from media.models import MediaFile
 from wire import protocol
 from wire.mqtt_lite import LiteClient
 from wire.protocol import Command, CommandKind, Target
@@ -80,7 +81,8 @@ class LoadtestOptions(BenchOptions):
     # cluster, then aired by its id, `runs` times.
     warning: bool = False
     # The length of each emergency's clip: 5 s of tone is about 40 KB in the default
-    # 64 kbit/s rendition (inline); spoken warnings run 20 to 30 s (downloaded or staged).
+    # 64 kbit/s rendition (inline); spoken warnings run 20 to 30 s: up to 22.5 s inline in
+    # the speech rendition (EMERGENCY_SPEECH_PROFILE), longer ones downloaded or staged.
     clip_s: int = MEDIA_SECONDS
 
 
@@ -161,6 +163,24 @@ async def delivery_times(database_url: str, broadcast_id: str) -> list[datetime 
         times = [row[0] for row in rows.all()]
     await engine.dispose()
     return times
+
+
+async def aired_rendition(database_url: str, broadcast_id: str) -> dict[str, Any]:
+    """The rendition the play led with (an emergency's compact speech one, or the
+    default) and its size: whether the clip could ride in the command."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(MediaFile.profile, MediaFile.size)
+                    .join(Broadcast, Broadcast.aired_sha256 == MediaFile.sha256)
+                    .where(Broadcast.id == broadcast_id)
+                )
+            ).first()
+    finally:
+        await engine.dispose()
+    return {"aired_profile": row[0], "aired_bytes": row[1]} if row else {}
 
 
 async def delivery_times_by_district(
@@ -328,6 +348,9 @@ def run_loadtest(options: LoadtestOptions) -> dict[str, Any]:
                     t if t is not None else math.inf for t in times
                 )
                 result[f"{name}_runs_lost"] = [r["lost"] for r in runs]
+                result[f"{name}_runs_aired"] = [
+                    f"{r.get('aired_profile')} {r.get('aired_bytes')} B" for r in runs
+                ]
         if staged:
             times = [r["confirmation_to_all_delivered_s"] for r in staged]
             result["staged_media_runs_confirmation_to_all_delivered_s"] = times
@@ -597,6 +620,7 @@ def _emergency(
         for name, pid in parts.items()
     }
     by_district = asyncio.run(delivery_times_by_district(database_url, broadcast_id, trigger))
+    aired = asyncio.run(aired_rendition(database_url, broadcast_id))
     delays = [t for _, t in by_district if t is not None]
     delivered = len(delays)
     lead = (trigger - confirmation).total_seconds() if confirmation else None
@@ -615,6 +639,7 @@ def _emergency(
         "p99_delivered_s": round(percentile(delays, 0.99), 3) if delays else None,
         "trigger_to_all_played_s": round(all_played_s, 3),
         "media_seconds": options.clip_s,
+        **aired,
         "api_peak_rss_mb": round(peak_rss, 1),
         "simulator_processes": options.processes,
         **cpu,

@@ -198,7 +198,7 @@ class Dispatcher:
                 if broadcast.id not in contents:
                     # A re-send goes to a cluster that has not confirmed: it most likely
                     # lacks the clip, so a small one rides along even on a repeat airing.
-                    content = await content_of(session, broadcast)
+                    content = await content_of(session, self._settings, broadcast)
                     contents[broadcast.id] = (content, await self.inline_data(content))
                 content, inline = contents[broadcast.id]
                 outgoing.append(self._play(broadcast, content, target, inline))
@@ -216,20 +216,29 @@ class Dispatcher:
 
 
 async def load_content(
-    session: AsyncSession, *, media_sha256: str | None, image_sha256: str | None
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    media_sha256: str | None,
+    image_sha256: str | None,
 ) -> Content:
     """The files a command names (a broadcast's, or a stored schedule item's), with the
-    audio's other renditions."""
+    renditions other device models play."""
     audio = None
     if media_sha256:
         media = await session.get(MediaFile, media_sha256)
         if media is not None:
-            audio = MediaSet(media, await media_service.alternates(session, media))
+            audio = MediaSet(media, await media_service.alternates(session, settings, media))
     image = await session.get(MediaFile, image_sha256) if image_sha256 else None
     return Content(audio, image)
 
 
-async def content_of(session: AsyncSession, broadcast: Broadcast) -> Content:
+async def content_of(session: AsyncSession, settings: Settings, broadcast: Broadcast) -> Content:
+    """A broadcast's files, led by the rendition it aired (every play and re-send of it
+    names the same one)."""
     return await load_content(
-        session, media_sha256=broadcast.media_sha256, image_sha256=broadcast.image_sha256
+        session,
+        settings,
+        media_sha256=broadcast.aired_sha256 or broadcast.media_sha256,
+        image_sha256=broadcast.image_sha256,
     )

@@ -27,6 +27,11 @@ class Broadcast(Base):
     level: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))  # BroadcastStatus
     media_sha256: Mapped[str | None] = mapped_column(ForeignKey("media_files.sha256"))
+    # The rendition the play leads with (its `media`): media_sha256 itself, or for an
+    # emergency its compact speech rendition (broadcast.service.aired_rendition). The
+    # clusters that heard it hold this one, so a repeat and a re-send name it. No foreign
+    # key: adding one would rebuild the table on SQLite; both are renditions of one upload.
+    aired_sha256: Mapped[str | None] = mapped_column(String(64))
     stream_url: Mapped[str | None] = mapped_column(Text)
     # A relayed stream plays from start to end (absent: at once, and until expiry).
     stream_starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -56,7 +61,11 @@ class Broadcast(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    __table_args__ = (Index("ix_broadcasts_status_expires_at", "status", "expires_at"),)
+    __table_args__ = (
+        Index("ix_broadcasts_status_expires_at", "status", "expires_at"),
+        # broadcast.repository.aired_before, on an emergency's path and every scheduled play.
+        Index("ix_broadcasts_aired_sha256", "aired_sha256"),
+    )
 
 
 class Delivery(Base):

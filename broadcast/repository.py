@@ -48,10 +48,10 @@ def locked_in_id_order(condition: ColumnElement[bool]) -> ColumnElement[bool]:
 
 
 async def aired_before(session: AsyncSession, *, media_sha256: str, broadcast_id: str) -> bool:
-    """Whether another broadcast has carried this audio (its clusters may hold it)."""
+    """Whether another broadcast has carried this rendition (its clusters may hold it)."""
     found = await session.scalar(
         select(Broadcast.id)
-        .where(Broadcast.media_sha256 == media_sha256, Broadcast.id != broadcast_id)
+        .where(Broadcast.aired_sha256 == media_sha256, Broadcast.id != broadcast_id)
         .limit(1)
     )
     return found is not None

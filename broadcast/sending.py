@@ -99,12 +99,12 @@ async def _write(
             )
             if also is not None:
                 await also(session, broadcast)
-            content = await content_of(session, broadcast)
-            # Held by the clusters (a standard warning, a repeat): the play does not carry
-            # it. A re-send still does (dispatch.plan_resends): it goes to a cluster that
-            # has not confirmed, which most likely lacks it.
-            if broadcast.media_sha256 and await repository.held_by_clusters(
-                session, media_sha256=broadcast.media_sha256, broadcast_id=broadcast.id
+            content = await content_of(session, runtime.settings, broadcast)
+            # Held by the clusters (a standard warning, a repeat of the rendition it airs):
+            # the play does not carry it. A re-send still does (dispatch.plan_resends): it
+            # goes to a cluster that has not confirmed, which most likely lacks it.
+            if broadcast.aired_sha256 and await repository.held_by_clusters(
+                session, media_sha256=broadcast.aired_sha256, broadcast_id=broadcast.id
             ):
                 content = replace(content, first_airing=False)
             written.append((broadcast, total, content))

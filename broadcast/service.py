@@ -35,6 +35,8 @@ from devices import repository as device_repository
 from devices.models import Cluster
 from devices.service import ClusterNotFound
 from media import service as media_service
+from media.models import MediaFile
+from standard_warnings import repository as warning_repository
 from wire.protocol import CommandClass
 
 S = DeliveryState
@@ -118,6 +120,21 @@ async def resolve_targets(
     return targets.cover, [code for _, code in targets.extra], {cid: aid for cid, _, aid in rows}
 
 
+async def aired_rendition(
+    session: AsyncSession, settings: Settings, *, cls: CommandClass, media: MediaFile
+) -> MediaFile:
+    """The rendition a play of `media` leads with: for an emergency, the compact speech
+    one when it rides in the command and `media` does not (seconds matter more than
+    fidelity, docs/protocol.md 4.2); otherwise `media`. A standard warning's clip stays as
+    the library holds it on every cluster (protocol 11.1)."""
+    if cls is not CommandClass.EMERGENCY:
+        return media
+    compact = await media_service.compact_rendition(session, settings, media)
+    if compact is None or await warning_repository.holds(session, media.sha256):
+        return media
+    return compact
+
+
 async def create(
     *,
     session: AsyncSession,
@@ -159,11 +176,14 @@ async def create(
             detail={"field": "stream_starts_at"},
         )
     display_s = data.display_s
+    aired_sha256 = None
     if data.media_sha256 is not None:
         media = await media_service.get(session=session, sha256=data.media_sha256)
         if media.kind != "audio":
             raise InvalidInput("media_sha256 is not audio", detail={"field": "media_sha256"})
         display_s = display_s or max(1, math.ceil(media.duration_ms * data.repeat / 1000))
+        aired = await aired_rendition(session, settings, cls=data.cls, media=media)
+        aired_sha256 = aired.sha256
     if data.image_sha256 is not None:
         image = await media_service.get(session=session, sha256=data.image_sha256)
         if image.kind != "image":
@@ -204,6 +224,7 @@ async def create(
         level=level.value,
         status=BroadcastStatus.ACTIVE,
         media_sha256=data.media_sha256,
+        aired_sha256=aired_sha256,
         stream_url=stream_url,
         live=live,
         stream_starts_at=data.stream_starts_at,

@@ -22,6 +22,7 @@ from broadcast.schemas import ReachRequest, Staged
 from bulletins import service as bulletin_service
 from core.actors import Actor
 from core.errors import InvalidInput
+from media.models import MediaFile
 from standard_warnings import repository as warning_repository
 
 STAGE_PREFIX = "stage-"  # a stage command's id and broadcast: never a broadcast's
@@ -42,11 +43,17 @@ async def stage(
         sha256 = bulletin.media_sha256
     if sha256 is None or await warning_repository.holds(session, sha256):
         return None  # a standard warning's clip: every cluster holds it (protocol 11.1)
-    content = await load_content(session, media_sha256=sha256, image_sha256=None)
-    if await repository.aired_before(session, media_sha256=sha256, broadcast_id=""):
-        content = replace(content, first_airing=False)  # the play will not carry it
-    if content.audio is None or content.audio.main.kind != "audio":
+    media = await session.get(MediaFile, sha256)
+    if media is None or media.kind != "audio":
         raise InvalidInput("media_sha256 is not audio we hold", detail={"field": "media_sha256"})
+    # The rendition the play will lead with (an emergency's compact one rides in it).
+    aired = await service.aired_rendition(session, runtime.settings, cls=data.cls, media=media)
+    content = await load_content(
+        session, runtime.settings, media_sha256=aired.sha256, image_sha256=None
+    )
+    if await repository.aired_before(session, media_sha256=aired.sha256, broadcast_id=""):
+        content = replace(content, first_airing=False)  # the play will not carry it
+    assert content.audio is not None
     expires_at = now + timedelta(seconds=runtime.settings.stage_ttl_s)
     stage_id = f"{STAGE_PREFIX}{uuid.uuid4()}"
     dispatcher = runtime.require_dispatcher()

@@ -28,6 +28,10 @@ WEAK_SECRETS = frozenset(
     {PLACEHOLDER_SECRET, "changeme", "secret", "password", "admin", "test", "default"}
 )
 MAKE_SECRETS = "`broadcast keys generate` prints a secret key and a signing key"
+# What a rendition holds besides its frames: LAME's header frame and the encoder's padding.
+# Measured 376 bytes at 16 kbit/s (20 s: 40,376 bytes; 23 s: 46,352, past the inline bound
+# of 46,080); a kilobyte leaves room, so speech_max_s is 22.5 s at the defaults.
+SPEECH_FRAMING_BYTES = 1024
 
 
 def secret_problem(value: str) -> str | None:
@@ -86,11 +90,24 @@ class Settings(BaseSettings):
     # because horn speakers outdoors compete with traffic, rain and market noise.
     loudness_lufs: float = -16.0
     loudness_true_peak_db: float = -1.5
-    # What clusters play, by name; each upload is rendered once per profile. Clusters whose
-    # model is listed in model_profiles get that profile's rendition, the rest the default.
-    delivery_profiles: dict[str, DeliveryProfile] = {"mp3-mono-64k": DeliveryProfile()}
+    # What clusters play, by name; each upload is rendered once per profile that is played.
+    # Clusters whose model is listed in model_profiles get that profile's rendition, the
+    # rest the default. The speech profile is the emergency's (below).
+    delivery_profiles: dict[str, DeliveryProfile] = {
+        "mp3-mono-64k": DeliveryProfile(),
+        # 16 kHz keeps speech up to 8 kHz, past what a horn speaker reproduces; 16 kbit/s
+        # makes 20 s of speech 40,376 bytes (measured), against 160,540 at 64 kbit/s.
+        "mp3-speech-16k": DeliveryProfile(sample_rate=16000, bitrate_kbps=16),
+    }
     default_delivery_profile: str = "mp3-mono-64k"
     model_profiles: dict[str, str] = {}
+    # An emergency's clip too large to ride in the command at the default profile (over
+    # about 5.7 s) goes in this one if that fits (up to speech_max_s, 22.5 s): a spoken
+    # warning then reaches a province in one publication, with no download burst
+    # (docs/protocol.md 4.2, docs/benchmarks.md). Every device plays MP3; an emergency is
+    # speech, where quality matters less than seconds. Empty: off. Uploads longer than
+    # speech_max_s are not rendered in it. Must be one of delivery_profiles.
+    emergency_speech_profile: str = "mp3-speech-16k"
     # Text-to-speech: the engine by name (media/tts/speech.py ENGINES) and its pace.
     tts_engine: str = "espeak-ng"
     tts_words_per_minute: int = 140
@@ -302,6 +319,15 @@ class Settings(BaseSettings):
         unknown = sorted(names - set(self.delivery_profiles))
         if unknown:
             raise ValueError(f"delivery profiles not defined: {', '.join(unknown)}")
+        speech = self.emergency_speech_profile
+        if speech and speech not in self.delivery_profiles:
+            raise ValueError(
+                f"BROADCAST_EMERGENCY_SPEECH_PROFILE names {speech!r}, which "
+                "BROADCAST_DELIVERY_PROFILES does not define: add it there (MP3 mono 16 kHz "
+                '16 kbit/s: {"codec": "mp3", "sample_rate": 16000, "bitrate_kbps": 16}), or '
+                "set BROADCAST_EMERGENCY_SPEECH_PROFILE empty to turn the compact speech "
+                "rendition off"
+            )
         return self
 
     @property
@@ -310,6 +336,26 @@ class Settings(BaseSettings):
 
     def profile_for_model(self, model: str | None) -> str:
         return self.model_profiles.get(model or "", self.default_delivery_profile)
+
+    @property
+    def speech_max_s(self) -> float:
+        """The longest clip whose speech rendition still rides in the command; 0: none."""
+        profile = self.delivery_profiles.get(self.emergency_speech_profile)
+        if profile is None:
+            return 0.0
+        room = self.inline_media_max_bytes - SPEECH_FRAMING_BYTES
+        return max(0.0, room / (profile.bitrate_kbps * 1000 / 8))
+
+    def profiles_to_render(self, duration_s: float | None) -> list[str]:
+        """The profiles an upload of this length is rendered in (None: not known yet):
+        those some cluster plays, and the speech profile for a clip short enough for it.
+        A profile no cluster plays would only be stored."""
+        played = {self.default_delivery_profile, *self.model_profiles.values()}
+        if self.emergency_speech_profile and (
+            duration_s is None or duration_s <= self.speech_max_s
+        ):
+            played.add(self.emergency_speech_profile)
+        return [name for name in self.delivery_profiles if name in played]
 
     @cached_property
     def signer(self) -> SigningKey:

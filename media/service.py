@@ -106,15 +106,38 @@ async def renditions_of(session: AsyncSession, source_sha256: str) -> list[Media
     return list(rows)
 
 
-async def alternates(session: AsyncSession, media: MediaFile) -> dict[str, MediaFile]:
-    """The other profiles' renditions of the same upload, by profile name."""
+async def alternates(
+    session: AsyncSession, settings: Settings, media: MediaFile
+) -> dict[str, MediaFile]:
+    """The renditions of the same upload that clusters of a model with a profile of its
+    own play instead of `media`, by profile name. A device provisioned with the default
+    profile finds none of its own and plays `media` (docs/protocol.md 4.2), so an
+    emergency led by the speech rendition is not fetched again at 64 kbit/s."""
     if media.source_sha256 is None:
         return {}
+    own = set(settings.model_profiles.values())
     return {
         r.profile: r
         for r in await renditions_of(session, media.source_sha256)
-        if r.profile and r.sha256 != media.sha256
+        if r.profile in own and r.sha256 != media.sha256
     }
+
+
+async def compact_rendition(
+    session: AsyncSession, settings: Settings, media: MediaFile
+) -> MediaFile | None:
+    """The speech rendition of `media`'s upload when it rides in a command and `media`
+    does not (settings.emergency_speech_profile); None otherwise."""
+    limit = settings.inline_media_max_bytes
+    speech = settings.emergency_speech_profile
+    if not speech or media.size <= limit or media.source_sha256 is None:
+        return None
+    found = await session.scalar(
+        select(MediaFile).where(
+            MediaFile.source_sha256 == media.source_sha256, MediaFile.profile == speech
+        )
+    )
+    return found if found is not None and found.size <= limit else None
 
 
 async def ingest(
@@ -127,7 +150,8 @@ async def ingest(
         async with session_scope(ctx.sessions) as session:
             original = await session.get(MediaOriginal, sha256)
             done = {r.profile: r.sha256 for r in await renditions_of(session, sha256)}
-        missing = [p for p in settings.delivery_profiles if p not in done]
+        known_s = original.duration_ms / 1000 if original is not None else None
+        missing = [p for p in settings.profiles_to_render(known_s) if p not in done]
         rendered: list[MediaFile] = []
         if missing:
             async with ctx.slots:
@@ -169,8 +193,9 @@ async def _render_all(
     settings = ctx.settings
     target = settings.loudness_target
     analysis = await pipeline.analyse(source, target=target, max_s=settings.max_audio_s)
+    wanted = settings.profiles_to_render(analysis.decoded_s)  # the length is known now
     rendered: list[MediaFile] = []
-    for name in profiles:
+    for name in (p for p in profiles if p in wanted):
         profile = settings.delivery_profiles[name]
         out = await asyncio.to_thread(
             storage.temp_file, settings.media_dir, f".{profile.extension}"

@@ -87,7 +87,7 @@ async def _plays_by_cluster(
         files = (bulletin.media_sha256, bulletin.image_sha256)
         if files not in contents:
             contents[files] = await load_content(
-                session, media_sha256=files[0], image_sha256=files[1]
+                session, settings, media_sha256=files[0], image_sha256=files[1]
             )
         content = contents[files]
         length = await queries.play_seconds(session, schedule)
@@ -129,11 +129,13 @@ def _alternates(audio: MediaSet) -> list[str]:
     return sorted(m.sha256 for m in audio.alternates.values())
 
 
-async def _library(session: AsyncSession) -> list[_Held]:
+async def _library(session: AsyncSession, settings: Settings) -> list[_Held]:
     """The standard warnings with their renditions, by id (a province keeps a handful)."""
     held = []
     for warning in await warning_repository.all_warnings(session):
-        content = await load_content(session, media_sha256=warning.media_sha256, image_sha256=None)
+        content = await load_content(
+            session, settings, media_sha256=warning.media_sha256, image_sha256=None
+        )
         if content.audio is not None:  # (the foreign key keeps the file)
             held.append(_Held(warning.id, warning.title, content.audio))
     return held
@@ -224,7 +226,7 @@ async def push_schedules(
     began = time.perf_counter()
     async with session_scope(sessions) as session:
         plays = await _plays_by_cluster(session, settings, now)
-        library = await _library(session)
+        library = await _library(session, settings)
         query: Select[int, str, int, str | None] = select(
             Cluster.id, Cluster.code, Cluster.schedule_version, Cluster.schedule_digest
         )

@@ -193,6 +193,7 @@ def two_profile_settings() -> dict[str, Any]:
         "delivery_profiles": {
             "mp3-mono-64k": DeliveryProfile(),
             "opus-24k": DeliveryProfile(codec="opus", bitrate_kbps=24),
+            "mp3-speech-16k": DeliveryProfile(sample_rate=16000, bitrate_kbps=16),
         },
         "model_profiles": {"LOA-X2": "opus-24k"},
     }

@@ -77,7 +77,8 @@ def loadtest(
         typer.Option(
             min=1,
             help="emergency profile: each clip's length (5 s: about 40 KB, carried in the "
-            "command; a spoken warning of 20 s is downloaded, or staged with --stage)",
+            "command; a spoken warning of 20 s rides in it as its 16 kbit/s speech "
+            "rendition; past 22.5 s it is downloaded, or staged with --stage)",
         ),
     ] = 5,
 ) -> None:

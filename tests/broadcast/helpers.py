@@ -5,8 +5,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
+from broadcast.commands import Content
 from broadcast.models import Delivery, DeliveryEvent
 from core.database import session_scope
 from devstack.seed import BEFORE_REFORM, seed_demo
@@ -31,6 +33,20 @@ async def upload(stack: Stack, path: Path) -> dict[str, Any]:
     assert response.status_code == 201, response.text
     data: dict[str, Any] = response.json()
     return data
+
+
+def watch_inline(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """What each play's `media.data` is from now on, in order (None: not carried)."""
+    dispatcher = stack.runtime.require_dispatcher()
+    carried: list[str | None] = []
+    inline_data = dispatcher.inline_data
+
+    async def watched(content: Content) -> str | None:
+        carried.append(found := await inline_data(content))
+        return found
+
+    monkeypatch.setattr(dispatcher, "inline_data", watched)
+    return carried
 
 
 async def send(stack: Stack, **body: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 from broadcast.commands import Content
 from devstack.synth import tone
 from simulator.fleet import Fleet
-from tests.broadcast.helpers import approved_bulletin, send, upload
+from tests.broadcast.helpers import approved_bulletin, send, upload, watch_inline
 from tests.factories import small_province
 from tests.support import Stack, counts, eventually
 from wire import protocol
@@ -47,15 +47,7 @@ async def test_a_small_clip_rides_in_the_command_and_nobody_downloads_it(
         assert list(device._media_cache) == [media["sha256"]], code
 
     # Aired again, it is held: the command names it and no longer carries it.
-    dispatcher = stack.runtime.require_dispatcher()
-    carried: list[str | None] = []
-    inline_data = dispatcher.inline_data
-
-    async def watched(content: Content) -> str | None:
-        carried.append(found := await inline_data(content))
-        return found
-
-    monkeypatch.setattr(dispatcher, "inline_data", watched)
+    carried = watch_inline(stack, monkeypatch)
     again = await send(stack, areas=[COMMUNE], media_sha256=media["sha256"])
     await stack.wait_broadcast(again["id"], lambda b: counts(b, "played") == len(codes))
     assert carried == [None]

@@ -125,7 +125,8 @@ async def test_each_delivery_profile_gets_its_rendition(
     stack = await stack_factory(**two_profile_settings())
     media = await upload(stack, tone_wav)
     by_profile = {r["profile"]: r for r in media["renditions"]}
-    assert set(by_profile) == {"mp3-mono-64k", "opus-24k"}
+    # A short clip also gets the emergency's compact speech rendition.
+    assert set(by_profile) == {"mp3-mono-64k", "opus-24k", "mp3-speech-16k"}
     assert media["sha256"] == by_profile["mp3-mono-64k"]["sha256"], "broadcasts name the default"
     opus = stream_info(served_file(stack, by_profile["opus-24k"]["sha256"]))
     assert opus["streams"][0]["codec_name"] == "opus"
