@@ -51,7 +51,7 @@ async def test_a_short_upload_gets_a_speech_rendition_that_fits_and_a_long_one_n
     assert speech["size"] <= stack.settings.inline_media_max_bytes
     assert media["sha256"] == rendition(media, "mp3-mono-64k")["sha256"]  # type: ignore[index]
 
-    long = await upload(stack, tone(audio_dir / "speech-60s.mp3", 60, source=VOICE))
+    long = await upload(stack, tone(audio_dir / "speech-30s.mp3", 30, source=VOICE))
     assert [r["profile"] for r in long["renditions"]] == ["mp3-mono-64k"]
 
 
@@ -65,7 +65,7 @@ async def test_a_spoken_emergency_rides_in_the_command_as_its_speech_rendition(
     speakers = (await small_province(stack, clusters_per_commune=2)).speakers(COMMUNE)
     codes = [s.code for s in speakers]
     late = codes[-1]  # "-09": offline at the send, reached by a re-send
-    fleet = fleet_factory(speakers, time_compression=10)
+    fleet = fleet_factory(speakers, time_compression=40)
     await fleet.start(codes[:-1])
     media = await upload(stack, speech_20s)
     speech = rendition(media, SPEECH)
@@ -106,7 +106,7 @@ async def test_a_wrong_inline_speech_copy_is_refused_and_that_rendition_download
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     speakers = (await small_province(stack, clusters_per_commune=2)).speakers(COMMUNE)
-    fleet = fleet_factory(speakers, time_compression=10)
+    fleet = fleet_factory(speakers, time_compression=40)
     await fleet.start()
     media = await upload(stack, speech_20s)
     speech = rendition(media, SPEECH)
@@ -135,7 +135,7 @@ async def test_a_model_with_its_own_profile_still_plays_its_alternate(
     assert patched.status_code == 200, patched.text
     codes = {s.code for s in speakers}
     specs = [s for s in await fetch_specs(stack.settings.public_base_url) if s.code in codes]
-    fleet = fleet_factory(specs, time_compression=10)
+    fleet = fleet_factory(specs, time_compression=40)
     await fleet.start()
     media = await upload(stack, speech_20s)
     speech, opus = rendition(media, SPEECH), rendition(media, "opus-24k")
@@ -159,7 +159,7 @@ async def test_with_the_setting_empty_an_emergency_downloads_the_default(
 ) -> None:
     stack = await stack_factory(emergency_speech_profile="")
     speakers = (await small_province(stack, clusters_per_commune=2)).speakers(COMMUNE)
-    fleet = fleet_factory(speakers, time_compression=10)
+    fleet = fleet_factory(speakers, time_compression=40)
     await fleet.start()
     media = await upload(stack, speech_20s)
     assert [r["profile"] for r in media["renditions"]] == ["mp3-mono-64k"]
