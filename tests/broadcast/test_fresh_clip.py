@@ -4,7 +4,6 @@ the file and checked its sha256 (docs/protocol.md 4.2)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -120,7 +119,9 @@ async def test_a_staged_clip_that_changed_is_not_used_and_an_unsent_stage_expire
     tone_mp3: Path,
     audio_dir: Path,
 ) -> None:
-    stack = await stack_factory(inline_media_max_bytes=0, stage_ttl_s=2)
+    # The stage's lifetime must outlast its fetch on a loaded machine: at 2 s, four test
+    # workers on two cores once kept the clusters from holding it before it expired.
+    stack = await stack_factory(inline_media_max_bytes=0, stage_ttl_s=8)
     fleet, codes = await _speakers_online(stack, fleet_factory)
     first = await upload(stack, tone_mp3)
     reach = await stack.client.post(
@@ -138,7 +139,11 @@ async def test_a_staged_clip_that_changed_is_not_used_and_an_unsent_stage_expire
         assert device.downloads == 2 and second["sha256"] in device._media_cache
 
     # Never sent, the staged clip is dropped at its expiry.
-    await asyncio.sleep(2.2)
+    await eventually(
+        lambda: _async(fleet.count(lambda d: d.stages_expired == 1)),
+        lambda n: n == len(fleet),
+        what="every cluster dropping the unsent stage",
+    )
     for code, device in fleet.devices.items():
         assert first["sha256"] not in device._media_cache, code
         assert device.stages_expired == 1, code
