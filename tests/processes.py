@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from core.settings import Settings
-from tests.support import eventually
+from tests.support import eventually, system_trust
 
 # The settings a child process must share with the test (the rest keep their defaults).
 SHARED = (
@@ -53,16 +53,17 @@ class ApiProcess:
             )
 
     async def ready(self) -> ApiProcess:
-        async def answers() -> bool:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the API exited: {self.log.read_text()[-2000:]}")
-            try:
-                async with httpx.AsyncClient() as client:
-                    return (await client.get(f"{self.url}/readyz", timeout=2)).status_code == 200
-            except httpx.HTTPError:
-                return False
+        async with httpx.AsyncClient(verify=system_trust()) as client:
 
-        await eventually(answers, bool, timeout=60, what=f"the API on {self.port}")
+            async def answers() -> bool:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"the API exited: {self.log.read_text()[-2000:]}")
+                try:
+                    return (await client.get(f"{self.url}/readyz", timeout=2)).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            await eventually(answers, bool, timeout=60, what=f"the API on {self.port}")
         return self
 
     def says(self, text: str) -> bool:
