@@ -42,7 +42,7 @@ from transfer.archive import (
     table_member,
 )
 from transfer.schema import database_revision, head_revision, known_revision
-from transfer.tables import POLICIES, Identity, Policy, exported_tables
+from transfer.tables import POLICIES, Identity, Policy, exported_tables, filled_in
 
 CHUNK_ROWS = 500  # rows looked up and inserted per statement
 READ_BYTES = 1024 * 1024
@@ -339,7 +339,7 @@ async def _apply(connection: AsyncConnection, path: Path, report: ImportReport) 
                 continue  # an archive of an older schema, before this table existed
             writer = _TableWriter(connection, table, report, resolved)
             for line in _lines(tar, member):
-                await writer.take(decode_row(table, line))
+                await writer.take(filled_in(table.name, decode_row(table, line)))
             await writer.flush()
             needed |= writer.media
     return needed

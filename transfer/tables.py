@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import Table
 
@@ -42,6 +43,10 @@ class Policy:
     reset: tuple[tuple[str, object], ...] = ()
     # Rows written in this order (default: the primary key): parents before children.
     order: tuple[str, ...] = ()
+    # (column, from): a column added after archives were first written, which an older
+    # archive's rows lack; filled from another column as its migration filled the rows
+    # already in a database, so an imported row reads like one that was here.
+    filled_from: tuple[tuple[str, str], ...] = ()
 
 
 H = Policy(Identity.NEW)
@@ -76,7 +81,9 @@ POLICIES: dict[str, Policy] = {
     "audit_events": Policy(Identity.KEPT, key=("at", "actor", "action", "target")),
     "bulletins": Policy(Identity.KEPT),
     "bulletin_events": H,
-    "broadcasts": Policy(Identity.KEPT),
+    # Migration 0020: what aired is what the play named (the clusters that heard it hold
+    # it; broadcast/sending.py asks by this column).
+    "broadcasts": Policy(Identity.KEPT, filled_from=(("aired_sha256", "media_sha256"),)),
     "live_sessions": Policy(Identity.KEPT),  # keyed by its broadcast's UUID
     "deliveries": H,
     "delivery_events": H,
@@ -104,6 +111,14 @@ LEFT_OUT: dict[str, str] = {
         "only to the instance that counted them"
     ),
 }
+
+
+def filled_in(table: str, values: dict[str, Any]) -> dict[str, Any]:
+    """An imported row with the columns an older archive lacks filled (Policy.filled_from)."""
+    for column, source in POLICIES[table].filled_from:
+        if column not in values:
+            values[column] = values.get(source)
+    return values
 
 
 class IncompleteTableList(RuntimeError):

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from areas.models import Area
-from broadcast.models import Delivery
+from broadcast.models import Broadcast, Delivery
 from core.clock import SystemClock
 from core.database import Base, create_engine
 from devices.models import Cluster
@@ -306,3 +306,38 @@ async def test_two_provinces_become_one_and_an_emergency_reaches_both_fleets(
     assert {code: d.play_counts[sent["id"]] for code, d in fleet.devices.items()} == {
         s.code: 1 for s in specs
     }
+
+
+async def test_an_archive_older_than_aired_renditions_reads_as_its_migration_left_a_database(
+    stack: Stack, stack_factory: StackFactory, other_db: str, tone_mp3: Path, tmp_path: Path
+) -> None:
+    """Archives written before migration 0020 have no `aired_sha256`: an imported play
+    then aired what it named, as the migration said of the plays already in a database
+    (without it the clusters that heard the clip would not count as holding it)."""
+    made = await old_instance(stack, tone_mp3)
+    archive = await export_from(stack, tmp_path / "a.tar.gz")
+
+    def without_aired(lines: bytes) -> bytes:
+        rows = [json.loads(line) for line in lines.splitlines()]
+        assert all("aired_sha256" in row for row in rows), "written by today's export"
+        return b"".join(
+            json.dumps({k: v for k, v in row.items() if k != "aired_sha256"}).encode() + b"\n"
+            for row in rows
+        )
+
+    older = rewrite(
+        archive, tmp_path / "older.tar.gz", member=("broadcasts", without_aired), reseal=True
+    )
+    other = await stack_factory(database_url=other_db, media_dir=tmp_path / "other-media")
+    report = await import_into(other, older)
+
+    assert report.tables["broadcasts"].added == 1
+    engine = create_engine(other_db)
+    try:
+        async with engine.connect() as connection:
+            aired = await connection.scalar(
+                select(Broadcast.aired_sha256).where(Broadcast.id == made["broadcast"]["id"])
+            )
+    finally:
+        await engine.dispose()
+    assert aired == made["clip"]["sha256"]
