@@ -91,7 +91,9 @@ def add_routes(app: FastAPI, router: APIRouter) -> None:
     lost: the routers are included with nothing of their own (no prefix, dependencies or
     lifespan at the include; their prefixes and tags are in their routes already), so
     the routes are the same, and tests/test_openapi_routes.py checks that the
-    application's OpenAPI document is the one `include_router` gives."""
+    application's OpenAPI document is the one `include_router` gives. One difference:
+    `app.dependency_overrides` does not reach these routes (nothing here uses it; tests
+    run the real dependencies)."""
     app.router.routes.extend(router.routes)
 
 
