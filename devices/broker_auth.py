@@ -235,6 +235,26 @@ def _reload(pid_file: Path | None) -> None:
         return
     try:
         pid = int(pid_file.read_text().strip())
+        if (other := _not_the_broker(pid)) is not None:
+            log.error(
+                "broker files changed but %s names process %d, %s, not the broker (a pid "
+                "file left by a broker that died): not signalled; reload the broker yourself",
+                pid_file,
+                pid,
+                other,
+            )
+            return
         os.kill(pid, signal.SIGHUP)
     except (OSError, ValueError) as exc:
         log.error("broker files changed but the broker could not be told (%s): %s", pid_file, exc)
+
+
+def _not_the_broker(pid: int) -> str | None:
+    """The name of the process `pid` is, if it is plainly not Mosquitto (Linux's /proc
+    says); None if it is, or if this system cannot tell. A broker that died leaves its
+    pid file behind, and its pid is soon another process's, which SIGHUP would kill."""
+    try:
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return None
+    return None if name.startswith("mosquitto") else name

@@ -90,6 +90,10 @@ class StackProcesses:
 
 
 def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
+    """Only a process not yet reaped: until then its pid, and so its group, is ours; after,
+    the pid may be anyone's (pids wrap at 32,768 on these machines)."""
+    if proc.returncode is not None:
+        return
     try:
         os.killpg(proc.pid, signum)
     except ProcessLookupError:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 from pathlib import Path
 
 import pytest
 
-from devstack.icecast import IcecastServer, Protocol, StreamSource, http_status
+from devstack.icecast import IcecastServer, Protocol, StreamSource, _stop_group, http_status
 from tests.support import eventually
 
 # MPEG-1 Layer III: kbit/s by bitrate index, Hz by sample-rate index.
@@ -184,3 +185,15 @@ async def test_a_server_that_cannot_bind_fails_with_its_output(tmp_path: Path) -
             await server.start()
     assert "Could not create listener socket" in str(failure.value)
     assert server.process is None
+
+
+async def test_a_process_already_reaped_is_not_signalled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its pid may be another process's by now (pids wrap at 32,768 and the suite starts
+    about 25,000 processes): a group signal after the reap is the likeliest cause of
+    another test's Icecast dying at once in CI."""
+    process = await asyncio.create_subprocess_exec("true", start_new_session=True)
+    await process.wait()
+    sent: list[tuple[int, int]] = []
+    monkeypatch.setattr(os, "killpg", lambda pid, sig: sent.append((pid, sig)))
+    await _stop_group(process, signal.SIGTERM, 1.0)
+    assert sent == []
