@@ -132,11 +132,8 @@ async def compact_rendition(
     speech = settings.emergency_speech_profile
     if not speech or media.size <= limit or media.source_sha256 is None:
         return None
-    found = await session.scalar(
-        select(MediaFile).where(
-            MediaFile.source_sha256 == media.source_sha256, MediaFile.profile == speech
-        )
-    )
+    renditions = await renditions_of(session, media.source_sha256)
+    found = next((r for r in renditions if r.profile == speech), None)
     return found if found is not None and found.size <= limit else None
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from fastapi import FastAPI
 
 from app.runtime import Runtime
 from core.settings import Settings
+from devstack.broker import Broker
+from wire.mqtt_lite import LiteClient
 
 DEFAULT_TIMEOUT_S = 30.0
 POLL_S = 0.05  # how often a condition is re-checked; the wait ends as soon as it holds
@@ -37,6 +40,23 @@ def _tcp_socket() -> socket.socket:
     for the client's delayed ACK before its body went out (headers and body are two
     writes), in every request the tests make."""
     return socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+
+
+@contextlib.asynccontextmanager
+async def listening(
+    broker: Broker, topics: list[str], name: str = "listener"
+) -> AsyncIterator[tuple[LiteClient, list[dict[str, Any]]]]:
+    """A bare MQTT client on the test broker, subscribed to `topics` (none: it only
+    publishes), and every JSON payload it hears, in order; dropped on leaving."""
+    heard: list[dict[str, Any]] = []
+    client = LiteClient(name, lambda _topic, payload: heard.append(json.loads(payload)))
+    await client.connect(broker.host, broker.port)
+    try:
+        if topics:
+            await client.subscribe(topics)
+        yield client, heard
+    finally:
+        client.drop()
 
 
 @functools.cache

@@ -5,7 +5,6 @@ and checked its sha256 (docs/protocol.md 4.2)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,8 @@ from simulator.fleet import Fleet
 from simulator.provisioning import fetch_specs
 from tests.broadcast.helpers import approved_bulletin, send, upload, watch_inline
 from tests.factories import small_province
-from tests.support import Stack, counts, eventually, two_profile_settings
+from tests.support import Stack, counts, eventually, listening, two_profile_settings
 from wire import protocol
-from wire.mqtt_lite import LiteClient
 
 COMMUNE = "25216"
 SPEECH = "mp3-speech-16k"
@@ -214,11 +212,7 @@ async def test_nothing_is_staged_for_it_and_a_standard_warning_keeps_the_default
         json={"title": "Lũ: sơ tán ngay", "media_sha256": media["sha256"]},
     )
     assert put.status_code == 201, put.text
-    plays: list[dict[str, Any]] = []
-    listener = LiteClient("listener", lambda _t, payload: plays.append(json.loads(payload)))
-    await listener.connect(broker.host, broker.port)
-    await listener.subscribe([protocol.area_command_topic(COMMUNE)])
-    try:
+    async with listening(broker, [protocol.area_command_topic(COMMUNE)]) as (_, plays):
         sent = await stack.client.post(
             "/api/v1/broadcasts", json={"warning": "flood-evacuate", "areas": [COMMUNE]}
         )
@@ -229,5 +223,3 @@ async def test_nothing_is_staged_for_it_and_a_standard_warning_keeps_the_default
 
         [play] = await eventually(played, bool, what="the warning's play")
         assert play["media"]["sha256"] == media["sha256"] and "data" not in play["media"]
-    finally:
-        listener.drop()

@@ -5,7 +5,6 @@ cluster holds it), nothing is staged; an unknown or doubled source is refused na
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,8 @@ from devstack.broker import Broker
 from simulator.fleet import Fleet
 from tests.broadcast.helpers import approved_bulletin, upload
 from tests.factories import small_province
-from tests.support import Stack, counts, eventually
+from tests.support import Stack, counts, eventually, listening
 from wire import protocol
-from wire.mqtt_lite import LiteClient
 
 URL = "/api/v1/broadcasts"
 
@@ -41,11 +39,7 @@ async def test_an_emergency_naming_a_warning_plays_its_clip_without_carrying_it(
     await fleet.start()
     clip = await upload(stack, tone_mp3)  # small: a first airing would ride in the command
     await _library(stack, clip)
-    plays: list[dict[str, Any]] = []
-    listener = LiteClient("listener", lambda _t, payload: plays.append(json.loads(payload)))
-    await listener.connect(broker.host, broker.port)
-    await listener.subscribe([protocol.area_command_topic("70")])
-    try:
+    async with listening(broker, [protocol.area_command_topic("70")]) as (_, plays):
         sent = await stack.client.post(URL, json={"warning": "flood-evacuate", "areas": ["70"]})
         assert sent.status_code == 201, sent.text
         broadcast = sent.json()
@@ -83,8 +77,6 @@ async def test_an_emergency_naming_a_warning_plays_its_clip_without_carrying_it(
             lambda: _plays_of(plays, fresh.json()["id"]), bool, what="the other clip's play"
         )
         assert carried[0]["media"]["data"], "a first airing outside the library is carried"
-    finally:
-        listener.drop()
 
 
 async def _plays_of(plays: list[dict[str, Any]], broadcast_id: str) -> list[dict[str, Any]]:

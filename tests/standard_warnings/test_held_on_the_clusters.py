@@ -5,7 +5,6 @@ change to the library pushes every cluster a new version, promptly."""
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,9 +17,8 @@ from devstack.broker import Broker
 from schedules.push import push_schedules
 from tests.broadcast.helpers import approved_bulletin, upload
 from tests.factories import small_province
-from tests.support import Stack, eventually
+from tests.support import Stack, eventually, listening
 from wire import media_auth, protocol
-from wire.mqtt_lite import LiteClient
 
 COMMUNE = "25195"
 
@@ -141,11 +139,7 @@ async def test_a_library_change_reaches_the_clusters_at_the_next_tick(
     province = await small_province(stack)
     clip = await upload(stack, tone_mp3)
     code = province.specs[-1].code
-    documents: list[dict[str, Any]] = []
-    listener = LiteClient("listener", lambda _t, payload: documents.append(json.loads(payload)))
-    await listener.connect(broker.host, broker.port)
-    await listener.subscribe([protocol.schedule_topic(code)])
-    try:
+    async with listening(broker, [protocol.schedule_topic(code)]) as (_, documents):
         put = await stack.client.put(
             "/api/v1/warnings/storm-10",
             json={"title": "Bão cấp 10", "media_sha256": clip["sha256"]},
@@ -158,8 +152,6 @@ async def test_a_library_change_reaches_the_clusters_at_the_next_tick(
             what="the new document on the cluster's retained topic",
         )
         assert found is not None and found["cluster"] == code
-    finally:
-        listener.drop()
 
 
 async def _latest(documents: list[dict[str, Any]]) -> dict[str, Any] | None:

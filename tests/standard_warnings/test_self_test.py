@@ -15,7 +15,7 @@ from devstack.broker import Broker
 from tests.broadcast.helpers import upload
 from tests.factories import small_province
 from tests.standard_warnings.test_held_on_the_clusters import pushed
-from tests.support import Stack, eventually
+from tests.support import Stack, eventually, listening
 from wire import protocol
 from wire.mqtt_lite import LiteClient
 
@@ -40,9 +40,7 @@ async def test_a_warning_not_held_gets_the_cluster_a_new_document(
     assert started.status_code == 201, started.text
     operation = started.json()["operation_id"]
     unheld, broken = province.code(COMMUNE, 1), province.code(COMMUNE, 2)
-    cluster = LiteClient("cluster", lambda _t, _p: None)
-    await cluster.connect(broker.host, broker.port)
-    try:
+    async with listening(broker, [], "cluster") as (cluster, _):
         for code, reason in (
             (unheld, protocol.warning_not_held("flood-evacuate")),
             (broken, "amplifier does not answer"),
@@ -53,8 +51,6 @@ async def test_a_warning_not_held_gets_the_cluster_a_new_document(
             lambda found: set(found) == {unheld, broken},
             what="both failures recorded",
         )
-    finally:
-        cluster.drop()
 
     again = await pushed(stack)
     assert set(again) == {unheld}, "only the cluster that could not fetch a warning"
@@ -100,11 +96,10 @@ async def test_the_new_document_follows_the_failure_at_once(
     province = await small_province(stack)
     clip = await upload(stack, tone_mp3)
     code = province.code(COMMUNE)
-    documents: list[dict[str, Any]] = []
-    cluster = LiteClient("cluster", lambda _t, payload: documents.append(json.loads(payload)))
-    await cluster.connect(broker.host, broker.port)
-    await cluster.subscribe([protocol.schedule_topic(code)])
-    try:
+    async with listening(broker, [protocol.schedule_topic(code)], "cluster") as (
+        cluster,
+        documents,
+    ):
         put = await stack.client.put(
             "/api/v1/warnings/flood-evacuate",
             json={"title": "Lũ: sơ tán ngay", "media_sha256": clip["sha256"]},
@@ -124,8 +119,6 @@ async def test_the_new_document_follows_the_failure_at_once(
             timeout=10.0,
             what="a new document for the cluster",
         )
-    finally:
-        cluster.drop()
 
 
 async def _latest(documents: list[dict[str, Any]]) -> dict[str, Any] | None:
